@@ -1,0 +1,47 @@
+# Coffer: `make run` to try it, `make test` to run every test. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12)
+UV := .tools/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_PASSWORD ?= coffer-demo
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup run test test-fast lint format bench clean
+
+$(UV):
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+setup: $(UV)
+	$(UV) sync --frozen --python "$(PYTHON)" --quiet
+
+run: setup
+	COFFER_DEBUG=1 $(PY) manage.py migrate --no-input
+	COFFER_DEBUG=1 $(PY) manage.py seed_demo --password "$(DEMO_PASSWORD)"
+	@echo
+	@echo "  Coffer is starting on http://127.0.0.1:8000/"
+	@echo "  Sign in as:  demo / $(DEMO_PASSWORD)"
+	@echo
+	COFFER_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+
+browser:
+	@bash scripts/ensure-chromium.sh
+
+test: setup browser
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf .venv .tools data

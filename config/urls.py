@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Coffer administration"
+admin.site.site_title = "Coffer admin"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("w/<slug:slug>/tokens/", include("tokens.urls")),
+    path("", include("workspaces.urls")),
+]

@@ -1,0 +1,26 @@
+"""Test-run environment, set before Django's settings are read."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("COFFER_DEBUG", "false")
+os.environ.setdefault("COFFER_SECRET_KEY", "test-secret-key-not-for-production-" + "x" * 20)
+# A fixed master key for tests only (32 bytes, base64). Never used outside tests.
+os.environ.setdefault("COFFER_MASTER_KEYS", "test1:dGVzdC1tYXN0ZXIta2V5LW9ubHktZm9yLXRlc3RzISE=")
+os.environ.setdefault("COFFER_HTTPS", "false")
+os.environ.setdefault("COFFER_MANIFEST_STATIC", "false")
+os.environ.setdefault("COFFER_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("COFFER_DATA_DIR", tempfile.mkdtemp(prefix="coffer-test-"))
+os.makedirs(os.path.join(os.environ["COFFER_DATA_DIR"], "staticfiles"), exist_ok=True)
+# Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# pytest-django sets Django up from its own early hook, before this file is read, when the
+# settings module is named in pytest's configuration; naming it here instead lets the defaults
+# above apply first. pytest-django finishes the set-up (and blocks database access) afterwards.
+import django  # noqa: E402
+
+django.setup()

@@ -1,0 +1,229 @@
+"""Envelope encryption for token values.
+
+Three layers, as Vault, Infisical and cloud KMSs do it:
+
+- master keys (key-encryption keys, KEKs) come from the environment (`COFFER_MASTER_KEYS`) or a
+  key file, never from the database. The first key of the ring is the active one;
+- each workspace has a random 256-bit data key (DEK), stored only wrapped (AES-256-GCM) by a KEK,
+  with that KEK's id, and bound to its workspace by associated data;
+- each token value is encrypted with AES-256-GCM under its workspace's DEK, with a fresh 96-bit
+  nonce and associated data naming the workspace, the token and the value version, so a
+  ciphertext copied into another row, version or workspace fails to decrypt.
+
+Nothing outside this module touches keys or ciphertext bytes. Errors never carry key material
+or values, only names and ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+logger = logging.getLogger(__name__)
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+KEK_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+HOW_TO_MAKE_A_KEY = (
+    "Make one with `python manage.py generate_master_key` and set it as "
+    'COFFER_MASTER_KEYS="<id>:<base64 key>" (or put that line in the key file '
+    "COFFER_MASTER_KEY_FILE)."
+)
+
+
+class CryptoError(Exception):
+    """A value or data key could not be encrypted or decrypted. The message is safe to show."""
+
+
+class MasterKeyError(ImproperlyConfigured):
+    """The master key ring is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """Master keys by id; `active_id` wraps new data keys."""
+
+    keys: dict[str, bytes]
+    active_id: str
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.keys)
+
+    def get(self, kek_id: str) -> bytes:
+        try:
+            return self.keys[kek_id]
+        except KeyError:
+            raise CryptoError(
+                f"master key {kek_id!r} is not in the key ring (known: {', '.join(self.keys)}). "
+                "Add it back to COFFER_MASTER_KEYS, or restore the key file."
+            ) from None
+
+
+def parse_key_ring(text: str, source: str) -> KeyRing:
+    """Parse "k2:<base64>,k1:<base64>" (commas or new lines); the first entry is active."""
+    entries = [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
+    entries = [entry for entry in entries if not entry.startswith("#")]
+    if not entries:
+        raise MasterKeyError(f"{source} holds no master key. {HOW_TO_MAKE_A_KEY}")
+    keys: dict[str, bytes] = {}
+    for position, entry in enumerate(entries, start=1):
+        kek_id, sep, encoded = entry.partition(":")
+        kek_id = kek_id.strip()
+        if not sep or not KEK_ID_RE.match(kek_id):
+            raise MasterKeyError(
+                f"{source}: entry {position} is not of the form <id>:<base64 key> "
+                "(id: 1-32 letters, digits, '_', '-' or '.')."
+            )
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise MasterKeyError(
+                f"{source}: master key {kek_id!r} is not valid base64. {HOW_TO_MAKE_A_KEY}"
+            ) from None
+        if len(key) != KEY_BYTES:
+            raise MasterKeyError(
+                f"{source}: master key {kek_id!r} is {len(key)} bytes; it must be {KEY_BYTES} "
+                f"bytes (256 bits). {HOW_TO_MAKE_A_KEY}"
+            )
+        if kek_id in keys:
+            raise MasterKeyError(f"{source}: master key id {kek_id!r} appears twice.")
+        keys[kek_id] = key
+    return KeyRing(keys=keys, active_id=next(iter(keys)))
+
+
+def generate_master_key() -> str:
+    """A new random 256-bit master key, base64-encoded."""
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii")
+
+
+def _development_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kek_id = "dev1"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# Coffer development master key. Keep it secret; back it up.\n")
+        handle.write(f"{kek_id}:{generate_master_key()}\n")
+    logger.warning(
+        "Generated a development master key in %s (mode 0600). Values encrypted with it are "
+        "unreadable without this file. Do not use it in production.",
+        path,
+    )
+
+
+@cache
+def key_ring() -> KeyRing:
+    """The configured master key ring, from COFFER_MASTER_KEYS or the key file.
+
+    With DEBUG on and no key anywhere, a key file is made in the data directory. With DEBUG off,
+    a missing key is an error that says how to make one.
+    """
+    if settings.COFFER_MASTER_KEYS.strip():
+        return parse_key_ring(settings.COFFER_MASTER_KEYS, "COFFER_MASTER_KEYS")
+    path = Path(settings.COFFER_MASTER_KEY_FILE)
+    if not path.exists():
+        if not settings.DEBUG:
+            raise MasterKeyError(
+                "No master key configured: COFFER_MASTER_KEYS is empty and the key file "
+                f"{path} does not exist. {HOW_TO_MAKE_A_KEY}"
+            )
+        _development_key_file(path)
+    return parse_key_ring(path.read_text(), f"key file {path}")
+
+
+@receiver(setting_changed)
+def _forget_key_ring(*, setting: str, **kwargs) -> None:
+    if setting in {"COFFER_MASTER_KEYS", "COFFER_MASTER_KEY_FILE", "DEBUG"}:
+        key_ring.cache_clear()
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    blob = bytes(blob)
+    if len(blob) < NONCE_BYTES + 16:
+        raise InvalidTag
+    return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+
+
+def _dek_aad(workspace_id: int) -> bytes:
+    return f"coffer:dek:v1:workspace={workspace_id}".encode()
+
+
+def _value_aad(workspace_id: int, token_id: object, version: int) -> bytes:
+    return f"coffer:value:v1:workspace={workspace_id}:token={token_id}:version={version}".encode()
+
+
+# --- data keys ------------------------------------------------------------------------------
+
+
+def new_data_key(workspace_id: int) -> tuple[str, bytes]:
+    """A fresh random DEK for a workspace, wrapped by the active master key: (kek_id, wrapped)."""
+    ring = key_ring()
+    dek = secrets.token_bytes(KEY_BYTES)
+    return ring.active_id, _seal(ring.get(ring.active_id), dek, _dek_aad(workspace_id))
+
+
+def unwrap_data_key(workspace_id: int, kek_id: str, wrapped: bytes, *, label: str) -> bytes:
+    """The plaintext DEK. `label` names the workspace in errors."""
+    kek = _kek_for(kek_id, label)
+    try:
+        return _open(kek, wrapped, _dek_aad(workspace_id))
+    except InvalidTag:
+        raise CryptoError(
+            f"cannot unwrap the data key of workspace {label} with master key {kek_id!r}: "
+            "the master key is wrong or the wrapped key is corrupted."
+        ) from None
+
+
+def rewrap_data_key(workspace_id: int, kek_id: str, wrapped: bytes, *, label: str):
+    """Wrap the workspace's DEK under the active master key: (new_kek_id, new_wrapped)."""
+    dek = unwrap_data_key(workspace_id, kek_id, wrapped, label=label)
+    ring = key_ring()
+    return ring.active_id, _seal(ring.get(ring.active_id), dek, _dek_aad(workspace_id))
+
+
+def _kek_for(kek_id: str, label: str) -> bytes:
+    try:
+        return key_ring().get(kek_id)
+    except CryptoError as error:
+        raise CryptoError(f"workspace {label}: {error}") from None
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+def encrypt_value(
+    dek: bytes, value: str, *, workspace_id: int, token_id: object, version: int
+) -> bytes:
+    return _seal(dek, value.encode("utf-8"), _value_aad(workspace_id, token_id, version))
+
+
+def decrypt_value(
+    dek: bytes, blob: bytes, *, workspace_id: int, token_id: object, version: int, label: str
+) -> str:
+    """Decrypt one value; `label` names the workspace, token and master key in errors."""
+    try:
+        return _open(dek, blob, _value_aad(workspace_id, token_id, version)).decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise CryptoError(
+            f"cannot decrypt {label}: the ciphertext is corrupted, was moved from another "
+            "token or version, or the master key is wrong."
+        ) from None

@@ -1,0 +1,539 @@
+"""Tokens, their encrypted values, their lifecycle rules and the audit trail.
+
+Every rule about a token is written once here and used by the Tokens page, the Django admin and
+the resolver: `Token.objects.create_token`, `token.update`, `token.revoke`, `token.delete_token`,
+`token.unusable_reason` and `Token.objects.reveal_values`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from tokens import crypto
+from workspaces.models import App, Environment, Product, Workspace
+
+KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
+KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
+KEY_MAX_LENGTH = 128
+VALUE_MAX_BYTES = 64 * 1024
+DESCRIPTION_MAX_LENGTH = 500
+PERIOD_MAX_DAYS = 3650
+HINT_MIN_LENGTH = 16
+
+
+class TokenType(models.TextChoices):
+    CREDENTIAL = "credential", "Credential"
+    API_KEY = "api_key", "API Key"
+    BEARER_TOKEN = "bearer_token", "Bearer Token"
+    OAUTH_TOKEN = "oauth_token", "OAuth Token"
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REVOKED = "revoked", "Revoked"
+
+
+class WorkspaceKey(models.Model):
+    """A workspace's data key, stored only wrapped by a master key. Deleted with its workspace."""
+
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="data_key"
+    )
+    kek_id = models.CharField("master key id", max_length=32, db_index=True)
+    wrapped_dek = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"data key of {self.workspace_id} (wrapped by {self.kek_id})"
+
+    @classmethod
+    def dek_for(cls, workspace: Workspace) -> bytes:
+        """The workspace's plaintext data key, made on first use."""
+        record = cls.objects.filter(workspace=workspace).first()
+        if record is None:
+            kek_id, wrapped = crypto.new_data_key(workspace.pk)
+            try:
+                with transaction.atomic():
+                    record = cls.objects.create(
+                        workspace=workspace, kek_id=kek_id, wrapped_dek=wrapped
+                    )
+            except IntegrityError:  # another request made it first: use theirs
+                record = cls.objects.get(workspace=workspace)
+        return record.unwrap(label=workspace.slug)
+
+    def unwrap(self, *, label: str) -> bytes:
+        return crypto.unwrap_data_key(
+            self.workspace_id, self.kek_id, bytes(self.wrapped_dek), label=label
+        )
+
+
+def expiry_moment(expiry_date: dt.date | None, period_days: int | None, value_set_at):
+    """The effective expiry: the earlier of 00:00 UTC on the Expiry Date and set time + Period."""
+    moments = []
+    if expiry_date is not None:
+        moments.append(dt.datetime.combine(expiry_date, dt.time.min, tzinfo=dt.UTC))
+    if period_days:
+        moments.append(value_set_at + dt.timedelta(days=period_days))
+    return min(moments) if moments else None
+
+
+@dataclass(frozen=True)
+class UseContext:
+    """Where a token is about to be used: required environment, optional product and app."""
+
+    environment: Environment
+    product: Product | None = None
+    app: App | None = None
+
+
+class TokenQuerySet(models.QuerySet):
+    def for_workspace(self, workspace: Workspace) -> TokenQuerySet:
+        return self.filter(workspace=workspace)
+
+    def active(self, at: dt.datetime | None = None) -> TokenQuerySet:
+        """Not revoked and not expired at `at` (now by default)."""
+        at = at or timezone.now()
+        return self.filter(status=TokenStatus.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+    def expired(self, at: dt.datetime | None = None) -> TokenQuerySet:
+        at = at or timezone.now()
+        return self.filter(status=TokenStatus.ACTIVE, expires_at__lte=at)
+
+    def with_relations(self) -> TokenQuerySet:
+        return self.prefetch_related("products", "apps", "environments")
+
+
+class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
+    def create_token(
+        self,
+        *,
+        workspace: Workspace,
+        key: str,
+        value: str,
+        by=None,
+        type: str = TokenType.CREDENTIAL,
+        description: str = "",
+        expiry_date: dt.date | None = None,
+        period_days: int | None = None,
+        products: Iterable[Product] = (),
+        apps: Iterable[App] = (),
+        environments: Iterable[Environment] = (),
+    ) -> Token:
+        """Validate, encrypt and store a new token; record who did it. Raises ValidationError."""
+        products, apps, environments = list(products), list(apps), list(environments)
+        token = Token(
+            workspace=workspace,
+            key=key,
+            type=type,
+            description=description,
+            expiry_date=expiry_date,
+            period_days=period_days,
+            created_by=by,
+            updated_by=by,
+        )
+        errors = token.rule_errors(products=products, apps=apps, environments=environments)
+        errors.update(value_errors(value, required=True))
+        if expiry_date is not None and expiry_date <= timezone.now().date():
+            errors.setdefault("expiry_date", []).append(PAST_EXPIRY_MESSAGE)
+        if errors:
+            raise ValidationError(errors)
+        try:
+            with transaction.atomic():
+                token._encrypt(value)
+                token.save()
+                token.products.set(products)
+                token.apps.set(apps)
+                token.environments.set(environments)
+                AuditEvent.record(workspace, AuditAction.CREATED, by=by, token=token)
+        except IntegrityError:
+            if self.filter(workspace=workspace, key=key).exists():
+                raise ValidationError({"key": duplicate_key_message(key)}) from None
+            raise
+        return token
+
+    def reveal_values(self, tokens: Iterable[Token]) -> dict[uuid.UUID, str]:
+        """Decrypt several tokens' values, unwrapping each workspace's data key once.
+
+        For the resolver only: the result must live no longer than the run that needs it.
+        """
+        tokens = list(tokens)
+        values: dict[uuid.UUID, str] = {}
+        deks: dict[int, bytes] = {}
+        for token in tokens:
+            if token.workspace_id not in deks:
+                deks[token.workspace_id] = WorkspaceKey.dek_for(token.workspace)
+            values[token.pk] = token._decrypt(deks[token.workspace_id])
+        return values
+
+
+PAST_EXPIRY_MESSAGE = "The Expiry Date must be in the future (tokens expire at 00:00 UTC that day)."
+
+
+def duplicate_key_message(key: str) -> str:
+    return f"A token with key {key} already exists in this workspace."
+
+
+def value_errors(value: str | None, *, required: bool) -> dict[str, list[str]]:
+    if value is None or value == "":
+        return {"value": ["Enter the token value."]} if required else {}
+    size = len(value.encode("utf-8", errors="surrogatepass"))
+    if size > VALUE_MAX_BYTES:
+        return {"value": [f"The value is {size:,} bytes; the limit is 64 KiB (65,536 bytes)."]}
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return {"value": ["The value must be valid UTF-8 text."]}
+    return {}
+
+
+class Token(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tokens")
+    key = models.CharField("Token Key", max_length=KEY_MAX_LENGTH)
+    description = models.CharField(max_length=DESCRIPTION_MAX_LENGTH, blank=True)
+    type = models.CharField(max_length=20, choices=TokenType.choices, default=TokenType.CREDENTIAL)
+
+    # The value: only ever ciphertext (nonce + AES-256-GCM output) and a short non-secret hint.
+    ciphertext = models.BinaryField(editable=False)
+    value_version = models.PositiveIntegerField(default=0, editable=False)
+    value_hint = models.CharField(max_length=4, blank=True, editable=False)
+    value_set_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    expiry_date = models.DateField("Expiry Date", null=True, blank=True)
+    period_days = models.PositiveSmallIntegerField("Period (days)", null=True, blank=True)
+    expires_at = models.DateTimeField(
+        "expires", null=True, blank=True, editable=False, db_index=True,
+        help_text="The effective expiry, derived from Expiry Date and Period.",
+    )  # fmt: skip
+
+    products = models.ManyToManyField(Product, blank=True, related_name="tokens")
+    apps = models.ManyToManyField(App, blank=True, related_name="tokens")
+    environments = models.ManyToManyField(Environment, related_name="tokens")
+
+    status = models.CharField(
+        max_length=10, choices=TokenStatus.choices, default=TokenStatus.ACTIVE, db_index=True
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+
+    objects = TokenManager()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "key"], name="unique_token_key"),
+            models.CheckConstraint(
+                condition=Q(key__regex=rf"^{KEY_PATTERN}$"), name="token_key_grammar"
+            ),
+            models.CheckConstraint(
+                condition=Q(period_days__isnull=True)
+                | Q(period_days__gte=1, period_days__lte=PERIOD_MAX_DAYS),
+                name="token_period_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "status", "key"])]
+
+    def __str__(self) -> str:
+        return self.key
+
+    # --- what the table shows -------------------------------------------------------------
+
+    @property
+    def reference(self) -> str:
+        return f"$Secret{{{self.key}}}"
+
+    @property
+    def hint(self) -> str:
+        return f"••••{self.value_hint}" if self.value_hint else ""
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.status == TokenStatus.REVOKED
+
+    def is_expired(self, at: dt.datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
+
+    @property
+    def display_status(self) -> str:
+        if self.is_revoked:
+            return "Revoked"
+        return "Expired" if self.is_expired() else "Active"
+
+    # --- rules ----------------------------------------------------------------------------
+
+    def rule_errors(
+        self,
+        *,
+        products: list[Product],
+        apps: list[App],
+        environments: list[Environment],
+    ) -> dict[str, list[str]]:
+        """Every broken rule except the value's, as {field: [message]}; empty when all hold."""
+        errors: dict[str, list[str]] = {}
+        if not self.key:
+            errors["key"] = ["Enter a Token Key."]
+        elif len(self.key) > KEY_MAX_LENGTH:
+            errors["key"] = [f"A Token Key has at most {KEY_MAX_LENGTH} characters."]
+        elif not KEY_RE.match(self.key):
+            errors["key"] = [
+                "A Token Key starts with a letter or underscore and contains only letters, "
+                "digits and underscores (e.g. PAYMENT_API_KEY)."
+            ]
+        elif (
+            Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
+            .exclude(pk=self.pk)
+            .exists()
+        ):
+            errors["key"] = [duplicate_key_message(self.key)]
+        if len(self.description) > DESCRIPTION_MAX_LENGTH:
+            errors["description"] = [
+                f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."
+            ]
+        if self.type not in TokenType.values:
+            errors["type"] = ["Choose a type: Credential, API Key, Bearer Token or OAuth Token."]
+        if self.period_days is not None and not 1 <= self.period_days <= PERIOD_MAX_DAYS:
+            errors["period_days"] = [f"The Period is 1 to {PERIOD_MAX_DAYS} days."]
+        for field, objects in (("products", products), ("apps", apps)):
+            if any(obj.workspace_id != self.workspace_id for obj in objects):
+                errors[field] = [f"Choose {field} of this workspace."]
+        if not environments:
+            errors["environments"] = ["Choose at least one environment."]
+        elif any(env.workspace_id != self.workspace_id for env in environments):
+            errors["environments"] = ["Choose environments of this workspace."]
+        return errors
+
+    def unusable_reason(self, context: UseContext, at: dt.datetime | None = None) -> str | None:
+        """Why this token may not be used in `context` (the resolver's wording), or None."""
+        if self.is_revoked:
+            return "token revoked"
+        if self.is_expired(at):
+            return f"token expired on {self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        if context.environment.pk not in {env.pk for env in self.environments.all()}:
+            return f"not valid in environment {context.environment.slug}"
+        products = {product.pk for product in self.products.all()}
+        apps = {app.pk for app in self.apps.all()}
+        if not products and not apps:
+            return None
+        if (context.product and context.product.pk in products) or (
+            context.app and context.app.pk in apps
+        ):
+            return None
+        given = [obj.slug for obj in (context.product, context.app) if obj is not None]
+        if not given:
+            return "not in scope: no product or app given"
+        return f"not in scope for {', '.join(given)}"
+
+    def is_usable_by(self, context: UseContext, at: dt.datetime | None = None) -> bool:
+        return self.unusable_reason(context, at) is None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def update(
+        self,
+        *,
+        by=None,
+        value: str | None = None,
+        products: Iterable[Product] | None = None,
+        apps: Iterable[App] | None = None,
+        environments: Iterable[Environment] | None = None,
+        **fields,
+    ) -> list[str]:
+        """Change fields (key, description, type, expiry_date, period_days), relations and,
+        when `value` is given and not blank, the value. Returns the names of what changed."""
+        allowed = {"key", "description", "type", "expiry_date", "period_days"}
+        if unknown := set(fields) - allowed:
+            raise TypeError(f"unknown token fields: {', '.join(sorted(unknown))}")
+        with transaction.atomic():
+            current = Token.objects.select_for_update().get(pk=self.pk)
+            if current.is_revoked:
+                raise ValidationError("This token is revoked; revoked tokens cannot be edited.")
+            relations = {
+                "products": list(products) if products is not None else list(self.products.all()),
+                "apps": list(apps) if apps is not None else list(self.apps.all()),
+                "environments": (
+                    list(environments)
+                    if environments is not None
+                    else list(self.environments.all())
+                ),
+            }
+            changed = [name for name, new in fields.items() if getattr(current, name) != new]
+            for name, objects in relations.items():
+                before = {obj.pk for obj in getattr(current, name).all()}
+                if before != {obj.pk for obj in objects}:
+                    changed.append(name)
+            for name, new in fields.items():
+                setattr(self, name, new)
+            errors = self.rule_errors(**relations)
+            errors.update(value_errors(value, required=False))
+            if (
+                "expiry_date" in changed
+                and self.expiry_date is not None
+                and self.expiry_date <= timezone.now().date()
+            ):
+                errors.setdefault("expiry_date", []).append(PAST_EXPIRY_MESSAGE)
+            if errors:
+                self.refresh_from_db()
+                raise ValidationError(errors)
+            if value:
+                self.value_version = current.value_version + 1
+                self._encrypt(value)
+                changed.append("value")
+            if not changed:
+                return []
+            self.updated_by = by
+            self.updated_at = timezone.now()
+            self._set_expiry()
+            try:
+                with transaction.atomic():
+                    self.save()
+            except IntegrityError:
+                raise ValidationError({"key": duplicate_key_message(self.key)}) from None
+            for name in ("products", "apps", "environments"):
+                if name in changed:
+                    getattr(self, name).set(relations[name])
+            AuditEvent.record(
+                self.workspace, AuditAction.UPDATED, by=by, token=self, detail={"changed": changed}
+            )
+        return changed
+
+    def set_value(self, value: str, *, by=None) -> None:
+        """Replace the value (a new version, a new expiry Period start)."""
+        if not value:
+            raise ValidationError({"value": ["Enter the token value."]})
+        self.update(by=by, value=value)
+
+    def revoke(self, *, by=None) -> None:
+        """Revoke for good: the token stays listed, can no longer be resolved or edited."""
+        with transaction.atomic():
+            current = Token.objects.select_for_update().get(pk=self.pk)
+            if current.is_revoked:
+                raise ValidationError("This token is already revoked.")
+            self.status = TokenStatus.REVOKED
+            self.revoked_at = self.updated_at = timezone.now()
+            self.revoked_by = self.updated_by = by
+            self.save(
+                update_fields=["status", "revoked_at", "revoked_by", "updated_at", "updated_by"]
+            )
+            AuditEvent.record(self.workspace, AuditAction.REVOKED, by=by, token=self)
+
+    def delete_token(self, *, by=None) -> None:
+        """Delete the token and its ciphertext for good; the audit trail keeps its key."""
+        with transaction.atomic():
+            AuditEvent.record(self.workspace, AuditAction.DELETED, by=by, token=self)
+            self.delete()
+
+    # --- encryption (through tokens/crypto.py only) ---------------------------------------
+
+    def _label(self) -> str:
+        kek = getattr(getattr(self.workspace, "data_key", None), "kek_id", "?")
+        return f"token {self.key} in workspace {self.workspace.slug} (master key {kek!r})"
+
+    def _encrypt(self, value: str) -> None:
+        dek = WorkspaceKey.dek_for(self.workspace)
+        self.ciphertext = crypto.encrypt_value(
+            dek,
+            value,
+            workspace_id=self.workspace_id,
+            token_id=self.pk,
+            version=self.value_version,
+        )
+        self.value_hint = value[-4:] if len(value) >= HINT_MIN_LENGTH else ""
+        self.value_set_at = timezone.now()
+        self._set_expiry()
+
+    def _decrypt(self, dek: bytes) -> str:
+        return crypto.decrypt_value(
+            dek,
+            bytes(self.ciphertext),
+            workspace_id=self.workspace_id,
+            token_id=self.pk,
+            version=self.value_version,
+            label=self._label(),
+        )
+
+    def reveal(self) -> str:
+        """The plaintext value. Only the resolver calls this; never render or log it."""
+        return self._decrypt(WorkspaceKey.dek_for(self.workspace))
+
+    def _set_expiry(self) -> None:
+        self.expires_at = expiry_moment(self.expiry_date, self.period_days, self.value_set_at)
+
+
+class AuditAction(models.TextChoices):
+    CREATED = "token.created", "Created"
+    UPDATED = "token.updated", "Edited"
+    REVOKED = "token.revoked", "Revoked"
+    DELETED = "token.deleted", "Deleted"
+    RESOLVED = "tokens.resolved", "Resolved"
+    KEY_ROTATED = "master_key.rotated", "Master key rotated"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which token, when. Never a value, hint or ciphertext."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    token = models.ForeignKey(
+        Token, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    token_key = models.CharField(max_length=KEY_MAX_LENGTH, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.token_key} by {self.actor_name}"
+
+    @classmethod
+    def record(
+        cls,
+        workspace: Workspace,
+        action: str,
+        *,
+        by=None,
+        actor_name: str = "",
+        token: Token | None = None,
+        detail: dict | None = None,
+    ) -> AuditEvent:
+        return cls.objects.create(
+            workspace=workspace,
+            action=action,
+            actor=by if getattr(by, "pk", None) else None,
+            actor_name=actor_name or (by.get_username() if getattr(by, "pk", None) else "system"),
+            token=token
+            if token is not None and token.pk and action != AuditAction.DELETED
+            else None,
+            token_key=token.key if token is not None else "",
+            detail=detail or {},
+        )

@@ -1,0 +1,33 @@
+"""Responses shared by every list + modal page.
+
+A modal form posts back to its own URL. With htmx, success is a 204 whose HX-Trigger closes the
+modal, tells the list to refresh itself and shows a toast; without JavaScript it is a redirect
+with a Django message, shown as a toast on the next page.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django_htmx.http import trigger_client_event
+
+
+def modal_success(
+    request: HttpRequest, *, message: str, event: str, redirect_to: str, **detail
+) -> HttpResponse:
+    """Finish a successful modal action: toast `message` and fire `event` for the list."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        trigger_client_event(response, event, detail or {})
+        trigger_client_event(response, "closeModal", {})
+        trigger_client_event(response, "showToast", {"message": message, "level": "success"})
+        return response
+    messages.success(request, message)
+    return redirect(redirect_to)
+
+
+def render_modal(request: HttpRequest, template: str, context: dict, status: int = 200):
+    """Render a modal form: just its `modal` partial for htmx, the whole page otherwise."""
+    name = f"{template}#modal" if request.htmx else template
+    return render(request, name, context, status=status)

@@ -1,0 +1,158 @@
+"""Workspaces and what lives in them: members, environments, products and apps."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils.text import slugify
+
+DEFAULT_ENVIRONMENTS = [("Production", "production"), ("Sandbox", "sandbox")]
+
+
+class WorkspaceQuerySet(models.QuerySet):
+    def for_user(self, user) -> WorkspaceQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user)
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WorkspaceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        """Every new workspace starts with the Production and Sandbox environments."""
+        adding = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                Environment.objects.bulk_create(
+                    Environment(workspace=self, name=name, slug=slug)
+                    for name, slug in DEFAULT_ENVIRONMENTS
+                )
+
+    @classmethod
+    def create_with_owner(cls, *, name: str, slug: str, owner) -> Workspace:
+        with transaction.atomic():
+            workspace = cls.objects.create(name=name, slug=slug)
+            Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+        return workspace
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+    @property
+    def rank(self) -> int:
+        return {"viewer": 1, "editor": 2, "owner": 3}[self.value]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= Role(other).rank
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workspace", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="unique_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.get_role_display()})"
+
+    def can(self, role: Role) -> bool:
+        return Role(self.role).at_least(role)
+
+    def is_last_owner(self) -> bool:
+        if self.role != Role.OWNER:
+            return False
+        owners = Membership.objects.filter(workspace_id=self.workspace_id, role=Role.OWNER)
+        return not owners.exclude(pk=self.pk).exists()
+
+    @property
+    def can_manage_tokens(self) -> bool:
+        return self.can(Role.EDITOR)
+
+    @property
+    def can_manage_workspace(self) -> bool:
+        return self.can(Role.OWNER)
+
+
+class WorkspaceCatalogItem(models.Model):
+    """A named thing that belongs to one workspace: an environment, a product or an app."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = slugify(self.name)[:50]
+        super().save(*args, **kwargs)
+
+    def deletion_blocker(self) -> str | None:
+        """Why this item cannot be deleted, or None.
+
+        Tokens name it in their scope or environments; deleting it would silently widen or break
+        them (a token scoped to one deleted product would become usable by every product).
+        """
+        in_use = self.tokens.count()
+        if in_use:
+            noun = self._meta.verbose_name
+            tokens = "token uses" if in_use == 1 else "tokens use"
+            return f"{in_use} {tokens} this {noun}. Remove it from them before deleting it."
+        return None
+
+
+def _unique_per_workspace(model_name: str) -> list[models.UniqueConstraint]:
+    return [
+        models.UniqueConstraint(fields=["workspace", "slug"], name=f"unique_{model_name}_slug"),
+        models.UniqueConstraint(fields=["workspace", "name"], name=f"unique_{model_name}_name"),
+    ]
+
+
+class Environment(WorkspaceCatalogItem):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="environments")
+
+    class Meta(WorkspaceCatalogItem.Meta):
+        constraints = _unique_per_workspace("environment")
+
+
+class Product(WorkspaceCatalogItem):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="products")
+
+    class Meta(WorkspaceCatalogItem.Meta):
+        constraints = _unique_per_workspace("product")
+
+
+class App(WorkspaceCatalogItem):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="apps")
+
+    class Meta(WorkspaceCatalogItem.Meta):
+        constraints = _unique_per_workspace("app")

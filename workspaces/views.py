@@ -1,0 +1,269 @@
+"""Workspace pages: home, create workspace, Products & Apps, Environments, Members."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from workspaces.access import get_object_in, get_workspace_for
+from workspaces.forms import (
+    AddMemberForm,
+    AppForm,
+    EnvironmentForm,
+    MemberRoleForm,
+    ProductForm,
+    WorkspaceForm,
+)
+from workspaces.htmx import modal_success, render_modal
+from workspaces.models import App, Environment, Membership, Product, Role, Workspace
+
+# The three kinds of catalog item share one set of views: (model, form, page that lists them).
+CATALOG = {
+    "products": (Product, ProductForm, "products"),
+    "apps": (App, AppForm, "products"),
+    "environments": (Environment, EnvironmentForm, "environments"),
+}
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    workspace = Workspace.objects.for_user(request.user).first()
+    if workspace is not None:
+        return redirect("tokens:list", workspace.slug)
+    return render(request, "workspaces/home.html")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def workspace_create(request: HttpRequest) -> HttpResponse:
+    form = WorkspaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        workspace = Workspace.create_with_owner(
+            name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], owner=request.user
+        )
+        response = modal_success(
+            request,
+            message=f"Workspace “{workspace.name}” created.",
+            event="workspaceCreated",
+            redirect_to=reverse("tokens:list", args=[workspace.slug]),
+        )
+        if request.htmx:
+            # A new workspace changes the whole shell: go there.
+            response["HX-Redirect"] = reverse("tokens:list", args=[workspace.slug])
+        return response
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "form": form,
+            "title": "Create workspace",
+            "intro": "A workspace holds tokens and the products, apps and environments they serve."
+            " You will be its owner.",
+            "submit_label": "Create workspace",
+            "cancel_url": reverse("home"),
+        },
+    )
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def products(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug)
+    context = {
+        "nav": "products",
+        "products": workspace.products.annotate(token_count=Count("tokens")),
+        "apps": workspace.apps.annotate(token_count=Count("tokens")),
+    }
+    template = "workspaces/products.html#lists" if request.htmx else "workspaces/products.html"
+    return render(request, template, context)
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def environments(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug)
+    context = {
+        "nav": "environments",
+        "environments": workspace.environments.annotate(token_count=Count("tokens")),
+    }
+    template = (
+        "workspaces/environments.html#lists" if request.htmx else "workspaces/environments.html"
+    )
+    return render(request, template, context)
+
+
+def _catalog(kind: str):
+    if kind not in CATALOG:
+        raise Http404("No such list.")
+    return CATALOG[kind]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None = None):
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    model, form_class, page = _catalog(kind)
+    item = get_object_in(workspace, model, pk) if pk else None
+    noun = model._meta.verbose_name
+    form = form_class(request.POST or None, instance=item, workspace=workspace)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        verb = "saved" if item else "added"
+        return modal_success(
+            request,
+            message=f"{noun.capitalize()} “{saved.name}” {verb}.",
+            event="catalogChanged",
+            redirect_to=reverse(page, args=[slug]),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "form": form,
+            "title": f"Edit {noun} “{item.name}”" if item else f"Add {noun}",
+            "submit_label": "Save" if item else f"Add {noun}",
+            "cancel_url": reverse(page, args=[slug]),
+            "nav": page,
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    model, _form_class, page = _catalog(kind)
+    item = get_object_in(workspace, model, pk)
+    noun = model._meta.verbose_name
+    blocker = item.deletion_blocker()
+    if request.method == "POST" and blocker is None:
+        item.delete()
+        return modal_success(
+            request,
+            message=f"{noun.capitalize()} “{item.name}” deleted.",
+            event="catalogChanged",
+            redirect_to=reverse(page, args=[slug]),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "title": f"Delete {noun} “{item.name}”?",
+            "intro": blocker or f"The {noun} “{item.name}” ({item.slug}) will be deleted.",
+            "submit_label": f"Delete {noun}",
+            "submit_class": "btn-danger",
+            "submit_disabled": bool(blocker),
+            "cancel_url": reverse(page, args=[slug]),
+            "nav": page,
+        },
+    )
+
+
+@login_required
+@vary_on_headers("HX-Request")
+def members(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug)
+    context = {
+        "nav": "members",
+        "members": workspace.memberships.select_related("user").order_by("user__username"),
+    }
+    template = "workspaces/members.html#lists" if request.htmx else "workspaces/members.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_add(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    form = AddMemberForm(request.POST or None, workspace=workspace)
+    if request.method == "POST" and form.is_valid():
+        membership = form.save()
+        return modal_success(
+            request,
+            message=f"{membership.user.get_username()} added as {membership.get_role_display()}.",
+            event="membersChanged",
+            redirect_to=reverse("members", args=[slug]),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "form": form,
+            "title": "Add member",
+            "intro": "Viewers read; editors also manage tokens; owners also manage the workspace.",
+            "submit_label": "Add member",
+            "cancel_url": reverse("members", args=[slug]),
+            "nav": "members",
+        },
+    )
+
+
+def _membership_in(workspace: Workspace, pk: int) -> Membership:
+    return get_object_or_404(Membership.objects.select_related("user"), workspace=workspace, pk=pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    membership = _membership_in(workspace, pk)
+    form = MemberRoleForm(request.POST or None, instance=membership)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return modal_success(
+            request,
+            message=f"{membership.user.get_username()} is now {membership.get_role_display()}.",
+            event="membersChanged",
+            redirect_to=reverse("members", args=[slug]),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "form": form,
+            "title": f"Change role of {membership.user.get_username()}",
+            "submit_label": "Save role",
+            "cancel_url": reverse("members", args=[slug]),
+            "nav": "members",
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    membership = _membership_in(workspace, pk)
+    name = membership.user.get_username()
+    blocker = (
+        "A workspace needs at least one owner. Make someone else an owner first."
+        if membership.is_last_owner()
+        else None
+    )
+    if request.method == "POST" and blocker is None:
+        membership.delete()
+        leaving = membership.user_id == request.user.pk
+        return modal_success(
+            request,
+            message=f"{name} removed from {workspace.name}.",
+            event="membersChanged",
+            redirect_to=reverse("home") if leaving else reverse("members", args=[slug]),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "title": f"Remove {name}?",
+            "intro": blocker or f"{name} will lose access to {workspace.name} at once.",
+            "submit_label": "Remove member",
+            "submit_class": "btn-danger",
+            "submit_disabled": bool(blocker),
+            "cancel_url": reverse("members", args=[slug]),
+            "nav": "members",
+        },
+    )
