@@ -1,0 +1,67 @@
+"""Project-wide middleware.
+
+`DatabaseUnavailableMiddleware`: when the database cannot be reached (server down, network gone,
+connections exhausted), a request gets a calm 503 page that says to try again shortly, never a
+traceback or a generic 500. The page is rendered without the request context, because the
+context processors (user, workspaces) would query the very database that is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
+
+logger = logging.getLogger("coffer.availability")
+
+RETRY_AFTER_SECONDS = 30
+
+
+def database_unavailable_response() -> HttpResponse:
+    response = HttpResponse(render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Turn a database connection failure during a view into a 503 "try again" page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        # The driver's first line only ("connection refused", "too many clients"): no traceback,
+        # no SQL, so no query parameters reach the log.
+        reason = (str(exception).strip().splitlines() or [""])[0][:200]
+        logger.error(
+            "Database unavailable during %s %s: %s: %s. Answered 503.",
+            request.method,
+            request.path,
+            type(exception).__name__,
+            reason,
+        )
+        return database_unavailable_response()
+
+
+def client_ip_address(request: HttpRequest) -> str | None:
+    """The client's address for login throttling.
+
+    Behind a trusted reverse proxy (COFFER_BEHIND_PROXY) it is the last X-Forwarded-For entry,
+    the one the proxy itself appended; earlier entries are whatever the client claimed.
+    """
+    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.META.get("REMOTE_ADDR")
