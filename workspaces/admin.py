@@ -5,6 +5,14 @@ from django.contrib import admin
 from workspaces.models import App, Environment, Membership, Product, Workspace
 
 
+class WorkspaceFixedOnChange:
+    """An existing row stays in its workspace: tokens' scopes point at it by id."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        return [*fields, "workspace"] if obj is not None else fields
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 0
@@ -15,12 +23,13 @@ class MembershipInline(admin.TabularInline):
 class WorkspaceAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
+    date_hierarchy = "created_at"
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role", "workspace"]
     search_fields = ["user__username", "user__email", "workspace__name", "workspace__slug"]
@@ -28,12 +37,23 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["user", "workspace"]
 
 
-class CatalogItemAdmin(admin.ModelAdmin):
+class CatalogItemAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
     list_display = ["name", "slug", "workspace", "created_at"]
     list_filter = ["workspace"]
-    search_fields = ["name", "slug", "workspace__slug"]
+    search_fields = ["name", "slug", "workspace__name", "workspace__slug"]
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Same rule as the UI: an item tokens use is not deleted (their scope would change).
+        if obj is not None and obj.deletion_blocker():
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # would skip the per-item check above
+        return actions
 
 
 admin.site.register(Environment, CatalogItemAdmin)

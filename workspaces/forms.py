@@ -4,21 +4,31 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by `manage.py resolve`."
+LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class SlugFromNameMixin:
     """Fill an empty slug from the name, then validate it like a typed one."""
 
     def clean_slug(self) -> str:
-        slug = self.cleaned_data.get("slug") or slugify(self.data.get(self.add_prefix("name"), ""))
+        slug = (self.cleaned_data.get("slug") or "").lower()
+        if slug:
+            return slug
+        name = self.data.get(self.add_prefix("name"), "")
+        if not name.strip():
+            return ""  # the name's own "required" error says what to do
+        slug = slugify(name)[:50].strip("-")
         if not slug:
-            raise forms.ValidationError("Enter a slug (letters, digits and hyphens).")
-        return slug[:50]
+            raise forms.ValidationError(
+                "Enter a slug: the name has no letters or digits to make one from."
+            )
+        return slug
 
 
 class WorkspaceForm(SlugFromNameMixin, forms.ModelForm):
@@ -26,10 +36,23 @@ class WorkspaceForm(SlugFromNameMixin, forms.ModelForm):
         model = Workspace
         fields = ["name", "slug"]
         help_texts = {"slug": SLUG_HELP}
+        error_messages = {
+            "slug": {"unique": "A workspace with this slug already exists. Choose another."}
+        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
+
+    def create(self, *, owner) -> Workspace | None:
+        """Create the workspace with `owner` as its owner; None (and a form error) on a clash."""
+        try:
+            return Workspace.create_with_owner(
+                name=self.cleaned_data["name"], slug=self.cleaned_data["slug"], owner=owner
+            )
+        except IntegrityError:  # created by someone else since the form was validated
+            self.add_error("slug", self._meta.error_messages["slug"]["unique"])
+            return None
 
 
 class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
@@ -46,18 +69,28 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
         siblings = type(self.instance).objects.filter(workspace=self.instance.workspace)
         if self.instance.pk:
             siblings = siblings.exclude(pk=self.instance.pk)
-        noun = self._meta.model._meta.verbose_name
         for field in ("name", "slug"):
             value = cleaned.get(field)
             if value and siblings.filter(**{field: value}).exists():
-                self.add_error(
-                    field, f"This workspace already has a {noun} with {field} “{value}”."
-                )
+                self.add_error(field, self._taken_message(field, value))
         return cleaned
+
+    def _taken_message(self, field: str, value: str) -> str:
+        noun = self._meta.model._meta.verbose_name
+        return f"This workspace already has a {noun} with {field} “{value}”. Choose another."
 
     def validate_unique(self) -> None:
         # The per-workspace checks above give the messages; the database constraints still hold.
         pass
+
+    def save(self, commit: bool = True):
+        """Save, or return None with a form error if a clashing item appeared meanwhile."""
+        try:
+            with transaction.atomic():
+                return super().save(commit)
+        except IntegrityError:
+            self.add_error("name", self._taken_message("name", self.cleaned_data["name"]))
+            return None
 
 
 def catalog_form(model):
@@ -87,17 +120,24 @@ class AddMemberForm(forms.Form):
             or User.objects.filter(email__iexact=name).exclude(email="").first()
         )
         if user is None:
-            raise forms.ValidationError(f"No account with username or email “{name}”.")
+            raise forms.ValidationError(
+                f"No account with username or email “{name}”. They must sign up first."
+            )
         if Membership.objects.filter(workspace=self.workspace, user=user).exists():
             raise forms.ValidationError(f"{user.get_username()} is already a member.")
         return user
 
-    def save(self) -> Membership:
-        return Membership.objects.create(
-            workspace=self.workspace,
-            user=self.cleaned_data["username"],
-            role=self.cleaned_data["role"],
-        )
+    def save(self) -> Membership | None:
+        """Add the member; None (and a form error) if they were added meanwhile."""
+        user = self.cleaned_data["username"]
+        try:
+            with transaction.atomic():
+                return Membership.objects.create(
+                    workspace=self.workspace, user=user, role=self.cleaned_data["role"]
+                )
+        except IntegrityError:
+            self.add_error("username", f"{user.get_username()} is already a member.")
+            return None
 
 
 class MemberRoleForm(forms.ModelForm):
@@ -108,7 +148,5 @@ class MemberRoleForm(forms.ModelForm):
     def clean_role(self) -> str:
         role = self.cleaned_data["role"]
         if role != Role.OWNER and self.instance.is_last_owner():
-            raise forms.ValidationError(
-                "A workspace needs at least one owner. Make someone else an owner first."
-            )
+            raise forms.ValidationError(LAST_OWNER_MESSAGE)
         return role

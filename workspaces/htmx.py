@@ -2,7 +2,9 @@
 
 A modal form posts back to its own URL. With htmx, success is a 204 whose HX-Trigger closes the
 modal, tells the list to refresh itself and shows a toast; without JavaScript it is a redirect
-with a Django message, shown as a toast on the next page.
+with a Django message, shown as a toast on the next page. When the action changes more than the
+list (a new workspace, leaving one, changing one's own role) htmx is told to load `redirect_to`
+instead, and the toast comes from the message on that page.
 """
 
 from __future__ import annotations
@@ -14,20 +16,35 @@ from django_htmx.http import trigger_client_event
 
 
 def modal_success(
-    request: HttpRequest, *, message: str, event: str, redirect_to: str, **detail
+    request: HttpRequest,
+    *,
+    message: str,
+    event: str,
+    redirect_to: str,
+    reload: bool = False,
+    **detail,
 ) -> HttpResponse:
-    """Finish a successful modal action: toast `message` and fire `event` for the list."""
-    if request.htmx:
-        response = HttpResponse(status=204)
-        trigger_client_event(response, event, detail or {})
-        trigger_client_event(response, "closeModal", {})
+    """Finish a successful modal action: toast `message` and fire `event` for the list.
+
+    `reload=True` sends htmx to `redirect_to` (HX-Redirect) instead of refreshing the list.
+    """
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect(redirect_to)
+    response = HttpResponse(status=204)
+    trigger_client_event(response, event, detail or {})
+    trigger_client_event(response, "closeModal", {})
+    if reload:
+        messages.success(request, message)
+        response["HX-Redirect"] = redirect_to
+    else:
         trigger_client_event(response, "showToast", {"message": message, "level": "success"})
-        return response
-    messages.success(request, message)
-    return redirect(redirect_to)
+    return response
 
 
-def render_modal(request: HttpRequest, template: str, context: dict, status: int = 200):
+def render_modal(
+    request: HttpRequest, template: str, context: dict, status: int = 200
+) -> HttpResponse:
     """Render a modal form: just its `modal` partial for htmx, the whole page otherwise."""
     name = f"{template}#modal" if request.htmx else template
     return render(request, name, context, status=status)

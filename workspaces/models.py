@@ -122,12 +122,17 @@ class WorkspaceCatalogItem(models.Model):
         Tokens name it in their scope or environments; deleting it would silently widen or break
         them (a token scoped to one deleted product would become usable by every product).
         """
-        in_use = self.tokens.count()
-        if in_use:
-            noun = self._meta.verbose_name
-            tokens = "token uses" if in_use == 1 else "tokens use"
-            return f"{in_use} {tokens} this {noun}. Remove it from them before deleting it."
-        return None
+        keys = list(self.tokens.order_by("key").values_list("key", flat=True)[:4])
+        if not keys:
+            return None
+        in_use = len(keys) if len(keys) < 4 else self.tokens.count()
+        named = ", ".join(keys[:3]) + (f" and {in_use - 3} more" if in_use > 3 else "")
+        tokens = "token" if in_use == 1 else "tokens"
+        noun = self._meta.verbose_name
+        return (
+            f"{noun.capitalize()} “{self.name}” is used by {in_use} {tokens} ({named}). "
+            f"Remove it from {'that token' if in_use == 1 else 'those tokens'} before deleting it."
+        )
 
 
 def _unique_per_workspace(model_name: str) -> list[models.UniqueConstraint]:

@@ -12,6 +12,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.forms import (
+    LAST_OWNER_MESSAGE,
     AddMemberForm,
     AppForm,
     EnvironmentForm,
@@ -39,23 +40,23 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def workspace_create(request: HttpRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        workspace = Workspace.create_with_owner(
-            name=form.cleaned_data["name"], slug=form.cleaned_data["slug"], owner=request.user
-        )
-        response = modal_success(
+    if (
+        request.method == "POST"
+        and form.is_valid()
+        and (workspace := form.create(owner=request.user))
+    ):
+        # A new workspace changes the whole shell (switcher, sidebar): go there.
+        return modal_success(
             request,
-            message=f"Workspace “{workspace.name}” created.",
+            message=f"Workspace “{workspace.name}” created. You are its owner.",
             event="workspaceCreated",
             redirect_to=reverse("tokens:list", args=[workspace.slug]),
+            reload=True,
         )
-        if request.htmx:
-            # A new workspace changes the whole shell: go there.
-            response["HX-Redirect"] = reverse("tokens:list", args=[workspace.slug])
-        return response
     return render_modal(
         request,
         "modal_form.html",
@@ -104,6 +105,7 @@ def _catalog(kind: str):
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None = None):
     workspace = get_workspace_for(request, slug, Role.OWNER)
@@ -111,8 +113,7 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
     item = get_object_in(workspace, model, pk) if pk else None
     noun = model._meta.verbose_name
     form = form_class(request.POST or None, instance=item, workspace=workspace)
-    if request.method == "POST" and form.is_valid():
-        saved = form.save()
+    if request.method == "POST" and form.is_valid() and (saved := form.save()):
         verb = "saved" if item else "added"
         return modal_success(
             request,
@@ -134,6 +135,7 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
@@ -177,12 +179,12 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def member_add(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AddMemberForm(request.POST or None, workspace=workspace)
-    if request.method == "POST" and form.is_valid():
-        membership = form.save()
+    if request.method == "POST" and form.is_valid() and (membership := form.save()):
         return modal_success(
             request,
             message=f"{membership.user.get_username()} added as {membership.get_role_display()}.",
@@ -208,6 +210,7 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
@@ -220,6 +223,8 @@ def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             message=f"{membership.user.get_username()} is now {membership.get_role_display()}.",
             event="membersChanged",
             redirect_to=reverse("members", args=[slug]),
+            # Changing one's own role changes what the whole page offers.
+            reload=membership.user_id == request.user.pk,
         )
     return render_modal(
         request,
@@ -235,16 +240,13 @@ def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 
 
 @login_required
+@vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
     name = membership.user.get_username()
-    blocker = (
-        "A workspace needs at least one owner. Make someone else an owner first."
-        if membership.is_last_owner()
-        else None
-    )
+    blocker = LAST_OWNER_MESSAGE if membership.is_last_owner() else None
     if request.method == "POST" and blocker is None:
         membership.delete()
         leaving = membership.user_id == request.user.pk
@@ -253,6 +255,7 @@ def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             message=f"{name} removed from {workspace.name}.",
             event="membersChanged",
             redirect_to=reverse("home") if leaving else reverse("members", args=[slug]),
+            reload=leaving,
         )
     return render_modal(
         request,

@@ -9,7 +9,15 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from workspaces.models import App, Membership, Product, Role, Workspace
+from workspaces.models import (
+    DEFAULT_ENVIRONMENTS,
+    App,
+    Environment,
+    Membership,
+    Product,
+    Role,
+    Workspace,
+)
 
 PRODUCTS = [("Payments", "payments"), ("Storefront", "storefront")]
 APPS = [("Checkout", "checkout"), ("Mobile", "mobile"), ("Backoffice", "backoffice")]
@@ -43,7 +51,8 @@ class Command(BaseCommand):
             Membership.objects.update_or_create(
                 workspace=workspace, user=user, defaults={"role": Role.OWNER}
             )
-            for model, items in ((Product, PRODUCTS), (App, APPS)):
+            catalog = ((Environment, DEFAULT_ENVIRONMENTS), (Product, PRODUCTS), (App, APPS))
+            for model, items in catalog:
                 for name, slug in items:
                     model.objects.get_or_create(
                         workspace=workspace, slug=slug, defaults={"name": name}
