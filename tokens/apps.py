@@ -6,3 +6,6 @@ from django.apps import AppConfig
 class TokensConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tokens"
+
+    def ready(self) -> None:
+        from tokens import checks  # noqa: F401  (registers the master key check)

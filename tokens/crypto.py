@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -32,11 +32,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 KEK_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 HOW_TO_MAKE_A_KEY = (
     "Make one with `python manage.py generate_master_key` and set it as "
@@ -57,7 +59,7 @@ class MasterKeyError(ImproperlyConfigured):
 class KeyRing:
     """Master keys by id; `active_id` wraps new data keys."""
 
-    keys: dict[str, bytes]
+    keys: dict[str, bytes] = field(repr=False)  # never in a repr, a log or an error page
     active_id: str
 
     @property
@@ -75,9 +77,12 @@ class KeyRing:
 
 
 def parse_key_ring(text: str, source: str) -> KeyRing:
-    """Parse "k2:<base64>,k1:<base64>" (commas or new lines); the first entry is active."""
-    entries = [part.strip() for part in re.split(r"[,\n]", text) if part.strip()]
-    entries = [entry for entry in entries if not entry.startswith("#")]
+    """Parse "k2:<base64>,k1:<base64>" (commas or new lines); the first entry is active.
+
+    In a key file, everything after a "#" on a line is a comment.
+    """
+    lines = [line.partition("#")[0] for line in text.splitlines()]
+    entries = [part.strip() for line in lines for part in line.split(",") if part.strip()]
     if not entries:
         raise MasterKeyError(f"{source} holds no master key. {HOW_TO_MAKE_A_KEY}")
     keys: dict[str, bytes] = {}
@@ -112,15 +117,19 @@ def generate_master_key() -> str:
 
 
 def _development_key_file(path: Path) -> None:
+    """Make the development key file (mode 0600) unless another process just made it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    kek_id = "dev1"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
     with os.fdopen(fd, "w") as handle:
         handle.write("# Coffer development master key. Keep it secret; back it up.\n")
-        handle.write(f"{kek_id}:{generate_master_key()}\n")
+        handle.write(f"dev1:{generate_master_key()}\n")
     logger.warning(
         "Generated a development master key in %s (mode 0600). Values encrypted with it are "
-        "unreadable without this file. Do not use it in production.",
+        "unreadable without this file. Do not use it in production: there, set "
+        "COFFER_MASTER_KEYS (see `python manage.py generate_master_key`).",
         path,
     )
 
@@ -142,7 +151,11 @@ def key_ring() -> KeyRing:
                 f"{path} does not exist. {HOW_TO_MAKE_A_KEY}"
             )
         _development_key_file(path)
-    return parse_key_ring(path.read_text(), f"key file {path}")
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise MasterKeyError(f"Cannot read the key file {path}: {error.strerror}.") from None
+    return parse_key_ring(text, f"key file {path}")
 
 
 @receiver(setting_changed)
@@ -151,14 +164,16 @@ def _forget_key_ring(*, setting: str, **kwargs) -> None:
         key_ring.cache_clear()
 
 
+@sensitive_variables()
 def _seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
     nonce = secrets.token_bytes(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
 
 
+@sensitive_variables()
 def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
     blob = bytes(blob)
-    if len(blob) < NONCE_BYTES + 16:
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise InvalidTag
     return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
 
@@ -172,8 +187,11 @@ def _value_aad(workspace_id: int, token_id: object, version: int) -> bytes:
 
 
 # --- data keys ------------------------------------------------------------------------------
+# `label` names what is being worked on in error messages, e.g. "workspace acme" or
+# "token API_KEY in workspace acme".
 
 
+@sensitive_variables()
 def new_data_key(workspace_id: int) -> tuple[str, bytes]:
     """A fresh random DEK for a workspace, wrapped by the active master key: (kek_id, wrapped)."""
     ring = key_ring()
@@ -181,49 +199,55 @@ def new_data_key(workspace_id: int) -> tuple[str, bytes]:
     return ring.active_id, _seal(ring.get(ring.active_id), dek, _dek_aad(workspace_id))
 
 
+@sensitive_variables()
 def unwrap_data_key(workspace_id: int, kek_id: str, wrapped: bytes, *, label: str) -> bytes:
-    """The plaintext DEK. `label` names the workspace in errors."""
-    kek = _kek_for(kek_id, label)
+    """The plaintext DEK, or a CryptoError naming `label` and the master key id."""
     try:
-        return _open(kek, wrapped, _dek_aad(workspace_id))
+        kek = key_ring().get(kek_id)
+    except CryptoError as error:
+        raise CryptoError(f"{label}: {error}") from None
+    try:
+        dek = _open(kek, wrapped, _dek_aad(workspace_id))
     except InvalidTag:
+        dek = b""
+    if len(dek) != KEY_BYTES:
         raise CryptoError(
-            f"cannot unwrap the data key of workspace {label} with master key {kek_id!r}: "
-            "the master key is wrong or the wrapped key is corrupted."
-        ) from None
+            f"{label}: cannot unwrap the data key with master key {kek_id!r}: the master key "
+            "is wrong or the wrapped data key is corrupted."
+        )
+    return dek
 
 
-def rewrap_data_key(workspace_id: int, kek_id: str, wrapped: bytes, *, label: str):
+@sensitive_variables()
+def rewrap_data_key(
+    workspace_id: int, kek_id: str, wrapped: bytes, *, label: str
+) -> tuple[str, bytes]:
     """Wrap the workspace's DEK under the active master key: (new_kek_id, new_wrapped)."""
     dek = unwrap_data_key(workspace_id, kek_id, wrapped, label=label)
     ring = key_ring()
     return ring.active_id, _seal(ring.get(ring.active_id), dek, _dek_aad(workspace_id))
 
 
-def _kek_for(kek_id: str, label: str) -> bytes:
-    try:
-        return key_ring().get(kek_id)
-    except CryptoError as error:
-        raise CryptoError(f"workspace {label}: {error}") from None
-
-
 # --- values ---------------------------------------------------------------------------------
 
 
+@sensitive_variables()
 def encrypt_value(
     dek: bytes, value: str, *, workspace_id: int, token_id: object, version: int
 ) -> bytes:
+    """nonce + AES-256-GCM(value as UTF-8), bound to the workspace, token and version."""
     return _seal(dek, value.encode("utf-8"), _value_aad(workspace_id, token_id, version))
 
 
+@sensitive_variables()
 def decrypt_value(
     dek: bytes, blob: bytes, *, workspace_id: int, token_id: object, version: int, label: str
 ) -> str:
-    """Decrypt one value; `label` names the workspace, token and master key in errors."""
+    """Decrypt one value, or raise a CryptoError naming `label` (token, workspace, master key)."""
     try:
         return _open(dek, blob, _value_aad(workspace_id, token_id, version)).decode("utf-8")
     except (InvalidTag, UnicodeDecodeError):
         raise CryptoError(
-            f"cannot decrypt {label}: the ciphertext is corrupted, was moved from another "
-            "token or version, or the master key is wrong."
+            f"{label}: cannot decrypt the value: the ciphertext is corrupted, was copied from "
+            "another token, version or workspace, or the master key is wrong."
         ) from None

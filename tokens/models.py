@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from tokens import crypto
 from workspaces.models import App, Environment, Product, Workspace
@@ -25,10 +26,14 @@ from workspaces.models import App, Environment, Product, Workspace
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
 KEY_MAX_LENGTH = 128
+KEY_DB_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
 VALUE_MAX_BYTES = 64 * 1024
 DESCRIPTION_MAX_LENGTH = 500
 PERIOD_MAX_DAYS = 3650
 HINT_MIN_LENGTH = 16
+HINT_LENGTH = 4
+EDITABLE_FIELDS = frozenset({"key", "description", "type", "expiry_date", "period_days"})
+RELATION_FIELDS = ("products", "apps", "environments")
 
 
 class TokenType(models.TextChoices):
@@ -58,8 +63,8 @@ class WorkspaceKey(models.Model):
         return f"data key of {self.workspace_id} (wrapped by {self.kek_id})"
 
     @classmethod
-    def dek_for(cls, workspace: Workspace) -> bytes:
-        """The workspace's plaintext data key, made on first use."""
+    def dek_for(cls, workspace: Workspace, *, label: str = "") -> bytes:
+        """The workspace's plaintext data key for encrypting, made on first use."""
         record = cls.objects.filter(workspace=workspace).first()
         if record is None:
             kek_id, wrapped = crypto.new_data_key(workspace.pk)
@@ -70,12 +75,55 @@ class WorkspaceKey(models.Model):
                     )
             except IntegrityError:  # another request made it first: use theirs
                 record = cls.objects.get(workspace=workspace)
-        return record.unwrap(label=workspace.slug)
+        return record.unwrap(label=label or f"workspace {workspace.slug}")
+
+    @classmethod
+    def existing_for(cls, workspace: Workspace, *, label: str) -> WorkspaceKey:
+        """The workspace's data key record for decrypting; never makes a new one."""
+        record = cls.objects.filter(workspace=workspace).first()
+        if record is None:
+            raise crypto.CryptoError(
+                f"{label}: the workspace has no data key (it was destroyed), so its values "
+                "cannot be decrypted."
+            )
+        return record
 
     def unwrap(self, *, label: str) -> bytes:
+        """The plaintext data key; a CryptoError naming `label` and the master key id."""
         return crypto.unwrap_data_key(
             self.workspace_id, self.kek_id, bytes(self.wrapped_dek), label=label
         )
+
+    @classmethod
+    def rotate(cls, workspace_id: int, *, actor_name: str = "rotate_master_key") -> str | None:
+        """Re-wrap one workspace's data key under the active master key, in one transaction,
+        and record it. Returns the master key id it was wrapped by before, or None when it was
+        already on the active key (so an interrupted rotation can simply run again)."""
+        with transaction.atomic():
+            record = (
+                cls.objects.select_for_update()
+                .select_related("workspace")
+                .get(workspace_id=workspace_id)
+            )
+            active_id = crypto.key_ring().active_id
+            if record.kek_id == active_id:
+                return None
+            previous = record.kek_id
+            record.kek_id, record.wrapped_dek = crypto.rewrap_data_key(
+                workspace_id,
+                previous,
+                bytes(record.wrapped_dek),
+                label=f"workspace {record.workspace.slug}",
+            )
+            record.rotated_at = timezone.now()
+            record.save(update_fields=["kek_id", "wrapped_dek", "rotated_at"])
+            AuditEvent.record(
+                record.workspace,
+                AuditAction.KEY_ROTATED,
+                actor_name=actor_name,
+                detail={"from_master_key": previous, "to_master_key": active_id},
+            )
+        return previous
 
 
 def expiry_moment(expiry_date: dt.date | None, period_days: int | None, value_set_at):
@@ -117,6 +165,7 @@ class TokenQuerySet(models.QuerySet):
 
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
+    @sensitive_variables("value")
     def create_token(
         self,
         *,
@@ -146,49 +195,74 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
         )
         errors = token.rule_errors(products=products, apps=apps, environments=environments)
         errors.update(value_errors(value, required=True))
-        if expiry_date is not None and expiry_date <= timezone.now().date():
-            errors.setdefault("expiry_date", []).append(PAST_EXPIRY_MESSAGE)
+        errors.update(new_expiry_date_errors(expiry_date))
         if errors:
             raise ValidationError(errors)
         try:
             with transaction.atomic():
                 token._encrypt(value)
-                token.save()
+                token.save(force_insert=True)
                 token.products.set(products)
                 token.apps.set(apps)
                 token.environments.set(environments)
                 AuditEvent.record(workspace, AuditAction.CREATED, by=by, token=token)
         except IntegrityError:
+            # Another request stored the same key between our check and our insert.
             if self.filter(workspace=workspace, key=key).exists():
-                raise ValidationError({"key": duplicate_key_message(key)}) from None
+                raise ValidationError({"key": [duplicate_key_message(key)]}) from None
             raise
         return token
 
+    @sensitive_variables("values", "dek", "keys")
     def reveal_values(self, tokens: Iterable[Token]) -> dict[uuid.UUID, str]:
         """Decrypt several tokens' values, unwrapping each workspace's data key once.
 
         For the resolver only: the result must live no longer than the run that needs it.
         """
-        tokens = list(tokens)
         values: dict[uuid.UUID, str] = {}
-        deks: dict[int, bytes] = {}
+        keys: dict[int, tuple[bytes, str]] = {}  # workspace id -> (data key, master key id)
         for token in tokens:
-            if token.workspace_id not in deks:
-                deks[token.workspace_id] = WorkspaceKey.dek_for(token.workspace)
-            values[token.pk] = token._decrypt(deks[token.workspace_id])
+            label = f"token {token.key} in workspace {token.workspace.slug}"
+            if token.workspace_id not in keys:
+                record = WorkspaceKey.existing_for(token.workspace, label=label)
+                keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
+            dek, kek_id = keys[token.workspace_id]
+            values[token.pk] = crypto.decrypt_value(
+                dek,
+                bytes(token.ciphertext),
+                workspace_id=token.workspace_id,
+                token_id=token.pk,
+                version=token.value_version,
+                label=f"{label} (master key {kek_id!r})",
+            )
         return values
 
 
 PAST_EXPIRY_MESSAGE = "The Expiry Date must be in the future (tokens expire at 00:00 UTC that day)."
+REVOKED_MESSAGE = "This token is revoked; revoked tokens cannot be edited."
 
 
 def duplicate_key_message(key: str) -> str:
     return f"A token with key {key} already exists in this workspace."
 
 
+def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
+    """A newly set Expiry Date must be a date after today (UTC): the token dies at its 00:00."""
+    if expiry_date is None:
+        return {}
+    if not isinstance(expiry_date, dt.date) or isinstance(expiry_date, dt.datetime):
+        return {"expiry_date": ["Enter the Expiry Date as a date."]}
+    if expiry_date <= timezone.now().astimezone(dt.UTC).date():
+        return {"expiry_date": [PAST_EXPIRY_MESSAGE]}
+    return {}
+
+
 def value_errors(value: str | None, *, required: bool) -> dict[str, list[str]]:
+    """The value is 1 byte to 64 KiB of UTF-8 text, kept exactly as given."""
     if value is None or value == "":
         return {"value": ["Enter the token value."]} if required else {}
+    if not isinstance(value, str):
+        return {"value": ["The value must be text."]}
     size = len(value.encode("utf-8", errors="surrogatepass"))
     if size > VALUE_MAX_BYTES:
         return {"value": [f"The value is {size:,} bytes; the limit is 64 KiB (65,536 bytes)."]}
@@ -246,9 +320,14 @@ class Token(models.Model):
         ordering = ["key"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "key"], name="unique_token_key"),
+            # The grammar and the 1-128 length, in the database too (\Z: no trailing newline).
             models.CheckConstraint(
-                condition=Q(key__regex=rf"^{KEY_PATTERN}$"), name="token_key_grammar"
+                condition=Q(key__regex=KEY_DB_PATTERN), name="token_key_grammar_and_length"
             ),
+            models.CheckConstraint(
+                condition=Q(status__in=TokenStatus.values), name="token_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(type__in=TokenType.values), name="token_type_valid"),
             models.CheckConstraint(
                 condition=Q(period_days__isnull=True)
                 | Q(period_days__gte=1, period_days__lte=PERIOD_MAX_DAYS),
@@ -303,20 +382,24 @@ class Token(models.Model):
                 "A Token Key starts with a letter or underscore and contains only letters, "
                 "digits and underscores (e.g. PAYMENT_API_KEY)."
             ]
-        elif (
-            Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
-            .exclude(pk=self.pk)
-            .exists()
-        ):
+        elif self.key_is_taken():
             errors["key"] = [duplicate_key_message(self.key)]
         if len(self.description) > DESCRIPTION_MAX_LENGTH:
             errors["description"] = [
                 f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."
             ]
+        elif "\x00" in self.description:
+            errors["description"] = ["The description cannot contain NUL characters."]
         if self.type not in TokenType.values:
             errors["type"] = ["Choose a type: Credential, API Key, Bearer Token or OAuth Token."]
-        if self.period_days is not None and not 1 <= self.period_days <= PERIOD_MAX_DAYS:
-            errors["period_days"] = [f"The Period is 1 to {PERIOD_MAX_DAYS} days."]
+        if self.period_days is not None and (
+            not isinstance(self.period_days, int)
+            or isinstance(self.period_days, bool)
+            or not 1 <= self.period_days <= PERIOD_MAX_DAYS
+        ):
+            errors["period_days"] = [
+                f"The Period is a whole number of days, 1 to {PERIOD_MAX_DAYS}."
+            ]
         for field, objects in (("products", products), ("apps", apps)):
             if any(obj.workspace_id != self.workspace_id for obj in objects):
                 errors[field] = [f"Choose {field} of this workspace."]
@@ -332,6 +415,9 @@ class Token(models.Model):
             return "token revoked"
         if self.is_expired(at):
             return f"token expired on {self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        for obj in (context.environment, context.product, context.app):
+            if obj is not None and obj.workspace_id != self.workspace_id:
+                return f"{obj.slug} is not in this token's workspace"
         if context.environment.pk not in {env.pk for env in self.environments.all()}:
             return f"not valid in environment {context.environment.slug}"
         products = {product.pk for product in self.products.all()}
@@ -351,7 +437,11 @@ class Token(models.Model):
         return self.unusable_reason(context, at) is None
 
     # --- lifecycle ------------------------------------------------------------------------
+    # Each change locks the token's row, applies itself to that fresh copy (so a concurrent
+    # resolve's last_used_at or another edit is never overwritten by stale fields), writes one
+    # audit event, and then refreshes `self`.
 
+    @sensitive_variables("value")
     def update(
         self,
         *,
@@ -363,63 +453,67 @@ class Token(models.Model):
         **fields,
     ) -> list[str]:
         """Change fields (key, description, type, expiry_date, period_days), relations and,
-        when `value` is given and not blank, the value. Returns the names of what changed."""
-        allowed = {"key", "description", "type", "expiry_date", "period_days"}
-        if unknown := set(fields) - allowed:
+        when `value` is given and not blank, the value (a new version; the Period restarts).
+
+        Returns the names of what changed (empty: nothing did, and nothing is recorded).
+        Raises ValidationError for a broken rule or a revoked token, changing nothing.
+        """
+        if unknown := set(fields) - EDITABLE_FIELDS:
             raise TypeError(f"unknown token fields: {', '.join(sorted(unknown))}")
+        given = {"products": products, "apps": apps, "environments": environments}
         with transaction.atomic():
-            current = Token.objects.select_for_update().get(pk=self.pk)
+            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
             if current.is_revoked:
-                raise ValidationError("This token is revoked; revoked tokens cannot be edited.")
+                raise ValidationError(REVOKED_MESSAGE)
             relations = {
-                "products": list(products) if products is not None else list(self.products.all()),
-                "apps": list(apps) if apps is not None else list(self.apps.all()),
-                "environments": (
-                    list(environments)
-                    if environments is not None
-                    else list(self.environments.all())
-                ),
+                name: list(new if new is not None else getattr(current, name).all())
+                for name, new in given.items()
             }
             changed = [name for name, new in fields.items() if getattr(current, name) != new]
             for name, objects in relations.items():
-                before = {obj.pk for obj in getattr(current, name).all()}
+                before = set(getattr(current, name).values_list("pk", flat=True))
                 if before != {obj.pk for obj in objects}:
                     changed.append(name)
+            previous_key = current.key
             for name, new in fields.items():
-                setattr(self, name, new)
-            errors = self.rule_errors(**relations)
+                setattr(current, name, new)
+            errors = current.rule_errors(**relations)
             errors.update(value_errors(value, required=False))
-            if (
-                "expiry_date" in changed
-                and self.expiry_date is not None
-                and self.expiry_date <= timezone.now().date()
-            ):
-                errors.setdefault("expiry_date", []).append(PAST_EXPIRY_MESSAGE)
+            if "expiry_date" in changed:
+                errors.update(new_expiry_date_errors(current.expiry_date))
             if errors:
-                self.refresh_from_db()
                 raise ValidationError(errors)
             if value:
-                self.value_version = current.value_version + 1
-                self._encrypt(value)
+                current.value_version += 1
+                current._encrypt(value)
                 changed.append("value")
             if not changed:
                 return []
-            self.updated_by = by
-            self.updated_at = timezone.now()
-            self._set_expiry()
+            current.updated_by = by
+            current.updated_at = timezone.now()
+            current._set_expiry()
             try:
                 with transaction.atomic():
-                    self.save()
+                    current.save()
             except IntegrityError:
-                raise ValidationError({"key": duplicate_key_message(self.key)}) from None
-            for name in ("products", "apps", "environments"):
+                # Another request took the key between our check and our write.
+                taken = Token.objects.filter(workspace_id=current.workspace_id, key=current.key)
+                if taken.exclude(pk=current.pk).exists():
+                    raise ValidationError({"key": [duplicate_key_message(current.key)]}) from None
+                raise
+            for name in RELATION_FIELDS:
                 if name in changed:
-                    getattr(self, name).set(relations[name])
+                    getattr(current, name).set(relations[name])
+            detail: dict[str, object] = {"changed": changed}
+            if "key" in changed:
+                detail["previous_key"] = previous_key
             AuditEvent.record(
-                self.workspace, AuditAction.UPDATED, by=by, token=self, detail={"changed": changed}
+                current.workspace, AuditAction.UPDATED, by=by, token=current, detail=detail
             )
+        self.refresh_from_db()
         return changed
 
+    @sensitive_variables("value")
     def set_value(self, value: str, *, by=None) -> None:
         """Replace the value (a new version, a new expiry Period start)."""
         if not value:
@@ -429,31 +523,42 @@ class Token(models.Model):
     def revoke(self, *, by=None) -> None:
         """Revoke for good: the token stays listed, can no longer be resolved or edited."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().get(pk=self.pk)
+            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError("This token is already revoked.")
-            self.status = TokenStatus.REVOKED
-            self.revoked_at = self.updated_at = timezone.now()
-            self.revoked_by = self.updated_by = by
-            self.save(
+            current.status = TokenStatus.REVOKED
+            current.revoked_at = current.updated_at = timezone.now()
+            current.revoked_by = current.updated_by = by
+            current.save(
                 update_fields=["status", "revoked_at", "revoked_by", "updated_at", "updated_by"]
             )
-            AuditEvent.record(self.workspace, AuditAction.REVOKED, by=by, token=self)
+            AuditEvent.record(current.workspace, AuditAction.REVOKED, by=by, token=current)
+        self.refresh_from_db()
 
     def delete_token(self, *, by=None) -> None:
         """Delete the token and its ciphertext for good; the audit trail keeps its key."""
         with transaction.atomic():
-            AuditEvent.record(self.workspace, AuditAction.DELETED, by=by, token=self)
-            self.delete()
+            current = (
+                Token.objects.select_for_update().select_related("workspace").filter(pk=self.pk)
+            ).first()
+            if current is None:
+                raise ValidationError("This token was already deleted.")
+            AuditEvent.record(current.workspace, AuditAction.DELETED, by=by, token=current)
+            current.delete()
+
+    def key_is_taken(self) -> bool:
+        """Another token of this workspace has this key."""
+        others = Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
+        return others.exclude(pk=self.pk).exists()
 
     # --- encryption (through tokens/crypto.py only) ---------------------------------------
 
-    def _label(self) -> str:
-        kek = getattr(getattr(self.workspace, "data_key", None), "kek_id", "?")
-        return f"token {self.key} in workspace {self.workspace.slug} (master key {kek!r})"
-
+    @sensitive_variables("value")
     def _encrypt(self, value: str) -> None:
-        dek = WorkspaceKey.dek_for(self.workspace)
+        """Encrypt `value` as this token's current version; set the hint, set time and expiry."""
+        dek = WorkspaceKey.dek_for(
+            self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
+        )
         self.ciphertext = crypto.encrypt_value(
             dek,
             value,
@@ -461,23 +566,16 @@ class Token(models.Model):
             token_id=self.pk,
             version=self.value_version,
         )
-        self.value_hint = value[-4:] if len(value) >= HINT_MIN_LENGTH else ""
+        self.value_hint = value[-HINT_LENGTH:] if len(value) >= HINT_MIN_LENGTH else ""
         self.value_set_at = timezone.now()
         self._set_expiry()
 
-    def _decrypt(self, dek: bytes) -> str:
-        return crypto.decrypt_value(
-            dek,
-            bytes(self.ciphertext),
-            workspace_id=self.workspace_id,
-            token_id=self.pk,
-            version=self.value_version,
-            label=self._label(),
-        )
-
     def reveal(self) -> str:
-        """The plaintext value. Only the resolver calls this; never render or log it."""
-        return self._decrypt(WorkspaceKey.dek_for(self.workspace))
+        """The plaintext value. Only the resolver calls this; never render or log it.
+
+        Raises crypto.CryptoError naming the token, its workspace and the master key id.
+        """
+        return Token.objects.reveal_values([self])[self.pk]
 
     def _set_expiry(self) -> None:
         self.expires_at = expiry_moment(self.expiry_date, self.period_days, self.value_set_at)
