@@ -1,0 +1,264 @@
+"""The Members page: owners add people, change roles and remove them; a workspace keeps an owner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import MembershipFactory, UserFactory
+from workspaces.models import Membership, Role
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+LAST_OWNER = "A workspace needs at least one owner. Make someone else an owner first."
+
+
+def triggers(response) -> dict:
+    return json.loads(response["HX-Trigger"])
+
+
+def roles(workspace) -> dict[str, str]:
+    return dict(workspace.memberships.values_list("user__username", "role"))
+
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["owner_client", "editor_client", "viewer_client"])
+def test_every_member_sees_who_belongs_and_their_roles(request, member, workspace):
+    client = request.getfixturevalue(member)
+    MembershipFactory(workspace=workspace, user__username="zed", role=Role.EDITOR)
+
+    html = client.get(reverse("members", args=["acme"])).content.decode()
+
+    assert "<h1>Members</h1>" in html
+    assert "zed" in html and "zed@example.com" in html
+    assert f"{client.user.username} <span" in html and "(you)" in html
+
+
+def test_members_fragment_for_htmx(owner_client, workspace):
+    response = owner_client.get(reverse("members", args=["acme"]), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html and "<table" in html
+    assert "olivia" in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_owner_sees_add_role_and_remove_buttons(owner_client, workspace):
+    other = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+
+    html = owner_client.get(reverse("members", args=["acme"])).content.decode()
+
+    assert "Add member" in html
+    assert reverse("member_edit", args=["acme", other.pk]) in html
+    assert reverse("member_remove", args=["acme", other.pk]) in html
+    assert 'hx-trigger="membersChanged from:body"' in html
+
+
+@pytest.mark.parametrize("member", ["editor_client", "viewer_client"])
+def test_editors_and_viewers_see_no_manage_buttons(request, member, workspace):
+    client = request.getfixturevalue(member)
+
+    for headers in ({}, HTMX):
+        html = client.get(reverse("members", args=["acme"]), headers=headers).content.decode()
+        assert "Add member" not in html
+        assert "/members/add/" not in html and "/edit/" not in html and "/remove/" not in html
+
+
+# --- adding ------------------------------------------------------------------------------------
+
+
+def test_add_member_form_fragment(owner_client, workspace):
+    response = owner_client.get(reverse("member_add", args=["acme"]), headers=HTMX)
+
+    html = response.content.decode()
+    assert "<html" not in html
+    assert "Username or email" in html and 'name="role"' in html
+
+
+@pytest.mark.parametrize("identifier", ["newbie", "NEWBIE@example.com"])
+def test_owner_adds_a_member_by_username_or_email(owner_client, workspace, identifier):
+    UserFactory(username="newbie")
+
+    response = owner_client.post(
+        reverse("member_add", args=["acme"]),
+        {"username": identifier, "role": "editor"},
+        headers=HTMX,
+    )
+
+    assert response.status_code == 204
+    assert triggers(response)["membersChanged"] == {}
+    assert triggers(response)["showToast"]["message"] == "newbie added as Editor."
+    assert roles(workspace)["newbie"] == Role.EDITOR
+
+
+def test_add_member_without_javascript_redirects_to_members(owner_client, workspace):
+    UserFactory(username="newbie")
+
+    response = owner_client.post(
+        reverse("member_add", args=["acme"]), {"username": "newbie", "role": "viewer"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("members", args=["acme"])
+    assert "newbie added as Viewer." in owner_client.get(response["Location"]).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"username": "ghost", "role": "viewer"}, "No account with username or email “ghost”"),
+        ({"username": "olivia", "role": "viewer"}, "olivia is already a member."),
+        ({"username": "", "role": "viewer"}, "This field is required."),
+        ({"username": "newbie", "role": "god"}, "Select a valid choice."),
+    ],
+)
+def test_invalid_new_member_is_refused_with_a_message(owner_client, workspace, data, message):
+    UserFactory(username="newbie")
+    before = roles(workspace)
+
+    response = owner_client.post(reverse("member_add", args=["acme"]), data, headers=HTMX)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert "HX-Trigger" not in response
+    assert roles(workspace) == before
+
+
+def test_a_member_of_another_workspace_can_be_added(owner_client, workspace, outsider_client):
+    response = owner_client.post(
+        reverse("member_add", args=["acme"]), {"username": "mallory", "role": "viewer"}
+    )
+
+    assert response.status_code == 302
+    assert outsider_client.get(reverse("members", args=["acme"])).status_code == 200
+
+
+# --- changing roles ----------------------------------------------------------------------------
+
+
+def test_owner_changes_a_members_role(owner_client, workspace):
+    other = MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+    url = reverse("member_edit", args=["acme", other.pk])
+
+    form = owner_client.get(url, headers=HTMX).content.decode()
+    response = owner_client.post(url, {"role": "owner"}, headers=HTMX)
+
+    assert "Change role of zed" in form
+    assert response.status_code == 204
+    assert triggers(response)["showToast"]["message"] == "zed is now Owner."
+    assert "HX-Redirect" not in response
+    assert roles(workspace)["zed"] == Role.OWNER
+
+
+def test_demoting_the_last_owner_is_refused(owner_client, workspace):
+    me = Membership.objects.get(workspace=workspace, user=owner_client.user)
+    MembershipFactory(workspace=workspace, role=Role.EDITOR)
+
+    for headers in (HTMX, {}):
+        response = owner_client.post(
+            reverse("member_edit", args=["acme", me.pk]), {"role": "editor"}, headers=headers
+        )
+        assert response.status_code == 200
+        assert LAST_OWNER in response.content.decode()
+    assert roles(workspace)["olivia"] == Role.OWNER
+
+
+def test_an_owner_may_step_down_when_another_owner_remains(owner_client, workspace):
+    me = Membership.objects.get(workspace=workspace, user=owner_client.user)
+    MembershipFactory(workspace=workspace, role=Role.OWNER)
+
+    response = owner_client.post(
+        reverse("member_edit", args=["acme", me.pk]), {"role": "viewer"}, headers=HTMX
+    )
+
+    # Their own buttons change, so the whole page reloads (the toast comes from the message).
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("members", args=["acme"])
+    assert roles(workspace)["olivia"] == Role.VIEWER
+    page = owner_client.get(reverse("members", args=["acme"])).content.decode()
+    assert "olivia is now Viewer." in page
+    assert "Add member" not in page
+
+
+# --- removing ----------------------------------------------------------------------------------
+
+
+def test_owner_removes_a_member(owner_client, workspace):
+    other = MembershipFactory(workspace=workspace, user__username="zed", role=Role.EDITOR)
+    url = reverse("member_remove", args=["acme", other.pk])
+
+    confirm = owner_client.get(url, headers=HTMX).content.decode()
+    response = owner_client.post(url, headers=HTMX)
+
+    assert "Remove zed?" in confirm and "zed will lose access to Acme at once." in confirm
+    assert response.status_code == 204
+    assert triggers(response)["showToast"]["message"] == "zed removed from Acme."
+    assert "zed" not in roles(workspace)
+
+
+def test_removed_member_loses_access(owner_client, editor_client, workspace):
+    eddie = Membership.objects.get(workspace=workspace, user=editor_client.user)
+
+    owner_client.post(reverse("member_remove", args=["acme", eddie.pk]))
+
+    assert editor_client.get(reverse("products", args=["acme"])).status_code == 404
+
+
+def test_removing_the_last_owner_is_refused(owner_client, workspace):
+    me = Membership.objects.get(workspace=workspace, user=owner_client.user)
+    url = reverse("member_remove", args=["acme", me.pk])
+
+    confirm = owner_client.get(url, headers=HTMX).content.decode()
+    for headers in (HTMX, {}):
+        response = owner_client.post(url, headers=headers)
+        assert response.status_code == 200
+        assert LAST_OWNER in response.content.decode()
+
+    assert LAST_OWNER in confirm
+    assert "disabled>Remove member" in confirm
+    assert roles(workspace)["olivia"] == Role.OWNER
+
+
+def test_an_owner_leaving_is_sent_home(owner_client, workspace):
+    me = Membership.objects.get(workspace=workspace, user=owner_client.user)
+    MembershipFactory(workspace=workspace, role=Role.OWNER)
+
+    response = owner_client.post(reverse("member_remove", args=["acme", me.pk]), headers=HTMX)
+
+    assert response.status_code == 204
+    assert response["HX-Redirect"] == reverse("home")
+    assert "olivia" not in roles(workspace)
+    assert owner_client.get(reverse("members", args=["acme"])).status_code == 404
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("member", ["editor_client", "viewer_client"])
+def test_editors_and_viewers_get_403_on_member_actions(request, member, workspace):
+    client = request.getfixturevalue(member)
+    UserFactory(username="newbie")
+    owner = MembershipFactory(workspace=workspace, role=Role.OWNER)
+    urls = [
+        reverse("member_add", args=["acme"]),
+        reverse("member_edit", args=["acme", owner.pk]),
+        reverse("member_remove", args=["acme", owner.pk]),
+    ]
+    before = roles(workspace)
+
+    for url in urls:
+        for headers in ({}, HTMX):
+            assert client.get(url, headers=headers).status_code == 403
+            data = {"username": "newbie", "role": "owner"}
+            assert client.post(url, data, headers=headers).status_code == 403
+    # Not even one's own role.
+    mine = Membership.objects.get(workspace=workspace, user=client.user)
+    response = client.post(reverse("member_edit", args=["acme", mine.pk]), {"role": "owner"})
+    assert response.status_code == 403
+    assert roles(workspace) == before
