@@ -1,0 +1,129 @@
+"""Tenant isolation, exhaustively: every URL of the project x every role x GET, htmx GET, POST.
+
+The URLs come from the project's URL resolver (tests/url_table.py), so a new view is walked as
+soon as it exists, and a view nobody described in `ROUTES` fails the first test below.
+
+- anonymous: a redirect to the sign-in page (or 405 for a method the URL refuses);
+- an outsider (member of workspace B only): 404 for every URL of workspace A, and for A's
+  objects addressed through B's own slug; A's owner likewise gets 404 for B's objects addressed
+  through A's slug. A 404 says nothing about whether the workspace or object exists;
+- a member whose role is too low (viewer on anything that changes state, editor on owner-only
+  pages): 403; members with the role: the page works (200, 204 or a redirect);
+- never a 500 (the test client re-raises any exception a view lets escape).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.url_table import (
+    ROLE_ACCESS,
+    ROUTES,
+    Access,
+    Route,
+    World,
+    build_world,
+    project_url_names,
+    routes_in_project,
+)
+from workspaces.models import Role
+
+pytestmark = pytest.mark.django_db
+
+METHODS = ("GET", "GET (htmx)", "POST")
+WORKING = {200, 204, 302}
+LOGIN = reverse("login")
+
+
+def send(client, method: str, url: str):
+    if method == "GET":
+        return client.get(url)
+    if method == "GET (htmx)":
+        return client.get(url, headers={"HX-Request": "true"})
+    return client.post(url, {})
+
+
+def needed(route: Route, method: str) -> Access | None:
+    return route.post if method == "POST" else route.get
+
+
+class Checker:
+    """Sends one request per check and counts them (the README reports the total)."""
+
+    count = 0
+
+    def __init__(self, world: World, route: Route) -> None:
+        self.world = world
+        self.route = route
+
+    def expect(self, who: str, method: str, url: str, statuses: set[int], why: str):
+        response = send(self.world.client(who), method, url)
+        Checker.count += 1
+        assert response.status_code in statuses, (
+            f"{who} {method} {url}: got {response.status_code}, expected {sorted(statuses)}: {why}"
+        )
+        return response
+
+
+def test_every_url_pattern_is_described_in_the_route_table():
+    names = project_url_names()
+    described = {route.name for route in ROUTES}
+    missing = sorted(f"{name} ({names[name]})" for name in set(names) - described)
+    assert not missing, (
+        "URL patterns with no entry in tests/url_table.py ROUTES (say how to build their "
+        f"arguments and which role each method needs): {missing}"
+    )
+    stale = sorted(described - set(names))
+    assert not stale, f"ROUTES describes URL names the project no longer has: {stale}"
+
+
+@pytest.mark.parametrize("route", routes_in_project(), ids=lambda route: route.id)
+def test_url_is_isolated_by_workspace_and_role(route: Route):
+    world = build_world(tokens_per_workspace=1)
+    check = Checker(world, route)
+    own_url = route.url(world.a)
+
+    for method in METHODS:
+        refused = needed(route, method) is None
+        response = check.expect(
+            "anonymous",
+            method,
+            own_url,
+            {302, 405} if refused else {302},
+            "anonymous users are sent to sign in",
+        )
+        if response.status_code == 302:
+            assert response["Location"].startswith(LOGIN), response["Location"]
+
+    if route.in_workspace(world.a):
+        for method in METHODS:
+            not_found = {404, 405} if needed(route, method) is None else {404}
+            check.expect("outsider", method, own_url, not_found, "outsiders learn nothing")
+            if route.has_object_arguments(world.a):
+                through_own_slug = route.url(world.a, slug=world.b.workspace.slug)
+                check.expect(
+                    "outsider", method, through_own_slug, not_found, "A's object via B's slug"
+                )
+                foreign_object = route.url(world.b, slug=world.a.workspace.slug)
+                check.expect("owner", method, foreign_object, not_found, "B's object via A's slug")
+
+    # Members: every role reads or is refused; the state-changing POST goes last, once, by the
+    # lowest role allowed to make it (it may delete the object the other checks address).
+    roles = (Role.VIEWER, Role.EDITOR, Role.OWNER)
+    final_post = None
+    for role in roles:
+        who = role.value
+        for method in METHODS:
+            need = needed(route, method)
+            if need is None:
+                check.expect(who, method, own_url, {405}, "the URL refuses this method")
+            elif ROLE_ACCESS[role] < need:
+                check.expect(who, method, own_url, {403}, f"{need.name} role needed")
+            elif method == "POST":
+                final_post = final_post or who
+            else:
+                check.expect(who, method, own_url, WORKING, "members with the role may read")
+    if final_post:
+        check.expect(final_post, "POST", own_url, WORKING, "the lowest allowed role may post")
+    print(f"\nisolation checks so far: {Checker.count}")

@@ -1,0 +1,246 @@
+"""Every URL of the project, how to address it, and who may use it: the security suite's map.
+
+`project_url_names()` walks the project's URL resolver, so a new view appears here on its own;
+`ROUTES` says, for each URL name, how to build its arguments from a workspace's objects and
+which role each method needs. The isolation test fails when a URL exists that `ROUTES` does not
+describe, so whoever adds a view must say here who may use it.
+
+`World` is the cast: workspace A ("acme") with an owner, an editor and a viewer, and workspace B
+("globex") whose owner is the outsider. Each workspace has a product, an app, an extra
+environment, members and a token with a random value (the leak scan looks for those values).
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.factories import (
+    AppFactory,
+    EnvironmentFactory,
+    MembershipFactory,
+    ProductFactory,
+    TokenFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
+from tokens.models import Token
+from workspaces.models import Membership, Role, Workspace
+
+# URL prefixes with their own tests (the admin: staff only; accounts: Django's sign-in views).
+SEPARATELY_TESTED_PREFIXES = ("admin/", "accounts/")
+
+
+class Access(enum.IntEnum):
+    """Who may use a method of a URL. Workspace URLs need a membership of at least that role."""
+
+    SIGNED_IN = 0  # any signed-in user; not tied to a workspace
+    VIEWER = 1
+    EDITOR = 2
+    OWNER = 3
+
+
+ROLE_ACCESS = {Role.VIEWER: Access.VIEWER, Role.EDITOR: Access.EDITOR, Role.OWNER: Access.OWNER}
+
+
+@dataclass
+class Objects:
+    """One workspace's objects, as URL arguments take them."""
+
+    workspace: Workspace
+    product: object
+    app: object
+    environment: object
+    token: Token
+    member: Membership  # a member other than the acting users' own memberships
+    values: list[str] = field(default_factory=list)
+
+
+Kwargs = Callable[[Objects], dict]
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to reach one URL name (one variant of its arguments) and who may use each method.
+
+    `get`/`post` is None when the URL refuses that method (405).
+    """
+
+    name: str
+    kwargs: Kwargs
+    get: Access | None
+    post: Access | None
+    label: str = ""
+
+    def in_workspace(self, objects: Objects) -> bool:
+        return "slug" in self.kwargs(objects)
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}[{self.label}]" if self.label else self.name
+
+    def url(self, objects: Objects, slug: str | None = None) -> str:
+        kwargs = self.kwargs(objects)
+        if slug is not None and "slug" in kwargs:
+            kwargs["slug"] = slug
+        return reverse(self.name, kwargs=kwargs)
+
+    def has_object_arguments(self, objects: Objects) -> bool:
+        return bool(set(self.kwargs(objects)) - {"slug", "kind"})
+
+
+def _slug(o: Objects) -> dict:
+    return {"slug": o.workspace.slug}
+
+
+def _catalog(kind: str, attr: str | None) -> Kwargs:
+    def build(o: Objects) -> dict:
+        kwargs = {"slug": o.workspace.slug, "kind": kind}
+        if attr:
+            kwargs["pk"] = getattr(o, attr).pk
+        return kwargs
+
+    return build
+
+
+def _token(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.token.pk}
+
+
+def _member(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.member.pk}
+
+
+VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED_IN
+CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
+
+ROUTES: list[Route] = [
+    Route("home", lambda o: {}, get=ANY, post=ANY),
+    Route("workspace_create", lambda o: {}, get=ANY, post=ANY),
+    Route("products", _slug, get=VIEW, post=VIEW),
+    Route("environments", _slug, get=VIEW, post=VIEW),
+    *[
+        Route("catalog_add", _catalog(k, None), get=OWN, post=OWN, label=k)
+        for k, _ in CATALOG_KINDS
+    ],
+    *[Route("catalog_edit", _catalog(k, a), get=OWN, post=OWN, label=k) for k, a in CATALOG_KINDS],
+    *[
+        Route("catalog_delete", _catalog(k, a), get=OWN, post=OWN, label=k)
+        for k, a in CATALOG_KINDS
+    ],
+    Route("members", _slug, get=VIEW, post=VIEW),
+    Route("member_add", _slug, get=OWN, post=OWN),
+    Route("member_edit", _member, get=OWN, post=OWN),
+    Route("member_remove", _member, get=OWN, post=OWN),
+    Route("tokens:list", _slug, get=VIEW, post=None),
+    Route("tokens:activity", _slug, get=VIEW, post=None),
+    Route("tokens:create", _slug, get=EDIT, post=EDIT),
+    Route("tokens:edit", _token, get=EDIT, post=EDIT),
+    Route("tokens:revoke", _token, get=EDIT, post=EDIT),
+    Route("tokens:delete", _token, get=EDIT, post=EDIT),
+]
+
+
+def walk_patterns(
+    patterns=None, prefix: str = "", namespace: str = ""
+) -> Iterator[tuple[str, str]]:
+    """(full URL name, route text) for every named pattern under the project's URL resolver."""
+    if patterns is None:
+        patterns = get_resolver().url_patterns
+    for entry in patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            ns = namespace
+            if entry.namespace:
+                ns = f"{namespace}{entry.namespace}:"
+            yield from walk_patterns(entry.url_patterns, route, ns)
+        elif isinstance(entry, URLPattern):
+            yield (f"{namespace}{entry.name}" if entry.name else f"<unnamed {route}>", route)
+
+
+def project_url_names() -> dict[str, str]:
+    """URL name -> route, for every URL outside the separately tested prefixes."""
+    return {
+        name: route
+        for name, route in walk_patterns()
+        if not route.startswith(SEPARATELY_TESTED_PREFIXES)
+    }
+
+
+def routes_in_project() -> list[Route]:
+    names = project_url_names()
+    return [route for route in ROUTES if route.name in names]
+
+
+# --- the cast -----------------------------------------------------------------------------
+
+
+def distinctive_value() -> str:
+    """A random token value no page, log or file could contain by chance."""
+    return f"cofferleak{secrets.token_hex(16)}"
+
+
+def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
+    product = ProductFactory(workspace=workspace, name=f"{prefix} Payments", slug="payments")
+    app = AppFactory(workspace=workspace, name=f"{prefix} Checkout", slug="checkout")
+    environment = EnvironmentFactory(workspace=workspace, name=f"{prefix} Staging", slug="staging")
+    member = MembershipFactory(
+        workspace=workspace,
+        user=UserFactory(username=f"{prefix.lower()}-member", password=None),
+        role=Role.VIEWER,
+    )
+    values = [distinctive_value() for _ in range(tokens)]
+    created = [
+        TokenFactory(
+            workspace=workspace,
+            key=f"{prefix.upper()}_TOKEN_{n}",
+            value=value,
+            description=f"{prefix} token {n}",
+            products=[product],
+            apps=[app],
+        )
+        for n, value in enumerate(values)
+    ]
+    return Objects(workspace, product, app, environment, created[0], member, values)
+
+
+@dataclass
+class World:
+    a: Objects
+    b: Objects
+    users: dict[str, object]
+
+    def client(self, who: str) -> Client:
+        """A signed-in client: "owner", "editor", "viewer" (of A), "outsider" (B's owner)."""
+        client = Client()
+        if who != "anonymous":
+            client.force_login(self.users[who])
+        return client
+
+    @property
+    def values(self) -> list[str]:
+        return self.a.values + self.b.values
+
+
+def build_world(tokens_per_workspace: int = 2) -> World:
+    acme = WorkspaceFactory(name="Acme", slug="acme")
+    globex = WorkspaceFactory(name="Globex", slug="globex")
+    users = {}
+    for who, workspace, role in (
+        ("owner", acme, Role.OWNER),
+        ("editor", acme, Role.EDITOR),
+        ("viewer", acme, Role.VIEWER),
+        ("outsider", globex, Role.OWNER),
+    ):
+        users[who] = UserFactory(username=f"{who}-user", password=None)  # fast: no hashing
+        MembershipFactory(workspace=workspace, user=users[who], role=role)
+    return World(
+        a=_objects(acme, "Acme", tokens_per_workspace),
+        b=_objects(globex, "Globex", tokens_per_workspace),
+        users=users,
+    )
