@@ -1,0 +1,83 @@
+"""Settings come from the environment; each case runs in a fresh interpreter with a clean env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOW_SETTINGS = (
+    "import json; from django.conf import settings as s; db = s.DATABASES['default']; "
+    "print(json.dumps({'debug': s.DEBUG, 'hosts': s.ALLOWED_HOSTS, 'engine': db['ENGINE'], "
+    "'name': str(db['NAME']), 'host': db.get('HOST'), 'port': db.get('PORT'), "
+    "'user': db.get('USER'), 'secret_key': s.SECRET_KEY, 'ssl_redirect': s.SECURE_SSL_REDIRECT}))"
+)
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run Python in the repo with only PATH, the settings module and `env` set."""
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "COFFER_DATA_DIR": str(tmp_path / "data"),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def settings_with(tmp_path: Path, **env: str) -> dict:
+    result = run(["-c", SHOW_SETTINGS], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_without_a_secret_key_refuses_to_start(tmp_path):
+    result = run(["manage.py", "check"], tmp_path)
+
+    assert result.returncode != 0
+    assert "COFFER_SECRET_KEY must be set when COFFER_DEBUG is off" in result.stderr
+
+
+def test_defaults_are_production_with_sqlite_in_the_data_dir(tmp_path):
+    found = settings_with(tmp_path, COFFER_SECRET_KEY="k" * 50)
+
+    assert found["debug"] is False
+    assert found["hosts"] == []
+    assert found["ssl_redirect"] is True
+    assert found["engine"] == "django.db.backends.sqlite3"
+    assert found["name"] == str((tmp_path / "data" / "coffer.sqlite3").resolve())
+    assert (tmp_path / "data").is_dir()
+
+
+def test_allowed_hosts_and_database_url_are_read(tmp_path):
+    found = settings_with(
+        tmp_path,
+        COFFER_SECRET_KEY="k" * 50,
+        COFFER_ALLOWED_HOSTS=" coffer.example.com, ,admin.example.com ",
+        DATABASE_URL="postgres://alice:pw@db.example.com:6543/coffer",
+    )
+
+    assert found["hosts"] == ["coffer.example.com", "admin.example.com"]
+    assert found["engine"] == "django.db.backends.postgresql"
+    assert (found["name"], found["host"], found["port"], found["user"]) == (
+        "coffer",
+        "db.example.com",
+        6543,
+        "alice",
+    )
+
+
+def test_development_keeps_a_generated_secret_key_in_the_data_dir(tmp_path):
+    found = settings_with(tmp_path, COFFER_DEBUG="1")
+
+    key_file = tmp_path / "data" / "dev-secret-key"
+    assert found["debug"] is True
+    assert found["hosts"] == ["127.0.0.1", "localhost", "[::1]"]
+    assert found["secret_key"] == key_file.read_text().strip()
+    assert len(found["secret_key"]) >= 50
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
