@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.admin.options import ActionLocation
 
 from workspaces.models import App, Environment, Membership, Product, Workspace
 
@@ -50,8 +51,8 @@ class CatalogItemAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def get_actions(self, request):
-        actions = super().get_actions(request)
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # would skip the per-item check above
         return actions
 
