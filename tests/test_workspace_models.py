@@ -148,9 +148,9 @@ def test_the_same_name_and_slug_may_exist_in_another_workspace(factory):
 @pytest.mark.parametrize(
     ("form_class", "factory", "noun"),
     [
-        (EnvironmentForm, EnvironmentFactory, "environment"),
-        (ProductForm, ProductFactory, "product"),
-        (AppForm, AppFactory, "app"),
+        (EnvironmentForm, EnvironmentFactory, "an environment"),
+        (ProductForm, ProductFactory, "a product"),
+        (AppForm, AppFactory, "an app"),
     ],
 )
 def test_catalog_form_rejects_a_taken_name_and_slug_with_clear_messages(form_class, factory, noun):
@@ -160,10 +160,10 @@ def test_catalog_form_rejects_a_taken_name_and_slug_with_clear_messages(form_cla
 
     assert not form.is_valid()
     assert form.errors["name"] == [
-        f"This workspace already has a {noun} with name “Payments”. Choose another."
+        f"This workspace already has {noun} with name “Payments”. Choose another."
     ]
     assert form.errors["slug"] == [
-        f"This workspace already has a {noun} with slug “payments”. Choose another."
+        f"This workspace already has {noun} with slug “payments”. Choose another."
     ]
 
 

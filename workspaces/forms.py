@@ -77,7 +77,10 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
 
     def _taken_message(self, field: str, value: str) -> str:
         noun = self._meta.model._meta.verbose_name
-        return f"This workspace already has a {noun} with {field} “{value}”. Choose another."
+        article = "an" if noun[0] in "aeiou" else "a"
+        return (
+            f"This workspace already has {article} {noun} with {field} “{value}”. Choose another."
+        )
 
     def validate_unique(self) -> None:
         # The per-workspace checks above give the messages; the database constraints still hold.
