@@ -1,0 +1,302 @@
+"""Django admin for tokens and their audit trail.
+
+Every change goes through the model methods the Tokens page and the resolver use
+(`Token.objects.create_token`, `token.update`, `token.revoke`, `token.delete_token`), so the admin
+keeps the same rules and leaves the same audit trail. The value is write-only: the "New value"
+field never renders anything, and neither the value nor its ciphertext is displayed anywhere.
+The audit trail is read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+
+from tokens.models import (
+    EDITABLE_FIELDS,
+    PERIOD_MAX_DAYS,
+    RELATION_FIELDS,
+    AuditEvent,
+    Token,
+    TokenStatus,
+)
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value: not the stored one, not one just submitted.
+
+    A textarea rather than a password input because a password input drops the line breaks of a
+    pasted multi-line value (a PEM key), and values are kept byte for byte.
+    """
+
+    def format_value(self, value) -> None:
+        return None
+
+
+class WorkspaceItemsField(forms.ModelMultipleChoiceField):
+    """Environments, products or apps, labelled with their workspace ("acme / Production")."""
+
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.workspace.slug} / {obj.name}"
+
+
+class TokenAdminForm(forms.ModelForm):
+    new_value = forms.CharField(
+        label="New value",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 3, "autocomplete": "off", "spellcheck": "false", "cols": 60}
+        ),
+        help_text=(
+            "Write-only: the stored value is never shown. Leave blank to keep it; anything typed "
+            "here replaces it (a new version; a Period restarts). Up to 64 KiB of text; "
+            "multi-line keys are kept as typed."
+        ),
+    )
+
+    class Meta:
+        model = Token
+        fields = ["workspace", "key", "description", "type", "expiry_date", "period_days"]
+        fields += list(RELATION_FIELDS)
+        field_classes = dict.fromkeys(RELATION_FIELDS, WorkspaceItemsField)
+        help_texts = {
+            "expiry_date": "The token becomes invalid at 00:00 UTC on this day.",
+            "period_days": (
+                "Days from when the value is set: 7, 30, 60, 90, 180, 365 or any "
+                f"1-{PERIOD_MAX_DAYS}. With an Expiry Date too, the earlier wins. Both empty: "
+                "never expires."
+            ),
+            "products": "Empty Products and Apps: any product or app of the workspace may use it.",
+        }
+
+    user = None  # the signed-in admin, set by TokenAdmin.get_form
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        adding = self.instance._state.adding
+        if adding:
+            self.fields["new_value"].label = "Value"
+            self.fields["new_value"].help_text = (
+                "Required. Write-only: it is never shown again. Up to 64 KiB of text; multi-line "
+                "keys are kept as typed."
+            )
+        if "environments" in self.fields:  # the model says "Choose at least one environment."
+            self.fields["environments"].required = False
+        for name in RELATION_FIELDS:
+            if name in self.fields:
+                choices = self.fields[name].queryset.select_related("workspace")
+                if not adding:
+                    choices = choices.filter(workspace_id=self.instance.workspace_id)
+                self.fields[name].queryset = choices.order_by("workspace__slug", "name")
+
+    def clean_new_value(self) -> str:
+        # Browsers submit a textarea's line breaks as CRLF whatever was pasted; keep LF.
+        return self.cleaned_data["new_value"].replace("\r\n", "\n")
+
+    def _post_clean(self) -> None:
+        """Make the change through the model method, which checks every rule and writes.
+
+        This replaces ModelForm's own instance validation so that the model's rules are the
+        only ones, and so that a rule broken at save time (a key taken by a concurrent request)
+        becomes a message on the form instead of an error page. The admin's save_model and
+        save_related then have nothing left to do.
+        """
+        if self._errors:
+            return
+        data = self.cleaned_data
+        fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
+        relations = {name: list(data[name]) for name in RELATION_FIELDS if name in data}
+        try:
+            if self.instance._state.adding:
+                self.instance = Token.objects.create_token(
+                    workspace=data["workspace"],
+                    value=data.get("new_value", ""),
+                    by=self.user,
+                    **fields,
+                    **relations,
+                )
+            else:
+                self.instance.update(
+                    by=self.user, value=data.get("new_value") or None, **fields, **relations
+                )
+        except ValidationError as error:
+            self._add_model_errors(error)
+
+    def _add_model_errors(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for field, errors in error.error_dict.items():
+            name = "new_value" if field == "value" else field
+            self.add_error(name if name in self.fields else None, errors)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        match self.value():
+            case "active":
+                return queryset.active()
+            case "expired":
+                return queryset.expired()
+            case "revoked":
+                return queryset.filter(status=TokenStatus.REVOKED)
+        return queryset
+
+
+@admin.register(Token)
+class TokenAdmin(admin.ModelAdmin):
+    form = TokenAdminForm
+    list_display = ["key", "workspace", "type", "status_label", "expires_at", "last_used"]
+    list_filter = ["workspace", "type", StatusFilter]
+    search_fields = ["key", "description", "workspace__slug", "workspace__name"]
+    list_select_related = ["workspace"]
+    ordering = ["workspace__slug", "key"]
+    actions = ["revoke_selected"]
+    readonly_fields = [
+        "value_summary",
+        "expires_at",
+        "status_label",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "revoked_at",
+        "revoked_by",
+        "last_used_at",
+    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Token | None = None):
+        if obj is None:
+            main = ["workspace", "key", "new_value", "description", "type"]
+        elif obj.is_revoked:  # final: nothing can be changed, not even the value
+            main = ["workspace", "key", "value_summary", "description", "type"]
+        else:
+            main = ["workspace", "key", "value_summary", "new_value", "description", "type"]
+        expiry = ["expiry_date", "period_days"] + (["expires_at"] if obj else [])
+        fieldsets = [
+            (None, {"fields": main}),
+            ("Expiry", {"fields": expiry}),
+            ("Scope", {"fields": ["products", "apps"]}),
+            ("Environment", {"fields": ["environments"]}),
+        ]
+        if obj is not None:
+            history = ["status_label", "created_at", "created_by", "updated_at", "updated_by"]
+            history += ["revoked_at", "revoked_by", "last_used_at"]
+            fieldsets.append(("Status and history", {"fields": history}))
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
+        # A token never moves to another workspace: its ciphertext is bound to this one.
+        return [*self.readonly_fields, *(["workspace"] if obj else [])]
+
+    def get_form(self, request: HttpRequest, obj: Token | None = None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)  # a new class on every call
+        form.user = request.user
+        return form
+
+    @method_decorator(sensitive_post_parameters("new_value"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def has_change_permission(self, request: HttpRequest, obj: Token | None = None) -> bool:
+        if obj is not None and obj.is_revoked:
+            return False  # revoked is final: the change page becomes a read-only view
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change) -> None:
+        """Nothing to do: TokenAdminForm saved through the model methods while validating."""
+
+    def save_related(self, request, form, formsets, change) -> None:
+        """Nothing to do: the model methods set products, apps and environments."""
+
+    def delete_model(self, request: HttpRequest, obj: Token) -> None:
+        obj.delete_token(by=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for token in queryset.select_related("workspace"):
+            token.delete_token(by=request.user)
+
+    @admin.action(
+        description="Revoke selected tokens",
+        permissions=["change"],
+        location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
+    )
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+        revoked, already = [], []
+        for token in queryset.select_related("workspace").order_by("key"):
+            try:
+                token.revoke(by=request.user)
+            except ValidationError:
+                already.append(token.key)
+            else:
+                revoked.append(token.key)
+        if revoked:
+            self.message_user(
+                request, f"Revoked {len(revoked)} token(s): {', '.join(revoked)}.", messages.SUCCESS
+            )
+        if already:
+            self.message_user(
+                request, f"Already revoked, left as they were: {', '.join(already)}.", messages.INFO
+            )
+
+    @admin.display(description="Status", ordering="status")
+    def status_label(self, token: Token) -> str:
+        return token.display_status
+
+    @admin.display(description="Last used", ordering="last_used_at")
+    def last_used(self, token: Token) -> dt.datetime | None:
+        return token.last_used_at
+
+    @admin.display(description="Value")
+    def value_summary(self, token: Token) -> str:
+        hint = f"hint {token.hint}, " if token.hint else ""
+        set_at = token.value_set_at.astimezone(dt.UTC)
+        return f"Hidden ({hint}version {token.value_version}, set {set_at:%Y-%m-%d %H:%M} UTC)"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: nobody adds, edits or deletes audit events here."""
+
+    list_display = ["created_at", "action", "workspace", "token_key", "actor_label", "changed"]
+    list_filter = ["action", "workspace"]
+    search_fields = ["token_key", "actor_name", "workspace__slug", "workspace__name"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        # Never on their own pages; but deleting a workspace takes its trail with it, and the
+        # admin must not refuse that deletion because of these events.
+        url_name = getattr(request.resolver_match, "url_name", "") or ""
+        if url_name.startswith(f"{self.opts.app_label}_{self.opts.model_name}_"):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    @admin.display(description="Actor", ordering="actor_name")
+    def actor_label(self, event: AuditEvent) -> str:
+        return event.actor_name
+
+    @admin.display(description="Changed")
+    def changed(self, event: AuditEvent) -> str:
+        return ", ".join(event.detail.get("changed", []))
