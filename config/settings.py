@@ -161,6 +161,7 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_SENSITIVE_PARAMETERS = ["password", "value"]
 AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip_address"
+AXES_VERBOSE = False  # no start-up banner on every manage.py command (resolve's stderr)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -223,10 +224,17 @@ if env_bool("COFFER_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("COFFER_CSRF_TRUSTED_ORIGINS", [])
 
+# Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("COFFER_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Lockouts and repeated failures are warnings; the per-sign-in chatter is not logged.
+        "axes": {"level": "WARNING"},
+    },
 }

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 
 def resolve(path: Path, workspace: str = "acme", environment: str = "production"):
-    out, err = io.StringIO(), io.StringIO()
+    out, err = io.BytesIO(), io.StringIO()
     call_command(
         "resolve", str(path), "--workspace", workspace, "--environment", environment,
         stdout=out, stderr=err,

@@ -1,0 +1,426 @@
+"""Leak scan: token values never appear anywhere but in the resolver's output.
+
+Tokens get random, distinctive values (`cofferleak` + 32 hex digits). Then the whole product is
+exercised (every page and fragment for every role, the create/edit/revoke/delete forms, failed
+submissions that carry a value, the Django admin with its write-only value field, the Activity
+tab, `resolve --check`, password-reset mail) while every log record is captured at DEBUG with
+SQL logging on. Finally every surface is searched for every value (whole, and in 16-character
+windows, so a truncated display is caught too): the responses, the logs, the SQLite file with
+its -wal and -journal files (or a pg_dump on PostgreSQL, where bytea shows as hex, so the hex
+and base64 forms are searched as well), the cache and the mail outbox.
+
+Separately, a server error with DEBUG off (the 500 page, the log, the error mail to ADMINS) and
+Django's technical 500 page with DEBUG on (POST data and frame variables) are searched for the
+value the failing request carried.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.cache import caches
+from django.core.management import CommandError, call_command, get_commands
+from django.db import connection
+from django.test import Client, override_settings
+from django.urls import NoReverseMatch, reverse
+
+from tests.html_forms import main_form
+from tests.url_table import World, build_world, distinctive_value, routes_in_project
+from tokens import crypto
+from tokens.models import Token
+
+MASTER_KEY_B64 = os.environ["COFFER_MASTER_KEYS"].split(":", 1)[1]
+
+
+def text_needles(value: str) -> list[str]:
+    """The value, and 16-character windows of its random part (a truncated display)."""
+    random_part = value.removeprefix("cofferleak")
+    windows = {random_part[i : i + 16] for i in range(0, len(random_part) - 15, 8)}
+    return [value.lower(), *sorted(windows)]
+
+
+def byte_needles(value: str) -> list[bytes]:
+    raw = value.encode()
+    return [
+        *(needle.encode() for needle in text_needles(value)),
+        raw.hex().encode(),  # how PostgreSQL prints bytea
+        base64.b64encode(raw),
+        value.encode("utf-16-le"),
+    ]
+
+
+@dataclass
+class Scan:
+    """Surfaces to search: name -> text or bytes."""
+
+    surfaces: dict[str, str | bytes] = field(default_factory=dict)
+
+    def add(self, name: str, content) -> None:
+        if hasattr(content, "content") and hasattr(content, "status_code"):
+            content = content.content.decode(errors="replace") + "\n" + str(content.headers)
+        name = name if name not in self.surfaces else f"{name} #{len(self.surfaces)}"
+        self.surfaces[name] = content
+
+    def hits(self, values: list[str]) -> list[str]:
+        found = []
+        for name, content in self.surfaces.items():
+            for value in values:
+                if isinstance(content, bytes):
+                    lowered = content.lower()
+                    if any(needle.lower() in lowered for needle in byte_needles(value)):
+                        found.append(f"{value} in {name}")
+                elif any(needle in content.lower() for needle in text_needles(value)):
+                    found.append(f"{value} in {name}")
+        return found
+
+
+def htmx(client: Client, url: str):
+    return client.get(url, headers={"HX-Request": "true"})
+
+
+def form_on(client: Client, url: str):
+    form = main_form(htmx(client, url).text)
+    assert form is not None, f"no form at {url}"
+    return form
+
+
+def post_token_form(client: Client, url: str, *, key: str, value: str, htmx_post=True):
+    form = form_on(client, url)
+    data = form.defaults()
+    data.update(key=key, value=value, environments=form.choices("environments"))
+    headers = {"HX-Request": "true"} if htmx_post else {}
+    return client.post(url, data, headers=headers)
+
+
+def exercise_token_pages(world: World, scan: Scan, values: list[str]) -> None:
+    """Create, edit, revoke and delete through the Tokens page, successes and failures."""
+    editor = world.client("editor")
+    create = reverse("tokens:create", args=["acme"])
+
+    created = distinctive_value()
+    response = post_token_form(editor, create, key="UI_CREATED", value=created)
+    assert response.status_code == 204, response.text[:500]
+    scan.add("create (htmx) success", response)
+    plain = distinctive_value()
+    response = post_token_form(editor, create, key="UI_PLAIN", value=plain, htmx_post=False)
+    assert response.status_code == 302
+    scan.add("create (plain) redirect target", editor.get(response["Location"]))
+    refused = distinctive_value()
+    for htmx_post in (True, False):
+        response = post_token_form(
+            editor, create, key="bad key!", value=refused, htmx_post=htmx_post
+        )
+        assert response.status_code == 200 and "Token Key" in response.text
+        scan.add(f"create refused (htmx={htmx_post})", response)
+    duplicate = distinctive_value()
+    scan.add("create duplicate", post_token_form(editor, create, key="UI_CREATED", value=duplicate))
+    values += [created, plain, refused, duplicate]
+
+    token = Token.objects.get(workspace=world.a.workspace, key="UI_CREATED")
+    edit = reverse("tokens:edit", args=["acme", token.pk])
+    replaced = distinctive_value()
+    response = post_token_form(editor, edit, key="UI_CREATED", value=replaced)
+    assert response.status_code == 204
+    assert Token.objects.get(pk=token.pk).reveal() == replaced
+    refused_edit = distinctive_value()
+    scan.add("edit refused", post_token_form(editor, edit, key="9bad", value=refused_edit))
+    scan.add("edit form after change", htmx(editor, edit))
+    values += [replaced, refused_edit]
+
+    revoke = reverse("tokens:revoke", args=["acme", token.pk])
+    scan.add("revoke dialog", htmx(editor, revoke))
+    scan.add("revoke", editor.post(revoke, form_on(editor, revoke).defaults()))
+    scan.add("revoke again", editor.post(revoke, {}))
+    scan.add("edit revoked", htmx(editor, edit))
+
+    doomed_value = distinctive_value()
+    values.append(doomed_value)
+    post_token_form(editor, create, key="UI_DOOMED", value=doomed_value)
+    doomed = Token.objects.get(workspace=world.a.workspace, key="UI_DOOMED")
+    delete = reverse("tokens:delete", args=["acme", doomed.pk])
+    scan.add("delete dialog", htmx(editor, delete))
+    scan.add("delete wrong confirmation", editor.post(delete, {"confirm_key": "nope"}))
+    response = editor.post(delete, {"confirm_key": "UI_DOOMED"}, headers={"HX-Request": "true"})
+    assert response.status_code == 204
+    assert not Token.objects.filter(pk=doomed.pk).exists()
+
+
+def exercise_every_page(world: World, scan: Scan) -> None:
+    """Every GET route as owner, editor and viewer, page and fragment, plus table queries."""
+    for who in ("owner", "editor", "viewer"):
+        client = world.client(who)
+        for route in routes_in_project():
+            if route.get is None:
+                continue
+            for objects in (world.a,):
+                url = route.url(objects)
+                scan.add(f"{who} GET {url}", client.get(url))
+                scan.add(f"{who} GET (htmx) {url}", htmx(client, url))
+        tokens = reverse("tokens:list", args=["acme"])
+        for query in (
+            "?q=ACME",
+            "?status=revoked",
+            "?status=expired",
+            "?sort=-last_used",
+            "?page=2",
+            "?type=api_key&environment=production",
+        ):
+            scan.add(f"{who} GET {tokens}{query}", client.get(tokens + query))
+            scan.add(f"{who} GET (htmx) {tokens}{query}", htmx(client, tokens + query))
+
+
+def exercise_admin(world: World, scan: Scan, values: list[str]) -> None:
+    root = get_user_model().objects.create_superuser("root", "root@example.com", None)
+    client = Client()
+    client.force_login(root)
+    scan.add("admin index", client.get(reverse("admin:index")))
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        changelist = admin_url(model, "changelist")
+        scan.add(f"admin {info} changelist", client.get(changelist))
+        scan.add(f"admin {info} search", client.get(changelist + "?q=ACME_TOKEN"))
+        if model_admin.has_add_permission(_request_for(root)):
+            scan.add(f"admin {info} add", client.get(admin_url(model, "add")))
+        for obj in model.objects.all()[:3]:
+            for view in ("change", "history", "delete"):
+                try:
+                    url = admin_url(model, view, obj.pk)
+                except NoReverseMatch:
+                    continue
+                scan.add(f"admin {info} {view} {obj.pk}", client.get(url))
+
+    token = world.a.token
+    change = reverse("admin:tokens_token_change", args=[token.pk])
+    form = main_form(client.get(change).text, skip_actions=("/accounts/logout/", "/admin/logout/"))
+    secret_fields = form.secret_fields()
+    assert secret_fields, "the admin has a write-only value field"
+    new_value = distinctive_value()
+    data = {**form.defaults(), secret_fields[0]: new_value, "_save": "Save"}
+    response = client.post(change, data)
+    assert response.status_code == 302, response.text[:2000]
+    assert Token.objects.get(pk=token.pk).reveal() == new_value
+    refused = distinctive_value()
+    response = client.post(change, {**data, "key": "not a key", secret_fields[0]: refused})
+    assert response.status_code == 200
+    scan.add("admin change refused", response)
+    scan.add("admin change after new value", client.get(change))
+    values += [new_value, refused]
+
+
+def admin_url(model, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def _request_for(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return request
+
+
+def exercise_resolve(world: World, scan: Scan, tmp_path: Path) -> None:
+    if "resolve" not in get_commands():
+        return
+    template = tmp_path / "app.env"
+    template.write_text("A=$Secret{ACME_TOKEN_0}\nB=$Secret{ACME_TOKEN_1}\nC=$Secret{UI_CREATED}\n")
+    common = ["--workspace", "acme", "--environment", "production"]
+    for extra in (["--check"], ["--check", "--format", "json"], []):
+        # Without --check, stdout is the resolved file (bytes): the values belong there, and
+        # the run fails anyway (UI_CREATED is revoked), so nothing may be written at all.
+        out, err = (io.StringIO() if extra else io.BytesIO()), io.StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command("resolve", str(template), *common, *extra, stdout=out, stderr=err)
+        scan.add(f"resolve {extra} error", str(failed.value))
+        scan.add(f"resolve {extra} stdout", out.getvalue())
+        scan.add(f"resolve {extra} stderr", err.getvalue())
+    ok = tmp_path / "ok.env"
+    ok.write_text("A=$Secret{ACME_TOKEN_1}\n")
+    out, err = io.BytesIO(), io.StringIO()
+    call_command("resolve", str(ok), *common, "--app", "checkout", stdout=out, stderr=err)
+    assert out.getvalue() == f"A={world.a.values[1]}\n".encode(), "control: resolve sees values"
+    scan.add("resolve success stderr", err.getvalue())
+
+
+def exercise_mail(scan: Scan) -> None:
+    get_user_model().objects.create_user("mailer", "mailer@example.com", "a-real-password-1")
+    Client().post(reverse("password_reset"), {"email": "mailer@example.com"})
+    assert mail.outbox, "control: a password-reset mail was sent"
+    for message in mail.outbox:
+        scan.add(f"mail {message.subject}", message.message().as_string())
+
+
+def scan_cache(scan: Scan) -> None:
+    for alias in settings.CACHES:
+        store = getattr(caches[alias], "_cache", None)
+        if isinstance(store, dict):
+            scan.add(f"cache {alias}", b"".join(bytes(v) for v in store.values()))
+
+
+def scan_database(scan: Scan) -> None:
+    connection.close()  # let SQLite checkpoint; PostgreSQL: make sure everything is visible
+    if connection.vendor == "sqlite":
+        path = Path(connection.settings_dict["NAME"])
+        assert path.exists(), "the test database is a file"
+        for suffix in ("", "-wal", "-journal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                scan.add(f"sqlite file {part.name}", part.read_bytes())
+        written = b"".join(
+            content for name, content in scan.surfaces.items() if name.startswith("sqlite file")
+        )
+        assert b"ACME_TOKEN_1" in written, "control: the committed rows are in the files"
+    elif connection.vendor == "postgresql":
+        pg_dump = shutil.which("pg_dump")
+        assert pg_dump, "pg_dump is needed to scan PostgreSQL"
+        db = connection.settings_dict
+        env = {**os.environ, "PGPASSWORD": db.get("PASSWORD") or ""}
+        dump = subprocess.run(
+            [
+                pg_dump,
+                "-h", db.get("HOST") or "127.0.0.1",
+                "-p", str(db.get("PORT") or 5432),
+                "-U", db.get("USER") or "postgres",
+                "--data-only",
+                db["NAME"],
+            ],
+            capture_output=True, env=env, check=True, timeout=120,
+        )  # fmt: skip
+        assert b"COPY public.tokens_token" in dump.stdout
+        assert b"ACME_TOKEN_1" in dump.stdout, "control: the committed rows are in the dump"
+        scan.add("pg_dump", dump.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_no_value_on_any_surface(caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django.db.backends")
+    connection.force_debug_cursor = True  # log every SQL statement with its parameters
+    scan = Scan()
+    try:
+        world = build_world(tokens_per_workspace=2)
+        values = list(world.values)
+        exercise_token_pages(world, scan, values)
+        exercise_every_page(world, scan)
+        exercise_admin(world, scan, values)
+        exercise_resolve(world, scan, tmp_path)
+        exercise_mail(scan)
+    finally:
+        connection.force_debug_cursor = False
+    assert any("INSERT INTO" in r.getMessage() for r in caplog.records), "SQL was logged"
+    scan.add("captured logs", caplog.text)
+    scan.add(
+        "log records",
+        "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records),
+    )
+    scan_cache(scan)
+    scan_database(scan)
+
+    hits = scan.hits(values)
+
+    print(
+        f"\nleak scan: {len(values)} values x {len(scan.surfaces)} surfaces = "
+        f"{len(values) * len(scan.surfaces)} searches, {len(hits)} hits"
+    )
+    assert len(values) >= 12
+    assert len(scan.surfaces) >= 200
+    assert not hits, "\n".join(hits[:20])
+    master_key_hits = [
+        name
+        for name, content in scan.surfaces.items()
+        if MASTER_KEY_B64.encode() in (content if isinstance(content, bytes) else content.encode())
+    ]
+    assert not master_key_hits, f"the master key appears in {master_key_hits}"
+
+
+@pytest.mark.django_db
+def test_values_cannot_be_searched_for():
+    """Searching the table or the admin for a value finds nothing: values are not indexed.
+    (The query itself is echoed back in the search box, which is why the scan above never
+    searches for a value.)"""
+    world = build_world(tokens_per_workspace=1)
+    value = world.a.values[0]
+    table = world.client("owner").get(reverse("tokens:list", args=["acme"]) + f"?q={value}")
+    assert table.status_code == 200
+    assert "ACME_TOKEN_0" not in table.text
+    assert "ACME_TOKEN_0" in world.client("owner").get(reverse("tokens:list", args=["acme"])).text
+    root = get_user_model().objects.create_superuser("root", "root@example.com", None)
+    client = Client()
+    client.force_login(root)
+    changelist = client.get(reverse("admin:tokens_token_changelist") + f"?q={value}")
+    assert changelist.status_code == 200
+    assert "ACME_TOKEN_0" not in changelist.text
+    assert "0 tokens" in changelist.text
+
+
+# --- server errors -------------------------------------------------------------------------
+
+
+def post_failing_create(monkeypatch, client: Client, value: str):
+    """Post a valid new token while encryption fails deep inside the create path (no frame of
+    the test's own in between: `None.encrypt` raises AttributeError in crypto._seal)."""
+    url = reverse("tokens:create", args=["acme"])
+    form = form_on(client, url)
+    data = {**form.defaults(), "key": "WILL_FAIL", "value": value}
+    data["environments"] = form.choices("environments")
+    monkeypatch.setattr(crypto, "AESGCM", lambda key: None)
+    return client.post(url, data)
+
+
+@pytest.mark.django_db
+@override_settings(ADMINS=["ops@example.com"])
+def test_server_error_with_debug_off_reveals_no_value(caplog, monkeypatch):
+    world = build_world(tokens_per_workspace=1)
+    client = world.client("editor")
+    client.raise_request_exception = False
+    value = distinctive_value()
+    caplog.set_level(logging.DEBUG)
+
+    response = post_failing_create(monkeypatch, client, value)
+
+    assert response.status_code == 500
+    assert "Something went wrong on our side" in response.text, "our styled 500 page"
+    scan = Scan()
+    scan.add("500 page", response)
+    scan.add("logs", caplog.text)
+    assert "Traceback" in caplog.text, "the error was logged with its traceback"
+    assert mail.outbox, "ADMINS got an error report"
+    for message in mail.outbox:
+        scan.add("error mail", message.message().as_string())
+        assert "WILL_FAIL" in message.body, "control: the report shows the other POST fields"
+        assert "'value'" in message.body
+    assert not scan.hits([value])
+
+
+@pytest.mark.django_db
+def test_technical_500_with_debug_on_hides_the_value(monkeypatch):
+    world = build_world(tokens_per_workspace=1)
+    client = world.client("editor")
+    client.raise_request_exception = False
+    value = distinctive_value()
+
+    with override_settings(DEBUG=True):
+        response = post_failing_create(monkeypatch, client, value)
+
+    assert response.status_code == 500
+    page = response.content.decode()
+    assert "AttributeError" in page, "Django's technical 500 page"
+    assert "WILL_FAIL" in page, "control: it shows the other POST fields"
+    assert "********************" in page, "the value is replaced by stars"
+    assert MASTER_KEY_B64 not in page, "settings holding keys are hidden"
+    scan = Scan()
+    scan.add("technical 500", page)
+    assert not scan.hits([value]), "the value is in the DEBUG page (POST data or frame variables)"
