@@ -297,6 +297,19 @@ def test_editors_and_viewers_see_no_manage_buttons(request, member, page, worksp
 
 
 @pytest.mark.django_db
+def test_lists_are_sorted_by_name(owner_client, workspace):
+    for name in ("Mobile", "Backoffice", "Checkout"):
+        AppFactory(workspace=workspace, name=name)
+    workspace.environments.create(name="Canary", slug="canary")
+
+    apps = owner_client.get(reverse("products", args=["acme"])).context["apps"]
+    environments = owner_client.get(reverse("environments", args=["acme"])).context["environments"]
+
+    assert [app.name for app in apps] == ["Backoffice", "Checkout", "Mobile"]
+    assert [env.name for env in environments] == ["Canary", "Production", "Sandbox"]
+
+
+@pytest.mark.django_db
 def test_token_counts_are_shown(owner_client, workspace):
     product = ProductFactory(workspace=workspace, name="Payments")
     TokenFactory(workspace=workspace, products=[product])

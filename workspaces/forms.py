@@ -9,7 +9,7 @@ from django.utils.text import slugify
 
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
-SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by `manage.py resolve`."
+SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by manage.py resolve."
 LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 

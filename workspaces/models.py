@@ -96,6 +96,12 @@ class Membership(models.Model):
         return self.can(Role.OWNER)
 
 
+class CatalogQuerySet(models.QuerySet):
+    def with_token_counts(self) -> CatalogQuerySet:
+        """Each item with `token_count`, by name (Meta.ordering is dropped once a query groups)."""
+        return self.annotate(token_count=models.Count("tokens")).order_by("name")
+
+
 class WorkspaceCatalogItem(models.Model):
     """A named thing that belongs to one workspace: an environment, a product or an app."""
 
@@ -103,6 +109,8 @@ class WorkspaceCatalogItem(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CatalogQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -77,8 +76,8 @@ def products(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "products",
-        "products": workspace.products.annotate(token_count=Count("tokens")),
-        "apps": workspace.apps.annotate(token_count=Count("tokens")),
+        "products": workspace.products.with_token_counts(),
+        "apps": workspace.apps.with_token_counts(),
     }
     template = "workspaces/products.html#lists" if request.htmx else "workspaces/products.html"
     return render(request, template, context)
@@ -90,7 +89,7 @@ def environments(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "environments",
-        "environments": workspace.environments.annotate(token_count=Count("tokens")),
+        "environments": workspace.environments.with_token_counts(),
     }
     template = (
         "workspaces/environments.html#lists" if request.htmx else "workspaces/environments.html"
