@@ -8,4 +8,9 @@ app_name = "tokens"
 
 urlpatterns = [
     path("", views.token_list, name="list"),
+    path("activity/", views.activity, name="activity"),
+    path("new/", views.token_create, name="create"),
+    path("<uuid:pk>/edit/", views.token_edit, name="edit"),
+    path("<uuid:pk>/revoke/", views.token_revoke, name="revoke"),
+    path("<uuid:pk>/delete/", views.token_delete, name="delete"),
 ]

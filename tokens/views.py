@@ -1,17 +1,331 @@
-"""Tokens page views."""
+"""The Tokens page: the table, its create/edit modal, revoke and delete dialogs, the Activity tab.
+
+Every view works as a plain page (no JavaScript: POST, redirect, a message shown as a toast) and
+as an htmx fragment; the server picks which. Token pages are never cached (`never_cache`): they
+are the only place a value is ever typed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import uuid
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince, timeuntil
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
-from tokens.models import Token
-from workspaces.access import get_workspace_for
+from tokens.forms import EXPIRING_SOON_DAYS, DeleteTokenForm, TokenFilterForm, TokenForm
+from tokens.models import AuditEvent, Token
+from workspaces.access import get_object_in, get_workspace_for
+from workspaces.htmx import modal_success, render_modal
+from workspaces.models import Role, Workspace
+
+ACTIVITY_PAGE_SIZE = 50
+FIELD_LABELS = {
+    "key": "Token Key",
+    "value": "Token Value",
+    "description": "Description",
+    "type": "Type",
+    "expiry_date": "Expiry Date",
+    "period_days": "Period",
+    "products": "Products",
+    "apps": "Apps",
+    "environments": "Environments",
+}
+BREAKS_SERVICES = (
+    "Revoking or deleting a token will immediately break any services currently using it."
+)
+
+
+def get_token_for(workspace: Workspace, pk: uuid.UUID) -> Token:
+    """A token of `workspace` (404 otherwise); fetch the workspace with get_workspace_for."""
+    return get_object_in(workspace, Token, pk)
+
+
+def wants_fragment(request: HttpRequest) -> bool:
+    """htmx swaps a fragment, except when it restores history: then it needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def list_url(workspace: Workspace, params: dict | None = None) -> str:
+    url = reverse("tokens:list", args=[workspace.slug])
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
+    """ "in 3 weeks", "2 days ago", "just now": one unit, as a table cell has room for."""
+    if abs((moment - now).total_seconds()) < 60:
+        return "just now"
+    if moment <= now:
+        return f"{timesince(moment, now, depth=1)} ago"
+    return f"in {timeuntil(moment, now, depth=1)}"
+
+
+# --- the table --------------------------------------------------------------------------
+
+
+def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict]:
+    """For each sortable column: the URL that sorts by it (or flips it) and its aria-sort."""
+    current = filters.sort_key
+    links = {}
+    for column, ascending in (("key", "key"), ("expiry", "expiry"), ("last_used", "last_used")):
+        descending = f"-{ascending}"
+        active = current in (ascending, descending)
+        target = descending if current == ascending else ascending
+        params = {**filters.values, "sort": target}
+        if target == "key":
+            del params["sort"]
+        params.pop("page", None)
+        if column == "last_used":  # "Recently used" first is the natural way to sort it
+            aria = "descending" if current == ascending else "ascending"
+        else:
+            aria = "ascending" if current == ascending else "descending"
+        links[column] = {"url": list_url(workspace, params), "aria": aria if active else ""}
+    return links
 
 
 @login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_GET
 def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
-    tokens = Token.objects.for_workspace(workspace).with_relations()
-    return render(request, "tokens/tokens.html", {"nav": "tokens", "tokens": tokens})
+    filters = TokenFilterForm(request.GET, workspace=workspace)
+    now = timezone.now()
+    tokens = filters.apply(Token.objects.for_workspace(workspace), now).with_relations()
+    page = Paginator(tokens, filters.page_size).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for token in page.object_list:
+        # Long keys wrap after an underscore rather than mid-word.
+        token.key_wrappable = mark_safe(escape(token.key).replace("_", "_<wbr>"))
+        token.expiry_relative = token.expires_at and relative_time(token.expires_at, now)
+        token.last_used_relative = token.last_used_at and relative_time(token.last_used_at, now)
+
+    def page_url(number: int) -> str:
+        return list_url(workspace, {**filters.values, **({"page": number} if number > 1 else {})})
+
+    context = {
+        "nav": "tokens",
+        "tab": "tokens",
+        "filters": filters,
+        "page": page,
+        "now": now,
+        "soon": now + dt.timedelta(days=EXPIRING_SOON_DAYS),
+        "highlight": request.GET.get("highlight", ""),
+        "can_manage": request.membership.can_manage_tokens,
+        "table_url": page_url(page.number),
+        "clear_url": list_url(workspace),
+        "prev_url": page_url(page.previous_page_number()) if page.has_previous() else "",
+        "next_url": page_url(page.next_page_number()) if page.has_next() else "",
+        "sort_links": sort_links(workspace, filters),
+    }
+    template = "tokens/tokens.html#table" if wants_fragment(request) else "tokens/tokens.html"
+    return render(request, template, context)
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_GET
+def activity(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug)
+    events = AuditEvent.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    page = Paginator(events, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    now = timezone.now()
+    for event in page.object_list:
+        event.summary = describe(event)
+        event.when_relative = relative_time(event.created_at, now)
+    url = reverse("tokens:activity", args=[slug])
+    context = {
+        "nav": "tokens",
+        "tab": "activity",
+        "page": page,
+        "prev_url": f"{url}?page={page.previous_page_number()}" if page.has_previous() else "",
+        "next_url": f"{url}?page={page.next_page_number()}" if page.has_next() else "",
+    }
+    template = "tokens/activity.html#events" if wants_fragment(request) else "tokens/activity.html"
+    return render(request, template, context)
+
+
+def describe(event: AuditEvent) -> str:
+    """A readable line for an event's detail (names of what changed, counts; never values)."""
+    parts = []
+    for name, value in (event.detail or {}).items():
+        if name == "changed":
+            parts.append("Changed " + ", ".join(FIELD_LABELS.get(str(v), str(v)) for v in value))
+            continue
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(item) for item in value)
+        parts.append(f"{str(name).replace('_', ' ').capitalize()}: {value}")
+    return "; ".join(parts)
+
+
+# --- create and edit --------------------------------------------------------------------
+
+
+def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenForm) -> HttpResponse:
+    return render_modal(
+        request,
+        "tokens/token_form.html",
+        {"nav": "tokens", "form": form, "token": form.token, "cancel_url": list_url(workspace)},
+    )
+
+
+@sensitive_post_parameters("value")
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def token_create(request: HttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    form = TokenForm(request.POST if request.method == "POST" else None, workspace=workspace)
+    if request.method == "POST" and form.is_valid() and (token := form.save(by=request.user)):
+        return modal_success(
+            request,
+            message=f"Token {token.key} created. Reference it as {token.reference}.",
+            event="tokensChanged",
+            redirect_to=list_url(workspace, {"highlight": token.pk}),
+            id=str(token.pk),
+        )
+    return render_token_form(request, workspace, form)
+
+
+@sensitive_post_parameters("value")
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def token_edit(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    token = get_token_for(workspace, pk)
+    if token.is_revoked:
+        return refuse_revoked(request, workspace, token)
+    old_key = token.key
+    form = TokenForm(
+        request.POST if request.method == "POST" else None, workspace=workspace, token=token
+    )
+    if request.method == "POST" and form.is_valid() and form.save(by=request.user):
+        if not form.changed:
+            message = f"Nothing changed in {token.key}."
+        elif token.key != old_key:
+            message = (
+                f"Token {old_key} renamed to {token.key}: "
+                f"update any $Secret{{{old_key}}} references."
+            )
+        else:
+            message = f"Token {token.key} saved."
+        return modal_success(
+            request,
+            message=message,
+            event="tokensChanged",
+            redirect_to=list_url(workspace, {"highlight": token.pk}),
+            id=str(token.pk),
+        )
+    return render_token_form(request, workspace, form)
+
+
+def refuse_revoked(request: HttpRequest, workspace: Workspace, token: Token) -> HttpResponse:
+    """Revoked is final. htmx gets the explanation in the modal (it swaps only 2xx responses)."""
+    return render_modal(
+        request,
+        "tokens/confirm.html",
+        {
+            "nav": "tokens",
+            "token": token,
+            "title": f"{token.key} is revoked",
+            "refusal": "Revoked tokens cannot be edited. Create a new token instead; you can "
+            "still delete this one.",
+            "cancel_url": list_url(workspace),
+        },
+        status=200 if request.htmx else 409,
+    )
+
+
+# --- revoke and delete ------------------------------------------------------------------
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def token_revoke(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    token = get_token_for(workspace, pk)
+    error = ""
+    if request.method == "POST":
+        try:
+            token.revoke(by=request.user)
+        except ValidationError as refused:
+            error = " ".join(refused.messages)
+        else:
+            return modal_success(
+                request,
+                message=f"Token {token.key} revoked. Services using it can no longer resolve it.",
+                event="tokensChanged",
+                redirect_to=list_url(workspace, {"highlight": token.pk}),
+                id=str(token.pk),
+            )
+    return render_modal(
+        request,
+        "tokens/confirm.html",
+        {
+            "nav": "tokens",
+            "token": token,
+            "action": "revoke",
+            "title": f"Revoke {token.key}?",
+            "warning": BREAKS_SERVICES,
+            "error": error or ("This token is already revoked." if token.is_revoked else ""),
+            "submit_label": "Revoke token",
+            "cancel_url": list_url(workspace),
+        },
+        status=409 if error and not request.htmx else 200,
+    )
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def token_delete(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    token = get_token_for(workspace, pk)
+    form = DeleteTokenForm(request.POST if request.method == "POST" else None, token=token)
+    if request.method == "POST" and form.is_valid():
+        key = token.key
+        # Deleted meanwhile by someone else? The outcome the user asked for holds either way.
+        with contextlib.suppress(ValidationError):
+            token.delete_token(by=request.user)
+        return modal_success(
+            request,
+            message=f"Token {key} deleted for good.",
+            event="tokensChanged",
+            redirect_to=list_url(workspace),
+        )
+    return render_modal(
+        request,
+        "tokens/confirm.html",
+        {
+            "nav": "tokens",
+            "token": token,
+            "action": "delete",
+            "form": form,
+            "title": f"Delete {token.key}?",
+            "warning": BREAKS_SERVICES,
+            "submit_label": "Delete token",
+            "cancel_url": list_url(workspace),
+        },
+    )

@@ -72,10 +72,12 @@
       const done = () => {
         showToast("Copied " + text + " to the clipboard", "success");
         copy.setAttribute("data-copied", "true");
+        setTimeout(() => { copy.removeAttribute("data-copied"); }, 2000);
         const label = copy.querySelector(".copy-label");
         if (label) {
+          if (!label.dataset.original) label.dataset.original = label.textContent;
           label.textContent = "Copied";
-          setTimeout(() => { label.textContent = "Copy"; }, 2000);
+          setTimeout(() => { label.textContent = label.dataset.original; }, 2000);
         }
       };
       if (navigator.clipboard && window.isSecureContext) {
@@ -119,6 +121,80 @@
     const form = input.form;
     const button = form && form.querySelector("[data-confirm-submit]");
     if (button) button.disabled = input.value !== input.dataset.confirmMatch;
+  });
+
+  // --- Tokens page ----------------------------------------------------------------------
+  // GET forms marked [data-drop-empty] leave empty fields out of the URL they request and push.
+  document.addEventListener("htmx:configRequest", (event) => {
+    const elt = event.detail.elt;
+    if (event.detail.verb !== "get" || !elt.closest("[data-drop-empty]")) return;
+    const data = event.detail.formData;
+    Array.from(new Set(data.keys())).forEach((name) => {
+      if (data.getAll(name).every((value) => value === "")) data.delete(name);
+    });
+  });
+
+  // Period: the custom number of days is only asked for with "Custom" (without JS both show).
+  function syncPeriod(select) {
+    const custom = select.form && select.form.querySelector("[data-period-custom]");
+    if (!custom) return;
+    const on = select.value === "custom";
+    custom.hidden = !on;
+    custom.querySelectorAll("input").forEach((input) => { input.disabled = !on; });
+  }
+
+  function syncConfirm(input) {
+    const button = input.form && input.form.querySelector("[data-confirm-submit]");
+    if (button) button.disabled = input.value !== input.dataset.confirmMatch;
+  }
+
+  // Highlight the row a modal just created or changed, once the table has refreshed.
+  let pendingHighlight = null;
+  document.addEventListener("tokensChanged", (event) => {
+    pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
+  });
+  function highlightPending() {
+    if (!pendingHighlight) return;
+    const row = document.querySelector('[data-token-id="' + CSS.escape(pendingHighlight) + '"]');
+    if (!row) return;
+    pendingHighlight = null;
+    row.classList.remove("row-highlight");
+    void row.offsetWidth; // restart the animation
+    row.classList.add("row-highlight");
+    row.scrollIntoView({ block: "nearest" });
+  }
+
+  function enhance(root) {
+    if (!root || !root.querySelectorAll) return;
+    root.querySelectorAll("[data-period-select]").forEach(syncPeriod);
+    root.querySelectorAll("[data-confirm-match]").forEach(syncConfirm);
+    root.querySelectorAll("[data-toggle-password][hidden]").forEach((button) => { button.hidden = false; });
+    // A form re-rendered with errors inside the modal: take the user to the first one.
+    if (root.closest && root.closest("#modal-content")) {
+      const invalid = root.querySelector('[aria-invalid="true"], .is-invalid input');
+      if (invalid) invalid.focus();
+    }
+    highlightPending();
+  }
+  document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
+  document.addEventListener("DOMContentLoaded", () => enhance(document.body));
+
+  document.addEventListener("change", (event) => {
+    const select = event.target.closest("[data-period-select]");
+    if (!select) return;
+    syncPeriod(select);
+    if (select.value === "custom") {
+      const input = select.form.querySelector("[data-period-custom] input");
+      if (input) input.focus();
+    }
+  });
+
+  // Editing a token's key: warn that $Secret{OLD_KEY} references will stop resolving.
+  document.addEventListener("input", (event) => {
+    const input = event.target.closest("[data-original-key]");
+    if (!input || !input.form) return;
+    const warning = input.form.querySelector("[data-key-change-warning]");
+    if (warning) warning.hidden = input.value.trim() === input.dataset.originalKey;
   });
 
   window.Coffer = { showToast: showToast };

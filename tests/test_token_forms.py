@@ -1,0 +1,293 @@
+"""The Tokens page's forms: the create/edit form, the typed delete confirmation, the filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory
+from tokens.forms import DeleteTokenForm, TokenFilterForm, TokenForm
+from tokens.models import Token, TokenType
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "form-test-secret-value-0123456789"
+
+
+def data(workspace, **overrides) -> dict:
+    """A valid submission of the create form (every environment of the workspace)."""
+    values = {
+        "key": "PAYMENT_API_KEY",
+        "value": SECRET,
+        "description": "Card processing",
+        "type": TokenType.API_KEY,
+        "expiry_date": "",
+        "period": "",
+        "period_custom": "",
+        "environments": [env.pk for env in workspace.environments.all()],
+    }
+    values.update(overrides)
+    return values
+
+
+def tomorrow() -> dt.date:
+    return timezone.now().date() + dt.timedelta(days=1)
+
+
+def test_labels_are_the_product_documents(workspace):
+    form = TokenForm(workspace=workspace)
+    assert [form[name].label for name in form.fields] == [
+        "Token Key",
+        "Token Value",
+        "Description",
+        "Type",
+        "Expiry Date",
+        "Period",
+        "Custom days",
+        "Products",
+        "Apps",
+        "Environments",
+    ]
+
+
+def test_type_offers_the_four_document_types(workspace):
+    labels = [label for _, label in TokenForm(workspace=workspace).fields["type"].choices]
+    assert labels == ["Credential", "API Key", "Bearer Token", "OAuth Token"]
+
+
+def test_period_offers_presets_and_custom(workspace):
+    labels = [label for _, label in TokenForm(workspace=workspace).fields["period"].choices]
+    assert labels == [
+        "No period",
+        "7 days",
+        "30 days",
+        "60 days",
+        "90 days",
+        "180 days",
+        "365 days",
+        "Custom",
+    ]
+
+
+def test_value_is_a_password_input_never_rendered_back(workspace):
+    form = TokenForm(data(workspace, environments=[]), workspace=workspace)
+    assert not form.is_valid()
+    html = str(form["value"])
+    assert 'type="password"' in html
+    assert 'autocomplete="new-password"' in html
+    assert SECRET not in form.as_div()
+
+
+def test_valid_form_creates_the_token_through_the_model(workspace):
+    user = UserFactory()
+    product = ProductFactory(workspace=workspace)
+    form = TokenForm(data(workspace, products=[product.pk]), workspace=workspace)
+    assert form.is_valid(), form.errors
+    token = form.save(by=user)
+    assert token.key == "PAYMENT_API_KEY"
+    assert token.reveal() == SECRET
+    assert list(token.products.all()) == [product]
+    assert token.created_by == user
+
+
+def test_key_is_stripped_of_surrounding_spaces(workspace):
+    form = TokenForm(data(workspace, key="  SPACED_KEY  "), workspace=workspace)
+    assert form.is_valid(), form.errors
+    assert form.save(by=None).key == "SPACED_KEY"
+
+
+def test_value_is_required_on_create(workspace):
+    form = TokenForm(data(workspace, value=""), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["value"] == ["Enter the token value."]
+
+
+def test_value_keeps_surrounding_whitespace(workspace):
+    form = TokenForm(data(workspace, value="  padded value \n"), workspace=workspace)
+    assert form.is_valid(), form.errors
+    assert form.save(by=None).reveal() == "  padded value \n"
+
+
+def test_an_environment_is_required(workspace):
+    form = TokenForm(data(workspace, environments=[]), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["environments"] == ["Choose at least one environment."]
+
+
+def test_products_of_another_workspace_are_rejected(workspace, other_workspace):
+    foreign = ProductFactory(workspace=other_workspace)
+    form = TokenForm(data(workspace, products=[foreign.pk]), workspace=workspace)
+    assert not form.is_valid()
+    assert "products" in form.errors
+    assert not Token.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("period", "custom", "expected"),
+    [
+        ("", "", None),
+        ("30", "", 30),
+        ("365", "", 365),
+        ("custom", "45", 45),
+        ("", "12", 12),  # without JavaScript both inputs show: a number alone is a period
+        ("90", "90", 90),
+    ],
+)
+def test_period_choices_become_days(workspace, period, custom, expected):
+    form = TokenForm(data(workspace, period=period, period_custom=custom), workspace=workspace)
+    assert form.is_valid(), form.errors
+    assert form.save(by=None).period_days == expected
+
+
+@pytest.mark.parametrize(
+    ("period", "custom", "message"),
+    [
+        ("custom", "", "Enter the number of days for a Custom period."),
+        ("30", "45", "Choose Custom in Period to use your own number of days, or clear this box."),
+        ("custom", "0", "Ensure this value is greater than or equal to 1."),
+        ("custom", "3651", "Ensure this value is less than or equal to 3650."),
+        ("custom", "abc", "Enter a whole number."),
+    ],
+)
+def test_bad_periods_are_explained(workspace, period, custom, message):
+    form = TokenForm(data(workspace, period=period, period_custom=custom), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["period_custom"] == [message]
+
+
+def test_unknown_period_preset_is_rejected(workspace):
+    form = TokenForm(data(workspace, period="14"), workspace=workspace)
+    assert not form.is_valid()
+    assert "period" in form.errors
+
+
+def test_model_rules_are_checked_with_the_fields_so_every_problem_shows_at_once(workspace):
+    TokenFactory(workspace=workspace, key="PAYMENT_API_KEY")
+    yesterday = timezone.now().date() - dt.timedelta(days=1)
+    form = TokenForm(
+        data(workspace, expiry_date=yesterday.isoformat(), environments=[]), workspace=workspace
+    )
+    assert not form.is_valid()
+    assert form.errors["key"] == [
+        "A token with key PAYMENT_API_KEY already exists in this workspace."
+    ]
+    assert "Expiry Date must be in the future" in form.errors["expiry_date"][0]
+    assert form.errors["environments"] == ["Choose at least one environment."]
+
+
+def test_key_grammar_is_the_models(workspace):
+    form = TokenForm(data(workspace, key="9 lives"), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["key"][0].startswith("A Token Key starts with a letter or underscore")
+
+
+def test_a_rule_broken_between_validation_and_saving_comes_back_as_a_field_error(workspace):
+    form = TokenForm(data(workspace), workspace=workspace)
+    assert form.is_valid()
+    TokenFactory(workspace=workspace, key="PAYMENT_API_KEY")  # someone else was quicker
+    assert form.save(by=None) is None
+    assert form.errors["key"] == [
+        "A token with key PAYMENT_API_KEY already exists in this workspace."
+    ]
+
+
+def test_an_expired_tokens_old_expiry_date_does_not_block_other_edits(workspace):
+    token = TokenFactory(workspace=workspace, key="OLD", expiry_date=tomorrow())
+    Token.objects.filter(pk=token.pk).update(expiry_date=timezone.now().date())
+    token.refresh_from_db()
+    submitted = {**TokenForm.initial_from(token), "value": "", "description": "still editable"}
+    submitted["environments"] = [env.pk for env in submitted["environments"]]
+    submitted["expiry_date"] = token.expiry_date.isoformat()
+    form = TokenForm(submitted, workspace=workspace, token=token)
+    assert form.is_valid(), form.errors
+
+
+def test_edit_form_is_prefilled_with_everything_but_the_value(workspace):
+    product, app = ProductFactory(workspace=workspace), AppFactory(workspace=workspace)
+    token = TokenFactory(
+        workspace=workspace,
+        key="OLD_KEY",
+        value=SECRET,
+        description="Something",
+        type=TokenType.OAUTH_TOKEN,
+        expiry_date=tomorrow(),
+        period_days=45,
+        products=[product],
+        apps=[app],
+    )
+    form = TokenForm(workspace=workspace, token=token)
+    assert form["key"].value() == "OLD_KEY"
+    assert form["type"].value() == TokenType.OAUTH_TOKEN
+    assert form["period"].value() == "custom"
+    assert form["period_custom"].value() == 45
+    assert form["expiry_date"].value() == tomorrow()
+    assert form["products"].value() == [product.pk]
+    assert not form.fields["value"].required
+    assert SECRET not in form.as_div()
+    assert "$Secret{OLD_KEY}" in form.fields["key"].help_text
+
+
+def test_edit_with_blank_value_keeps_it(workspace):
+    token = TokenFactory(workspace=workspace, key="KEEP", value=SECRET)
+    initial = TokenForm.initial_from(token)
+    submitted = data(workspace, **{**initial, "key": "KEEP", "value": "", "description": "New"})
+    submitted["environments"] = [env.pk for env in initial["environments"]]
+    form = TokenForm(submitted, workspace=workspace, token=token)
+    assert form.is_valid(), form.errors
+    form.save(by=None)
+    token.refresh_from_db()
+    assert token.description == "New"
+    assert token.reveal() == SECRET
+    assert form.changed == ["description"]
+
+
+def test_edit_reports_a_key_change(workspace):
+    token = TokenFactory(workspace=workspace, key="OLD_KEY")
+    form = TokenForm(data(workspace, key="NEW_KEY"), workspace=workspace, token=token)
+    assert form.key_changed
+    assert not TokenForm(
+        data(workspace, key="OLD_KEY"), workspace=workspace, token=token
+    ).key_changed
+
+
+def test_delete_confirmation_needs_the_exact_key(workspace):
+    token = TokenFactory(workspace=workspace, key="DOOMED")
+    assert DeleteTokenForm({"confirm_key": "DOOMED"}, token=token).is_valid()
+    for typed in ("", "doomed", "DOOME", "OTHER"):
+        form = DeleteTokenForm({"confirm_key": typed}, token=token)
+        assert not form.is_valid()
+        assert form.errors["confirm_key"] == [
+            "Type the key exactly as shown (DOOMED) to delete it."
+        ]
+    assert 'data-confirm-match="DOOMED"' in str(DeleteTokenForm(token=token)["confirm_key"])
+
+
+def test_filters_ignore_unknown_values(workspace):
+    filters = TokenFilterForm(
+        {"type": "nope", "status": "weird", "env": "mars", "sort": "price", "per_page": "7"},
+        workspace=workspace,
+    )
+    assert filters.values == {}
+    assert filters.sort_key == "key"
+    assert filters.page_size == 25
+    assert not filters.is_filtered
+
+
+def test_filters_keep_valid_non_default_values_only(workspace):
+    filters = TokenFilterForm(
+        {"q": "pay", "type": "api_key", "env": "production", "sort": "-key", "per_page": "25"},
+        workspace=workspace,
+    )
+    assert filters.values == {"q": "pay", "type": "api_key", "env": "production", "sort": "-key"}
+    assert filters.is_filtered
+
+
+def test_filter_apply_searches_key_and_description(workspace):
+    TokenFactory(workspace=workspace, key="STRIPE_SECRET")
+    TokenFactory(workspace=workspace, key="OTHER", description="used by stripe webhooks")
+    TokenFactory(workspace=workspace, key="UNRELATED")
+    filters = TokenFilterForm({"q": "Stripe"}, workspace=workspace)
+    keys = [t.key for t in filters.apply(Token.objects.for_workspace(workspace))]
+    assert keys == ["OTHER", "STRIPE_SECRET"]

@@ -1,0 +1,427 @@
+"""Forms of the Tokens page: create/edit a token, confirm a deletion, filter the table.
+
+The forms validate what the browser sent and turn it into calls to the model's own methods
+(`Token.objects.create_token`, `token.update`); the rules themselves live in tokens/models.py.
+A submitted value is never rendered back: the value input is a password input that never shows
+its value, and no message repeats it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.utils import timezone
+
+from tokens.models import (
+    DESCRIPTION_MAX_LENGTH,
+    KEY_MAX_LENGTH,
+    PERIOD_MAX_DAYS,
+    Token,
+    TokenQuerySet,
+    TokenStatus,
+    TokenType,
+    new_expiry_date_errors,
+    value_errors,
+)
+from workspaces.models import Workspace
+
+PERIOD_PRESETS = (7, 30, 60, 90, 180, 365)
+CUSTOM = "custom"
+PERIOD_CHOICES = [
+    ("", "No period"),
+    *[(str(days), f"{days} days") for days in PERIOD_PRESETS],
+    (CUSTOM, "Custom"),
+]
+EXPIRING_SOON_DAYS = 7
+
+# The model's field names, as its ValidationErrors use them -> this form's field names.
+MODEL_TO_FORM_FIELD = {"period_days": "period"}
+
+
+class TokenForm(forms.Form):
+    """Create a token, or edit one (`token=`); the labels are the product document's."""
+
+    key = forms.CharField(
+        label="Token Key",
+        max_length=KEY_MAX_LENGTH,
+        help_text="Letters, digits and underscores, e.g. PAYMENT_API_KEY. "
+        "Configurations reference it as $Secret{KEY}.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "autocapitalize": "characters",
+                "placeholder": "PAYMENT_API_KEY",
+                "class": "font-monospace",
+            }
+        ),
+    )
+    value = forms.CharField(
+        label="Token Value",
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={"autocomplete": "new-password", "spellcheck": "false"},
+        ),
+    )
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        help_text="Optional: what the token is used for.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    type = forms.ChoiceField(label="Type", choices=TokenType.choices, initial=TokenType.API_KEY)
+    expiry_date = forms.DateField(
+        label="Expiry Date",
+        required=False,
+        help_text="The token becomes invalid at 00:00 UTC on this day.",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    period = forms.ChoiceField(
+        label="Period",
+        required=False,
+        choices=PERIOD_CHOICES,
+        help_text="Token lifespan, counted from when the value is set.",
+        widget=forms.Select(attrs={"data-period-select": ""}),
+    )
+    period_custom = forms.IntegerField(
+        label="Custom days",
+        required=False,
+        min_value=1,
+        max_value=PERIOD_MAX_DAYS,
+        help_text=f"With Period set to Custom: 1 to {PERIOD_MAX_DAYS:,} days.",
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "e.g. 45"}),
+    )
+    products = forms.ModelMultipleChoiceField(
+        label="Products", required=False, queryset=None, widget=forms.CheckboxSelectMultiple
+    )
+    apps = forms.ModelMultipleChoiceField(
+        label="Apps", required=False, queryset=None, widget=forms.CheckboxSelectMultiple
+    )
+    environments = forms.ModelMultipleChoiceField(
+        label="Environments",
+        queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one environment."},
+    )
+
+    def __init__(
+        self, data=None, *, workspace: Workspace, token: Token | None = None, **kwargs
+    ) -> None:
+        self.workspace = workspace
+        self.token = token
+        self.changed: list[str] = []
+        if token is not None:
+            kwargs["initial"] = self.initial_from(token)
+        super().__init__(data, **kwargs)
+        self.fields["products"].queryset = workspace.products.all()
+        self.fields["apps"].queryset = workspace.apps.all()
+        self.fields["environments"].queryset = workspace.environments.all()
+        if token is None:
+            self.fields["value"].required = True
+            self.fields["value"].error_messages["required"] = "Enter the token value."
+            self.fields[
+                "value"
+            ].help_text = "Stored encrypted and never shown again, not even to you."
+        else:
+            self.fields[
+                "value"
+            ].help_text = "Leave blank to keep the current value; type a new value to replace it."
+            self.fields["value"].widget.attrs["placeholder"] = "Unchanged"
+            self.fields["key"].widget.attrs["data-original-key"] = token.key
+            self.fields[
+                "key"
+            ].help_text = f"Changing the key breaks existing $Secret{{{token.key}}} references."
+        for field in self.fields.values():
+            if isinstance(field.widget, forms.CheckboxSelectMultiple):
+                continue
+            css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
+            classes = field.widget.attrs.get("class", "")
+            field.widget.attrs["class"] = f"{css} {classes}".strip()
+
+    @staticmethod
+    def initial_from(token: Token) -> dict:
+        period, custom = "", None
+        if token.period_days in PERIOD_PRESETS:
+            period = str(token.period_days)
+        elif token.period_days:
+            period, custom = CUSTOM, token.period_days
+        return {
+            "key": token.key,
+            "description": token.description,
+            "type": token.type,
+            "expiry_date": token.expiry_date,
+            "period": period,
+            "period_custom": custom,
+            "products": list(token.products.all()),
+            "apps": list(token.apps.all()),
+            "environments": list(token.environments.all()),
+        }
+
+    # --- validation ---------------------------------------------------------------------
+
+    def clean_key(self) -> str:
+        return self.cleaned_data["key"].strip()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        period, custom = cleaned.get("period"), cleaned.get("period_custom")
+        if "period_custom" in self.errors:
+            return cleaned
+        if period == CUSTOM:
+            if custom is None:
+                self.add_error("period_custom", "Enter the number of days for a Custom period.")
+            cleaned["period_days"] = custom
+        elif period:
+            if custom is not None and custom != int(period):
+                self.add_error(
+                    "period_custom",
+                    "Choose Custom in Period to use your own number of days, or clear this box.",
+                )
+            cleaned["period_days"] = int(period)
+        else:
+            # Without JavaScript both inputs show: a number typed alone means a custom period.
+            cleaned["period_days"] = custom
+        self.add_rule_errors(cleaned)
+        return cleaned
+
+    def add_rule_errors(self, cleaned: dict) -> None:
+        """Ask the model's rules now too, so every problem shows at once (saving asks again)."""
+        probe = Token(
+            workspace=self.workspace,
+            key=cleaned.get("key") or "",
+            description=cleaned.get("description") or "",
+            type=cleaned.get("type") or TokenType.CREDENTIAL,
+            period_days=cleaned.get("period_days"),
+        )
+        if self.token is not None:
+            probe.pk = self.token.pk
+        errors = probe.rule_errors(
+            products=list(cleaned.get("products") or []),
+            apps=list(cleaned.get("apps") or []),
+            environments=list(cleaned.get("environments") or []),
+        )
+        errors.update(value_errors(cleaned.get("value"), required=self.token is None))
+        expiry = cleaned.get("expiry_date")
+        if self.token is None or expiry != self.token.expiry_date:
+            errors.update(new_expiry_date_errors(expiry))
+        for field, messages in errors.items():
+            name = MODEL_TO_FORM_FIELD.get(field, field)
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, messages)
+
+    @property
+    def key_changed(self) -> bool:
+        if self.token is None:
+            return False
+        key = self.data.get(self.add_prefix("key"), self.token.key) if self.is_bound else None
+        return key is not None and key.strip() != self.token.key
+
+    @property
+    def value_was_submitted(self) -> bool:
+        return self.is_bound and bool(self.data.get(self.add_prefix("value")))
+
+    # --- saving through the model's rules -----------------------------------------------
+
+    def model_fields(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "key": data["key"],
+            "description": data["description"],
+            "type": data["type"],
+            "expiry_date": data["expiry_date"],
+            "period_days": data["period_days"],
+        }
+
+    def save(self, *, by) -> Token | None:
+        """Create or update the token; on a broken rule, add its messages and return None."""
+        data = self.cleaned_data
+        relations = {name: list(data[name]) for name in ("products", "apps", "environments")}
+        try:
+            if self.token is None:
+                return Token.objects.create_token(
+                    workspace=self.workspace,
+                    value=data["value"],
+                    by=by,
+                    **self.model_fields(),
+                    **relations,
+                )
+            self.changed = self.token.update(
+                by=by, value=data["value"] or None, **self.model_fields(), **relations
+            )
+            return self.token
+        except ValidationError as error:
+            self.add_model_errors(error)
+            return None
+
+    def add_model_errors(self, error: ValidationError) -> None:
+        if not hasattr(error, "error_dict"):
+            self.add_error(None, error)
+            return
+        for field, errors in error.error_dict.items():
+            name = MODEL_TO_FORM_FIELD.get(field, field)
+            self.add_error(name if name in self.fields else None, errors)
+
+
+class DeleteTokenForm(forms.Form):
+    """Deleting is forever: the user types the key to confirm (the server checks it too)."""
+
+    confirm_key = forms.CharField(
+        required=False,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "spellcheck": "false", "class": "form-control"}
+        ),
+    )
+
+    def __init__(self, *args, token: Token, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.token = token
+        field = self.fields["confirm_key"]
+        field.label = f"Type {token.key} to confirm"
+        field.widget.attrs["data-confirm-match"] = token.key
+
+    def clean_confirm_key(self) -> str:
+        typed = self.cleaned_data["confirm_key"].strip()
+        if typed != self.token.key:
+            raise forms.ValidationError(
+                f"Type the key exactly as shown ({self.token.key}) to delete it."
+            )
+        return typed
+
+
+# --- the table's search, filters, sort and paging --------------------------------------
+
+STATUS_FILTERS = [
+    ("", "Any status"),
+    ("active", "Active"),
+    ("expiring", "Expiring soon"),
+    ("expired", "Expired"),
+    ("revoked", "Revoked"),
+]
+SORTS = {
+    "key": ("key", F("key").asc()),
+    "-key": ("key", F("key").desc()),
+    "expiry": ("expiry", F("expires_at").asc(nulls_last=True)),
+    "-expiry": ("expiry", F("expires_at").desc(nulls_last=True)),
+    "last_used": ("last_used", F("last_used_at").desc(nulls_last=True)),
+    "-last_used": ("last_used", F("last_used_at").asc(nulls_first=True)),
+}
+SORT_CHOICES = [
+    ("", "Key (A–Z)"),
+    ("-key", "Key (Z–A)"),
+    ("expiry", "Expires first"),
+    ("-expiry", "Expires last"),
+    ("last_used", "Recently used"),
+    ("-last_used", "Least recently used"),
+]
+PAGE_SIZES = (25, 50, 100)
+
+
+class TokenFilterForm(forms.Form):
+    """The table's query string, validated: anything unknown is ignored, never an error page."""
+
+    q = forms.CharField(
+        label="Search tokens",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Search key or description",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "form-control",
+            }
+        ),
+    )
+    type = forms.ChoiceField(
+        label="Type",
+        required=False,
+        choices=[("", "All types"), *TokenType.choices],
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=STATUS_FILTERS,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    env = forms.ChoiceField(
+        label="Environment",
+        required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=SORT_CHOICES,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    per_page = forms.TypedChoiceField(
+        label="Rows per page",
+        required=False,
+        coerce=int,
+        empty_value=PAGE_SIZES[0],
+        choices=[("", str(PAGE_SIZES[0])), *[(str(n), str(n)) for n in PAGE_SIZES[1:]]],
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
+
+    def __init__(self, data, *, workspace: Workspace) -> None:
+        super().__init__(data, auto_id="filter_%s")
+        self.environments = list(workspace.environments.all())
+        self.fields["env"].choices = [("", "All environments")] + [
+            (env.slug, env.name) for env in self.environments
+        ]
+
+    @property
+    def values(self) -> dict:
+        """The valid, non-default filters (what the URL should carry)."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        valid = {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors and value not in ("", None)
+        }
+        if valid.get("per_page") == PAGE_SIZES[0]:
+            del valid["per_page"]
+        return valid
+
+    @property
+    def sort_key(self) -> str:
+        return self.values.get("sort", "key")
+
+    @property
+    def page_size(self) -> int:
+        return self.values.get("per_page", PAGE_SIZES[0])
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(name in self.values for name in ("q", "type", "status", "env"))
+
+    def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
+        values = self.values
+        now = now or timezone.now()
+        if q := values.get("q", "").strip():
+            tokens = tokens.filter(Q(key__icontains=q) | Q(description__icontains=q))
+        if token_type := values.get("type"):
+            tokens = tokens.filter(type=token_type)
+        status = values.get("status")
+        if status == "active":
+            tokens = tokens.active(now)
+        elif status == "expiring":
+            soon = now + dt.timedelta(days=EXPIRING_SOON_DAYS)
+            tokens = tokens.active(now).filter(expires_at__lte=soon)
+        elif status == "expired":
+            tokens = tokens.expired(now)
+        elif status == "revoked":
+            tokens = tokens.filter(status=TokenStatus.REVOKED)
+        if env := values.get("env"):
+            tokens = tokens.filter(environments__slug=env)
+        order = SORTS[values.get("sort", "key")][1]
+        return tokens.order_by(order, "key", "pk")
