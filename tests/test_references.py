@@ -390,13 +390,26 @@ def test_query_count_is_constant_whatever_the_number_of_references(
     context = UseContext(production, product=product)
     one = "$Secret{K0}\n"
     many = "".join(f"x: $Secret{{K{n}}}\n" for n in range(200)) * 3
-    # The tokens, their products, apps and environments, the data key, one UPDATE, one INSERT,
-    # and the savepoint around the last two.
-    with django_assert_max_num_queries(9):
+    # The usable tokens, the data key, one UPDATE, one INSERT, and the savepoint around them.
+    with django_assert_max_num_queries(6):
         resolve_text(one, context)
-    with django_assert_max_num_queries(9):
+    with django_assert_max_num_queries(6):
         resolve_text(many, context)
     assert _count_queries(one, context) == _count_queries(many, context)
+
+
+def test_query_count_is_constant_when_references_fail(
+    workspace, production, django_assert_max_num_queries
+):
+    for n in range(200):
+        TokenFactory(workspace=workspace, key=f"K{n}", environments=[production])
+    sandbox = UseContext(workspace.environments.get(slug="sandbox"))
+    one = "$Secret{K0} $Secret{NOPE}"
+    many = "".join(f"$Secret{{K{n}}} $Secret{{NOPE{n}}}\n" for n in range(200))
+    # The usable tokens, then the others with their products, apps and environments.
+    for text in (one, many):
+        with django_assert_max_num_queries(5), pytest.raises(ResolveError):
+            resolve_text(text, sandbox)
 
 
 def test_check_reports_each_distinct_reference_without_decrypting_or_auditing(
@@ -425,3 +438,57 @@ def test_product_of_another_workspace_is_refused(workspace, production):
     elsewhere = ProductFactory(workspace=WorkspaceFactory())
     with pytest.raises(ValueError, match="not in workspace acme"):
         resolve_text("$Secret{K}", UseContext(production, product=elsewhere))
+
+
+def test_database_rules_agree_with_the_model_rules(workspace, production, sandbox):
+    """`Token.objects.usable_in` (the resolver's fast path) lets through exactly the tokens
+    `Token.unusable_reason` allows, for every mix of status, expiry, environments and scope."""
+    p1, p2 = ProductFactory(workspace=workspace), ProductFactory(workspace=workspace)
+    a1, a2 = AppFactory(workspace=workspace), AppFactory(workspace=workspace)
+    now = timezone.now()
+    expiries = {"none": None, "past": now - dt.timedelta(hours=1), "future": now + dt.timedelta(1)}
+    n = 0
+    for revoked in (False, True):
+        for expiry in expiries.values():
+            for envs in ([production], [sandbox], [production, sandbox]):
+                for products in ([], [p1], [p1, p2]):
+                    for apps in ([], [a1]):
+                        n += 1
+                        token = TokenFactory(
+                            workspace=workspace,
+                            key=f"T{n}",
+                            environments=envs,
+                            products=products,
+                            apps=apps,
+                        )
+                        Token.objects.filter(pk=token.pk).update(expires_at=expiry)
+                        if revoked:
+                            token.revoke()
+    elsewhere = ProductFactory(workspace=WorkspaceFactory())
+    tokens = list(Token.objects.for_workspace(workspace).with_relations())
+    contexts = [
+        UseContext(env, product=product, app=app)
+        for env in (production, sandbox)
+        for product in (None, p1, p2, elsewhere)
+        for app in (None, a1, a2)
+    ]
+    usable_somewhere = set()
+    for context in contexts:
+        by_database = set(Token.objects.usable_in(context, now).values_list("key", flat=True))
+        by_model = {t.key for t in tokens if t.unusable_reason(context, now) is None}
+        assert by_database == by_model, context
+        usable_somewhere |= by_model
+    assert len(usable_somewhere) == 2 * 3 * 3 * 2  # every active, unexpired token, somewhere
+
+
+def test_many_distinct_keys_load_the_workspace_tokens_instead_of_a_long_key_list(
+    workspace, production, monkeypatch
+):
+    monkeypatch.setattr("tokens.references.KEY_LOOKUP_LIMIT", 1)
+    TokenFactory(workspace=workspace, key="A", value="a" * 20)
+    TokenFactory(workspace=workspace, key="B", value="b" * 20)
+    TokenFactory(workspace=workspace, key="C").revoke()
+    assert resolve_text("$Secret{A}$Secret{B}", UseContext(production)) == "a" * 20 + "b" * 20
+    with pytest.raises(ResolveError) as raised:
+        resolve_text("$Secret{A}$Secret{C}$Secret{D}", UseContext(production))
+    assert [p.reason for p in raised.value.problems] == ["token revoked", "unknown token"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -162,6 +162,30 @@ class TokenQuerySet(models.QuerySet):
 
     def with_relations(self) -> TokenQuerySet:
         return self.prefetch_related("products", "apps", "environments")
+
+    def usable_in(self, context: UseContext, at: dt.datetime | None = None) -> TokenQuerySet:
+        """The tokens `unusable_reason(context, at)` lets through, as SQL (for the resolver's
+        fast path; tests/test_references.py keeps the two in step)."""
+        workspace_id = context.environment.workspace_id
+        if any(
+            obj is not None and obj.workspace_id != workspace_id
+            for obj in (context.product, context.app)
+        ):
+            return self.none()
+        token = OuterRef("pk")
+        products = Token.products.through.objects.filter(token=token)
+        apps = Token.apps.through.objects.filter(token=token)
+        in_scope = ~Exists(products) & ~Exists(apps)
+        if context.product is not None:
+            in_scope |= Exists(products.filter(product=context.product))
+        if context.app is not None:
+            in_scope |= Exists(apps.filter(app=context.app))
+        environment = Token.environments.through.objects.filter(
+            token=token, environment=context.environment
+        )
+        return (
+            self.active(at).filter(workspace_id=workspace_id).filter(Exists(environment), in_scope)
+        )
 
 
 class TokenManager(models.Manager.from_queryset(TokenQuerySet)):

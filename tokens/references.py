@@ -19,10 +19,13 @@ returned; if that write fails the resolve fails.
 Substitution is single-pass: a value is inserted once and never scanned again, and no character
 in a value (`$`, `\\`, `{`) is ever interpreted.
 
-Speed: a run costs a constant number of queries (the tokens with their products, apps and
-environments, the workspace data key, one UPDATE and one INSERT), each distinct token is
-decrypted once, and text without escapes or malformed references is split and joined by the
-regex engine in C, without a Python call per reference.
+Speed: a successful run costs a constant number of queries whatever the number of references:
+the usable referenced tokens (the rules evaluated by the database, `Token.objects.usable_in`),
+the workspace data key, one UPDATE of `last_used_at` and one audit INSERT. Only when some
+reference fails are those tokens loaded with their products, apps and environments so that
+`Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
+or malformed references is split and joined by the regex engine in C, without a Python call per
+reference.
 """
 
 from __future__ import annotations
@@ -30,14 +33,18 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import re
+import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import NamedTuple
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from tokens.crypto import CryptoError
 from tokens.models import KEY_MAX_LENGTH, AuditAction, AuditEvent, Token, UseContext
+from workspaces.models import Workspace
 
 OPENER = "$Secret{"
 ESCAPED_OPENER = "$$Secret{"
@@ -48,8 +55,9 @@ SNIPPET_MAX_KEY = 40  # characters of a malformed reference's text shown after `
 KEY_LOOKUP_LIMIT = 900
 
 _KEY = rf"[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}"
-# The common case: only well-formed references. `split` keeps the keys (one group).
-_VALID_RE = re.compile(rf"\$Secret\{{({_KEY})\}}")
+# The common case: only well-formed references. `split` keeps the keys (one group); an
+# unbounded key is faster to match, and the length is checked on the distinct keys after.
+_VALID_RE = re.compile(r"\$Secret\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Everything: group 1 is "$" for an escape; group 2 is the key of a well-formed reference.
 _ANY_RE = re.compile(rf"\$(\$?)Secret\{{(?:({_KEY})\}})?")
 _SNIPPET_END_RE = re.compile(r"[}\r\n]")
@@ -155,14 +163,20 @@ class Template:
     def __init__(self, text: str) -> None:
         self.text = text
         self.malformed_count = 0
-        if OPENER not in text:
+        openers = text.count(OPENER)
+        if not openers:
             self._parts = [text]
+            self._distinct: set[str] = set()
             return
         parts = _VALID_RE.split(text)
-        if len(parts) // 2 == text.count(OPENER) and ESCAPED_OPENER not in text:
-            self._parts = parts  # the fast path: every `$Secret{` is a well-formed reference
-            return
+        if len(parts) // 2 == openers and ESCAPED_OPENER not in text:
+            distinct = set(parts[1::2])
+            if all(len(key) <= KEY_MAX_LENGTH for key in distinct):
+                # The fast path: every `$Secret{` is a well-formed reference.
+                self._parts, self._distinct = parts, distinct
+                return
         self._parts = self._parse_slowly(text)
+        self._distinct = set(self.keys)
 
     def _parse_slowly(self, text: str) -> list[str]:
         parts: list[str] = []
@@ -191,8 +205,8 @@ class Template:
         """The keys of the well-formed references, in order, repeated as often as they occur."""
         return self._parts[1::2]
 
-    def distinct_keys(self) -> list[str]:
-        return list(dict.fromkeys(self.keys))
+    def distinct_keys(self) -> set[str]:
+        return self._distinct
 
     def references(self) -> list[Reference]:
         """Every `$Secret{...}` occurrence (malformed ones included) with its line and column."""
@@ -212,14 +226,22 @@ class Template:
             found.append(Reference(key=key, text=raw, line=line, column=column))
         return found
 
-    def render(self, values: Mapping[str, str]) -> str:
-        """The text with each reference replaced by values[key], verbatim and in one pass."""
+    def render(self, values: Mapping[str, str], *, reuse: bool = False) -> str:
+        """The text with each reference replaced by values[key], verbatim and in one pass.
+
+        `reuse=True` fills the parsed pieces in place (no copy) when the template is not needed
+        again.
+        """
         if self.malformed_count:
             raise ValueError("a text with malformed references cannot be rendered")
         if len(self._parts) == 1:
             return self._parts[0]
-        parts = self._parts.copy()
-        parts[1::2] = map(values.__getitem__, self.keys)
+        parts = self._parts if reuse else self._parts.copy()
+        keys = parts[1::2]
+        # itemgetter looks every key up in C; with one key it returns the value itself.
+        parts[1::2] = itemgetter(*keys)(values) if len(keys) > 1 else [values[keys[0]]]
+        if reuse:
+            self._parts = []
         return "".join(parts)
 
 
@@ -258,35 +280,58 @@ def _unresolvable(problems: list[Problem]) -> ResolveError:
 # --- against the database ----------------------------------------------------------------------
 
 
+class _Sealed(NamedTuple):
+    """What `Token.objects.reveal_values` reads of a token, fetched as a plain row: building
+    1,000 Token instances costs as much as the whole rest of a large resolve."""
+
+    pk: uuid.UUID
+    key: str
+    workspace_id: int
+    ciphertext: bytes
+    value_version: int
+    workspace: Workspace
+
+
+_SEALED_FIELDS = ("pk", "key", "workspace_id", "ciphertext", "value_version")
+
+
 @dataclass
 class _Lookup:
-    template: Template
-    tokens: dict[str, Token]
-    reasons: dict[str, str | None] = field(default_factory=dict)
+    usable: dict[str, _Sealed]  # key -> its token, for the keys that resolve
+    reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
 
 
 def _look_up(template: Template, context: UseContext, at: dt.datetime) -> _Lookup:
-    """The referenced tokens (one query, plus one per relation) and why each is unusable."""
-    environment = context.environment
-    workspace = environment.workspace
+    """The referenced tokens usable in `context`, in one query (the rules evaluated by the
+    database: `Token.objects.usable_in`); the others' reasons only when there are others."""
+    workspace = context.environment.workspace
     for item in (context.product, context.app):
         if item is not None and item.workspace_id != workspace.pk:
             raise ValueError(f"{item} is not in workspace {workspace.slug}")
     keys = template.distinct_keys()
-    tokens: dict[str, Token] = {}
-    if keys:
-        queryset = Token.objects.for_workspace(workspace).with_relations()
-        if len(keys) <= KEY_LOOKUP_LIMIT:
-            queryset = queryset.filter(key__in=keys)
-        wanted = set(keys)
-        for token in queryset:
-            if token.key in wanted:
-                token.workspace = workspace  # one shared instance: no query per token later
-                tokens[token.key] = token
-    reasons = {
-        key: tokens[key].unusable_reason(context, at) if key in tokens else UNKNOWN for key in keys
-    }
-    return _Lookup(template, tokens, reasons)
+    if not keys:
+        return _Lookup({}, {})
+    rows = _in_workspace(workspace, keys).usable_in(context, at).values_list(*_SEALED_FIELDS)
+    usable = {row[1]: _Sealed(*row, workspace) for row in rows if row[1] in keys}
+    reasons: dict[str, str | None] = dict.fromkeys(usable)
+    if missing := keys - usable.keys():
+        # The failure path: ask each token why (the rules as written on the model).
+        found = {
+            token.key: token
+            for token in _in_workspace(workspace, missing).with_relations()
+            if token.key in missing
+        }
+        for key in missing:
+            token = found.get(key)
+            reason = UNKNOWN if token is None else token.unusable_reason(context, at)
+            # Fail closed even if the database and the model ever disagreed.
+            reasons[key] = reason or "token not usable here"
+    return _Lookup(usable, reasons)
+
+
+def _in_workspace(workspace: Workspace, keys: set[str]):
+    tokens = Token.objects.for_workspace(workspace)
+    return tokens.filter(key__in=keys) if len(keys) <= KEY_LOOKUP_LIMIT else tokens
 
 
 def check_text(
@@ -294,10 +339,11 @@ def check_text(
 ) -> CheckReport:
     """Whether every reference in `text` would resolve in `context`, without decrypting,
     auditing or marking anything used: one status per distinct reference."""
-    lookup = _look_up(Template(text), context, at or timezone.now())
+    template = Template(text)
+    lookup = _look_up(template, context, at or timezone.now())
     statuses: dict[str | tuple[int, int], list] = {}
     problems: list[Problem] = []
-    for ref in lookup.template.references():
+    for ref in template.references():
         reason = MALFORMED if ref.key is None else lookup.reasons[ref.key]
         if reason:
             problems.append(Problem(source, ref.line, ref.column, ref.text, ref.key, reason))
@@ -331,20 +377,27 @@ def resolve_text(
     lookup = _look_up(template, context, at)
     if problems := problems_in(template, lookup.reasons, source=source):
         raise _unresolvable(problems)
-    if not lookup.tokens:
+    if not lookup.usable:
         return template.render({})
-    tokens = list(lookup.tokens.values())
+    tokens = list(lookup.usable.values())
     try:
         by_pk = Token.objects.reveal_values(tokens)
     except CryptoError as error:
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
+    del by_pk
     _record_use(tokens, context, at=at, source=source, actor=actor, count=len(template.keys))
-    return template.render(values)
+    return template.render(values, reuse=True)
 
 
 def _record_use(
-    tokens: list[Token], context: UseContext, *, at: dt.datetime, source: str, actor, count: int
+    tokens: list[_Sealed],
+    context: UseContext,
+    *,
+    at: dt.datetime,
+    source: str,
+    actor,
+    count: int,
 ) -> None:
     """Mark the tokens used and write the run's audit event, or raise ResolveError."""
     user = actor if getattr(actor, "pk", None) else None

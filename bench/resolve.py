@@ -1,0 +1,182 @@
+"""Benchmark `$Secret{KEY}` resolution against its floor.
+
+    .venv/bin/python bench/resolve.py [--runs N]
+
+1. In process: a 5 MB text with 100,000 references to 1,000 distinct tokens, resolved with
+   `resolve_text` (parse, one token query, 1,000 decryptions, the last-used UPDATE, the audit
+   INSERT, substitution) next to the floor: a plain `re.sub` with a dict of the plaintext values
+   over the same text. Both are timed in the same run, alternately; the best of N wall-clock
+   and CPU times are reported (CPU time is steadier on a shared machine).
+2. End to end: `manage.py resolve` on a 100-reference file, next to `manage.py check` (Django's
+   start-up floor); the median wall time of N runs of each.
+
+Everything happens in a throwaway data directory with its own SQLite database and master key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import platform
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS = 1_000
+REFERENCES = 100_000
+TEXT_BYTES = 5_000_000
+SMALL_REFERENCES = 100
+
+
+def configure(data_dir: Path) -> None:
+    os.environ.update(
+        {
+            "COFFER_DATA_DIR": str(data_dir),
+            "DATABASE_URL": f"sqlite:///{data_dir / 'bench.sqlite3'}",
+            "COFFER_DEBUG": "false",
+            "COFFER_SECRET_KEY": secrets.token_urlsafe(50),
+            "COFFER_MASTER_KEYS": "bench:" + base64.b64encode(os.urandom(32)).decode(),
+            "COFFER_ALLOWED_HOSTS": "localhost",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        }
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def big_text() -> str:
+    """100,000 lines of 50 bytes, each with one reference: 5,000,000 bytes."""
+    width = TEXT_BYTES // REFERENCES - 1
+    lines = []
+    for n in range(REFERENCES):
+        line = f"setting_{n:06d}: $Secret{{SERVICE_{n % TOKENS:04d}_KEY}} # "
+        lines.append(line.ljust(width, "x")[:width] + "\n")
+    text = "".join(lines)
+    assert len(text.encode()) == TEXT_BYTES
+    return text
+
+
+def timed(function) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for one call."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall_start, time.process_time() - cpu_start
+
+
+def wall(command: list[str], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    runs = parser.parse_args().runs
+
+    data_dir = Path(tempfile.mkdtemp(prefix="coffer-bench-"))
+    try:
+        configure(data_dir)
+        run_benchmark(data_dir, runs)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_benchmark(data_dir: Path, runs: int) -> None:
+    from django.core.management import call_command
+
+    from tokens.models import Token, UseContext
+    from tokens.references import Template, resolve_text
+    from workspaces.models import Workspace
+
+    call_command("migrate", verbosity=0)
+    workspace = Workspace.objects.create(name="Bench", slug="bench")
+    environments = list(workspace.environments.all())
+    production = workspace.environments.get(slug="production")
+    values = {}
+    start = time.perf_counter()
+    for n in range(TOKENS):
+        key = f"SERVICE_{n:04d}_KEY"
+        values[key] = f"value-{n:04d}-{secrets.token_urlsafe(24)}"
+        Token.objects.create_token(
+            workspace=workspace, key=key, value=values[key], environments=environments
+        )
+    setup = time.perf_counter() - start
+
+    text = big_text()
+    floor_re = re.compile(r"\$Secret\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+    def floor() -> str:
+        return floor_re.sub(lambda match: values[match.group(1)], text)
+
+    def resolve() -> str:
+        return resolve_text(text, UseContext(production), source="bench", actor="bench")
+
+    def substitution_only() -> str:
+        return Template(text).render(values)
+
+    assert resolve() == floor(), "the resolver and the floor disagree"
+    timings: dict[str, list[tuple[float, float]]] = {"floor": [], "resolve": [], "render": []}
+    for _ in range(runs):  # alternate, so that all three see the same machine state
+        timings["floor"].append(timed(floor))
+        timings["resolve"].append(timed(resolve))
+        timings["render"].append(timed(substitution_only))
+    best = {
+        name: (min(w for w, _ in times), min(c for _, c in times))
+        for name, times in timings.items()
+    }
+
+    small = data_dir / "app.yaml.tmpl"
+    small.write_text(
+        "".join(f"key_{n}: $Secret{{SERVICE_{n:04d}_KEY}}\n" for n in range(SMALL_REFERENCES))
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    context = ["--workspace", "bench", "--environment", "production"]
+    check_s = wall([*manage, "check"], runs)
+    resolve_cli_s = wall([*manage, "resolve", str(small), *context], runs)
+    report_cli_s = wall([*manage, "resolve", str(small), *context, "--check"], runs)
+
+    floor_wall, floor_cpu = best["floor"]
+
+    def row(label: str, name: str) -> str:
+        wall_s, cpu_s = best[name]
+        return (
+            f"    {label:<48} {wall_s * 1000:7.1f} ms {cpu_s * 1000:7.1f} ms"
+            f"   {wall_s / floor_wall:4.2f}x {cpu_s / floor_cpu:4.2f}x"
+        )
+
+    print(
+        f"Coffer resolve benchmark: {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} CPUs, SQLite, load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
+    print(f"  set-up: {TOKENS:,} tokens created in {setup:.1f} s")
+    print(
+        f"  in process: {TEXT_BYTES / 1e6:.0f} MB, {REFERENCES:,} references to {TOKENS:,} "
+        f"tokens; best of {runs}, alternating"
+    )
+    print(f"    {'':<48} {'wall':>10} {'CPU':>10}   {'vs the floor':>12}")
+    print(row("floor: re.sub with a dict of plaintext values", "floor"))
+    print(row("resolve_text: query, decrypt, audit, substitute", "resolve"))
+    print(row("  of which parse + substitute alone", "render"))
+    print(f"  end to end, a {SMALL_REFERENCES}-reference file; median wall time of {runs} runs")
+    print(f"    manage.py check                                  {check_s * 1000:7.0f} ms")
+    print(f"    manage.py resolve                                {resolve_cli_s * 1000:7.0f} ms")
+    print(f"    manage.py resolve --check                        {report_cli_s * 1000:7.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
