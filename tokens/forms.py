@@ -37,6 +37,29 @@ PERIOD_CHOICES = [
 ]
 EXPIRING_SOON_DAYS = 7
 
+# The largest id a database integer column holds; SQLite raises OverflowError past it.
+ID_MAX = 2**63 - 1
+
+
+class CatalogChoiceField(forms.ModelMultipleChoiceField):
+    """Products, apps or environments to pick. An id too large for the database (a forged
+    "99999999999999999999") is an invalid choice with a message, not a crash."""
+
+    def _check_values(self, value):
+        for pk in value if isinstance(value, list | tuple) else ():
+            try:
+                too_large = abs(int(str(pk))) > ID_MAX
+            except ValueError:
+                continue
+            if too_large:
+                raise ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": pk},
+                )
+        return super()._check_values(value)
+
+
 # The model's field names, as its ValidationErrors use them -> this form's field names.
 MODEL_TO_FORM_FIELD = {"period_days": "period"}
 
@@ -97,13 +120,13 @@ class TokenForm(forms.Form):
         help_text=f"With Period set to Custom: 1 to {PERIOD_MAX_DAYS:,} days.",
         widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "e.g. 45"}),
     )
-    products = forms.ModelMultipleChoiceField(
+    products = CatalogChoiceField(
         label="Products", required=False, queryset=None, widget=forms.CheckboxSelectMultiple
     )
-    apps = forms.ModelMultipleChoiceField(
+    apps = CatalogChoiceField(
         label="Apps", required=False, queryset=None, widget=forms.CheckboxSelectMultiple
     )
-    environments = forms.ModelMultipleChoiceField(
+    environments = CatalogChoiceField(
         label="Environments",
         queryset=None,
         widget=forms.CheckboxSelectMultiple,
