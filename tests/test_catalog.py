@@ -113,6 +113,14 @@ def test_invalid_item_is_refused_with_a_message_and_nothing_changes(
     assert list(workspace.products.values_list("slug", flat=True)) == ["payments"]
 
 
+def test_an_empty_post_says_the_name_is_required(owner_client, workspace):
+    response = owner_client.post(reverse("catalog_add", args=["acme", "products"]), headers=HTMX)
+
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert not workspace.products.exists()
+
+
 def test_same_name_in_another_workspace_is_fine(owner_client, workspace, other_workspace):
     ProductFactory(workspace=other_workspace, name="Payments", slug="payments")
 

@@ -130,6 +130,17 @@ def test_invalid_new_member_is_refused_with_a_message(owner_client, workspace, d
     assert roles(workspace) == before
 
 
+def test_an_empty_post_says_what_is_required(owner_client, workspace):
+    other = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+
+    add = owner_client.post(reverse("member_add", args=["acme"]), headers=HTMX)
+    edit = owner_client.post(reverse("member_edit", args=["acme", other.pk]), headers=HTMX)
+
+    assert "This field is required." in add.content.decode()
+    assert "This field is required." in edit.content.decode()
+    assert workspace.memberships.count() == 2
+
+
 def test_a_member_of_another_workspace_can_be_added(owner_client, workspace, outsider_client):
     response = owner_client.post(
         reverse("member_add", args=["acme"]), {"username": "mallory", "role": "viewer"}

@@ -223,6 +223,17 @@ def test_invalid_workspace_is_refused_with_a_message(client, workspace, data, fi
     assert Workspace.objects.count() == 1
 
 
+@pytest.mark.django_db
+def test_an_empty_create_workspace_post_says_the_name_is_required(client):
+    client.force_login(UserFactory())
+
+    response = client.post(reverse("workspace_create"), headers=HTMX)
+
+    assert response.status_code == 200
+    assert "This field is required." in response.content.decode()
+    assert not Workspace.objects.exists()
+
+
 # --- Products & Apps and Environments pages -------------------------------------------------
 
 

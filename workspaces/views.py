@@ -42,7 +42,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def workspace_create(request: HttpRequest) -> HttpResponse:
-    form = WorkspaceForm(request.POST or None)
+    form = WorkspaceForm(request.POST if request.method == "POST" else None)
     if (
         request.method == "POST"
         and form.is_valid()
@@ -111,7 +111,9 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
     model, form_class, page = _catalog(kind)
     item = get_object_in(workspace, model, pk) if pk else None
     noun = model._meta.verbose_name
-    form = form_class(request.POST or None, instance=item, workspace=workspace)
+    form = form_class(
+        request.POST if request.method == "POST" else None, instance=item, workspace=workspace
+    )
     if request.method == "POST" and form.is_valid() and (saved := form.save()):
         verb = "saved" if item else "added"
         return modal_success(
@@ -182,7 +184,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def member_add(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = AddMemberForm(request.POST or None, workspace=workspace)
+    form = AddMemberForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid() and (membership := form.save()):
         return modal_success(
             request,
@@ -214,7 +216,7 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
 def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
-    form = MemberRoleForm(request.POST or None, instance=membership)
+    form = MemberRoleForm(request.POST if request.method == "POST" else None, instance=membership)
     if request.method == "POST" and form.is_valid():
         form.save()
         return modal_success(
