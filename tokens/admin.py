@@ -20,6 +20,7 @@ from django.http import HttpRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from tokens.forms import CatalogChoiceField
 from tokens.models import (
     EDITABLE_FIELDS,
     PERIOD_MAX_DAYS,
@@ -41,7 +42,7 @@ class WriteOnlyTextarea(forms.Textarea):
         return None
 
 
-class WorkspaceItemsField(forms.ModelMultipleChoiceField):
+class WorkspaceItemsField(CatalogChoiceField):
     """Environments, products or apps, labelled with their workspace ("acme / Production")."""
 
     def label_from_instance(self, obj) -> str:
