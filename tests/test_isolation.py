@@ -127,3 +127,50 @@ def test_url_is_isolated_by_workspace_and_role(route: Route):
     if final_post:
         check.expect(final_post, "POST", own_url, WORKING, "the lowest allowed role may post")
     print(f"\nisolation checks so far: {Checker.count}")
+
+
+# --- the separately tested prefixes: the admin and Django's account views -------------------
+
+
+def admin_urls(world: World) -> list[str]:
+    """Every admin URL name of the project, with a real object where it takes one."""
+    from django.contrib import admin
+
+    urls = [reverse("admin:index")]
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
+        obj = model.objects.first()
+        if obj is not None:
+            urls += [reverse(f"{prefix}_{view}", args=[obj.pk]) for view in ("change", "delete")]
+    for app_label in {model._meta.app_label for model in admin.site._registry}:
+        urls.append(reverse("admin:app_list", args=[app_label]))
+    return urls
+
+
+def test_admin_is_for_staff_only():
+    world = build_world(tokens_per_workspace=1)
+    urls = admin_urls(world)
+    assert len(urls) > 30
+    admin_login = reverse("admin:login")
+    for who in ("anonymous", "owner", "outsider"):
+        client = world.client(who)
+        for url in urls:
+            for method in ("GET", "POST"):
+                response = client.get(url) if method == "GET" else client.post(url, {})
+                Checker.count += 1
+                assert response.status_code == 302, f"{who} {method} {url}"
+                assert response["Location"].startswith(admin_login), response["Location"]
+    print(f"\nisolation checks so far: {Checker.count} (admin: {len(urls)} URLs)")
+
+
+def test_account_views_need_sign_in_where_they_should():
+    world = build_world(tokens_per_workspace=1)
+    anonymous = world.client("anonymous")
+    for name in ("password_change", "password_change_done"):
+        response = anonymous.get(reverse(name))
+        assert response.status_code == 302
+        assert response["Location"].startswith(LOGIN)
+    assert world.client("viewer").get(reverse("password_change")).status_code == 200
+    assert anonymous.get(LOGIN).status_code == 200
+    Checker.count += 4
