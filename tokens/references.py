@@ -55,8 +55,9 @@ SNIPPET_MAX_KEY = 40  # characters of a malformed reference's text shown after `
 KEY_LOOKUP_LIMIT = 900
 
 _KEY = rf"[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}"
-# The common case: only well-formed references. `split` keeps the keys (one group); an
-# unbounded key is faster to match, and the length is checked on the distinct keys after.
+# The common case: only well-formed references. `split` keeps the keys (one group). The pattern
+# starts with its literal, which the regex engine searches fast; an unbounded key is faster to
+# match, and the length is checked on the distinct keys after.
 _VALID_RE = re.compile(r"\$Secret\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Everything: group 1 is "$" for an escape; group 2 is the key of a well-formed reference.
 _ANY_RE = re.compile(rf"\$(\$?)Secret\{{(?:({_KEY})\}})?")
@@ -205,6 +206,11 @@ class Template:
         """The keys of the well-formed references, in order, repeated as often as they occur."""
         return self._parts[1::2]
 
+    @property
+    def reference_count(self) -> int:
+        """How many well-formed references the text holds."""
+        return len(self._parts) // 2
+
     def distinct_keys(self) -> set[str]:
         return self._distinct
 
@@ -286,13 +292,13 @@ class _Sealed(NamedTuple):
 
     pk: uuid.UUID
     key: str
-    workspace_id: int
     ciphertext: bytes
     value_version: int
     workspace: Workspace
+    workspace_id: int
 
 
-_SEALED_FIELDS = ("pk", "key", "workspace_id", "ciphertext", "value_version")
+_SEALED_FIELDS = ("pk", "key", "ciphertext", "value_version")
 
 
 @dataclass
@@ -311,8 +317,14 @@ def _look_up(template: Template, context: UseContext, at: dt.datetime) -> _Looku
     keys = template.distinct_keys()
     if not keys:
         return _Lookup({}, {})
-    rows = _in_workspace(workspace, keys).usable_in(context, at).values_list(*_SEALED_FIELDS)
-    usable = {row[1]: _Sealed(*row, workspace) for row in rows if row[1] in keys}
+    usable_tokens = _in_workspace(workspace, keys).usable_in(context, at).order_by()
+    rows = usable_tokens.values_list(*_SEALED_FIELDS)
+    workspace_id = workspace.pk
+    usable = {
+        key: _Sealed(pk, key, ciphertext, version, workspace, workspace_id)
+        for pk, key, ciphertext, version in rows
+        if key in keys
+    }
     reasons: dict[str, str | None] = dict.fromkeys(usable)
     if missing := keys - usable.keys():
         # The failure path: ask each token why (the rules as written on the model).
@@ -386,7 +398,7 @@ def resolve_text(
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
     del by_pk
-    _record_use(tokens, context, at=at, source=source, actor=actor, count=len(template.keys))
+    _record_use(tokens, context, at=at, source=source, actor=actor, count=template.reference_count)
     return template.render(values, reuse=True)
 
 
@@ -412,7 +424,8 @@ def _record_use(
     }
     try:
         with transaction.atomic():
-            Token.objects.filter(pk__in=[token.pk for token in tokens]).update(last_used_at=at)
+            used = Token.objects.for_workspace(context.environment.workspace)
+            used.filter(key__in=[token.key for token in tokens]).update(last_used_at=at)
             AuditEvent.record(
                 context.environment.workspace,
                 AuditAction.RESOLVED,
