@@ -189,6 +189,27 @@
     }
   });
 
+  // Keyboard users get their place back when the modal closes: the button that opened it, or
+  // its successor in the refreshed table (same label), or the changed row's copy button.
+  let opener = null;
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    const target = event.detail.target;
+    const shell = document.getElementById("modal");
+    if (target && target.id === "modal-content" && shell && !shell.classList.contains("show")) {
+      opener = { element: event.detail.elt, label: event.detail.elt.getAttribute("aria-label") };
+    }
+  });
+  document.addEventListener("hidden.bs.modal", () => {
+    if (!opener) return;
+    const { element, label } = opener;
+    opener = null;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    let next = element && element.isConnected ? element : null;
+    if (!next && label) next = document.querySelector('[aria-label="' + CSS.escape(label) + '"]');
+    if (!next) next = document.querySelector("tr.row-highlight [data-copy]");
+    if (next) next.focus({ preventScroll: true });
+  });
+
   // Editing a token's key: warn that $Secret{OLD_KEY} references will stop resolving.
   document.addEventListener("input", (event) => {
     const input = event.target.closest("[data-original-key]");

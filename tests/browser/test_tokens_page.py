@@ -199,7 +199,8 @@ def test_escape_closes_the_modal_and_cancel_too(page: Page, live_server, transac
     expect(dialog.get_by_label("Token Key")).to_be_focused()  # the modal has finished opening
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
-    page.get_by_role("link", name="Create Token").click()
+    expect(page.get_by_role("link", name="Create Token")).to_be_focused()  # back where it was
+    page.keyboard.press("Enter")
     expect(dialog.get_by_label("Token Key")).to_be_focused()
     dialog.get_by_role("link", name="Cancel").click()
     expect(dialog).to_be_hidden()
@@ -265,6 +266,7 @@ def test_edit_is_prefilled_keeps_the_value_and_warns_on_rename(
     ).to_be_visible()
     edited = row(page, "REPLICA_PASSWORD")
     expect(edited).to_contain_text("Read replica, rotated monthly")
+    expect(edited.get_by_role("button", name="Copy $Secret{REPLICA_PASSWORD}")).to_be_focused()
     token = Token.objects.get(key="REPLICA_PASSWORD")
     assert token.reveal() == "sk_live_db_password_9f8e7d6c5b4a"
 
@@ -437,3 +439,25 @@ def test_everything_works_without_javascript(no_js_page: Page, live_server, tran
     page.get_by_role("button", name="Delete token").click()
     expect(page).to_have_url(re.compile(r"/w/acme/tokens/$"))
     expect(row(page, "NO_JS_TOKEN")).to_have_count(0)
+
+
+def test_pages_of_tokens_with_next_previous_and_rows_per_page(
+    page: Page, live_server, transactional_db
+):
+    workspace = acme(tokens=False)
+    for n in range(30):
+        TokenFactory(workspace=workspace, key=f"SERVICE_{n:02d}")
+    sign_in(page, live_server, "olivia")
+    expect(page.get_by_text("1–25 of 30 tokens")).to_be_visible()
+    page.get_by_role("link", name="Next").click()
+    expect(page).to_have_url(re.compile(r"\?page=2$"))
+    expect(page.get_by_text("26–30 of 30 tokens")).to_be_visible()
+    expect(row(page, "SERVICE_29")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_text("1–25 of 30 tokens")).to_be_visible()
+    page.get_by_label("Rows per page").select_option("50")
+    expect(page).to_have_url(re.compile(r"\?per_page=50$"))
+    expect(page.get_by_text("1–30 of 30 tokens")).to_be_visible()
+    page.get_by_label("Search tokens").fill("SERVICE_1")
+    expect(page).to_have_url(re.compile(r"\?q=SERVICE_1&per_page=50$"))
+    expect(page.get_by_text("1–10 of 10 tokens matching")).to_be_visible()
