@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 
 import pytest
@@ -11,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, connections, transaction
 from django.forms.models import model_to_dict
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.factories import AppFactory, ProductFactory, UserFactory, WorkspaceFactory
 from tokens.models import (
@@ -561,3 +564,44 @@ def test_a_workspace_data_key_is_made_once_and_only_wrapped(workspace):
     record = WorkspaceKey.objects.get(workspace=workspace)
     assert record.kek_id == "test1"
     assert len(bytes(record.wrapped_dek)) == 12 + 32 + 16  # nonce + wrapped 256-bit key + tag
+
+
+# --- properties ---------------------------------------------------------------------------
+
+# The workspace fixture is shared by all examples; each example rolls its own work back.
+FIXTURES_OK = [HealthCheck.function_scoped_fixture]
+KEY_SHAPES = st.text(max_size=140) | st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,135}\Z")
+
+
+@given(key=KEY_SHAPES)
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_key_is_stored_exactly_when_it_follows_the_grammar_else_explained(workspace, key):
+    valid = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) is not None and len(key) <= 128
+    with transaction.atomic():
+        try:
+            token = make(workspace, key=key)
+        except ValidationError as error:
+            assert not valid
+            assert error.message_dict["key"][0]
+        else:
+            assert valid
+            assert Token.objects.get(pk=token.pk).key == key
+        transaction.set_rollback(True)
+
+
+@given(value=st.text(max_size=400))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_any_text_value_comes_back_byte_for_byte_or_is_refused(workspace, value):
+    with transaction.atomic():
+        try:
+            token = make(workspace, value=value)
+        except ValidationError as error:
+            assert value == ""
+            assert error.message_dict["value"] == ["Enter the token value."]
+        else:
+            assert Token.objects.get(pk=token.pk).reveal().encode() == value.encode()
+        transaction.set_rollback(True)
