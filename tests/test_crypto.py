@@ -9,6 +9,8 @@ import stat
 
 import pytest
 from django.test import override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.factories import WorkspaceFactory
 from tokens import crypto
@@ -326,3 +328,14 @@ def test_a_new_workspace_never_inherits_a_deleted_workspaces_data_key(db):
     second = WorkspaceFactory()
     make(second)
     assert bytes(WorkspaceKey.objects.get(workspace=second).wrapped_dek) != old_wrapped
+
+
+@given(text=st.text(max_size=200))
+def test_any_key_ring_text_loads_or_is_refused_with_a_message(text):
+    try:
+        ring = crypto.parse_key_ring(text, "COFFER_MASTER_KEYS")
+    except crypto.MasterKeyError as error:
+        assert str(error).startswith("COFFER_MASTER_KEYS")
+    else:
+        assert ring.active_id in ring.ids
+        assert all(len(ring.get(kek_id)) == 32 for kek_id in ring.ids)

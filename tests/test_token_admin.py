@@ -366,3 +366,8 @@ def test_audit_trail_is_listed_and_read_only(admin_client, workspace):
     delete_url = reverse("admin:tokens_auditevent_delete", args=[event.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk, token_key="AUDITED").exists()
+
+
+def test_error_reports_would_hide_the_new_value(admin_client, workspace):
+    response = admin_client.post(reverse("admin:tokens_token_add"), add_data(workspace))
+    assert response.wsgi_request.sensitive_post_parameters == ("new_value",)
