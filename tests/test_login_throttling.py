@@ -103,3 +103,12 @@ def test_failed_attempts_never_store_the_password(client):
     for attempt in AccessAttempt.objects.all():
         stored = f"{attempt.get_data} {attempt.post_data} {attempt.http_accept} {attempt.path_info}"
         assert "hunter2-distinctive-guess" not in stored
+
+
+def test_address_is_the_proxy_appended_hop_only_behind_a_trusted_proxy(rf, settings):
+    from config.middleware import client_ip_address
+
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9")
+    assert client_ip_address(request) == "10.0.0.2", "a client's own X-Forwarded-For is ignored"
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert client_ip_address(request) == "203.0.113.9", "spoofed earlier hops are ignored"
