@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from tokens.forms import EXPIRING_SOON_DAYS, DeleteTokenForm, TokenFilterForm, TokenForm
-from tokens.models import AuditEvent, Token
+from tokens.models import AuditEvent, Token, TokenType
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.htmx import modal_success, render_modal
 from workspaces.models import App, Environment, Product, Role, Workspace
@@ -106,21 +106,43 @@ ROW_RELATIONS = [
 ]
 
 
-def table_rows(tokens, workspace: Workspace, now: dt.datetime) -> list[Token]:
-    """The page's tokens with what their row shows, computed once (rendering stays cheap)."""
+def table_rows(tokens, workspace: Workspace, now: dt.datetime, highlight: str = "") -> list[Token]:
+    """The page's tokens with what their row shows, computed once in Python: the template only
+    prints, which keeps a 100-row page cheaper to render than the admin's changelist."""
     placeholder = str(uuid.UUID(int=0))
     actions = {
         name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
         for name in ("edit", "revoke", "delete")
     }
+    soon = now + dt.timedelta(days=EXPIRING_SOON_DAYS)
+    type_labels = dict(TokenType.choices)
     rows = list(tokens)
     for token in rows:
         pk = str(token.pk)
         token.urls = {name: url.replace(placeholder, pk) for name, url in actions.items()}
+        token.ref = token.reference
         # Long keys wrap after an underscore rather than mid-word.
         token.key_wrappable = mark_safe(escape(token.key).replace("_", "_<wbr>"))
-        token.expiry_relative = token.expires_at and relative_time(token.expires_at, now)
-        token.last_used_relative = token.last_used_at and relative_time(token.last_used_at, now)
+        token.type_label = type_labels.get(token.type, token.type)
+        token.status_text = token.display_status
+        token.status_slug = token.status_text.lower()
+        token.row_class = f"token-row token-{token.status_slug}" + (
+            " row-highlight" if pk == highlight else ""
+        )
+        token.unscoped = not token.scope_products and not token.scope_apps
+        token.expiry_badge = ""
+        if token.expires_at is not None:
+            expires = token.expires_at.astimezone(dt.UTC)
+            token.expiry_text = f"{expires:%b} {expires.day}, {expires.year}"
+            token.expiry_title = f"{expires:%Y-%m-%d %H:%M} UTC"
+            token.expiry_relative = relative_time(expires, now)
+            if not token.is_revoked:
+                token.expiry_badge = (
+                    "expired" if expires <= now else "soon" if expires <= soon else ""
+                )
+        if token.last_used_at is not None:
+            token.last_used_title = f"{token.last_used_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+            token.last_used_relative = relative_time(token.last_used_at, now)
     return rows
 
 
@@ -135,7 +157,8 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     tokens = filters.apply(Token.objects.for_workspace(workspace), now)
     tokens = tokens.defer("ciphertext").prefetch_related(*ROW_RELATIONS)
     page = Paginator(tokens, filters.page_size).get_page(request.GET.get("page"))
-    page.object_list = table_rows(page.object_list, workspace, now)
+    highlight = request.GET.get("highlight", "")
+    page.object_list = table_rows(page.object_list, workspace, now, highlight)
 
     def page_url(number: int) -> str:
         return list_url(workspace, {**filters.values, **({"page": number} if number > 1 else {})})
@@ -145,9 +168,6 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
         "tab": "tokens",
         "filters": filters,
         "page": page,
-        "now": now,
-        "soon": now + dt.timedelta(days=EXPIRING_SOON_DAYS),
-        "highlight": request.GET.get("highlight", ""),
         "can_manage": request.membership.can_manage_tokens,
         "table_url": page_url(page.number),
         "clear_url": list_url(workspace),
