@@ -392,6 +392,7 @@ def test_unknown_context_exits_2_naming_what_was_not_found(workspace, args, mess
         ([*CONTEXT, "--check", "--output", "x"], "--output cannot be used with --check"),
         ([*CONTEXT, "--actor", " "], "--actor must not be empty."),
         ([*CONTEXT, "--actor", "a" * 151], "--actor has at most 150 characters."),
+        ([*CONTEXT, "--actor", "bot\x00"], "--actor must be printable text"),
         (["missing.tmpl", *CONTEXT], "Cannot read missing.tmpl: No such file or directory."),
         (["a", "b", *CONTEXT], "unrecognized arguments: b"),
     ],
@@ -400,6 +401,19 @@ def test_bad_arguments_exit_2(workspace, args, message):
     result = run(*args)
     assert (result.code, result.out) == (2, b"")
     assert message in result.err
+
+
+class Terminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_no_file_and_a_terminal_on_stdin_exits_2_instead_of_waiting(workspace):
+    err = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("resolve", *CONTEXT, stdin=Terminal(), stderr=err)
+    assert raised.value.returncode == 2
+    assert "No template given: name a FILE or pipe one in" in str(raised.value)
 
 
 def test_utf16_input_is_refused(workspace):

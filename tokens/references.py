@@ -153,6 +153,34 @@ def _snippet(text: str, start: int) -> str:
     return snippet + "..." if len(text) > body_start + SNIPPET_MAX_KEY else snippet
 
 
+def _split_well_formed(text: str) -> list[str] | None:
+    """[text, key, text, ..., key, text] with escapes turned into literal `$Secret{`, or None
+    when some `$Secret{` has no well-formed key (keys' lengths are the caller's to check). The
+    regex engine does the splitting, in C."""
+    if ESCAPED_OPENER not in text:
+        return _split_unescaped(text)
+    # An escape never overlaps a reference, so the pieces between escapes parse on their own.
+    parts: list[str] = []
+    for segment in text.split(ESCAPED_OPENER):
+        pieces = _split_unescaped(segment)
+        if pieces is None:
+            return None
+        if parts:
+            parts[-1] = parts[-1] + OPENER + pieces[0]
+            parts.extend(pieces[1:])
+        else:
+            parts = pieces
+    return parts
+
+
+def _split_unescaped(text: str) -> list[str] | None:
+    openers = text.count(OPENER)
+    if not openers:
+        return [text]
+    parts = _VALID_RE.split(text)
+    return parts if len(parts) // 2 == openers else None
+
+
 class Template:
     """A text parsed into literal pieces and references; `render(values)` fills them in.
 
@@ -164,22 +192,17 @@ class Template:
     def __init__(self, text: str) -> None:
         self.text = text
         self.malformed_count = 0
-        openers = text.count(OPENER)
-        if not openers:
-            self._parts = [text]
-            self._distinct: set[str] = set()
-            return
-        parts = _VALID_RE.split(text)
-        if len(parts) // 2 == openers and ESCAPED_OPENER not in text:
+        parts = _split_well_formed(text)
+        distinct = set(parts[1::2]) if parts is not None else set()
+        if parts is None or any(len(key) > KEY_MAX_LENGTH for key in distinct):
+            # Some `$Secret{` is malformed: take the careful path.
+            parts = self._parse_slowly(text)
             distinct = set(parts[1::2])
-            if all(len(key) <= KEY_MAX_LENGTH for key in distinct):
-                # The fast path: every `$Secret{` is a well-formed reference.
-                self._parts, self._distinct = parts, distinct
-                return
-        self._parts = self._parse_slowly(text)
-        self._distinct = set(self.keys)
+        self._parts = parts
+        self._distinct = distinct
 
     def _parse_slowly(self, text: str) -> list[str]:
+        """Match by match, counting malformed references (which are never rendered)."""
         parts: list[str] = []
         literal: list[str] = []
         position = 0

@@ -89,10 +89,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "file", nargs="?", default="-", metavar="FILE", help="The template; - or none: stdin."
+            "file", nargs="?", metavar="FILE", help="The template; - or none: stdin."
         )
-        parser.add_argument("--workspace", required=True, metavar="SLUG")
-        parser.add_argument("--environment", required=True, metavar="SLUG")
+        parser.add_argument("--workspace", required=True, metavar="SLUG", help="Its slug.")
+        parser.add_argument(
+            "--environment", required=True, metavar="SLUG", help="Where the result is used."
+        )
         parser.add_argument("--product", metavar="SLUG", help="The product using the result.")
         parser.add_argument("--app", metavar="SLUG", help="The app using the result.")
         parser.add_argument(
@@ -154,6 +156,8 @@ class Command(BaseCommand):
                 return f"uid {os.getuid()}"
         if not name.strip():
             raise usage_error("--actor must not be empty.")
+        if not name.isprintable():
+            raise usage_error("--actor must be printable text (no control characters).")
         if len(name) > ACTOR_MAX_LENGTH:
             raise usage_error(f"--actor has at most {ACTOR_MAX_LENGTH} characters.")
         return name
@@ -182,10 +186,15 @@ class Command(BaseCommand):
             f"(its {kind}s: {known})."
         )
 
-    def read(self, file: str, stdin) -> tuple[str, bytes]:
-        if file == "-":
+    def read(self, file: str | None, stdin) -> tuple[str, bytes]:
+        if file is None or file == "-":
             source = STDIN
-            data = (stdin or sys.stdin.buffer).read()
+            stdin = stdin or sys.stdin.buffer
+            if file is None and stdin.isatty():
+                raise usage_error(
+                    "No template given: name a FILE or pipe one in (FILE - reads the terminal)."
+                )
+            data = stdin.read()
         else:
             source = file
             try:
@@ -204,10 +213,15 @@ class Command(BaseCommand):
 
     def write_stdout(self, data: bytes) -> None:
         stream = self.stdout._out
-        stream.flush()
         binary = getattr(stream, "buffer", stream)
-        binary.write(data)
-        binary.flush()
+        try:
+            stream.flush()
+            binary.write(data)
+            binary.flush()
+        except BrokenPipeError:
+            raise CommandError(
+                "stdout was closed before all the output was written.", returncode=UNRESOLVED
+            ) from None
 
     def report(self, report: CheckReport, context: UseContext, format: str) -> None:
         failed = [status for status in report.references if not status.ok]
