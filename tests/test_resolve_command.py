@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import getpass
 import io
@@ -18,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.db import DatabaseError, OperationalError
 from django.urls import reverse
 
 from tests.factories import AppFactory, ProductFactory, TokenFactory
@@ -170,6 +171,23 @@ def test_audit_failure_fails_the_resolve_with_nothing_output(token, tmp_path):
     assert list(tmp_path.iterdir()) == []
     token.refresh_from_db()
     assert token.last_used_at is None
+
+
+def test_wrong_master_key_fails_with_nothing_output(token, settings):
+    settings.COFFER_MASTER_KEYS = "other:" + base64.b64encode(b"k" * 32).decode()
+    result = run(*CONTEXT, stdin=b"$Secret{DB_PASSWORD}")
+    assert (result.code, result.out) == (1, b"")
+    assert "master key 'test1' is not in the key ring" in result.err
+    assert not resolved_events().exists()
+
+
+def test_database_error_exits_1_with_a_message(token):
+    with mock.patch.object(Command, "context", side_effect=OperationalError("database is locked")):
+        result = run(*CONTEXT, stdin=b"$Secret{DB_PASSWORD}")
+    assert (result.code, result.out) == (1, b"")
+    assert result.err_lines == [
+        "CommandError: Database error: database is locked. Nothing was written."
+    ]
 
 
 # --- failure: exit 1, every problem, nothing written ------------------------------------------

@@ -42,7 +42,7 @@ from typing import NamedTuple
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from tokens.crypto import CryptoError
+from tokens.crypto import CryptoError, MasterKeyError
 from tokens.models import KEY_MAX_LENGTH, AuditAction, AuditEvent, Token, UseContext
 from workspaces.models import Workspace
 
@@ -417,7 +417,7 @@ def resolve_text(
     tokens = list(lookup.usable.values())
     try:
         by_pk = Token.objects.reveal_values(tokens)
-    except CryptoError as error:
+    except (CryptoError, MasterKeyError) as error:  # messages name keys and tokens, never values
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
     del by_pk

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.db import DatabaseError
 
 from tokens.models import UseContext
 from tokens.references import (
@@ -120,6 +121,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        try:
+            self.run(options)
+        except DatabaseError as error:
+            raise CommandError(
+                f"Database error: {error}. Nothing was written.", returncode=UNRESOLVED
+            ) from None
+
+    def run(self, options: dict) -> None:
         check = options["check"] or options["format"] == "json"
         if check and options["output"]:
             raise usage_error("--output cannot be used with --check (a check writes no values).")
