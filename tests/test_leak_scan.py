@@ -36,6 +36,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
+from tests.files import read_from_another_process
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens import crypto
@@ -274,10 +275,9 @@ def scan_database(scan: Scan) -> None:
     if connection.vendor == "sqlite":
         path = Path(connection.settings_dict["NAME"])
         assert path.exists(), "the test database is a file"
-        for suffix in ("", "-wal", "-journal", "-shm"):
-            part = Path(f"{path}{suffix}")
-            if part.exists():
-                scan.add(f"sqlite file {part.name}", part.read_bytes())
+        parts = [Path(f"{path}{suffix}") for suffix in ("", "-wal", "-journal", "-shm")]
+        for part, content in read_from_another_process(p for p in parts if p.exists()).items():
+            scan.add(f"sqlite file {part.name}", content)
         written = b"".join(
             content for name, content in scan.surfaces.items() if name.startswith("sqlite file")
         )

@@ -22,6 +22,7 @@ from django.test import Client
 from django.urls import reverse
 
 from tests.factories import WorkspaceFactory
+from tests.files import read_from_another_process
 from tokens.models import Token, WorkspaceKey
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,7 +110,7 @@ def sqlite_files() -> list[Path]:
 def sqlite_bytes() -> bytes:
     files = sqlite_files()
     assert files and files[0].stat().st_size > 0
-    return b"".join(path.read_bytes() for path in files)
+    return b"".join(read_from_another_process(files).values())
 
 
 def checkpoint() -> None:
