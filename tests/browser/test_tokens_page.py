@@ -425,6 +425,7 @@ def test_everything_works_without_javascript(no_js_page: Page, live_server, tran
     page.get_by_role("button", name="Create Token").click()
 
     expect(page).to_have_url(re.compile(r"/w/acme/tokens/\?highlight="))
+    expect(page.get_by_role("status").filter(has_text="NO_JS_TOKEN")).to_be_visible()
     created = row(page, "NO_JS_TOKEN")
     expect(created).to_have_class(re.compile("row-highlight"))
     assert Token.objects.get(key="NO_JS_TOKEN").period_days == 45
