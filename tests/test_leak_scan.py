@@ -314,9 +314,9 @@ def test_no_value_on_any_surface(caplog, tmp_path):
         world = build_world(tokens_per_workspace=2)
         values = list(world.values)
         exercise_token_pages(world, scan, values)
-        exercise_every_page(world, scan)
+        exercise_resolve(world, scan, tmp_path)  # first, so Activity shows its audit event
         exercise_admin(world, scan, values)
-        exercise_resolve(world, scan, tmp_path)
+        exercise_every_page(world, scan)
         exercise_mail(scan)
     finally:
         connection.force_debug_cursor = False
@@ -326,6 +326,10 @@ def test_no_value_on_any_surface(caplog, tmp_path):
         "log records",
         "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in caplog.records),
     )
+    activity = scan.surfaces["owner GET /w/acme/tokens/activity/"]
+    assert "UI_CREATED" in activity, "control: the Activity tab lists the events scanned"
+    if "resolve" in get_commands():
+        assert "Resolved" in activity
     scan_cache(scan)
     scan_database(scan)
 
