@@ -10,9 +10,10 @@ What it does:
 3. signs N clients in (each its own user, session cookie and CSRF token) and lets them loop for
    a fixed time over the Tokens page, a search, Create Token and Revoke (of a token the client
    created), each a real HTTP request with keep-alive, as htmx sends them;
-4. reports requests per second, p50 and p99 latency per action and overall, and errors (any
-   unexpected status or failed request counts; the target is 0), then stops gunicorn and drops
-   the database.
+4. reports requests per second, p50 and p99 latency per action and overall, errors (any
+   unexpected status or failed request counts; the target is 0) and the server's CPU time per
+   request (a figure other processes on the machine do not distort), then stops gunicorn and
+   drops the database.
 
 Nothing here is a test: the figures go in the README.
 """
@@ -240,6 +241,25 @@ def drive(port: int, clients: int, seconds: float, environments: list[int]):
     return timings, errors, time.perf_counter() - began
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by gunicorn's master and workers (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(child) for child in children]
+    except OSError:
+        return float("nan")
+    total = 0.0
+    for each in pids:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def percentile(values: list[float], p: float) -> float:
     if len(values) == 1:
         return values[0]
@@ -314,8 +334,17 @@ def main() -> int:
             except OSError:
                 time.sleep(0.1)
         print(f"gunicorn on 127.0.0.1:{port}; signing in {args.clients} clients...", flush=True)
+        cpu_before = server_cpu_seconds(server.pid)
         timings, errors, wall = drive(port, args.clients, args.seconds, environments)
+        cpu = server_cpu_seconds(server.pid) - cpu_before
         report(timings, errors, wall, args)
+        served = sum(len(values) for values in timings.values())
+        if served and cpu == cpu:  # (nan when /proc is not there)
+            print(
+                f"server CPU: {cpu * 1000 / served:.1f} ms per request (gunicorn processes; "
+                f"PostgreSQL and the clients not counted), machine load average "
+                f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            )
         return 1 if errors else 0
     finally:
         if server is not None:
