@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO_PASSWORD ?= coffer-demo
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test test-fast lint format bench clean
+.PHONY: setup run browser test test-fast lint format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -42,6 +42,10 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) bench/tokens_page.py
+	$(PY) bench/resolve.py
 
 clean:
 	rm -rf .venv .tools data
