@@ -4,8 +4,8 @@
   validation error "A token with key X already exists", never an IntegrityError or a 500;
 - edits and a revoke racing on one token end consistent: revoked means revoked, no edit lands
   after the revoke, exactly one revoke is recorded;
-- resolves keep succeeding while every workspace's data key is re-wrapped under a new master
-  key (rotate_master_key's own per-workspace step).
+- resolves (the resolver API, audit and last-used writes included) keep succeeding while
+  `manage.py rotate_master_key` re-wraps every workspace's data key under a new master key.
 
 SQLite serialises writers with one database lock, so these races only mean something on
 PostgreSQL; CI runs the suite there too.
@@ -14,6 +14,7 @@ PostgreSQL; CI runs the suite there too.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import threading
 from collections import Counter
@@ -21,16 +22,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import close_old_connections, connection, connections
 from django.test import override_settings
 
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
 from tests.url_table import distinctive_value
 from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext, WorkspaceKey
+from tokens.references import resolve_text
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 THREADS = 20
+WORKSPACES = 20
 TEST_KEY = os.environ["COFFER_MASTER_KEYS"]
 NEW_KEY = "k2:" + base64.b64encode(b"r" * 32).decode()
 
@@ -139,45 +143,51 @@ def test_racing_edits_and_revoke_end_consistent():
 
 
 def test_resolves_during_a_master_key_rotation_all_succeed():
-    values = {}
-    workspaces = []
-    for n in range(6):
+    """Readers run the resolver API (lookup, decrypt, last-used, audit) in a loop while
+    `manage.py rotate_master_key` re-wraps every workspace's data key under a new master key."""
+    expected = {}
+    for n in range(WORKSPACES):
         workspace = WorkspaceFactory(slug=f"ws{n}")
-        workspaces.append(workspace)
-        for k in range(3):
-            value = distinctive_value()
-            token = TokenFactory(workspace=workspace, key=f"KEY_{k}", value=value)
-            values[token.pk] = value
+        values = {f"KEY_{k}": distinctive_value() for k in range(3)}
+        for key, value in values.items():
+            TokenFactory(workspace=workspace, key=key, value=value)
+        environment = workspace.environments.get(slug="production")
+        expected[workspace.slug] = (UseContext(environment=environment), values)
+    template = "".join(f"{key}=$Secret{{{key}}}\n" for key in ("KEY_0", "KEY_1", "KEY_2"))
     stop = threading.Event()
     readers = 8
     rounds = Counter()
 
-    def read(i: int):
+    def work(i: int):
         if i == readers:  # the rotating thread
             try:
-                for workspace in workspaces:
-                    WorkspaceKey.rotate(workspace.pk)
+                call_command("rotate_master_key", stdout=io.StringIO(), stderr=io.StringIO())
             finally:
                 stop.set()
             return "rotated"
         failures = []
+        slugs = sorted(expected)
         while not stop.is_set() or rounds[i] < 3:
-            tokens = list(Token.objects.select_related("workspace").order_by("?")[:6])
-            revealed = Token.objects.reveal_values(tokens)
-            for token in tokens:
-                if revealed[token.pk] != values[token.pk]:
-                    failures.append(token.key)
+            context, values = expected[slugs[(i + rounds[i]) % len(slugs)]]
+            resolved = resolve_text(template, context, source=f"reader {i}")
+            if resolved != "".join(f"{key}={values[key]}\n" for key in sorted(values)):
+                failures.append(context.environment.workspace.slug)
             rounds[i] += 1
             close_old_connections()
         return failures
 
     with override_settings(COFFER_MASTER_KEYS=f"{NEW_KEY},{TEST_KEY}"):
-        outcomes = in_threads(readers + 1, read)
+        outcomes = in_threads(readers + 1, work)
 
-    assert outcomes[readers] == "rotated"
+    assert outcomes[readers] == "rotated", outcomes[readers]
     assert all(outcome == [] for outcome in outcomes[:readers]), outcomes
-    assert sum(rounds.values()) >= readers * 3
+    resolves = sum(rounds.values())
+    assert resolves >= readers * 3
+    assert AuditEvent.objects.filter(action=AuditAction.RESOLVED).count() == resolves
+    assert AuditEvent.objects.filter(action=AuditAction.KEY_ROTATED).count() == WORKSPACES
+    print(f"\n{resolves} resolves by {readers} threads during the rotation of {WORKSPACES} keys")
     assert set(WorkspaceKey.objects.values_list("kek_id", flat=True)) == {"k2"}
     with override_settings(COFFER_MASTER_KEYS=NEW_KEY):
-        for token in Token.objects.all():
-            assert token.reveal() == values[token.pk]
+        for slug, (_context, values) in expected.items():
+            for token in Token.objects.filter(workspace__slug=slug):
+                assert token.reveal() == values[token.key]
