@@ -1,7 +1,8 @@
 """Concurrency on PostgreSQL: many writers at once never corrupt a token or lose a rule.
 
-- 20 threads create the same key at the same moment: exactly one token; the 19 others get the
-  validation error "A token with key X already exists", never an IntegrityError or a 500;
+- 20 threads create the same key at the same moment, through the model and through the Tokens
+  page's form: exactly one token; the 19 others get the validation error "A token with key X
+  already exists", never an IntegrityError or a 500;
 - edits and a revoke racing on one token end consistent: revoked means revoked, no edit lands
   after the revoke, exactly one revoke is recorded;
 - resolves (the resolver API, audit and last-used writes included) keep succeeding while
@@ -24,12 +25,14 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import close_old_connections, connection, connections
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
 from tests.url_table import distinctive_value
 from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext, WorkspaceKey
 from tokens.references import resolve_text
+from workspaces.models import Membership, Role
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -191,3 +194,38 @@ def test_resolves_during_a_master_key_rotation_all_succeed():
         for slug, (_context, values) in expected.items():
             for token in Token.objects.filter(workspace__slug=slug):
                 assert token.reveal() == values[token.key]
+
+
+def test_twenty_browsers_submitting_one_key_get_one_token_and_nineteen_messages():
+    """The same race through the Tokens page's form: one 204, nineteen forms with the message."""
+    workspace = WorkspaceFactory(slug="acme")
+    environments = [str(pk) for pk in workspace.environments.values_list("pk", flat=True)]
+    TokenFactory(workspace=workspace, key="WARM_UP", value="warm-up-value-000")
+    clients = []
+    for i in range(THREADS):
+        user = UserFactory(username=f"editor{i}", password=None)
+        Membership.objects.create(workspace=workspace, user=user, role=Role.EDITOR)
+        client = Client()
+        client.force_login(user)
+        clients.append(client)
+    url = reverse("tokens:create", args=["acme"])
+
+    def submit(i: int):
+        data = {
+            "key": "PAYMENT_API_KEY",
+            "value": f"value-from-browser-{i}-000000",
+            "type": "api_key",
+            "environments": environments,
+        }
+        response = clients[i].post(url, data, headers={"HX-Request": "true"})
+        return response.status_code, response.content.decode()
+
+    outcomes = in_threads(THREADS, submit)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    statuses = Counter(status for status, _ in outcomes)
+    assert statuses == {204: 1, 200: THREADS - 1}, statuses
+    for status, html in outcomes:
+        if status == 200:
+            assert "A token with key PAYMENT_API_KEY already exists" in html
+    assert Token.objects.filter(workspace=workspace, key="PAYMENT_API_KEY").count() == 1
