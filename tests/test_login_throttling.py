@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
@@ -112,3 +114,12 @@ def test_address_is_the_proxy_appended_hop_only_behind_a_trusted_proxy(rf, setti
     assert client_ip_address(request) == "10.0.0.2", "a client's own X-Forwarded-For is ignored"
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     assert client_ip_address(request) == "203.0.113.9", "spoofed earlier hops are ignored"
+
+
+def test_an_administrator_can_unlock_early(client):
+    UserFactory(username="alice")
+    lock_out(client, "alice")
+
+    call_command("axes_reset_username", "alice", stdout=io.StringIO())
+
+    assert sign_in(client, "alice", DEFAULT_PASSWORD).status_code == 302
