@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory
 from tokens.forms import DeleteTokenForm, TokenFilterForm, TokenForm
-from tokens.models import Token, TokenType
+from tokens.models import VALUE_MAX_BYTES, Token, TokenType
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +42,7 @@ def test_labels_are_the_product_documents(workspace):
     assert [form[name].label for name in form.fields] == [
         "Token Key",
         "Token Value",
+        "Or load the value from a file",
         "Description",
         "Type",
         "Expiry Date",
@@ -291,3 +293,112 @@ def test_filter_apply_searches_key_and_description(workspace):
     filters = TokenFilterForm({"q": "Stripe"}, workspace=workspace)
     keys = [t.key for t in filters.apply(Token.objects.for_workspace(workspace))]
     assert keys == ["OTHER", "STRIPE_SECRET"]
+
+
+# --- the value from a file --------------------------------------------------------------
+
+PEM = (
+    b"-----BEGIN PRIVATE KEY-----\r\n"
+    b"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\r\n"
+    b"  indented line, trailing spaces   \n"
+    b"-----END PRIVATE KEY-----\n"
+)
+
+
+def upload(content: bytes, name: str = "deploy-key.pem") -> dict:
+    return {"value_file": SimpleUploadedFile(name, content, content_type="application/x-pem-file")}
+
+
+def test_value_file_is_an_optional_file_input_with_help(workspace):
+    form = TokenForm(workspace=workspace)
+    html = str(form["value_file"])
+    assert 'type="file"' in html
+    assert 'class="form-control"' in html
+    assert not form.fields["value_file"].required
+    assert form.fields["value_file"].help_text == (
+        "For multi-line values such as PEM keys; the file's exact contents become the value. "
+        "Up to 64 KiB of UTF-8 text."
+    )
+
+
+def test_a_pem_file_becomes_the_value_byte_for_byte(workspace):
+    form = TokenForm(data(workspace, value=""), upload(PEM), workspace=workspace)
+    assert form.is_valid(), form.errors
+    token = form.save(by=None)
+    assert token.reveal().encode() == PEM  # CRLF, LF, spaces and the final newline all kept
+
+
+def test_a_file_of_exactly_64_kib_is_accepted(workspace):
+    content = b"a\n" * (VALUE_MAX_BYTES // 2)
+    form = TokenForm(data(workspace, value=""), upload(content), workspace=workspace)
+    assert form.is_valid(), form.errors
+    assert form.save(by=None).reveal().encode() == content
+
+
+def test_a_typed_value_and_a_file_together_are_refused(workspace):
+    form = TokenForm(data(workspace), upload(PEM), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["value_file"] == ["Type a value or choose a file, not both."]
+    assert "value" not in form.errors
+    assert not Token.objects.exists()
+
+
+def test_a_file_over_64_kib_gets_the_models_size_message(workspace):
+    form = TokenForm(
+        data(workspace, value=""), upload(b"x" * (VALUE_MAX_BYTES + 1)), workspace=workspace
+    )
+    assert not form.is_valid()
+    assert form.errors["value_file"] == [
+        "The value is 65,537 bytes; the limit is 64 KiB (65,536 bytes)."
+    ]
+    assert "value" not in form.errors
+
+
+def test_a_file_that_is_not_utf8_is_refused(workspace):
+    form = TokenForm(
+        data(workspace, value=""), upload(b"\xff\xfe\x00k\x00e\x00y"), workspace=workspace
+    )
+    assert not form.is_valid()
+    assert form.errors["value_file"] == ["The file must be UTF-8 text."]
+    assert "value" not in form.errors
+
+
+def test_an_empty_file_is_refused(workspace):
+    form = TokenForm(data(workspace, value=""), upload(b""), workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["value_file"] == ["The file is empty."]
+    assert "value" not in form.errors
+
+
+def test_neither_a_typed_value_nor_a_file_asks_for_the_value(workspace):
+    form = TokenForm(data(workspace, value=""), {}, workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["value"] == ["Enter the token value."]
+    assert "value_file" not in form.errors
+
+
+def test_edit_with_a_file_replaces_the_value(workspace):
+    token = TokenFactory(workspace=workspace, key="TLS_KEY", value=SECRET)
+    initial = TokenForm.initial_from(token)
+    submitted = data(workspace, **{**initial, "key": "TLS_KEY", "value": ""})
+    submitted["environments"] = [env.pk for env in initial["environments"]]
+    form = TokenForm(submitted, upload(PEM), workspace=workspace, token=token)
+    assert form.is_valid(), form.errors
+    form.save(by=None)
+    token.refresh_from_db()
+    assert token.reveal().encode() == PEM
+    assert token.value_version == 1
+    assert form.changed == ["value"]
+
+
+def test_the_file_is_never_rendered_back(workspace):
+    form = TokenForm(
+        data(workspace, value="", environments=[]),
+        upload(PEM, "secret-name.pem"),
+        workspace=workspace,
+    )
+    assert not form.is_valid()
+    html = form.as_div()
+    assert "secret-name.pem" not in html
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" not in html
+    assert form.file_was_submitted

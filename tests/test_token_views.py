@@ -11,6 +11,7 @@ import json
 import uuid
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -640,6 +641,143 @@ def test_environment_of_another_workspace_is_rejected(workspace, other_workspace
     assert response.status_code == 200
     assert "Select a valid choice." in text(response)
     assert not Token.objects.exists()
+
+
+# --- the value from a file ---------------------------------------------------------------
+
+PEM = (
+    b"-----BEGIN EC PRIVATE KEY-----\r\n"
+    b"MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\r\n"
+    b"AwEHoUQDQgAEPR3tU2eh9bq6+ZUptvmPfE8oW0QPGM6fpnNmrL+k1aLxN1LLtM5k\n"
+    b"-----END EC PRIVATE KEY-----\n"
+)
+PEM_LINE = "MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49"
+FILE_NAME = "prod-signing-key-7c1e.pem"
+
+
+def pem_file(content: bytes = PEM, name: str = FILE_NAME) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/x-pem-file")
+
+
+def test_create_form_offers_a_file_and_posts_multipart(workspace, owner_client):
+    page = text(owner_client.get(url("create", workspace), headers=HTMX))
+    assert ">Or load the value from a file<" in page
+    assert 'type="file" name="value_file" class="form-control"' in page
+    assert 'enctype="multipart/form-data"' in page
+    assert 'hx-encoding="multipart/form-data"' in page
+    assert "the file&#x27;s exact contents become the value" in page
+
+
+@pytest.mark.parametrize("headers", [{}, HTMX], ids=["plain", "htmx"])
+def test_create_from_a_pem_file_keeps_its_exact_bytes(workspace, owner_client, headers):
+    response = owner_client.post(
+        url("create", workspace),
+        {**create_data(workspace, value=""), "value_file": pem_file()},
+        headers=headers,
+    )
+    assert response.status_code == (204 if headers else 302)
+    token = Token.objects.get(key="PAYMENT_API_KEY")
+    assert token.reveal().encode() == PEM
+    assert PEM_LINE not in text(response) and FILE_NAME not in text(response)
+
+
+@pytest.mark.parametrize(
+    ("value", "content", "message"),
+    [
+        (SECRET, PEM, "Type a value or choose a file, not both."),
+        ("", b"k" * 65_537, "The value is 65,537 bytes; the limit is 64 KiB (65,536 bytes)."),
+        ("", b"-----BEGIN\xff\xfe-----\n", "The file must be UTF-8 text."),
+        ("", b"", "The file is empty."),
+    ],
+    ids=["both", "oversize", "not-utf8", "empty"],
+)
+def test_a_bad_file_is_explained_next_to_it_and_nothing_is_stored(
+    workspace, owner_client, value, content, message
+):
+    response = owner_client.post(
+        url("create", workspace),
+        {**create_data(workspace, value=value), "value_file": pem_file(content)},
+        headers=HTMX,
+    )
+    page = text(response)
+    assert response.status_code == 200
+    assert f'<div class="invalid-feedback d-block" id="id_value_file_error">{message}</div>' in page
+    assert "Enter the token value." not in page
+    assert FILE_NAME not in page and PEM_LINE not in page and SECRET not in page
+    assert not Token.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.CREATED).exists()
+
+
+def test_a_good_file_in_an_invalid_form_is_asked_for_again(workspace, owner_client):
+    response = owner_client.post(
+        url("create", workspace),
+        {**create_data(workspace, value="", environments=[]), "value_file": pem_file()},
+        headers=HTMX,
+    )
+    page = text(response)
+    assert "Choose at least one environment." in page
+    assert "the file you chose was not sent back to the browser. Please choose it again." in page
+    assert 'type="file" name="value_file" class="form-control"' in page
+    assert FILE_NAME not in page and PEM_LINE not in page
+    assert not Token.objects.exists()
+
+
+def test_edit_with_a_file_replaces_the_value_and_bumps_its_version(workspace, editor_client, token):
+    response = editor_client.post(
+        url("edit", workspace, token), {**edit_data(token), "value_file": pem_file()}, headers=HTMX
+    )
+    assert response.status_code == 204
+    assert triggers(response)["showToast"]["message"] == "Token STRIPE_SECRET saved."
+    token.refresh_from_db()
+    assert token.reveal().encode() == PEM
+    assert token.value_version == 1
+    assert PEM_LINE not in text(response) and FILE_NAME not in text(response)
+
+
+def test_file_contents_and_name_never_reach_the_browser(workspace, owner_client):
+    """Every response to a request carrying a file, valid or not, with and without htmx."""
+    responses = []
+    for headers in ({}, HTMX):
+        for overrides in ({"key": "bad key"}, {"value": SECRET}, {"environments": []}):
+            responses.append(
+                owner_client.post(
+                    url("create", workspace),
+                    {
+                        **create_data(workspace, **{"value": "", **overrides}),
+                        "value_file": pem_file(),
+                    },
+                    headers=headers,
+                )
+            )
+    owner_client.post(
+        url("create", workspace), {**create_data(workspace, value=""), "value_file": pem_file()}
+    )
+    token = Token.objects.get(key="PAYMENT_API_KEY")
+    for headers in ({}, HTMX):
+        responses.append(
+            owner_client.post(
+                url("edit", workspace, token),
+                {**edit_data(token, environments=[]), "value_file": pem_file()},
+                headers=headers,
+            )
+        )
+        responses.append(
+            owner_client.post(
+                url("edit", workspace, token),
+                {**edit_data(token), "value_file": pem_file()},
+                headers=headers,
+            )
+        )
+    for name in ("list", "activity"):
+        responses.append(owner_client.get(url(name, workspace), headers=HTMX))
+    responses.append(owner_client.get(url("edit", workspace, token), headers=HTMX))
+    for response in responses:
+        body = response.content.decode() + json.dumps(dict(response.headers))
+        assert PEM_LINE not in body
+        assert FILE_NAME not in body
+        assert "BEGIN EC PRIVATE KEY" not in body
+    assert token.reveal().encode() == PEM
+    assert not AuditEvent.objects.filter(detail__icontains="PRIVATE").exists()
 
 
 # --- edit ---------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 The forms validate what the browser sent and turn it into calls to the model's own methods
 (`Token.objects.create_token`, `token.update`); the rules themselves live in tokens/models.py.
 A submitted value is never rendered back: the value input is a password input that never shows
-its value, and no message repeats it.
+its value, and no message repeats it. A password input cannot hold line breaks, so a multi-line
+value (a PEM key) can come from a file instead; the file's name and contents are never rendered
+back either.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ import datetime as dt
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import F, Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from tokens.models import (
     DESCRIPTION_MAX_LENGTH,
     KEY_MAX_LENGTH,
     PERIOD_MAX_DAYS,
+    VALUE_MAX_BYTES,
     Token,
     TokenQuerySet,
     TokenStatus,
     TokenType,
     new_expiry_date_errors,
     value_errors,
+    value_size_message,
 )
 from workspaces.models import Workspace
 
@@ -91,6 +97,14 @@ class TokenForm(forms.Form):
             attrs={"autocomplete": "new-password", "spellcheck": "false"},
         ),
     )
+    value_file = forms.FileField(
+        label="Or load the value from a file",
+        required=False,
+        help_text="For multi-line values such as PEM keys; the file's exact contents become the "
+        "value. Up to 64 KiB of UTF-8 text.",
+        error_messages={"empty": "The file is empty."},
+        widget=forms.FileInput,
+    )
     description = forms.CharField(
         label="Description",
         required=False,
@@ -134,20 +148,26 @@ class TokenForm(forms.Form):
     )
 
     def __init__(
-        self, data=None, *, workspace: Workspace, token: Token | None = None, **kwargs
+        self,
+        data=None,
+        files=None,
+        *,
+        workspace: Workspace,
+        token: Token | None = None,
+        **kwargs,
     ) -> None:
         self.workspace = workspace
         self.token = token
+        # A value is needed on create, typed or from a file: the form checks it, not the field.
+        self.value_required = token is None
         self.changed: list[str] = []
         if token is not None:
             kwargs["initial"] = self.initial_from(token)
-        super().__init__(data, **kwargs)
+        super().__init__(data, files, **kwargs)
         self.fields["products"].queryset = workspace.products.all()
         self.fields["apps"].queryset = workspace.apps.all()
         self.fields["environments"].queryset = workspace.environments.all()
         if token is None:
-            self.fields["value"].required = True
-            self.fields["value"].error_messages["required"] = "Enter the token value."
             self.fields[
                 "value"
             ].help_text = "Stored encrypted and never shown again, not even to you."
@@ -193,6 +213,7 @@ class TokenForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        self.use_value_file(cleaned)
         period, custom = cleaned.get("period"), cleaned.get("period_custom")
         if "period_custom" in self.errors:
             return cleaned
@@ -213,6 +234,28 @@ class TokenForm(forms.Form):
         self.add_rule_errors(cleaned)
         return cleaned
 
+    @sensitive_variables("upload", "content", "value", "cleaned")
+    def use_value_file(self, cleaned: dict) -> None:
+        """A chosen file's bytes, decoded as UTF-8 and nothing else, become the value."""
+        upload: UploadedFile | None = cleaned.get("value_file")
+        if upload is None:
+            return
+        if cleaned.get("value"):
+            self.add_error("value_file", "Type a value or choose a file, not both.")
+            return
+        if upload.size > VALUE_MAX_BYTES:
+            self.add_error("value_file", value_size_message(upload.size))
+            return
+        upload.seek(0)
+        content = upload.read()
+        try:
+            value = content.decode("utf-8")
+        except UnicodeDecodeError:
+            self.add_error("value_file", "The file must be UTF-8 text.")
+            return
+        # An empty file never gets here: the field itself says "The file is empty."
+        cleaned["value"] = value
+
     def add_rule_errors(self, cleaned: dict) -> None:
         """Ask the model's rules now too, so every problem shows at once (saving asks again)."""
         probe = Token(
@@ -229,7 +272,11 @@ class TokenForm(forms.Form):
             apps=list(cleaned.get("apps") or []),
             environments=list(cleaned.get("environments") or []),
         )
-        errors.update(value_errors(cleaned.get("value"), required=self.token is None))
+        # A file with a problem has its own message; don't also ask for a typed value.
+        file_chosen = "value_file" in self.errors or cleaned.get("value_file") is not None
+        errors.update(
+            value_errors(cleaned.get("value"), required=self.value_required and not file_chosen)
+        )
         expiry = cleaned.get("expiry_date")
         if self.token is None or expiry != self.token.expiry_date:
             errors.update(new_expiry_date_errors(expiry))
@@ -248,6 +295,10 @@ class TokenForm(forms.Form):
     @property
     def value_was_submitted(self) -> bool:
         return self.is_bound and bool(self.data.get(self.add_prefix("value")))
+
+    @property
+    def file_was_submitted(self) -> bool:
+        return self.is_bound and bool(self.files.get(self.add_prefix("value_file")))
 
     # --- saving through the model's rules -----------------------------------------------
 

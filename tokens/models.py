@@ -281,6 +281,11 @@ def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
     return {}
 
 
+def value_size_message(size: int) -> str:
+    """Why a value of `size` bytes is refused (a form checking an uploaded file says it too)."""
+    return f"The value is {size:,} bytes; the limit is 64 KiB ({VALUE_MAX_BYTES:,} bytes)."
+
+
 def value_errors(value: str | None, *, required: bool) -> dict[str, list[str]]:
     """The value is 1 byte to 64 KiB of UTF-8 text, kept exactly as given."""
     if value is None or value == "":
@@ -289,7 +294,7 @@ def value_errors(value: str | None, *, required: bool) -> dict[str, list[str]]:
         return {"value": ["The value must be text."]}
     size = len(value.encode("utf-8", errors="surrogatepass"))
     if size > VALUE_MAX_BYTES:
-        return {"value": [f"The value is {size:,} bytes; the limit is 64 KiB (65,536 bytes)."]}
+        return {"value": [value_size_message(size)]}
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -235,7 +235,10 @@ def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenFor
 @require_http_methods(["GET", "POST"])
 def token_create(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
-    form = TokenForm(request.POST if request.method == "POST" else None, workspace=workspace)
+    posted = request.method == "POST"
+    form = TokenForm(
+        request.POST if posted else None, request.FILES if posted else None, workspace=workspace
+    )
     if request.method == "POST" and form.is_valid() and (token := form.save(by=request.user)):
         return modal_success(
             request,
@@ -258,8 +261,12 @@ def token_edit(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     if token.is_revoked:
         return refuse_revoked(request, workspace, token)
     old_key = token.key
+    posted = request.method == "POST"
     form = TokenForm(
-        request.POST if request.method == "POST" else None, workspace=workspace, token=token
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        workspace=workspace,
+        token=token,
     )
     if request.method == "POST" and form.is_valid() and form.save(by=request.user):
         if not form.changed:

@@ -235,6 +235,48 @@ def test_invalid_input_is_explained_in_the_modal_and_the_value_asked_again(
     expect(row(page, "STRIPE_RESTRICTED")).to_contain_text("Sandbox")
 
 
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\r\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgevZzL1gdAFr88hb2\r\n"
+    "OF/2NxApJCzGCEDdfSp6VQO30hyhRANCAAQRWz+jn65BtOMvdyHKcvjBeBSDZH2r\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def test_a_pem_key_is_loaded_from_a_file_exactly(
+    page: Page, live_server, transactional_db, tmp_path: Path
+):
+    acme()
+    sign_in(page, live_server, "olivia")
+    key_file = tmp_path / "signing-key.pem"
+    key_file.write_bytes(PEM.encode())
+    page.get_by_role("link", name="Create Token").click()
+    dialog = page.get_by_role("dialog", name="Create Token")
+    dialog.get_by_label("Token Key").fill("SIGNING_KEY")
+    dialog.get_by_label("Token Value").fill("typed-too")
+    picker = dialog.get_by_label("Or load the value from a file")
+    expect(picker).to_have_attribute("type", "file")
+    picker.set_input_files(key_file)
+    dialog.get_by_role("group", name="Environments").get_by_label("Production").check()
+    dialog.get_by_role("button", name="Create Token").click()
+
+    expect(dialog.get_by_text("Type a value or choose a file, not both.")).to_be_visible()
+    expect(dialog.get_by_label("Token Value")).to_have_value("")
+    expect(dialog.get_by_label("Or load the value from a file")).to_have_value("")
+    assert "signing-key.pem" not in page.content()
+    assert not Token.objects.filter(key="SIGNING_KEY").exists()
+
+    dialog.get_by_label("Or load the value from a file").set_input_files(key_file)
+    page.set_viewport_size({"width": 1280, "height": 1240})
+    page.wait_for_timeout(300)
+    page.screenshot(path=SCREENSHOTS / "create-token-from-file.png")
+    dialog.get_by_role("button", name="Create Token").click()
+    expect(dialog).to_be_hidden()
+    expect(toast(page, "Token SIGNING_KEY created.")).to_be_visible()
+    assert Token.objects.get(key="SIGNING_KEY").reveal() == PEM
+    assert "MIGHAgEAMBMGByqGSM49" not in page.content()
+
+
 def test_edit_is_prefilled_keeps_the_value_and_warns_on_rename(
     page: Page, live_server, transactional_db
 ):
