@@ -56,6 +56,7 @@
     const status = event.detail.xhr.status;
     const message = status === 403 ? "You do not have permission to do that."
       : status === 404 ? "That no longer exists. The page will refresh."
+      : status === 503 ? "Coffer is temporarily unavailable. Nothing was lost; try again in a minute."
       : "Something went wrong (" + status + "). Please try again.";
     showToast(message, "error");
   });
