@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from tests.html_forms import main_form
 from tests.url_table import (
     ROLE_ACCESS,
     ROUTES,
@@ -27,6 +28,7 @@ from tests.url_table import (
     project_url_names,
     routes_in_project,
 )
+from tokens.models import Token
 from workspaces.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +176,27 @@ def test_account_views_need_sign_in_where_they_should():
     assert world.client("viewer").get(reverse("password_change")).status_code == 200
     assert anonymous.get(LOGIN).status_code == 200
     Checker.count += 4
+
+
+@pytest.mark.parametrize("field", ["products", "apps", "environments"])
+@pytest.mark.parametrize("name", ["tokens:create", "tokens:edit"])
+def test_token_forms_refuse_another_workspaces_objects(name, field):
+    world = build_world(tokens_per_workspace=1)
+    client = world.client("editor")
+    token = world.a.token
+    url = reverse(name, args=["acme", token.pk] if name == "tokens:edit" else ["acme"])
+    form = main_form(client.get(url, headers={"HX-Request": "true"}).text)
+    data = form.defaults()
+    data.update(key="SMUGGLED" if name == "tokens:create" else token.key, value="v" * 20)
+    data["environments"] = data["environments"] or form.choices("environments")
+    theirs = {"products": world.b.product, "apps": world.b.app, "environments": world.b.environment}
+    data[field] = [str(theirs[field].pk)]
+    before = sorted(getattr(token, field).values_list("pk", flat=True))
+
+    response = client.post(url, data, headers={"HX-Request": "true"})
+
+    assert response.status_code == 200, "refused, with the form shown again"
+    assert "invalid-feedback" in response.text
+    assert not Token.objects.filter(key="SMUGGLED").exists()
+    assert sorted(getattr(token, field).values_list("pk", flat=True)) == before
+    assert not theirs[field].tokens.filter(workspace=world.a.workspace).exists()
