@@ -317,7 +317,9 @@ def test_hostile_query_strings_on_list_pages_never_break_anything():
     world = build_world(tokens_per_workspace=1)
     client = world.client("viewer")
     pages = listing_pages(world)
-    params = st.sampled_from(["q", "status", "type", "environment", "sort", "page", "per_page"])
+    params = st.sampled_from(
+        ["q", "status", "type", "environment", "env", "sort", "page", "per_page", "highlight"]
+    )
 
     @settings(max_examples=120, **SETTINGS)
     @given(

@@ -123,3 +123,16 @@ def test_an_administrator_can_unlock_early(client):
     call_command("axes_reset_username", "alice", stdout=io.StringIO())
 
     assert sign_in(client, "alice", DEFAULT_PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"]
+)
+def test_sign_in_never_redirects_off_site(client, next_url):
+    UserFactory(username="alice")
+    response = client.post(
+        f"{LOGIN}?next={next_url}",
+        {"username": "alice", "password": DEFAULT_PASSWORD, "next": next_url},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
