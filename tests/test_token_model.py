@@ -246,6 +246,20 @@ def test_values_of_16_characters_or_more_get_a_last_4_hint(workspace):
     assert token.hint == "••••new!"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-----BEGIN KEY-----\nabc\n-----END KEY-----\n",
+        "sixteen-chars-and-nul\x00ab",
+        "a" * 20 + "\tb c",
+    ],
+)
+def test_values_ending_in_whitespace_or_control_characters_get_no_hint(workspace, value):
+    token = make(workspace, value=value)
+    assert (token.hint, token.value_hint) == ("", "")
+    assert Token.objects.get(pk=token.pk).reveal() == value
+
+
 def test_values_under_16_characters_get_no_hint(workspace):
     token = make(workspace, value="0123456789abcde")
     assert (token.hint, token.value_hint) == ("", "")

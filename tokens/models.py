@@ -302,6 +302,18 @@ def value_errors(value: str | None, *, required: bool) -> dict[str, list[str]]:
     return {}
 
 
+def value_hint(value: str) -> str:
+    """The last 4 characters of a long value, shown as ••••abcd; none for short values.
+
+    A tail with whitespace or control characters (a PEM key's "---\n", a NUL byte that
+    PostgreSQL cannot store in text) gives no hint either.
+    """
+    tail = value[-HINT_LENGTH:]
+    if len(value) < HINT_MIN_LENGTH or not tail.isprintable() or any(c.isspace() for c in tail):
+        return ""
+    return tail
+
+
 class Token(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tokens")
@@ -595,7 +607,7 @@ class Token(models.Model):
             token_id=self.pk,
             version=self.value_version,
         )
-        self.value_hint = value[-HINT_LENGTH:] if len(value) >= HINT_MIN_LENGTH else ""
+        self.value_hint = value_hint(value)
         self.value_set_at = timezone.now()
         self._set_expiry()
 
