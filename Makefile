@@ -5,6 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_PASSWORD ?= coffer-demo
+PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: setup run browser test test-fast lint format bench clean
@@ -21,10 +22,10 @@ run: setup
 	COFFER_DEBUG=1 $(PY) manage.py migrate --no-input
 	COFFER_DEBUG=1 $(PY) manage.py seed_demo --password "$(DEMO_PASSWORD)"
 	@echo
-	@echo "  Coffer is starting on http://127.0.0.1:8000/"
+	@echo "  Coffer is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Sign in as:  demo / $(DEMO_PASSWORD)"
 	@echo
-	COFFER_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:8000
+	COFFER_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 browser:
 	@bash scripts/ensure-chromium.sh

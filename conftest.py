@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("COFFER_DEBUG", "false")
@@ -12,7 +14,9 @@ os.environ.setdefault("COFFER_MASTER_KEYS", "test1:dGVzdC1tYXN0ZXIta2V5LW9ubHktZ
 os.environ.setdefault("COFFER_HTTPS", "false")
 os.environ.setdefault("COFFER_MANIFEST_STATIC", "false")
 os.environ.setdefault("COFFER_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-os.environ.setdefault("COFFER_DATA_DIR", tempfile.mkdtemp(prefix="coffer-test-"))
+if "COFFER_DATA_DIR" not in os.environ:
+    os.environ["COFFER_DATA_DIR"] = tempfile.mkdtemp(prefix="coffer-test-")
+    atexit.register(shutil.rmtree, os.environ["COFFER_DATA_DIR"], ignore_errors=True)
 os.makedirs(os.path.join(os.environ["COFFER_DATA_DIR"], "staticfiles"), exist_ok=True)
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -7,6 +7,12 @@ from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Hashing with the production hasher takes ~0.6 s here; tests sign many users in."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def workspace(db):
     return WorkspaceFactory(name="Acme", slug="acme")
