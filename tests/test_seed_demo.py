@@ -117,3 +117,25 @@ def test_refuses_to_run_with_debug_off(settings):
 
     assert not get_user_model().objects.filter(username="demo").exists()
     assert not Workspace.objects.exists()
+
+
+def test_sample_tokens_are_made_once_and_are_usable(debug):
+    from tokens.models import Token, UseContext
+
+    output = seed("--password", "pw-one")
+    tokens = Token.objects.filter(workspace__slug="acme").with_relations()
+    assert sorted(t.key for t in tokens) == [
+        "GITHUB_OAUTH_TOKEN",
+        "INTERNAL_SERVICE_TOKEN",
+        "PAYMENT_API_KEY",
+        "STRIPE_SECRET",
+    ]
+    payment = tokens.get(key="PAYMENT_API_KEY")
+    production = Environment.objects.get(workspace__slug="acme", slug="production")
+    payments = Product.objects.get(workspace__slug="acme", slug="payments")
+    assert payment.is_usable_by(UseContext(environment=production, product=payments))
+    assert payment.reveal() not in output  # values are random and never printed
+
+    payment.delete_token()
+    seed()
+    assert Token.objects.filter(workspace__slug="acme").count() == 3  # not put back

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from tokens.models import Token, TokenType
 from workspaces.models import (
     DEFAULT_ENVIRONMENTS,
     App,
@@ -21,13 +22,26 @@ from workspaces.models import (
 
 PRODUCTS = [("Payments", "payments"), ("Storefront", "storefront")]
 APPS = [("Checkout", "checkout"), ("Mobile", "mobile"), ("Backoffice", "backoffice")]
+# Sample tokens (random values) so the Tokens page has something to show on a first look:
+# (key, type, description, products, apps, environments, period_days).
+DEMO_TOKENS = [
+    ("PAYMENT_API_KEY", TokenType.API_KEY, "Card processing gateway", ["payments"], [],
+     ["production"], 90),
+    ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key for checkout", [], ["checkout"],
+     ["production", "sandbox"], None),
+    ("INTERNAL_SERVICE_TOKEN", TokenType.BEARER_TOKEN, "Storefront to backoffice calls", [], [],
+     ["production", "sandbox"], None),
+    ("GITHUB_OAUTH_TOKEN", TokenType.OAUTH_TOKEN, "Release automation", ["storefront"],
+     ["mobile"], ["sandbox"], 30),
+]  # fmt: skip
 
 
 class Command(BaseCommand):
     help = (
         "Create demo data (idempotent): user 'demo', owner of workspace Acme (slug acme) with "
         "environments Production and Sandbox, products Payments and Storefront, apps Checkout, "
-        "Mobile and Backoffice. Refuses to run with DEBUG off. Exit 1 on error."
+        "Mobile and Backoffice, and a few sample tokens while it has none. Refuses to run with "
+        "DEBUG off. Exit 1 on error."
     )
 
     def add_arguments(self, parser) -> None:
@@ -57,6 +71,8 @@ class Command(BaseCommand):
                     model.objects.get_or_create(
                         workspace=workspace, slug=slug, defaults={"name": name}
                     )
+            if not Token.objects.for_workspace(workspace).exists():
+                self._demo_tokens(workspace, user)
         self.stdout.write(self.style.SUCCESS("Demo data ready: workspace Acme (acme)."))
         if password:
             self.stdout.write(
@@ -66,4 +82,20 @@ class Command(BaseCommand):
             self.stdout.write(
                 "User 'demo' already existed; its password is unchanged "
                 "(pass --password to set one)."
+            )
+
+    def _demo_tokens(self, workspace: Workspace, user) -> None:
+        """A few sample tokens with random values, made only while the workspace has none."""
+        for key, kind, description, products, apps, environments, period in DEMO_TOKENS:
+            Token.objects.create_token(
+                workspace=workspace,
+                key=key,
+                value=secrets.token_urlsafe(32),
+                by=user,
+                type=kind,
+                description=description,
+                period_days=period,
+                products=workspace.products.filter(slug__in=products),
+                apps=workspace.apps.filter(slug__in=apps),
+                environments=workspace.environments.filter(slug__in=environments),
             )
