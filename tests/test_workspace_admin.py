@@ -155,3 +155,25 @@ def test_a_member_without_staff_rights_cannot_open_the_admin(client):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_a_workspace_with_tokens_can_be_deleted_in_the_admin_with_its_data_key(
+    admin_client_with_data,
+):
+    from tokens.models import AuditEvent, Token, WorkspaceKey
+
+    workspace = admin_client_with_data.workspace
+    TokenFactory(workspace=workspace, products=[workspace.products.get()])
+    url = reverse("admin:workspaces_workspace_delete", args=[workspace.pk])
+
+    confirm = admin_client_with_data.get(url)
+    assert confirm.status_code == 200
+    assert "Are you sure" in confirm.text
+
+    response = admin_client_with_data.post(url, {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Workspace.objects.filter(pk=workspace.pk).exists()
+    assert not Token.objects.exists()
+    assert not WorkspaceKey.objects.exists()  # crypto-shredded
+    assert not AuditEvent.objects.exists()

@@ -29,6 +29,7 @@ from tokens.models import (
     Token,
     TokenStatus,
 )
+from workspaces.admin import on_own_admin_pages
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -289,8 +290,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         # Never on their own pages; but deleting a workspace takes its trail with it, and the
         # admin must not refuse that deletion because of these events.
-        url_name = getattr(request.resolver_match, "url_name", "") or ""
-        if url_name.startswith(f"{self.opts.app_label}_{self.opts.model_name}_"):
+        if on_own_admin_pages(self, request):
             return False
         return super().has_delete_permission(request, obj)
 

@@ -6,6 +6,12 @@ from django.contrib.admin.options import ActionLocation
 from workspaces.models import App, Environment, Membership, Product, Workspace
 
 
+def on_own_admin_pages(model_admin: admin.ModelAdmin, request) -> bool:
+    """Whether `request` is for this model's own admin pages, not a cascade from another's."""
+    url_name = getattr(request.resolver_match, "url_name", "") or ""
+    return url_name.startswith(f"{model_admin.opts.app_label}_{model_admin.opts.model_name}_")
+
+
 class WorkspaceFixedOnChange:
     """An existing row stays in its workspace: tokens' scopes point at it by id."""
 
@@ -46,8 +52,9 @@ class CatalogItemAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
     autocomplete_fields = ["workspace"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        # Same rule as the UI: an item tokens use is not deleted (their scope would change).
-        if obj is not None and obj.deletion_blocker():
+        # Same rule as the UI: an item tokens use is not deleted on its own (their scope would
+        # change). Deleting its whole workspace deletes the tokens too, so that stays allowed.
+        if obj is not None and on_own_admin_pages(self, request) and obj.deletion_blocker():
             return False
         return super().has_delete_permission(request, obj)
 
