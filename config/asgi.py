@@ -7,7 +7,6 @@ Like config/wsgi.py, loads the master key ring at start-up so a server without a
 from __future__ import annotations
 
 import os
-import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -15,10 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_asgi_application()
 
-from tokens import crypto  # noqa: E402  (needs the settings loaded above)
+from tokens.crypto import load_key_ring_at_startup  # noqa: E402  (needs the settings)
 
-try:
-    crypto.key_ring()
-except crypto.MasterKeyError as error:
-    sys.stderr.write(f"Coffer cannot start: {error}\n")
-    raise
+load_key_ring_at_startup()

@@ -7,7 +7,6 @@ to start with a message saying how to make one, instead of failing on the first 
 from __future__ import annotations
 
 import os
-import sys
 
 from django.core.wsgi import get_wsgi_application
 
@@ -15,10 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_wsgi_application()
 
-from tokens import crypto  # noqa: E402  (needs the settings loaded above)
+from tokens.crypto import load_key_ring_at_startup  # noqa: E402  (needs the settings)
 
-try:
-    crypto.key_ring()
-except crypto.MasterKeyError as error:
-    sys.stderr.write(f"Coffer cannot start: {error}\n")
-    raise
+load_key_ring_at_startup()

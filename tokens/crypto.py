@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -156,6 +157,16 @@ def key_ring() -> KeyRing:
     except OSError as error:
         raise MasterKeyError(f"Cannot read the key file {path}: {error.strerror}.") from None
     return parse_key_ring(text, f"key file {path}")
+
+
+def load_key_ring_at_startup() -> None:
+    """Called by the WSGI and ASGI entry points: a server without a usable master key refuses
+    to start, saying how to make one, instead of failing on the first token request."""
+    try:
+        key_ring()
+    except MasterKeyError as error:
+        sys.stderr.write(f"Coffer cannot start: {error}\n")
+        raise
 
 
 @receiver(setting_changed)
