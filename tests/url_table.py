@@ -120,10 +120,10 @@ VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED
 CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
 
 ROUTES: list[Route] = [
-    Route("home", lambda o: {}, get=ANY, post=ANY),
+    Route("home", lambda o: {}, get=ANY, post=None),
     Route("workspace_create", lambda o: {}, get=ANY, post=ANY),
-    Route("products", _slug, get=VIEW, post=VIEW),
-    Route("environments", _slug, get=VIEW, post=VIEW),
+    Route("products", _slug, get=VIEW, post=None),
+    Route("environments", _slug, get=VIEW, post=None),
     *[
         Route("catalog_add", _catalog(k, None), get=OWN, post=OWN, label=k)
         for k, _ in CATALOG_KINDS
@@ -133,7 +133,7 @@ ROUTES: list[Route] = [
         Route("catalog_delete", _catalog(k, a), get=OWN, post=OWN, label=k)
         for k, a in CATALOG_KINDS
     ],
-    Route("members", _slug, get=VIEW, post=VIEW),
+    Route("members", _slug, get=VIEW, post=None),
     Route("member_add", _slug, get=OWN, post=OWN),
     Route("member_edit", _member, get=OWN, post=OWN),
     Route("member_remove", _member, get=OWN, post=OWN),

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from workspaces.access import get_object_in, get_workspace_for
@@ -31,6 +31,7 @@ CATALOG = {
 
 
 @login_required
+@require_GET
 def home(request: HttpRequest) -> HttpResponse:
     workspace = Workspace.objects.for_user(request.user).first()
     if workspace is not None:
@@ -72,6 +73,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @vary_on_headers("HX-Request")
+@require_GET
 def products(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -85,6 +87,7 @@ def products(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @vary_on_headers("HX-Request")
+@require_GET
 def environments(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -169,6 +172,7 @@ def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> 
 
 @login_required
 @vary_on_headers("HX-Request")
+@require_GET
 def members(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
