@@ -75,9 +75,7 @@ class Command(BaseCommand):
                 self._demo_tokens(workspace, user)
         self.stdout.write(self.style.SUCCESS("Demo data ready: workspace Acme (acme)."))
         if password:
-            self.stdout.write(
-                f"Sign in at http://127.0.0.1:8000/accounts/login/ as demo / {password}"
-            )
+            self.stdout.write(f"Sign in at /accounts/login/ as demo / {password}")
         else:
             self.stdout.write(
                 "User 'demo' already existed; its password is unchanged "
