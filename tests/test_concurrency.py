@@ -7,6 +7,8 @@
   after the revoke, exactly one revoke is recorded;
 - resolves (the resolver API, audit and last-used writes included) keep succeeding while
   `manage.py rotate_master_key` re-wraps every workspace's data key under a new master key.
+- a revoke issued while a resolve holds its lookup's row locks waits until the resolve has
+  committed; a resolve after the revoke reports "token revoked".
 
 SQLite serialises writers with one database lock, so these races only mean something on
 PostgreSQL; CI runs the suite there too.
@@ -31,7 +33,7 @@ from django.urls import reverse
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
 from tests.url_table import distinctive_value
 from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext, WorkspaceKey
-from tokens.references import resolve_text
+from tokens.references import ResolveError, resolve_text
 from workspaces.models import Membership, Role
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -229,3 +231,75 @@ def test_twenty_browsers_submitting_one_key_get_one_token_and_nineteen_messages(
         if status == 200:
             assert "A token with key PAYMENT_API_KEY already exists" in html
     assert Token.objects.filter(workspace=workspace, key="PAYMENT_API_KEY").count() == 1
+
+
+def test_a_revoke_during_a_resolve_waits_for_it_and_later_resolves_fail(monkeypatch):
+    from tokens import references
+
+    workspace = WorkspaceFactory(slug="acme")
+    token = TokenFactory(workspace=workspace, key="RACED", value="raced-value-0000000000")
+    context = UseContext(environment=workspace.environments.get(slug="production"))
+    looked_up, release, revoked = threading.Event(), threading.Event(), threading.Event()
+    backends = {}
+    record_use = references._record_use
+
+    def paused_record_use(*args, **kwargs):  # after the lookup, inside the resolve's transaction
+        backends["resolve"] = connection.connection.info.backend_pid
+        looked_up.set()
+        assert release.wait(timeout=30)
+        return record_use(*args, **kwargs)
+
+    monkeypatch.setattr(references, "_record_use", paused_record_use)
+
+    def in_thread(work, outcomes: dict, name: str) -> threading.Thread:
+        def run():
+            try:
+                outcomes[name] = work()
+            except Exception as error:  # noqa: BLE001 - the test inspects the outcome
+                outcomes[name] = error
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def revoke():
+        connection.ensure_connection()
+        backends["revoke"] = connection.connection.info.backend_pid
+        Token.objects.get(pk=token.pk).revoke()
+        revoked.set()
+        return "revoked"
+
+    outcomes: dict = {}
+    resolver = in_thread(lambda: resolve_text("$Secret{RACED}", context), outcomes, "resolve")
+    try:
+        assert looked_up.wait(timeout=30), outcomes
+        revoker = in_thread(revoke, outcomes, "revoke")
+        blocked = False
+        for _ in range(300):  # the revoke's backend waits on the resolve's row lock
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_blocking_pids(%s)", [backends.get("revoke", 0)])
+                blocked = backends["resolve"] in cursor.fetchone()[0]
+            if blocked or revoked.is_set():
+                break
+            revoked.wait(timeout=0.05)
+        assert blocked, "the revoke did not wait for the resolve's lock"
+        assert not revoked.is_set()
+    finally:
+        release.set()
+        resolver.join(timeout=30)
+    revoker.join(timeout=30)
+
+    assert outcomes == {"resolve": "raced-value-0000000000", "revoke": "revoked"}
+    events = AuditEvent.objects.filter(workspace=workspace).order_by("created_at", "id")
+    actions = list(events.values_list("action", flat=True))
+    assert actions[-2:] == [AuditAction.RESOLVED, AuditAction.REVOKED]
+    final = Token.objects.get(pk=token.pk)
+    assert final.status == TokenStatus.REVOKED
+    assert final.last_used_at is not None  # the resolve committed its writes before the revoke
+    monkeypatch.setattr(references, "_record_use", record_use)
+    with pytest.raises(ResolveError) as failed:
+        resolve_text("$Secret{RACED}", context)
+    assert [problem.reason for problem in failed.value.problems] == ["token revoked"]
+    assert "raced-value" not in str(failed.value)

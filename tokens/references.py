@@ -16,12 +16,18 @@ revoked, expired, wrong-environment and out-of-scope tokens, every occurrence) a
 tokens' `last_used_at` is set and one audit event is written *before* the resolved text is
 returned; if that write fails the resolve fails.
 
+A resolve is one transaction from the lookup to the audit event, and the lookup locks the
+referenced tokens' rows (`SELECT ... FOR UPDATE`, on PostgreSQL; SQLite serialises writers
+anyway): a concurrent `Token.revoke()`, which locks the token's row too, either commits first and
+the resolve reports "token revoked", or waits until the resolve has committed.
+
 Substitution is single-pass: a value is inserted once and never scanned again, and no character
 in a value (`$`, `\\`, `{`) is ever interpreted.
 
 Speed: a successful run costs a constant number of queries whatever the number of references:
 the usable referenced tokens (the rules evaluated by the database, `Token.objects.usable_in`),
-the workspace data key, one UPDATE of `last_used_at` and one audit INSERT. Only when some
+the workspace data key, one UPDATE of `last_used_at` and one audit INSERT (the writes in a
+savepoint of their own, the rest in a transaction that needs none). Only when some
 reference fails are those tokens loaded with their products, apps and environments so that
 `Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
 or malformed references is split and joined by the regex engine in C, without a Python call per
@@ -330,9 +336,14 @@ class _Lookup:
     reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
 
 
-def _look_up(template: Template, context: UseContext, at: dt.datetime) -> _Lookup:
+def _look_up(
+    template: Template, context: UseContext, at: dt.datetime, *, lock: bool = False
+) -> _Lookup:
     """The referenced tokens usable in `context`, in one query (the rules evaluated by the
-    database: `Token.objects.usable_in`); the others' reasons only when there are others."""
+    database: `Token.objects.usable_in`); the others' reasons only when there are others.
+
+    `lock=True` (inside a transaction) locks the usable tokens' rows until it ends.
+    """
     workspace = context.environment.workspace
     for item in (context.product, context.app):
         if item is not None and item.workspace_id != workspace.pk:
@@ -341,6 +352,8 @@ def _look_up(template: Template, context: UseContext, at: dt.datetime) -> _Looku
     if not keys:
         return _Lookup({}, {})
     usable_tokens = _in_workspace(workspace, keys).usable_in(context, at).order_by()
+    if lock:
+        usable_tokens = usable_tokens.select_for_update(of=("self",))
     rows = usable_tokens.values_list(*_SEALED_FIELDS)
     workspace_id = workspace.pk
     usable = {
@@ -409,11 +422,29 @@ def resolve_text(
     """
     at = at or timezone.now()
     template = Template(text)
-    lookup = _look_up(template, context, at)
+    failure = None
+    # The lookup's row locks last until the audit event is written. No savepoint for this block
+    # (the query counts stay those of a plain run): a run that fails leaves it normally, having
+    # written nothing (the writes have their own savepoint), and raises after it.
+    with transaction.atomic(savepoint=False):
+        try:
+            values = _values_marked_used(template, context, at=at, source=source, actor=actor)
+        except ResolveError as error:
+            failure = error
+    if failure is not None:
+        raise failure
+    return template.render(values, reuse=True)
+
+
+def _values_marked_used(
+    template: Template, context: UseContext, *, at: dt.datetime, source: str, actor
+) -> dict[str, str]:
+    """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
+    lookup = _look_up(template, context, at, lock=True)
     if problems := problems_in(template, lookup.reasons, source=source):
         raise _unresolvable(problems)
     if not lookup.usable:
-        return template.render({})
+        return {}
     tokens = list(lookup.usable.values())
     try:
         by_pk = Token.objects.reveal_values(tokens)
@@ -422,7 +453,7 @@ def resolve_text(
     values = {token.key: by_pk[token.pk] for token in tokens}
     del by_pk
     _record_use(tokens, context, at=at, source=source, actor=actor, count=template.reference_count)
-    return template.render(values, reuse=True)
+    return values
 
 
 def _record_use(
