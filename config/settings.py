@@ -191,6 +191,12 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
+# Uploaded files (a token value from a file) stay in memory, at most 64 KiB each: past that only
+# their size is counted, for the form's message (tokens/uploads.py). Django's default handlers
+# are left out on purpose: this one completes every file, so they would never receive a byte,
+# and theirs would write a large upload, secret included, to a temporary file.
+FILE_UPLOAD_HANDLERS = ["tokens.uploads.CappedUploadHandler"]
+
 # Security headers. A strict CSP: every script and style comes from our own origin.
 SECURE_CSP = {
     "default-src": [CSP.SELF],

@@ -11,6 +11,7 @@ from django.utils import timezone
 from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory
 from tokens.forms import DeleteTokenForm, TokenFilterForm, TokenForm
 from tokens.models import VALUE_MAX_BYTES, Token, TokenType
+from tokens.uploads import CappedUploadHandler
 
 pytestmark = pytest.mark.django_db
 
@@ -352,6 +353,61 @@ def test_a_file_over_64_kib_gets_the_models_size_message(workspace):
         "The value is 65,537 bytes; the limit is 64 KiB (65,536 bytes)."
     ]
     assert "value" not in form.errors
+
+
+def handled_upload(content: bytes, handler: CappedUploadHandler | None = None) -> dict:
+    """`content` passed through the upload handler as a request would, chunk by chunk; the
+    handler's largest holding is kept on `handler.peak`."""
+    handler = handler or CappedUploadHandler()
+    handler.new_file("value_file", "deploy-key.pem", "application/x-pem-file", None)
+    handler.peak = 0
+    for start in range(0, len(content), handler.chunk_size):
+        assert (
+            handler.receive_data_chunk(content[start : start + handler.chunk_size], start) is None
+        )
+        handler.peak = max(handler.peak, handler.kept)
+    return {"value_file": handler.file_complete(len(content))}
+
+
+def test_the_upload_handler_never_holds_more_than_64_kib_of_a_5_mb_file():
+    handler = CappedUploadHandler()
+    upload_file = handled_upload(b"x" * 5_000_000, handler)["value_file"]
+    assert handler.peak <= VALUE_MAX_BYTES
+    assert handler.kept == 0  # what it held is dropped once the file is over the limit
+    assert upload_file.oversized
+    assert upload_file.size == 5_000_000  # the real size, for an honest message
+    with pytest.raises(ValueError):
+        upload_file.read()  # no partial contents to mistake for the file
+
+
+def test_a_5_mb_file_through_the_handler_gets_its_real_size_in_the_message(workspace):
+    form = TokenForm(
+        data(workspace, value=""), handled_upload(b"x" * 5_000_000), workspace=workspace
+    )
+    assert not form.is_valid()
+    assert form.errors["value_file"] == [
+        "The value is 5,000,000 bytes; the limit is 64 KiB (65,536 bytes)."
+    ]
+    assert "value" not in form.errors
+    assert not Token.objects.exists()
+
+
+def test_one_byte_over_64_kib_through_the_handler_is_refused(workspace):
+    upload_file = handled_upload(b"x" * (VALUE_MAX_BYTES + 1))["value_file"]
+    assert upload_file.oversized
+    form = TokenForm(data(workspace, value=""), {"value_file": upload_file}, workspace=workspace)
+    assert form.errors["value_file"] == [
+        "The value is 65,537 bytes; the limit is 64 KiB (65,536 bytes)."
+    ]
+
+
+def test_a_64_kib_pem_through_the_handler_is_kept_byte_for_byte(workspace):
+    content = (PEM * (VALUE_MAX_BYTES // len(PEM) + 1))[:VALUE_MAX_BYTES]
+    upload_file = handled_upload(content)["value_file"]
+    assert not upload_file.oversized
+    form = TokenForm(data(workspace, value=""), {"value_file": upload_file}, workspace=workspace)
+    assert form.is_valid(), form.errors
+    assert form.save(by=None).reveal().encode() == content
 
 
 def test_a_file_that_is_not_utf8_is_refused(workspace):

@@ -734,6 +734,65 @@ def test_edit_with_a_file_replaces_the_value_and_bumps_its_version(workspace, ed
     assert PEM_LINE not in text(response) and FILE_NAME not in text(response)
 
 
+FIVE_MB = 5_000_000
+FIVE_MB_MESSAGE = "The value is 5,000,000 bytes; the limit is 64 KiB (65,536 bytes)."
+
+
+@pytest.fixture
+def upload_peak(monkeypatch) -> dict:
+    """The most bytes the upload handler ever held in memory, and whether it saw the file."""
+    from tokens.uploads import CappedUploadHandler
+
+    peak = {"kept": 0, "chunks": 0}
+    receive = CappedUploadHandler.receive_data_chunk
+
+    def spy(handler, raw_data, start):
+        result = receive(handler, raw_data, start)
+        peak["kept"] = max(peak["kept"], handler.kept)
+        peak["chunks"] += 1
+        return result
+
+    monkeypatch.setattr(CappedUploadHandler, "receive_data_chunk", spy)
+    return peak
+
+
+def test_a_5_mb_file_is_refused_with_its_real_size_and_never_held(
+    workspace, owner_client, upload_peak
+):
+    response = owner_client.post(
+        url("create", workspace),
+        {**create_data(workspace, value=""), "value_file": pem_file(b"k" * FIVE_MB)},
+        headers=HTMX,
+    )
+    page = text(response)
+    assert response.status_code == 200
+    assert (
+        f'<div class="invalid-feedback d-block" id="id_value_file_error">{FIVE_MB_MESSAGE}</div>'
+        in page
+    )
+    assert "Enter the token value." not in page and FILE_NAME not in page
+    assert not Token.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.CREATED).exists()
+    assert upload_peak["chunks"] > 1  # the file went through the handler, chunk by chunk
+    assert 0 < upload_peak["kept"] <= 64 * 1024
+
+
+def test_a_5_mb_file_on_edit_is_refused_and_the_value_is_unchanged(
+    workspace, editor_client, token, upload_peak
+):
+    response = editor_client.post(
+        url("edit", workspace, token),
+        {**edit_data(token), "value_file": pem_file(b"k" * FIVE_MB)},
+        headers=HTMX,
+    )
+    assert response.status_code == 200
+    assert FIVE_MB_MESSAGE in text(response)
+    token.refresh_from_db()
+    assert token.reveal() == SECRET
+    assert token.value_version == 0
+    assert upload_peak["kept"] <= 64 * 1024
+
+
 def test_file_contents_and_name_never_reach_the_browser(workspace, owner_client):
     """Every response to a request carrying a file, valid or not, with and without htmx."""
     responses = []
