@@ -244,3 +244,26 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Outgoing mail (password resets, error reports to ADMINS): printed to the console in
+# development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say
+# otherwise) in production.
+MAILERS = {
+    "default": {
+        "BACKEND": (
+            "django.core.mail.backends.console.EmailBackend"
+            if DEBUG
+            else "django.core.mail.backends.smtp.EmailBackend"
+        ),
+        **(
+            {}
+            if DEBUG
+            else {
+                "OPTIONS": {
+                    "host": os.environ.get("COFFER_EMAIL_HOST", "localhost"),
+                    "port": int(os.environ.get("COFFER_EMAIL_PORT", "25")),
+                }
+            }
+        ),
+    }
+}
