@@ -101,3 +101,20 @@ class AuditEventFactory(factory.django.DjangoModelFactory):
     action = AuditAction.CREATED
     actor_name = "someone"
     token_key = "SOME_KEY"
+
+
+def token_form_data(workspace, **overrides) -> dict:
+    """A submission of the Create Token form (every environment of the workspace); valid once
+    `value` is given."""
+    values = {
+        "key": "PAYMENT_API_KEY",
+        "value": "",
+        "description": "Card processing",
+        "type": TokenType.API_KEY,
+        "expiry_date": "",
+        "period": "",
+        "period_custom": "",
+        "environments": [env.pk for env in workspace.environments.all()],
+    }
+    values.update(overrides)
+    return values

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory
+from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory, token_form_data
 from tokens.forms import DeleteTokenForm, TokenFilterForm, TokenForm
 from tokens.models import VALUE_MAX_BYTES, Token, TokenType
 from tokens.uploads import CappedUploadHandler
@@ -19,19 +19,7 @@ SECRET = "form-test-secret-value-0123456789"
 
 
 def data(workspace, **overrides) -> dict:
-    """A valid submission of the create form (every environment of the workspace)."""
-    values = {
-        "key": "PAYMENT_API_KEY",
-        "value": SECRET,
-        "description": "Card processing",
-        "type": TokenType.API_KEY,
-        "expiry_date": "",
-        "period": "",
-        "period_custom": "",
-        "environments": [env.pk for env in workspace.environments.all()],
-    }
-    values.update(overrides)
-    return values
+    return token_form_data(workspace, **({"value": SECRET} | overrides))
 
 
 def tomorrow() -> dt.date:

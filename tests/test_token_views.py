@@ -22,6 +22,7 @@ from tests.factories import (
     EnvironmentFactory,
     ProductFactory,
     TokenFactory,
+    token_form_data,
 )
 from tokens import crypto
 from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, TokenType, WorkspaceKey
@@ -46,18 +47,7 @@ def text(response) -> str:
 
 
 def create_data(workspace, **overrides) -> dict:
-    values = {
-        "key": "PAYMENT_API_KEY",
-        "value": SECRET,
-        "description": "Card processing",
-        "type": TokenType.API_KEY,
-        "expiry_date": "",
-        "period": "",
-        "period_custom": "",
-        "environments": [env.pk for env in workspace.environments.all()],
-    }
-    values.update(overrides)
-    return values
+    return token_form_data(workspace, **({"value": SECRET} | overrides))
 
 
 def edit_data(token, **overrides) -> dict:
