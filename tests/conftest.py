@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import MembershipFactory, TokenFactory, UserFactory, WorkspaceFactory
+from tests.helpers import SECRET
 from workspaces.models import Role
 
 
@@ -51,3 +52,38 @@ def viewer_client(workspace) -> Client:
 def outsider_client(other_workspace) -> Client:
     """Signed in, but a member of another workspace only."""
     return _member_client(other_workspace, Role.OWNER, "mallory")
+
+
+@pytest.fixture
+def role_client(request):
+    """`role_client[role]`: the signed-in client of that role (made only when asked for)."""
+
+    class Clients:
+        def __getitem__(self, role: str) -> Client:
+            return request.getfixturevalue(f"{role}_client")
+
+    return Clients()
+
+
+@pytest.fixture
+def token(workspace):
+    """Token STRIPE_SECRET of Acme, valued SECRET, in every environment."""
+    return TokenFactory(workspace=workspace, key="STRIPE_SECRET", value=SECRET)
+
+
+@pytest.fixture
+def upload_peak(monkeypatch) -> dict:
+    """The most bytes the upload handler ever held in memory, and whether it saw the file."""
+    from tokens.uploads import CappedUploadHandler
+
+    peak = {"kept": 0, "chunks": 0}
+    receive = CappedUploadHandler.receive_data_chunk
+
+    def spy(handler, raw_data, start):
+        result = receive(handler, raw_data, start)
+        peak["kept"] = max(peak["kept"], handler.kept)
+        peak["chunks"] += 1
+        return result
+
+    monkeypatch.setattr(CappedUploadHandler, "receive_data_chunk", spy)
+    return peak

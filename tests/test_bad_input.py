@@ -29,6 +29,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import HTMX
 from tests.html_forms import Form, FormField, main_form
 from tests.url_table import World, build_world
 from tokens.models import AuditEvent, Token
@@ -159,7 +160,7 @@ def listing_pages(world: World) -> list[str]:
 def attack(world: World, who: str, url: str, examples: int, label: str) -> None:
     """Post `examples` hostile bodies to the form at `url` as `who`, checking each outcome."""
     client = world.client(who)
-    form = main_form(client.get(url, headers={"HX-Request": "true"}).text)
+    form = main_form(client.get(url, headers=HTMX).text)
     assert form is not None and form.fields, f"no form at {url}"
     foreign = [str(obj.pk) for obj in (world.b.product, world.b.app, world.b.environment)]
     foreign.append(str(world.b.member.pk))
@@ -183,7 +184,7 @@ def attack(world: World, who: str, url: str, examples: int, label: str) -> None:
     def posts(data, htmx):
         with transaction.atomic():
             before = snapshot()
-            headers = {"HX-Request": "true"} if htmx else {}
+            headers = HTMX if htmx else {}
             response = client.post(url, data, headers=headers)
             check(response, repr(data), before)
             transaction.set_rollback(True)
@@ -329,7 +330,7 @@ def test_hostile_query_strings_on_list_pages_never_break_anything():
     )
     def lists(page, query, htmx):
         EXAMPLES["list query"] += 1
-        response = client.get(page, query, headers={"HX-Request": "true"} if htmx else {})
+        response = client.get(page, query, headers=HTMX if htmx else {})
         assert response.status_code in {200, 400}
         for marker in MARKERS:
             assert marker not in response.text, "the query is shown escaped"

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.urls import reverse
 
 from tests.factories import AppFactory, EnvironmentFactory, ProductFactory, TokenFactory
+from tests.helpers import HTMX, triggers
 from workspaces.models import App, Environment, Product
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 KINDS = [
     ("products", Product, ProductFactory, "product", "products"),
     ("apps", App, AppFactory, "app", "products"),
     ("environments", Environment, EnvironmentFactory, "environment", "environments"),
 ]
-
-
-def triggers(response) -> dict:
-    return json.loads(response["HX-Trigger"])
 
 
 # --- add ---------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
+from tests.helpers import HTMX
 from tests.url_table import distinctive_value
 from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext, WorkspaceKey
 from tokens.references import ResolveError, resolve_text
@@ -219,7 +220,7 @@ def test_twenty_browsers_submitting_one_key_get_one_token_and_nineteen_messages(
             "type": "api_key",
             "environments": environments,
         }
-        response = clients[i].post(url, data, headers={"HX-Request": "true"})
+        response = clients[i].post(url, data, headers=HTMX)
         return response.status_code, response.content.decode()
 
     outcomes = in_threads(THREADS, submit)

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from tests.helpers import HTMX
 from tests.url_table import Route, build_world, routes_in_project
 from tokens.models import AuditEvent, Token
 from workspaces.models import Membership, Workspace
@@ -58,12 +59,12 @@ def test_post_without_csrf_token_is_refused(route: Route):
     before = database_state()
 
     assert_refused(client.post(url, {}))
-    assert_refused(client.post(url, {}, headers={"HX-Request": "true"}))
+    assert_refused(client.post(url, {}, headers=HTMX))
     assert_refused(client.post(url, {"csrfmiddlewaretoken": "x" * 64}))
     assert database_state() == before
 
     token = token_from(client, reverse("workspace_create"))
-    control = client.post(url, {}, headers={"X-CSRFToken": token, "HX-Request": "true"})
+    control = client.post(url, {}, headers={"X-CSRFToken": token, **HTMX})
     assert control.status_code != 403, "with its token the same request gets through"
 
 

@@ -19,6 +19,7 @@ from django.test import override_settings
 from django.urls import reverse
 
 from tests.factories import TokenFactory, WorkspaceFactory
+from tests.helpers import HTMX
 from tests.url_table import build_world, distinctive_value
 from tokens.crypto import CryptoError
 from tokens.models import Token, WorkspaceKey
@@ -189,9 +190,7 @@ def test_database_unavailable_during_a_request_is_a_clear_503(monkeypatch, caplo
     client.get(reverse("tokens:list", args=["acme"]))  # a working session first
     fail_every_query(monkeypatch, error)
 
-    response = client.get(
-        reverse("tokens:list", args=["acme"]), headers={"HX-Request": "true"} if htmx else {}
-    )
+    response = client.get(reverse("tokens:list", args=["acme"]), headers=HTMX if htmx else {})
 
     assert response.status_code == 503
     assert response["Retry-After"] == "30"

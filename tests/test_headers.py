@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from tests.helpers import HTMX
 from tests.url_table import build_world, routes_in_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +107,7 @@ def test_every_page_and_fragment_has_strict_headers_and_no_inline_code(route):
     world = build_world(tokens_per_workspace=1)
     client = world.client("owner")
     url = route.url(world.a)
-    for headers in ({}, {"HX-Request": "true"}):
+    for headers in ({}, HTMX):
         response = client.get(url, headers=headers)
         assert response.status_code in {200, 302}
         assert_strict_headers(response, f"GET {url} {headers}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from tests.helpers import HTMX
 from tests.html_forms import main_form
 from tests.url_table import (
     ROLE_ACCESS,
@@ -42,7 +43,7 @@ def send(client, method: str, url: str):
     if method == "GET":
         return client.get(url)
     if method == "GET (htmx)":
-        return client.get(url, headers={"HX-Request": "true"})
+        return client.get(url, headers=HTMX)
     return client.post(url, {})
 
 
@@ -185,7 +186,7 @@ def test_token_forms_refuse_another_workspaces_objects(name, field):
     client = world.client("editor")
     token = world.a.token
     url = reverse(name, args=["acme", token.pk] if name == "tokens:edit" else ["acme"])
-    form = main_form(client.get(url, headers={"HX-Request": "true"}).text)
+    form = main_form(client.get(url, headers=HTMX).text)
     data = form.defaults()
     data.update(key="SMUGGLED" if name == "tokens:create" else token.key, value="v" * 20)
     data["environments"] = data["environments"] or form.choices("environments")
@@ -193,7 +194,7 @@ def test_token_forms_refuse_another_workspaces_objects(name, field):
     data[field] = [str(theirs[field].pk)]
     before = sorted(getattr(token, field).values_list("pk", flat=True))
 
-    response = client.post(url, data, headers={"HX-Request": "true"})
+    response = client.post(url, data, headers=HTMX)
 
     assert response.status_code == 200, "refused, with the form shown again"
     assert "invalid-feedback" in response.text

@@ -37,6 +37,7 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from tests.files import read_from_another_process
+from tests.helpers import HTMX
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens import crypto
@@ -88,7 +89,7 @@ class Scan:
 
 
 def htmx(client: Client, url: str):
-    return client.get(url, headers={"HX-Request": "true"})
+    return client.get(url, headers=HTMX)
 
 
 def form_on(client: Client, url: str):
@@ -101,7 +102,7 @@ def post_token_form(client: Client, url: str, *, key: str, value: str, htmx_post
     form = form_on(client, url)
     data = form.defaults()
     data.update(key=key, value=value, environments=form.choices("environments"))
-    headers = {"HX-Request": "true"} if htmx_post else {}
+    headers = HTMX if htmx_post else {}
     return client.post(url, data, headers=headers)
 
 
@@ -153,7 +154,7 @@ def exercise_token_pages(world: World, scan: Scan, values: list[str]) -> None:
     delete = reverse("tokens:delete", args=["acme", doomed.pk])
     scan.add("delete dialog", htmx(editor, delete))
     scan.add("delete wrong confirmation", editor.post(delete, {"confirm_key": "nope"}))
-    response = editor.post(delete, {"confirm_key": "UI_DOOMED"}, headers={"HX-Request": "true"})
+    response = editor.post(delete, {"confirm_key": "UI_DOOMED"}, headers=HTMX)
     assert response.status_code == 204
     assert not Token.objects.filter(pk=doomed.pk).exists()
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.urls import reverse
 
 from tests.factories import MembershipFactory, UserFactory
+from tests.helpers import HTMX, triggers
 from workspaces.models import Membership, Role
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HX-Request": "true"}
 LAST_OWNER = "A workspace needs at least one owner. Make someone else an owner first."
-
-
-def triggers(response) -> dict:
-    return json.loads(response["HX-Trigger"])
 
 
 def roles(workspace) -> dict[str, str]:

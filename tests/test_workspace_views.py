@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.urls import reverse
 
@@ -14,9 +12,8 @@ from tests.factories import (
     TokenFactory,
     UserFactory,
 )
+from tests.helpers import HTMX, triggers
 from workspaces.models import Membership, Role, Workspace
-
-HTMX = {"HX-Request": "true"}
 
 
 def workspace_urls(workspace) -> list[tuple[str, str]]:
@@ -197,7 +194,7 @@ def test_creating_a_workspace_with_htmx_redirects_there(client):
 
     assert response.status_code == 204
     assert response["HX-Redirect"] == reverse("tokens:list", args=["newco"])
-    assert "closeModal" in json.loads(response["HX-Trigger"])
+    assert "closeModal" in triggers(response)
     assert Workspace.objects.filter(slug="newco").exists()
 
 

@@ -6,14 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, WorkspaceFactory
-
-
-def sign_in(page: Page, live_server, username: str) -> None:
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.helpers import sign_in
 
 
 def test_sign_in_walk_sidebar_and_switch_workspace(page: Page, live_server, transactional_db):

@@ -14,7 +14,6 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_shell import sign_in
 from tests.factories import (
     AppFactory,
     MembershipFactory,
@@ -23,11 +22,11 @@ from tests.factories import (
     UserFactory,
     WorkspaceFactory,
 )
+from tests.helpers import WARNING, sign_in
 from tokens.models import Token, TokenStatus, TokenType
 from workspaces.models import Role
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-WARNING = "Revoking or deleting a token will immediately break any services currently using it."
 
 
 def acme(username: str = "olivia", role: Role = Role.OWNER, tokens: bool = True):

@@ -6,8 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_shell import sign_in
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.helpers import sign_in
 from workspaces.models import Membership, Product, Role
 
 

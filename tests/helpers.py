@@ -1,0 +1,98 @@
+"""Plain helpers and constants shared by the tests (fixtures live in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.factories import DEFAULT_PASSWORD, token_form_data
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+# --- htmx ---------------------------------------------------------------------------------------
+
+HTMX = {"HX-Request": "true"}
+
+
+def triggers(response) -> dict:
+    """The events a response sends through `HX-Trigger`, decoded."""
+    return json.loads(response["HX-Trigger"])
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+# --- the Tokens pages ---------------------------------------------------------------------------
+
+WARNING = "Revoking or deleting a token will immediately break any services currently using it."
+SECRET = "view-test-secret-4f1c9a77e2b0d3c5"
+ROLES = ["owner", "editor", "viewer"]
+MANAGERS = ["owner", "editor"]
+
+
+def url(name: str, workspace, token=None, **query) -> str:
+    """The URL of a Tokens page view (`tokens:<name>`), of `token` if given, with a query."""
+    args = [workspace.slug] + ([token.pk] if token is not None else [])
+    path = reverse(f"tokens:{name}", args=args)
+    if query:
+        path += "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return path
+
+
+def create_data(workspace, **overrides) -> dict:
+    return token_form_data(workspace, **({"value": SECRET} | overrides))
+
+
+def edit_data(token, **overrides) -> dict:
+    """The Edit form as it comes prefilled for `token` (the value left blank), with overrides."""
+    values = {
+        "key": token.key,
+        "value": "",
+        "description": token.description,
+        "type": token.type,
+        "expiry_date": token.expiry_date.isoformat() if token.expiry_date else "",
+        "period": "",
+        "period_custom": token.period_days or "",
+        "products": [p.pk for p in token.products.all()],
+        "apps": [a.pk for a in token.apps.all()],
+        "environments": [e.pk for e in token.environments.all()],
+    }
+    values.update(overrides)
+    return values
+
+
+def selected_tab(page: str, href: str) -> bool:
+    return f'aria-selected="true" aria-current="page" href="{href}"' in page
+
+
+# --- the value from a file ----------------------------------------------------------------------
+
+PEM = (
+    b"-----BEGIN EC PRIVATE KEY-----\r\n"
+    b"MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\r\n"
+    b"AwEHoUQDQgAEPR3tU2eh9bq6+ZUptvmPfE8oW0QPGM6fpnNmrL+k1aLxN1LLtM5k\n"
+    b"-----END EC PRIVATE KEY-----\n"
+)
+PEM_LINE = "MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49"
+FILE_NAME = "prod-signing-key-7c1e.pem"
+FIVE_MB = 5_000_000
+FIVE_MB_MESSAGE = "The value is 5,000,000 bytes; the limit is 64 KiB (65,536 bytes)."
+
+
+def pem_file(content: bytes = PEM, name: str = FILE_NAME) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, content, content_type="application/x-pem-file")
+
+
+# --- the browser --------------------------------------------------------------------------------
+
+
+def sign_in(page: Page, live_server, username: str) -> None:
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
