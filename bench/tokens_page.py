@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import os
 import platform
 import secrets
@@ -59,50 +58,13 @@ def configure(data_dir: Path) -> None:
 def build(count: int):
     """A superuser owning workspace `bench` with `count` tokens; returns (user, workspace)."""
     from django.contrib.auth import get_user_model
-    from django.utils import timezone
 
-    from tokens import crypto
-    from tokens.models import Token, TokenType, WorkspaceKey
-    from workspaces.models import App, Product, Workspace
+    from tests.factories import bulk_tokens
+    from workspaces.models import Workspace
 
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", "unused")
     workspace = Workspace.create_with_owner(name="Bench", slug="bench", owner=user)
-    products = [Product.objects.create(workspace=workspace, name=f"Product {n}") for n in range(4)]
-    apps = [App.objects.create(workspace=workspace, name=f"App {n}") for n in range(6)]
-    environments = list(workspace.environments.all())
-    dek = WorkspaceKey.dek_for(workspace)
-    now = timezone.now()
-    tokens = []
-    for n in range(count):
-        token = Token(
-            workspace=workspace,
-            key=f"SERVICE_{n:05d}_API_KEY",
-            type=TokenType.values[n % len(TokenType.values)],
-            description=f"Credential number {n} for the bench",
-            period_days=90 if n % 3 == 0 else None,
-            expires_at=now + dt.timedelta(days=n % 400) if n % 3 == 0 else None,
-            last_used_at=now - dt.timedelta(minutes=n) if n % 2 else None,
-            value_hint=f"{n % 10000:04d}",
-        )
-        token.ciphertext = crypto.encrypt_value(
-            dek, f"bench-value-{n}", workspace_id=workspace.pk, token_id=token.pk, version=0
-        )
-        tokens.append(token)
-    Token.objects.bulk_create(tokens, batch_size=2000)
-    links = (
-        (Token.environments.through, "environment_id", environments, 1),
-        (Token.products.through, "product_id", products, 3),
-        (Token.apps.through, "app_id", apps, 4),
-    )
-    for through, column, objects, every in links:
-        through.objects.bulk_create(
-            [
-                through(token_id=token.pk, **{column: objects[n % len(objects)].pk})
-                for n, token in enumerate(tokens)
-                if n % every == 0
-            ],
-            batch_size=5000,
-        )
+    bulk_tokens(workspace, count)
     return user, workspace
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from tokens.models import AuditAction, AuditEvent, Token, TokenType
+from tokens import crypto
+from tokens.models import AuditAction, AuditEvent, Token, TokenType, WorkspaceKey
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
@@ -118,3 +122,51 @@ def token_form_data(workspace, **overrides) -> dict:
     }
     values.update(overrides)
     return values
+
+
+def bulk_tokens(workspace, count: int) -> list[Token]:
+    """`count` tokens with real ciphertext in a few queries (TokenFactory makes one at a time).
+
+    Keys SERVICE_00000_API_KEY..., descriptions "Credential number N for the bench", all four
+    types; every third token has a 90-day period and its expiry somewhere in the next 400
+    days, every other one was used in the last `count` minutes; each is in one environment,
+    every third has one of 4 new products and every fourth one of 6 new apps. Used by the
+    query-count tests and by bench/tokens_page.py.
+    """
+    products = [ProductFactory(workspace=workspace) for _ in range(4)]
+    apps = [AppFactory(workspace=workspace) for _ in range(6)]
+    environments = list(workspace.environments.all())
+    dek = WorkspaceKey.dek_for(workspace)
+    now = timezone.now()
+    tokens = []
+    for n in range(count):
+        token = Token(
+            workspace=workspace,
+            key=f"SERVICE_{n:05d}_API_KEY",
+            type=TokenType.values[n % len(TokenType.values)],
+            description=f"Credential number {n} for the bench",
+            period_days=90 if n % 3 == 0 else None,
+            expires_at=now + dt.timedelta(days=n % 400) if n % 3 == 0 else None,
+            last_used_at=now - dt.timedelta(minutes=n) if n % 2 else None,
+            value_hint=f"{n % 10000:04d}",
+        )
+        token.ciphertext = crypto.encrypt_value(
+            dek, f"bench-value-{n}", workspace_id=workspace.pk, token_id=token.pk, version=0
+        )
+        tokens.append(token)
+    Token.objects.bulk_create(tokens, batch_size=2000)
+    links = (
+        (Token.environments.through, "environment_id", environments, 1),
+        (Token.products.through, "product_id", products, 3),
+        (Token.apps.through, "app_id", apps, 4),
+    )
+    for through, column, objects, every in links:
+        through.objects.bulk_create(
+            [
+                through(token_id=token.pk, **{column: objects[n % len(objects)].pk})
+                for n, token in enumerate(tokens)
+                if n % every == 0
+            ],
+            batch_size=5000,
+        )
+    return tokens
