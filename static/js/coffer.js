@@ -1,11 +1,35 @@
-// Coffer's few behaviours. No inline scripts anywhere: everything hooks on data- attributes
-// and htmx events, so the strict Content-Security-Policy holds.
+// Coffer's few behaviours. No inline scripts anywhere: each behaviour hooks on data- attributes
+// (or on htmx and Bootstrap events), so the strict Content-Security-Policy holds.
+//
+// enhance(root) is the one entry point. htmx fires htmx:load on <body> once the page is ready
+// and on every element it swaps in; enhance hands that element to each behaviour, which binds
+// its listeners to the hooks it finds there. Swapped-in content is always enhanced, and an
+// element is never bound twice by the same behaviour.
 (function () {
   "use strict";
 
+  const boundBy = new Map(); // behaviour -> WeakSet of the elements it has bound
+
+  // Call `bind(element)` for `root` and each element under it matching `selector`, once each.
+  function each(root, selector, bind) {
+    if (!boundBy.has(bind)) boundBy.set(bind, new WeakSet());
+    const bound = boundBy.get(bind);
+    const found = Array.from(root.querySelectorAll(selector));
+    if (root.matches(selector)) found.unshift(root);
+    found.forEach((element) => {
+      if (bound.has(element)) return;
+      bound.add(element);
+      bind(element);
+    });
+  }
+
+  function modalShell() {
+    return document.getElementById("modal");
+  }
+
   function modal() {
-    const element = document.getElementById("modal");
-    return element ? bootstrap.Modal.getOrCreateInstance(element) : null;
+    const shell = modalShell();
+    return shell ? bootstrap.Modal.getOrCreateInstance(shell) : null;
   }
 
   function showToast(message, level) {
@@ -20,87 +44,30 @@
     bootstrap.Toast.getOrCreateInstance(toast, { delay: 4000 }).show();
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
-    document.querySelectorAll(".toast[data-autoshow]").forEach((toast) => {
-      bootstrap.Toast.getOrCreateInstance(toast, { delay: 5000 }).show();
-    });
-    const modalElement = document.getElementById("modal");
-    if (modalElement) {
-      modalElement.addEventListener("hidden.bs.modal", () => {
-        document.getElementById("modal-content").innerHTML = "";
-      });
-      modalElement.addEventListener("shown.bs.modal", () => {
-        const first = modalElement.querySelector("[autofocus], input:not([type=hidden]), select, textarea");
-        if (first) first.focus();
-      });
-    }
-  });
+  // --- Behaviours: one per hook -----------------------------------------------------------
 
-  // A form (or confirmation) swapped into the modal: open it.
-  document.addEventListener("htmx:afterSwap", (event) => {
-    if (event.detail.target && event.detail.target.id === "modal-content") {
-      const instance = modal();
-      if (instance && !document.getElementById("modal").classList.contains("show")) instance.show();
-    }
-  });
+  // Messages rendered with the page (after a plain POST and redirect): data-autoshow.
+  function autoshowToast(toast) {
+    bootstrap.Toast.getOrCreateInstance(toast, { delay: 5000 }).show();
+  }
 
-  // Server-sent events (HX-Trigger).
-  document.addEventListener("closeModal", () => {
-    const instance = modal();
-    if (instance) instance.hide();
-  });
-  document.addEventListener("showToast", (event) => {
-    showToast(event.detail.message, event.detail.level);
-  });
-  document.addEventListener("htmx:responseError", (event) => {
-    const status = event.detail.xhr.status;
-    const message = status === 403 ? "You do not have permission to do that."
-      : status === 404 ? "That no longer exists. The page will refresh."
-      : status === 503 ? "Coffer is temporarily unavailable. Nothing was lost; try again in a minute."
-      : "Something went wrong (" + status + "). Please try again.";
-    showToast(message, "error");
-  });
-  document.addEventListener("htmx:sendError", () => {
-    showToast("Coffer could not be reached. Check your connection and try again.", "error");
-  });
-
-  document.addEventListener("click", (event) => {
-    // Copy buttons: data-copy="$Secret{KEY}"
-    const copy = event.target.closest("[data-copy]");
-    if (copy) {
+  // Copy buttons: data-copy="$Secret{KEY}".
+  function copyButton(button) {
+    button.addEventListener("click", (event) => {
       event.preventDefault();
-      const text = copy.dataset.copy;
+      const text = button.dataset.copy;
       const done = () => {
         showToast("Copied " + text + " to the clipboard", "success");
-        copy.setAttribute("data-copied", "true");
-        setTimeout(() => { copy.removeAttribute("data-copied"); }, 2000);
-        const label = copy.querySelector(".copy-label");
-        if (label) {
-          if (!label.dataset.original) label.dataset.original = label.textContent;
-          label.textContent = "Copied";
-          setTimeout(() => { label.textContent = label.dataset.original; }, 2000);
-        }
+        button.setAttribute("data-copied", "true");
+        setTimeout(() => { button.removeAttribute("data-copied"); }, 2000);
       };
       if (navigator.clipboard && window.isSecureContext) {
         navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text) && done());
       } else if (fallbackCopy(text)) {
         done();
       }
-      return;
-    }
-    // Show/hide toggles for password inputs: data-toggle-password="input-id"
-    const toggle = event.target.closest("[data-toggle-password]");
-    if (toggle) {
-      const input = document.getElementById(toggle.dataset.togglePassword);
-      if (!input) return;
-      const show = input.type === "password";
-      input.type = show ? "text" : "password";
-      toggle.setAttribute("aria-pressed", show ? "true" : "false");
-      toggle.setAttribute("aria-label", show ? "Hide value" : "Show value");
-      const icon = toggle.querySelector("i");
-      if (icon) icon.className = show ? "bi bi-eye-slash" : "bi bi-eye";
-    }
-  });
+    });
+  }
 
   function fallbackCopy(text) {
     const area = document.createElement("textarea");
@@ -115,45 +82,84 @@
     return ok;
   }
 
-  // Confirmation inputs: enable the submit button only when the typed text matches.
-  document.addEventListener("input", (event) => {
-    const input = event.target.closest("[data-confirm-match]");
-    if (!input) return;
-    const form = input.form;
-    const button = form && form.querySelector("[data-confirm-submit]");
-    if (button) button.disabled = input.value !== input.dataset.confirmMatch;
-  });
-
-  // --- Tokens page ----------------------------------------------------------------------
-  // GET forms marked [data-drop-empty] leave empty fields out of the URL they request and push.
-  document.addEventListener("htmx:configRequest", (event) => {
-    const elt = event.detail.elt;
-    if (event.detail.verb !== "get" || !elt.closest("[data-drop-empty]")) return;
-    const data = event.detail.formData;
-    Array.from(new Set(data.keys())).forEach((name) => {
-      if (data.getAll(name).every((value) => value === "")) data.delete(name);
+  // Show/hide toggles for password inputs: data-toggle-password="input-id" (hidden without JS).
+  function passwordToggle(toggle) {
+    toggle.hidden = false;
+    toggle.addEventListener("click", () => {
+      const input = document.getElementById(toggle.dataset.togglePassword);
+      if (!input) return;
+      const show = input.type === "password";
+      input.type = show ? "text" : "password";
+      toggle.setAttribute("aria-pressed", show ? "true" : "false");
+      toggle.setAttribute("aria-label", show ? "Hide value" : "Show value");
+      const icon = toggle.querySelector("i");
+      if (icon) icon.className = show ? "bi bi-eye-slash" : "bi bi-eye";
     });
-  });
+  }
 
-  // Period: the custom number of days is only asked for with "Custom" (without JS both show).
-  function syncPeriod(select) {
+  // Confirmation inputs: data-confirm-match="KEY" enables its form's [data-confirm-submit]
+  // only while the typed text matches.
+  function confirmInput(input) {
+    const sync = () => {
+      const button = input.form && input.form.querySelector("[data-confirm-submit]");
+      if (button) button.disabled = input.value !== input.dataset.confirmMatch;
+    };
+    sync();
+    input.addEventListener("input", sync);
+  }
+
+  // Period: the custom number of days ([data-period-custom]) is only asked for with "Custom"
+  // in the [data-period-select] (without JS both show).
+  function periodSelect(select) {
     const custom = select.form && select.form.querySelector("[data-period-custom]");
     if (!custom) return;
-    const on = select.value === "custom";
-    custom.hidden = !on;
-    custom.querySelectorAll("input").forEach((input) => { input.disabled = !on; });
+    const sync = () => {
+      const on = select.value === "custom";
+      custom.hidden = !on;
+      custom.querySelectorAll("input").forEach((input) => { input.disabled = !on; });
+    };
+    sync();
+    select.addEventListener("change", () => {
+      sync();
+      const input = custom.querySelector("input");
+      if (select.value === "custom" && input) input.focus();
+    });
   }
 
-  function syncConfirm(input) {
-    const button = input.form && input.form.querySelector("[data-confirm-submit]");
-    if (button) button.disabled = input.value !== input.dataset.confirmMatch;
+  // Editing a token's key (data-original-key): warn that $Secret{OLD_KEY} references will stop
+  // resolving ([data-key-change-warning]).
+  function keyInput(input) {
+    input.addEventListener("input", () => {
+      const warning = input.form && input.form.querySelector("[data-key-change-warning]");
+      if (warning) warning.hidden = input.value.trim() === input.dataset.originalKey;
+    });
   }
 
-  // Highlight the row a modal just created or changed, once the table has refreshed.
+  // GET requests from or inside [data-drop-empty] leave empty fields out of the URL they
+  // request and push.
+  function dropEmpty(element) {
+    element.addEventListener("htmx:configRequest", (event) => {
+      if (event.detail.verb !== "get") return;
+      const data = event.detail.formData;
+      Array.from(new Set(data.keys())).forEach((name) => {
+        if (data.getAll(name).every((value) => value === "")) data.delete(name);
+      });
+    });
+  }
+
+  // Content swapped into the modal (a form or a confirmation) opens it; a form re-rendered
+  // with errors takes the user to the first one.
+  function modalContent(root) {
+    if (!root.closest("#modal-content")) return;
+    const shell = modalShell();
+    if (!shell.classList.contains("show")) modal().show();
+    const invalid = root.querySelector('[aria-invalid="true"], .is-invalid input');
+    if (invalid) invalid.focus();
+  }
+
+  // The row a modal just created or changed flashes once the table has refreshed: the server
+  // names it in the tokensChanged event (see listen below), the new table has the row.
   let pendingHighlight = null;
-  document.addEventListener("tokensChanged", (event) => {
-    pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
-  });
   function highlightPending() {
     if (!pendingHighlight) return;
     const row = document.querySelector('[data-token-id="' + CSS.escape(pendingHighlight) + '"]');
@@ -167,40 +173,30 @@
 
   function enhance(root) {
     if (!root || !root.querySelectorAll) return;
-    root.querySelectorAll("[data-period-select]").forEach(syncPeriod);
-    root.querySelectorAll("[data-confirm-match]").forEach(syncConfirm);
-    root.querySelectorAll("[data-toggle-password][hidden]").forEach((button) => { button.hidden = false; });
-    // A form re-rendered with errors inside the modal: take the user to the first one.
-    if (root.closest && root.closest("#modal-content")) {
-      const invalid = root.querySelector('[aria-invalid="true"], .is-invalid input');
-      if (invalid) invalid.focus();
-    }
+    each(root, ".toast[data-autoshow]", autoshowToast);
+    each(root, "[data-copy]", copyButton);
+    each(root, "[data-toggle-password]", passwordToggle);
+    each(root, "[data-confirm-match]", confirmInput);
+    each(root, "[data-period-select]", periodSelect);
+    each(root, "[data-original-key]", keyInput);
+    each(root, "[data-drop-empty]", dropEmpty);
+    modalContent(root);
     highlightPending();
   }
-  document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
-  document.addEventListener("DOMContentLoaded", () => enhance(document.body));
 
-  document.addEventListener("change", (event) => {
-    const select = event.target.closest("[data-period-select]");
-    if (!select) return;
-    syncPeriod(select);
-    if (select.value === "custom") {
-      const input = select.form.querySelector("[data-period-custom] input");
-      if (input) input.focus();
-    }
-  });
+  // --- Page-wide events: the modal shell, server-sent events (HX-Trigger), errors ----------
 
   // Keyboard users get their place back when the modal closes: the button that opened it, or
   // its successor in the refreshed table (same label), or the changed row's copy button.
   let opener = null;
-  document.addEventListener("htmx:beforeRequest", (event) => {
+  function rememberOpener(event) {
     const target = event.detail.target;
-    const shell = document.getElementById("modal");
+    const shell = modalShell();
     if (target && target.id === "modal-content" && shell && !shell.classList.contains("show")) {
       opener = { element: event.detail.elt, label: event.detail.elt.getAttribute("aria-label") };
     }
-  });
-  document.addEventListener("hidden.bs.modal", () => {
+  }
+  function restoreFocus() {
     if (!opener) return;
     const { element, label } = opener;
     opener = null;
@@ -209,15 +205,48 @@
     if (!next && label) next = document.querySelector('[aria-label="' + CSS.escape(label) + '"]');
     if (!next) next = document.querySelector("tr.row-highlight [data-copy]");
     if (next) next.focus({ preventScroll: true });
-  });
+  }
 
-  // Editing a token's key: warn that $Secret{OLD_KEY} references will stop resolving.
-  document.addEventListener("input", (event) => {
-    const input = event.target.closest("[data-original-key]");
-    if (!input || !input.form) return;
-    const warning = input.form.querySelector("[data-key-change-warning]");
-    if (warning) warning.hidden = input.value.trim() === input.dataset.originalKey;
-  });
+  function errorMessage(status) {
+    return status === 403 ? "You do not have permission to do that."
+      : status === 404 ? "That no longer exists. The page will refresh."
+      : status === 503 ? "Coffer is temporarily unavailable. Nothing was lost; try again in a minute."
+      : "Something went wrong (" + status + "). Please try again.";
+  }
 
-  window.Coffer = { showToast: showToast };
+  function listen() {
+    document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
+    document.addEventListener("htmx:beforeRequest", rememberOpener);
+
+    const shell = modalShell();
+    if (shell) {
+      shell.addEventListener("shown.bs.modal", () => {
+        const first = shell.querySelector("[autofocus], input:not([type=hidden]), select, textarea");
+        if (first) first.focus();
+      });
+      shell.addEventListener("hidden.bs.modal", () => {
+        document.getElementById("modal-content").innerHTML = "";
+        restoreFocus();
+      });
+    }
+
+    document.addEventListener("closeModal", () => {
+      const instance = modal();
+      if (instance) instance.hide();
+    });
+    document.addEventListener("showToast", (event) => {
+      showToast(event.detail.message, event.detail.level);
+    });
+    document.addEventListener("tokensChanged", (event) => {
+      pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
+    });
+    document.addEventListener("htmx:responseError", (event) => {
+      showToast(errorMessage(event.detail.xhr.status), "error");
+    });
+    document.addEventListener("htmx:sendError", () => {
+      showToast("Coffer could not be reached. Check your connection and try again.", "error");
+    });
+  }
+
+  listen();
 })();
