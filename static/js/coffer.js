@@ -241,7 +241,11 @@
       pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
     });
     document.addEventListener("htmx:responseError", (event) => {
-      showToast(errorMessage(event.detail.xhr.status), "error");
+      const status = event.detail.xhr.status;
+      showToast(errorMessage(status), "error");
+      // Deleted meanwhile (or no longer shared): the page shows something stale, reload it
+      // once the message has been read.
+      if (status === 404) setTimeout(() => window.location.reload(), 2000);
     });
     document.addEventListener("htmx:sendError", () => {
       showToast("Coffer could not be reached. Check your connection and try again.", "error");

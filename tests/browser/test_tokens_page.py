@@ -360,6 +360,21 @@ def test_delete_asks_for_the_key_typed(page: Page, live_server, transactional_db
     assert not Token.objects.filter(key="GITHUB_OAUTH_TOKEN").exists()
 
 
+def test_a_token_deleted_meanwhile_is_explained_and_the_page_refreshes(
+    page: Page, live_server, transactional_db
+):
+    acme()
+    sign_in(page, live_server, "olivia")
+    expect(row(page, "DB_PASSWORD")).to_be_visible()
+    Token.objects.filter(key="DB_PASSWORD").delete()  # by someone else, in another tab
+
+    page.get_by_role("link", name="Edit DB_PASSWORD").click()
+
+    expect(toast(page, "That no longer exists. The page will refresh.")).to_be_visible()
+    expect(row(page, "DB_PASSWORD")).to_have_count(0)
+    expect(row(page, "STRIPE_SECRET")).to_be_visible()
+
+
 def test_search_filters_and_sort_live_in_the_url(page: Page, live_server, transactional_db):
     acme()
     sign_in(page, live_server, "olivia")
