@@ -43,6 +43,17 @@ PERIOD_CHOICES = [
 ]
 EXPIRING_SOON_DAYS = 7
 
+# Asks password managers not to offer saving (or filling) what is typed: a token value is not
+# the user's own password. 1Password, LastPass, Bitwarden and Dashlane each read their own
+# attribute; browsers' built-in managers ignore autocomplete="off" on password inputs but
+# honour "new-password" by not filling a saved password in.
+PASSWORD_MANAGER_IGNORE = {
+    "data-1p-ignore": "",
+    "data-lpignore": "true",
+    "data-bwignore": "",
+    "data-form-type": "other",
+}
+
 # The largest id a database integer column holds; SQLite raises OverflowError past it.
 ID_MAX = 2**63 - 1
 
@@ -81,6 +92,7 @@ class TokenForm(forms.Form):
         widget=forms.TextInput(
             attrs={
                 "autocomplete": "off",
+                **PASSWORD_MANAGER_IGNORE,  # else managers take the key for a username
                 "spellcheck": "false",
                 "autocapitalize": "characters",
                 "placeholder": "PAYMENT_API_KEY",
@@ -94,7 +106,11 @@ class TokenForm(forms.Form):
         required=False,
         widget=forms.PasswordInput(
             render_value=False,
-            attrs={"autocomplete": "new-password", "spellcheck": "false"},
+            attrs={
+                "autocomplete": "new-password",
+                **PASSWORD_MANAGER_IGNORE,
+                "spellcheck": "false",
+            },
         ),
     )
     value_file = forms.FileField(
