@@ -6,7 +6,8 @@ What it does:
 1. creates its own PostgreSQL database (`coffer_load` by default; DATABASE_URL's server, or
    127.0.0.1:5432), migrates it and seeds one workspace with editors, products, apps and a few
    hundred tokens, under a fresh random master key;
-2. starts gunicorn on 127.0.0.1 on a free port (production settings, plain HTTP);
+2. starts gunicorn with the production gunicorn.conf.py on 127.0.0.1 on a free port
+   (production settings, plain HTTP, access log written to /dev/null);
 3. signs N clients in (each its own user, session cookie and CSRF token) and lets them loop for
    a fixed time over the Tokens page, a search, Create Token and Revoke (of a token the client
    created), each a real HTTP request with keep-alive, as htmx sends them;
@@ -321,12 +322,19 @@ def main() -> int:
 
         port = free_port()
         gunicorn = str(Path(PYTHON).with_name("gunicorn"))
+        # The production configuration (gunicorn.conf.py, read from ROOT), sized by its
+        # environment variables; its access log (stdout) is written, then thrown away.
         server = subprocess.Popen(
-            [gunicorn, "config.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--threads", str(args.threads),
-             "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
+            [gunicorn, "config.wsgi"],
+            cwd=ROOT,
+            env={
+                **env,
+                "COFFER_BIND": f"127.0.0.1:{port}",
+                "COFFER_WEB_WORKERS": str(args.workers),
+                "COFFER_WEB_THREADS": str(args.threads),
+            },
+            stdout=subprocess.DEVNULL,
+        )
         for _ in range(100):
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.2):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from html.parser import HTMLParser
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory, token_form_data
@@ -446,3 +448,44 @@ def test_the_file_is_never_rendered_back(workspace):
     assert "secret-name.pem" not in html
     assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" not in html
     assert form.file_was_submitted
+
+
+# --- password managers ------------------------------------------------------------------------
+
+
+class InputAttributes(HTMLParser):
+    """The attributes of each <input>, by name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: dict[str, dict[str, str | None]] = {}
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag == "input" and (name := dict(attrs).get("name")):
+            self.inputs[name] = dict(attrs)
+
+
+PASSWORD_MANAGER_OPT_OUTS = {
+    "data-1p-ignore": "",  # 1Password
+    "data-lpignore": "true",  # LastPass
+    "data-bwignore": "",  # Bitwarden
+    "data-form-type": "other",  # Dashlane
+}
+
+
+@pytest.mark.parametrize("page", ["create", "edit"])
+def test_password_managers_are_asked_not_to_save_the_token_value(workspace, owner_client, page):
+    args = [workspace.slug] + ([TokenFactory(workspace=workspace).pk] if page == "edit" else [])
+    response = owner_client.get(reverse(f"tokens:{page}", args=args), headers={"HX-Request": "1"})
+    parser = InputAttributes()
+    parser.feed(response.content.decode())
+    value, key = parser.inputs["value"], parser.inputs["key"]
+
+    assert value["type"] == "password"
+    assert value["autocomplete"] == "new-password"  # "off" is ignored on password inputs
+    for attribute, expected in PASSWORD_MANAGER_OPT_OUTS.items():
+        assert attribute in value and attribute in key, attribute
+        assert (value[attribute] or "") == expected, attribute
+        assert (key[attribute] or "") == expected, f"key {attribute}"
+    assert key["autocomplete"] == "off"
+    assert "Token Value" in response.content.decode()

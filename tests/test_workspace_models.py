@@ -218,22 +218,21 @@ def test_catalog_form_save_reports_a_clash_that_appeared_after_validation():
     assert Product.objects.filter(workspace=workspace).count() == 1
 
 
-def test_workspace_form_rejects_a_taken_slug_with_a_clear_message():
+def test_workspace_form_takes_the_next_free_slug_instead_of_refusing():
     WorkspaceFactory(slug="acme")
 
     form = WorkspaceForm({"name": "Acme", "slug": ""})
 
-    assert not form.is_valid()
-    assert form.errors["slug"] == ["A workspace with this slug already exists. Choose another."]
+    assert form.is_valid()
+    assert form.create(owner=UserFactory()).slug == "acme-2"
 
 
-def test_workspace_form_create_reports_a_clash_that_appeared_after_validation():
+def test_workspace_form_create_moves_past_a_clash_that_appeared_after_validation():
     form = WorkspaceForm({"name": "Acme", "slug": "acme"})
     assert form.is_valid()
     WorkspaceFactory(slug="acme")
 
-    assert form.create(owner=UserFactory()) is None
-    assert form.errors["slug"] == ["A workspace with this slug already exists. Choose another."]
+    assert form.create(owner=UserFactory()).slug == "acme-2"
 
 
 def test_deletion_blocker_is_none_for_an_unused_item():

@@ -43,6 +43,17 @@ PERIOD_CHOICES = [
 ]
 EXPIRING_SOON_DAYS = 7
 
+# Asks password managers not to offer saving (or filling) what is typed: a token value is not
+# the user's own password. 1Password, LastPass, Bitwarden and Dashlane each read their own
+# attribute; browsers' built-in managers ignore autocomplete="off" on password inputs but
+# honour "new-password" by not filling a saved password in.
+PASSWORD_MANAGER_IGNORE = {
+    "data-1p-ignore": "",
+    "data-lpignore": "true",
+    "data-bwignore": "",
+    "data-form-type": "other",
+}
+
 # The largest id a database integer column holds; SQLite raises OverflowError past it.
 ID_MAX = 2**63 - 1
 
@@ -81,6 +92,7 @@ class TokenForm(forms.Form):
         widget=forms.TextInput(
             attrs={
                 "autocomplete": "off",
+                **PASSWORD_MANAGER_IGNORE,  # else managers take the key for a username
                 "spellcheck": "false",
                 "autocapitalize": "characters",
                 "placeholder": "PAYMENT_API_KEY",
@@ -94,7 +106,11 @@ class TokenForm(forms.Form):
         required=False,
         widget=forms.PasswordInput(
             render_value=False,
-            attrs={"autocomplete": "new-password", "spellcheck": "false"},
+            attrs={
+                "autocomplete": "new-password",
+                **PASSWORD_MANAGER_IGNORE,
+                "spellcheck": "false",
+            },
         ),
     )
     value_file = forms.FileField(
@@ -394,15 +410,29 @@ SORT_CHOICES = [
     ("-last_used", "Least recently used"),
 ]
 PAGE_SIZES = (25, 50, 100)
+SEARCH_MAX_LENGTH = 200
+CHOOSE_FROM_LIST = "so it was not applied: choose one from the list."
+# What the table says about a search or filter it could not apply. Sort and rows per page fall
+# back to their defaults without a word: they never change which tokens are listed.
+FILTER_PROBLEMS = {
+    ("q", "max_length"): f"The search is longer than {SEARCH_MAX_LENGTH} characters, so it was "
+    "not applied: shorten it.",
+    ("q", "null_characters_not_allowed"): "The search contains a NUL character, so it was not "
+    "applied: remove it.",
+    "type": f"That type does not exist, {CHOOSE_FROM_LIST}",
+    "status": f"That status does not exist, {CHOOSE_FROM_LIST}",
+    "env": f"That environment is not in this workspace, {CHOOSE_FROM_LIST}",
+}
 
 
 class TokenFilterForm(forms.Form):
-    """The table's query string, validated: anything unknown is ignored, never an error page."""
+    """The table's query string, validated: never an error page. A search or filter that is not
+    valid is left out of the listing, and `problems` says so on the page."""
 
     q = forms.CharField(
         label="Search tokens",
         required=False,
-        max_length=200,
+        max_length=SEARCH_MAX_LENGTH,
         widget=forms.TextInput(
             attrs={
                 "type": "search",
@@ -465,6 +495,22 @@ class TokenFilterForm(forms.Form):
         if valid.get("per_page") == PAGE_SIZES[0]:
             del valid["per_page"]
         return valid
+
+    @property
+    def problems(self) -> list[str]:
+        """One message per search or filter that was sent but could not be applied."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        messages = []
+        for name in ("q", "type", "status", "env"):
+            if name not in self.errors:
+                continue
+            code = self.errors[name].as_data()[0].code
+            messages.append(
+                FILTER_PROBLEMS.get((name, code))
+                or FILTER_PROBLEMS.get(name, "The search could not be applied: change it.")
+            )
+        return messages
 
     @property
     def sort_key(self) -> str:

@@ -32,27 +32,66 @@ class SlugFromNameMixin:
 
 
 class WorkspaceForm(SlugFromNameMixin, forms.ModelForm):
+    """Create a workspace. A slug someone else's workspace already has is never refused (that
+    would tell an outsider the workspace exists): the new one gets the first free `slug-2`,
+    `slug-3`, ... and the success message says which."""
+
+    SLUG_ATTEMPTS = 20  # racing creators of one slug each move on to the next free one
+
     class Meta:
         model = Workspace
         fields = ["name", "slug"]
         help_texts = {"slug": SLUG_HELP}
-        error_messages = {
-            "slug": {"unique": "A workspace with this slug already exists. Choose another."}
-        }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
 
+    def validate_unique(self) -> None:
+        # A taken slug is not an error: create() picks a free one.
+        pass
+
     def create(self, *, owner) -> Workspace | None:
-        """Create the workspace with `owner` as its owner; None (and a form error) on a clash."""
-        try:
-            return Workspace.create_with_owner(
-                name=self.cleaned_data["name"], slug=self.cleaned_data["slug"], owner=owner
-            )
-        except IntegrityError:  # created by someone else since the form was validated
-            self.add_error("slug", self._meta.error_messages["slug"]["unique"])
-            return None
+        """Create the workspace with `owner` as its owner, under the first free slug."""
+        wanted = self.cleaned_data["slug"]
+        for _ in range(self.SLUG_ATTEMPTS):
+            try:
+                return Workspace.create_with_owner(
+                    name=self.cleaned_data["name"], slug=free_slug(wanted), owner=owner
+                )
+            except IntegrityError:  # that slug was taken since we looked: try the next one
+                continue
+        self.add_error("slug", "Could not find a free slug right now. Try again or choose another.")
+        return None
+
+    def created_message(self, workspace: Workspace) -> str:
+        wanted = self.cleaned_data["slug"]
+        if workspace.slug == wanted:
+            return f"Workspace “{workspace.name}” created. You are its owner."
+        return (
+            f"Workspace “{workspace.name}” created with the slug “{workspace.slug}”, as "
+            f"“{wanted}” is not available. You are its owner."
+        )
+
+
+def free_slug(wanted: str) -> str:
+    """`wanted` if no workspace has it, else the first free `wanted-2`, `wanted-3`, ...,
+    shortened so it stays within the slug's 50 characters."""
+    max_length = Workspace._meta.get_field("slug").max_length
+    taken = set(
+        Workspace.objects.filter(slug__startswith=wanted[: max_length - 4]).values_list(
+            "slug", flat=True
+        )
+    )
+    if wanted not in taken:
+        return wanted
+    number = 2
+    while True:
+        suffix = f"-{number}"
+        candidate = wanted[: max_length - len(suffix)].rstrip("-") + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
 
 
 class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):

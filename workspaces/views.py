@@ -52,7 +52,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
         # A new workspace changes the whole shell (switcher, sidebar): go there.
         return modal_success(
             request,
-            message=f"Workspace “{workspace.name}” created. You are its owner.",
+            message=form.created_message(workspace),
             event="workspaceCreated",
             redirect_to=reverse("tokens:list", args=[workspace.slug]),
             reload=True,
