@@ -35,7 +35,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("COFFER_DEBUG")
 
 DATA_DIR = Path(os.environ.get("COFFER_DATA_DIR") or BASE_DIR / "data").resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Only Coffer's own user may enter the data directory (database, keys): 0700, even if it
+# existed before with looser modes. config/database_files.py keeps the SQLite files 0600.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+DATA_DIR.chmod(0o700)
 
 
 def _development_secret_key() -> str:
@@ -215,6 +218,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions (config/sessions.py): the table keeps only a hash of each key. A session ends after
+# COFFER_SESSION_IDLE_MINUTES without a request, and COFFER_SESSION_MAX_DAYS after sign-in
+# whatever its activity.
+SESSION_ENGINE = "config.sessions"
+SESSION_COOKIE_AGE = 60 * int(os.environ.get("COFFER_SESSION_IDLE_MINUTES", "720"))
+COFFER_SESSION_MAX_SECONDS = 86_400 * int(os.environ.get("COFFER_SESSION_MAX_DAYS", "7"))
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 
