@@ -102,6 +102,14 @@ class WorkspaceKey(models.Model):
         return record.unwrap(label=label or f"workspace {workspace.slug}")
 
     @classmethod
+    def one_per_master_key(cls) -> models.QuerySet[WorkspaceKey]:
+        """One data key for each master key id in use (one query), to check the ring reads it."""
+        firsts = cls.objects.values("kek_id").annotate(first=models.Min("workspace_id"))
+        return cls.objects.filter(workspace_id__in=firsts.values("first")).select_related(
+            "workspace"
+        )
+
+    @classmethod
     def existing_for(cls, workspace: Workspace, *, label: str) -> WorkspaceKey:
         """The workspace's data key record for decrypting; never makes a new one."""
         record = cls.objects.filter(workspace=workspace).first()
