@@ -32,6 +32,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return int(value)
+
+
 DEBUG = env_bool("COFFER_DEBUG")
 
 DATA_DIR = Path(os.environ.get("COFFER_DATA_DIR") or BASE_DIR / "data").resolve()
@@ -222,8 +231,8 @@ SESSION_COOKIE_HTTPONLY = True
 # COFFER_SESSION_IDLE_MINUTES without a request, and COFFER_SESSION_MAX_DAYS after sign-in
 # whatever its activity.
 SESSION_ENGINE = "config.sessions"
-SESSION_COOKIE_AGE = 60 * int(os.environ.get("COFFER_SESSION_IDLE_MINUTES", "720"))
-COFFER_SESSION_MAX_SECONDS = 86_400 * int(os.environ.get("COFFER_SESSION_MAX_DAYS", "7"))
+SESSION_COOKIE_AGE = 60 * env_positive_int("COFFER_SESSION_IDLE_MINUTES", 720)
+COFFER_SESSION_MAX_SECONDS = 86_400 * env_positive_int("COFFER_SESSION_MAX_DAYS", 7)
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 

@@ -249,3 +249,38 @@ def test_data_directory_is_0700_and_database_files_0600(tmp_path, existing_dir_m
     assert {name: oct(mode) for name, mode in modes.items()} == {
         name: oct(stat.S_IRUSR | stat.S_IWUSR) for name in modes
     }
+
+
+# --- the settings ----------------------------------------------------------------------------
+
+SHOW_LIFETIMES = """
+import django
+django.setup()
+from django.conf import settings
+print(settings.SESSION_COOKIE_AGE, settings.COFFER_SESSION_MAX_SECONDS)
+"""
+
+
+def lifetimes(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", SHOW_LIFETIMES],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_session_lifetimes_come_from_the_environment():
+    result = lifetimes(COFFER_SESSION_IDLE_MINUTES="30", COFFER_SESSION_MAX_DAYS="1")
+    assert result.stdout.split() == ["1800", "86400"]
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-5", "1.5"])
+def test_a_bad_session_lifetime_is_refused_with_a_clear_message(bad):
+    result = lifetimes(COFFER_SESSION_IDLE_MINUTES=bad)
+    assert result.returncode != 0
+    assert f"COFFER_SESSION_IDLE_MINUTES must be a whole number of at least 1, not {bad!r}" in (
+        result.stderr
+    )
