@@ -6,6 +6,7 @@ README). Defaults are the safe production ones: DEBUG is off unless COFFER_DEBUG
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from datetime import timedelta
@@ -47,7 +48,9 @@ DATA_DIR = Path(os.environ.get("COFFER_DATA_DIR") or BASE_DIR / "data").resolve(
 # Only Coffer's own user may enter the data directory (database, keys): 0700, even if it
 # existed before with looser modes. config/database_files.py keeps the SQLite files 0600.
 DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-DATA_DIR.chmod(0o700)
+# Another user's directory (read-only tooling run as someone else) is left as it is.
+with contextlib.suppress(PermissionError):
+    DATA_DIR.chmod(0o700)
 
 
 def _development_secret_key() -> str:
