@@ -186,6 +186,8 @@ def load_key_ring_at_startup() -> None:
     """Called by the WSGI and ASGI entry points: a server without a usable master key, or with
     one that does not read the database's data keys, refuses to start, saying why, instead of
     failing on the first token request."""
+    from django.db import connections
+
     from tokens.checks import master_key_problems
 
     try:
@@ -196,6 +198,9 @@ def load_key_ring_at_startup() -> None:
     except MasterKeyError as error:
         sys.stderr.write(f"Coffer cannot start: {error}\n")
         raise
+    finally:
+        # The check's connection is not carried into requests, or across a preloading fork.
+        connections.close_all()
 
 
 @receiver(setting_changed)
