@@ -8,7 +8,7 @@ DEMO_PASSWORD ?= coffer-demo
 PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run browser test test-fast lint format bench clean
+.PHONY: setup run browser sqlite3-tool test test-fast lint format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -30,10 +30,13 @@ run: setup
 browser:
 	@bash scripts/ensure-chromium.sh
 
-test: setup browser
+sqlite3-tool:
+	@bash scripts/ensure-sqlite3.sh
+
+test: setup browser sqlite3-tool
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup sqlite3-tool
 	$(VENV)/bin/pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: setup

@@ -6,6 +6,7 @@ README). Defaults are the safe production ones: DEBUG is off unless COFFER_DEBUG
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from datetime import timedelta
@@ -32,10 +33,24 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ImproperlyConfigured(f"{name} must be a whole number of at least 1, not {value!r}.")
+    return int(value)
+
+
 DEBUG = env_bool("COFFER_DEBUG")
 
 DATA_DIR = Path(os.environ.get("COFFER_DATA_DIR") or BASE_DIR / "data").resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# Only Coffer's own user may enter the data directory (database, keys): 0700, even if it
+# existed before with looser modes. config/database_files.py keeps the SQLite files 0600.
+DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+# Another user's directory (read-only tooling run as someone else) is left as it is.
+with contextlib.suppress(PermissionError):
+    DATA_DIR.chmod(0o700)
 
 
 def _development_secret_key() -> str:
@@ -216,6 +231,12 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions (config/sessions.py): the table keeps only a hash of each key. A session ends after
+# COFFER_SESSION_IDLE_MINUTES without a request, and COFFER_SESSION_MAX_DAYS after sign-in
+# whatever its activity.
+SESSION_ENGINE = "config.sessions"
+SESSION_COOKIE_AGE = 60 * env_positive_int("COFFER_SESSION_IDLE_MINUTES", 720)
+COFFER_SESSION_MAX_SECONDS = 86_400 * env_positive_int("COFFER_SESSION_MAX_DAYS", 7)
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 

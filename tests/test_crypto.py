@@ -91,7 +91,8 @@ def test_without_debug_a_missing_key_stops_with_how_to_make_one(tmp_path):
     assert not missing.exists()
 
 
-def test_in_debug_a_private_key_file_is_made_in_the_data_dir_with_a_warning(tmp_path, caplog):
+def test_in_debug_a_private_key_file_is_made_in_the_data_dir_with_a_warning(db, tmp_path, caplog):
+    # db: before making a key, Coffer checks that no data key needs a missing one.
     key_file = tmp_path / "data" / "master.keys"
     with (
         override_settings(DEBUG=True, COFFER_MASTER_KEYS="", COFFER_MASTER_KEY_FILE=key_file),

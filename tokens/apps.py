@@ -8,4 +8,5 @@ class TokensConfig(AppConfig):
     name = "tokens"
 
     def ready(self) -> None:
+        from config import database_files  # noqa: F401  (keeps the SQLite files 0600)
         from tokens import checks  # noqa: F401  (registers the master key check)

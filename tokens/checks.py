@@ -1,8 +1,11 @@
-"""System checks: the master key ring must load before Coffer runs anything that needs it.
+"""System checks: the master key ring must load, and read the database's data keys, before
+Coffer runs anything that needs it.
 
-Every manage.py command that runs system checks (migrate, runserver, resolve, ...) stops with
-coffer.E001 when the key ring is missing or malformed; `generate_master_key` skips the checks so
-it can run to make the first key. `config/wsgi.py` loads the ring at start-up for the web server.
+Every manage.py command that runs system checks (migrate, runserver, check, ...) stops with
+coffer.E001 when the key ring is missing or malformed, and coffer.E002 when a master key id in
+use in the database is missing from the ring or is not the key that wrapped its data keys (one
+data key per id is unwrapped). `generate_master_key` skips the checks so it can run to make the
+first key. `config/wsgi.py` and `config/asgi.py` run both at start-up for the web server.
 """
 
 from __future__ import annotations
@@ -12,8 +15,51 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
+from django.db import DatabaseError, transaction
 
 from tokens import crypto
+
+
+def master_key_problems() -> list[str]:
+    """Unwrap one data key per master key id in use; a message per id the ring cannot read.
+
+    A database without the table yet (before `migrate`) or out of reach has nothing to check.
+    """
+    from tokens.models import WorkspaceKey
+
+    try:
+        with transaction.atomic():
+            samples = list(WorkspaceKey.one_per_master_key())
+    except DatabaseError:
+        return []
+    problems = []
+    for record in samples:
+        try:
+            record.unwrap(label=f"workspace {record.workspace.slug}")
+        except crypto.CryptoError as error:
+            problems.append(
+                f"Master key {record.kek_id!r} does not match the database: {error} "
+                f"Configure the master key {record.kek_id!r} that wrapped these data keys."
+            )
+    return problems
+
+
+@register()
+def check_master_key_matches_database(app_configs=None, **kwargs) -> list:
+    """coffer.E002: a master key id in use is missing from the ring or is the wrong key."""
+    try:
+        crypto.key_ring()
+    except crypto.MasterKeyError:
+        return []  # coffer.E001 says it
+    return [
+        Error(
+            problem,
+            hint="Set COFFER_MASTER_KEYS (or the key file) to the key ring the data was "
+            "encrypted with; a new key under an old id cannot read it.",
+            id="coffer.E002",
+        )
+        for problem in master_key_problems()
+    ]
 
 
 @register()

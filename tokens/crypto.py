@@ -151,6 +151,14 @@ def key_ring() -> KeyRing:
                 "No master key configured: COFFER_MASTER_KEYS is empty and the key file "
                 f"{path} does not exist. {HOW_TO_MAKE_A_KEY}"
             )
+        if in_use := _master_key_ids_in_database():
+            # A new key, even under the same id, would not read a single stored value.
+            raise MasterKeyError(
+                f"The master key file {path} is missing, but the database holds data keys "
+                f"wrapped by master key {', '.join(map(repr, in_use))}. Restore the old key "
+                f"file to {path} (or set COFFER_MASTER_KEYS to its keys); Coffer will not "
+                "make a new key while data needs the old one."
+            )
         _development_key_file(path)
     try:
         text = path.read_text()
@@ -159,14 +167,40 @@ def key_ring() -> KeyRing:
     return parse_key_ring(text, f"key file {path}")
 
 
+def _master_key_ids_in_database() -> list[str]:
+    """The master key ids that wrap data keys in the database ([] before `migrate`)."""
+    from django.db import DatabaseError, transaction
+
+    from tokens.models import WorkspaceKey
+
+    try:
+        with transaction.atomic():
+            return sorted(
+                WorkspaceKey.objects.order_by().values_list("kek_id", flat=True).distinct()
+            )
+    except DatabaseError:
+        return []
+
+
 def load_key_ring_at_startup() -> None:
-    """Called by the WSGI and ASGI entry points: a server without a usable master key refuses
-    to start, saying how to make one, instead of failing on the first token request."""
+    """Called by the WSGI and ASGI entry points: a server without a usable master key, or with
+    one that does not read the database's data keys, refuses to start, saying why, instead of
+    failing on the first token request."""
+    from django.db import connections
+
+    from tokens.checks import master_key_problems
+
     try:
         key_ring()
+        problems = master_key_problems()
+        if problems:
+            raise MasterKeyError(" ".join(problems))
     except MasterKeyError as error:
         sys.stderr.write(f"Coffer cannot start: {error}\n")
         raise
+    finally:
+        # The check's connection is not carried into requests, or across a preloading fork.
+        connections.close_all()
 
 
 @receiver(setting_changed)

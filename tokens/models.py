@@ -36,6 +36,30 @@ EDITABLE_FIELDS = frozenset({"key", "description", "type", "expiry_date", "perio
 RELATION_FIELDS = ("products", "apps", "environments")
 
 
+@models.CharField.register_lookup
+class TokenKeyGrammar(models.Lookup):
+    """`key__is_token_key=True`: the Token Key grammar and 1-128 length, in SQL each database's
+    own tools understand. On SQLite, GLOB and length() instead of REGEXP, which only Django's
+    connections define: the stock `sqlite3` tool could not check or query the file otherwise.
+    GLOB classes match whole characters, so a non-ASCII letter or a newline is refused."""
+
+    lookup_name = "is_token_key"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        if self.rhs is not True:
+            raise ValueError("is_token_key only takes True")
+        lhs, params = self.process_lhs(compiler, connection)
+        if connection.vendor == "sqlite":
+            sql = (
+                f"(length({lhs}) BETWEEN 1 AND {KEY_MAX_LENGTH}"
+                f" AND {lhs} GLOB '[A-Za-z_]*' AND {lhs} NOT GLOB '*[^A-Za-z0-9_]*')"
+            )
+            return sql, (*params, *params, *params)
+        # PostgreSQL and others: the regular expression (\Z: no trailing newline).
+        return compiler.compile(self.lhs.get_lookup("regex")(self.lhs, KEY_DB_PATTERN))
+
+
 class TokenType(models.TextChoices):
     CREDENTIAL = "credential", "Credential"
     API_KEY = "api_key", "API Key"
@@ -76,6 +100,14 @@ class WorkspaceKey(models.Model):
             except IntegrityError:  # another request made it first: use theirs
                 record = cls.objects.get(workspace=workspace)
         return record.unwrap(label=label or f"workspace {workspace.slug}")
+
+    @classmethod
+    def one_per_master_key(cls) -> models.QuerySet[WorkspaceKey]:
+        """One data key for each master key id in use (one query), to check the ring reads it."""
+        firsts = cls.objects.values("kek_id").annotate(first=models.Min("workspace_id"))
+        return cls.objects.filter(workspace_id__in=firsts.values("first")).select_related(
+            "workspace"
+        )
 
     @classmethod
     def existing_for(cls, workspace: Workspace, *, label: str) -> WorkspaceKey:
@@ -361,9 +393,9 @@ class Token(models.Model):
         ordering = ["key"]
         constraints = [
             models.UniqueConstraint(fields=["workspace", "key"], name="unique_token_key"),
-            # The grammar and the 1-128 length, in the database too (\Z: no trailing newline).
+            # The grammar and the 1-128 length, in the database too (see TokenKeyGrammar).
             models.CheckConstraint(
-                condition=Q(key__regex=KEY_DB_PATTERN), name="token_key_grammar_and_length"
+                condition=Q(key__is_token_key=True), name="token_key_grammar_and_length"
             ),
             models.CheckConstraint(
                 condition=Q(status__in=TokenStatus.values), name="token_status_valid"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import logging
 import uuid
 from urllib.parse import urlencode
 
@@ -18,6 +20,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -28,6 +31,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from tokens.crypto import CryptoError
 from tokens.forms import EXPIRING_SOON_DAYS, DeleteTokenForm, TokenFilterForm, TokenForm
 from tokens.models import AuditEvent, Token, TokenType
 from workspaces.access import get_object_in, get_workspace_for
@@ -219,6 +223,25 @@ def describe(event: AuditEvent) -> str:
 
 # --- create and edit --------------------------------------------------------------------
 
+logger = logging.getLogger("coffer.crypto")
+
+
+def answers_crypto_errors(view):
+    """A wrong or missing master key while saving a value: a styled 503 page saying so, one
+    log line naming the workspace and master key id (CryptoError messages carry no value)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except CryptoError as error:
+            logger.error("%s %s refused: %s", request.method, request.path, error)
+            response = HttpResponse(render_to_string("tokens/master_key_error.html"), status=503)
+            response["Cache-Control"] = "no-store"
+            return response
+
+    return wrapper
+
 
 def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenForm) -> HttpResponse:
     return render_modal(
@@ -233,6 +256,7 @@ def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenFor
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
+@answers_crypto_errors
 def token_create(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
@@ -255,6 +279,7 @@ def token_create(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
+@answers_crypto_errors
 def token_edit(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
