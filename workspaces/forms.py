@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by manage.py resolve."
-LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class SlugFromNameMixin:
@@ -143,13 +143,18 @@ class AddMemberForm(forms.Form):
             return None
 
 
-class MemberRoleForm(forms.ModelForm):
-    class Meta:
-        model = Membership
-        fields = ["role"]
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
 
-    def clean_role(self) -> str:
-        role = self.cleaned_data["role"]
-        if role != Role.OWNER and self.instance.is_last_owner():
-            raise forms.ValidationError(LAST_OWNER_MESSAGE)
-        return role
+    def __init__(self, *args, membership: Membership, **kwargs) -> None:
+        super().__init__(*args, initial={"role": membership.role}, **kwargs)
+        self.membership = membership
+
+    def save(self, *, by) -> bool:
+        """Change the role (the model keeps the last owner); False with a form error if refused."""
+        try:
+            self.membership.change_role(self.cleaned_data["role"], by=by)
+        except ValidationError as error:
+            self.add_error("role", error)
+            return False
+        return True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.text import slugify
 
 DEFAULT_ENVIRONMENTS = [("Production", "production"), ("Sandbox", "sandbox")]
+LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class WorkspaceQuerySet(models.QuerySet):
@@ -86,6 +88,60 @@ class Membership(models.Model):
             return False
         owners = Membership.objects.filter(workspace_id=self.workspace_id, role=Role.OWNER)
         return not owners.exclude(pk=self.pk).exists()
+
+    def removal_blocker(self) -> str | None:
+        """Why this member cannot be removed now, or None (the confirmation dialog shows it)."""
+        return LAST_OWNER_MESSAGE if self.is_last_owner() else None
+
+    def change_role(self, role: str, *, by=None) -> bool:
+        """Give this member `role`; False if they already had it.
+
+        Raises ValidationError if that would leave the workspace without an owner, or if the
+        member was removed meanwhile. Safe against concurrent changes: see _lock_for_change.
+        """
+        role = Role(role)
+        with transaction.atomic():
+            current, owners = self._lock_for_change()
+            if current.role == role:
+                self.role = role
+                return False
+            if role != Role.OWNER and current.role == Role.OWNER and owners == 1:
+                raise ValidationError(LAST_OWNER_MESSAGE, code="last_owner")
+            current.role = role
+            current.save(update_fields=["role"])
+        self.role = role
+        return True
+
+    def remove(self, *, by=None) -> None:
+        """Remove this member; ValidationError if they are the workspace's last owner."""
+        with transaction.atomic():
+            current, owners = self._lock_for_change()
+            if current.role == Role.OWNER and owners == 1:
+                raise ValidationError(LAST_OWNER_MESSAGE, code="last_owner")
+            current.delete()
+
+    def _lock_for_change(self) -> tuple[Membership, int]:
+        """Lock the workspace's owner rows, then this row; this row as stored, and the owners.
+
+        Two owners demoting or removing each other at the same moment both read "two owners"
+        unless the owner rows are locked before the count: the second waits for the first to
+        commit, then counts again and is refused. Every change locks the owner rows first and in
+        one order (by id), so two changes cannot deadlock. On SQLite, which has no row locks,
+        the database lock serialises writers instead.
+        """
+        owners = list(
+            Membership.objects.select_for_update()
+            .filter(workspace_id=self.workspace_id, role=Role.OWNER)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        try:
+            return Membership.objects.select_for_update().get(pk=self.pk), len(owners)
+        except Membership.DoesNotExist:
+            raise ValidationError(
+                f"{self.user.get_username()} is no longer a member of this workspace.",
+                code="gone",
+            ) from None
 
     @property
     def can_manage_tokens(self) -> bool:
