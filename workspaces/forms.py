@@ -86,11 +86,13 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
         # The per-workspace checks above give the messages; the database constraints still hold.
         pass
 
-    def save(self, commit: bool = True):
-        """Save, or return None with a form error if a clashing item appeared meanwhile."""
+    def save(self, *, by=None):
+        """Save (and record it), or None with a form error if a clashing item appeared meanwhile."""
         try:
             with transaction.atomic():
-                return super().save(commit)
+                item = super().save(commit=False)
+                item.save_audited(by=by)
+                return item
         except IntegrityError:
             self.add_error("name", self._taken_message("name", self.cleaned_data["name"]))
             return None
@@ -130,14 +132,12 @@ class AddMemberForm(forms.Form):
             raise forms.ValidationError(f"{user.get_username()} is already a member.")
         return user
 
-    def save(self) -> Membership | None:
+    def save(self, *, by=None) -> Membership | None:
         """Add the member; None (and a form error) if they were added meanwhile."""
         user = self.cleaned_data["username"]
         try:
             with transaction.atomic():
-                return Membership.objects.create(
-                    workspace=self.workspace, user=user, role=self.cleaned_data["role"]
-                )
+                return Membership.add(self.workspace, user, self.cleaned_data["role"], by=by)
         except IntegrityError:
             self.add_error("username", f"{user.get_username()} is already a member.")
             return None

@@ -117,7 +117,7 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
     form = form_class(
         request.POST if request.method == "POST" else None, instance=item, workspace=workspace
     )
-    if request.method == "POST" and form.is_valid() and (saved := form.save()):
+    if request.method == "POST" and form.is_valid() and (saved := form.save(by=request.user)):
         verb = "saved" if item else "added"
         return modal_success(
             request,
@@ -148,7 +148,7 @@ def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> 
     noun = model._meta.verbose_name
     blocker = item.deletion_blocker()
     if request.method == "POST" and blocker is None:
-        item.delete()
+        item.delete_audited(by=request.user)
         return modal_success(
             request,
             message=f"{noun.capitalize()} “{item.name}” deleted.",
@@ -189,7 +189,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
 def member_add(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AddMemberForm(request.POST if request.method == "POST" else None, workspace=workspace)
-    if request.method == "POST" and form.is_valid() and (membership := form.save()):
+    if request.method == "POST" and form.is_valid() and (membership := form.save(by=request.user)):
         return modal_success(
             request,
             message=f"{membership.user.get_username()} added as {membership.get_role_display()}.",
