@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    "audit",
     "workspaces",
     "tokens",
 ]

@@ -346,24 +346,24 @@ def test_audit_trail_is_listed_and_read_only(admin_client, workspace):
     token = make(workspace, key="AUDITED")
     token.update(description="new", by=admin_user())
     event = AuditEvent.objects.filter(action=AuditAction.UPDATED).get()
-    listing = admin_client.get(reverse("admin:tokens_auditevent_changelist"))
+    listing = admin_client.get(reverse("admin:audit_auditevent_changelist"))
     assert listing.status_code == 200
     assert "AUDITED" in listing.content.decode()
     assert ">description<" in listing.content.decode()
     assert 'value="delete_selected"' not in listing.content.decode()
     assert_no_secret(listing, VALUE, f"••••{VALUE[-4:]}")
-    assert admin_client.get(reverse("admin:tokens_auditevent_add")).status_code == 403
-    view = admin_client.get(reverse("admin:tokens_auditevent_change", args=[event.pk]))
+    assert admin_client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    view = admin_client.get(reverse("admin:audit_auditevent_change", args=[event.pk]))
     assert view.status_code == 200
     assert 'name="token_key"' not in view.content.decode()
     assert 'name="_save"' not in view.content.decode()
     assert (
         admin_client.post(
-            reverse("admin:tokens_auditevent_change", args=[event.pk]), {"token_key": "X"}
+            reverse("admin:audit_auditevent_change", args=[event.pk]), {"token_key": "X"}
         ).status_code
         == 403
     )
-    delete_url = reverse("admin:tokens_auditevent_delete", args=[event.pk])
+    delete_url = reverse("admin:audit_auditevent_delete", args=[event.pk])
     assert admin_client.post(delete_url, {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk, token_key="AUDITED").exists()
 

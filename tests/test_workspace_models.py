@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from tests.factories import (
@@ -109,6 +110,64 @@ def test_with_two_owners_neither_is_the_last():
 
     assert not first.is_last_owner()
     assert not second.is_last_owner()
+
+
+LAST_OWNER = "A workspace needs at least one owner. Make someone else an owner first."
+
+
+def test_demoting_the_last_owner_is_refused_and_changes_nothing():
+    owner = MembershipFactory(role=Role.OWNER)
+
+    with pytest.raises(ValidationError) as refused:
+        owner.change_role(Role.EDITOR, by=owner.user)
+
+    assert refused.value.messages == [LAST_OWNER]
+    owner.refresh_from_db()
+    assert owner.role == Role.OWNER
+
+
+def test_removing_the_last_owner_is_refused_and_changes_nothing():
+    owner = MembershipFactory(role=Role.OWNER)
+
+    with pytest.raises(ValidationError) as refused:
+        owner.remove(by=owner.user)
+
+    assert refused.value.messages == [LAST_OWNER]
+    assert Membership.objects.filter(pk=owner.pk).exists()
+
+
+def test_an_owner_may_step_down_or_leave_while_another_owner_remains():
+    first = MembershipFactory(role=Role.OWNER)
+    second = MembershipFactory(workspace=first.workspace, role=Role.OWNER)
+
+    assert first.change_role(Role.VIEWER, by=first.user) is True
+    second.change_role(Role.OWNER, by=second.user)  # unchanged: allowed, nothing to do
+    first.remove(by=second.user)
+
+    assert list(first.workspace.memberships.values_list("role", flat=True)) == [Role.OWNER]
+
+
+def test_a_stale_copy_counts_the_owners_as_stored():
+    """The rule reads the rows as stored, not the caller's copy (which may be out of date)."""
+    first = MembershipFactory(role=Role.OWNER)
+    second = MembershipFactory(workspace=first.workspace, role=Role.OWNER)
+    stale_first = Membership.objects.get(pk=first.pk)
+    second.change_role(Role.EDITOR, by=first.user)
+
+    with pytest.raises(ValidationError, match="at least one owner"):
+        stale_first.remove(by=first.user)
+
+
+def test_changing_a_removed_member_says_so():
+    owner = MembershipFactory(role=Role.OWNER, user__username="zed")
+    MembershipFactory(workspace=owner.workspace, role=Role.OWNER)
+    copy = Membership.objects.get(pk=owner.pk)
+    owner.remove()
+
+    with pytest.raises(ValidationError) as refused:
+        copy.change_role(Role.VIEWER)
+
+    assert refused.value.messages == ["zed is no longer a member of this workspace."]
 
 
 @pytest.mark.parametrize("model", [Environment, Product, App])

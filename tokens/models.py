@@ -20,6 +20,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
 from tokens import crypto
 from workspaces.models import App, Environment, Product, Workspace
 
@@ -652,59 +653,3 @@ class Token(models.Model):
 
     def _set_expiry(self) -> None:
         self.expires_at = expiry_moment(self.expiry_date, self.period_days, self.value_set_at)
-
-
-class AuditAction(models.TextChoices):
-    CREATED = "token.created", "Created"
-    UPDATED = "token.updated", "Edited"
-    REVOKED = "token.revoked", "Revoked"
-    DELETED = "token.deleted", "Deleted"
-    RESOLVED = "tokens.resolved", "Resolved"
-    KEY_ROTATED = "master_key.rotated", "Master key rotated"
-
-
-class AuditEvent(models.Model):
-    """Who did what to which token, when. Never a value, hint or ciphertext."""
-
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
-    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, blank=True)
-    token = models.ForeignKey(
-        Token, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
-    )
-    token_key = models.CharField(max_length=KEY_MAX_LENGTH, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["workspace", "-created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.token_key} by {self.actor_name}"
-
-    @classmethod
-    def record(
-        cls,
-        workspace: Workspace,
-        action: str,
-        *,
-        by=None,
-        actor_name: str = "",
-        token: Token | None = None,
-        detail: dict | None = None,
-    ) -> AuditEvent:
-        return cls.objects.create(
-            workspace=workspace,
-            action=action,
-            actor=by if getattr(by, "pk", None) else None,
-            actor_name=actor_name or (by.get_username() if getattr(by, "pk", None) else "system"),
-            token=token
-            if token is not None and token.pk and action != AuditAction.DELETED
-            else None,
-            token_key=token.key if token is not None else "",
-            detail=detail or {},
-        )

@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from audit.forms import ActivityFilterForm
 from tokens.crypto import CryptoError
 from tokens.forms import EXPIRING_SOON_DAYS, DeleteTokenForm, TokenFilterForm, TokenForm
 from tokens.models import AuditEvent, Token, TokenType
@@ -39,17 +40,6 @@ from workspaces.htmx import modal_success, render_modal
 from workspaces.models import App, Environment, Product, Role, Workspace
 
 ACTIVITY_PAGE_SIZE = 50
-FIELD_LABELS = {
-    "key": "Token Key",
-    "value": "Token Value",
-    "description": "Description",
-    "type": "Type",
-    "expiry_date": "Expiry Date",
-    "period_days": "Period",
-    "products": "Products",
-    "apps": "Apps",
-    "environments": "Environments",
-}
 BREAKS_SERVICES = (
     "Revoking or deleting a token will immediately break any services currently using it."
 )
@@ -189,36 +179,30 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def activity(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
-    events = AuditEvent.objects.filter(workspace=workspace).order_by("-created_at", "-id")
+    filters = ActivityFilterForm(request.GET)
+    events = filters.apply(AuditEvent.objects.for_workspace(workspace)).newest_first()
     page = Paginator(events, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = list(page.object_list)
     now = timezone.now()
     for event in page.object_list:
-        event.summary = describe(event)
         event.when_relative = relative_time(event.created_at, now)
     url = reverse("tokens:activity", args=[slug])
+
+    def page_url(number: int) -> str:
+        params = {**filters.values, **({"page": number} if number > 1 else {})}
+        return f"{url}?{urlencode(params)}" if params else url
+
     context = {
         "nav": "tokens",
         "tab": "activity",
+        "filters": filters,
         "page": page,
-        "prev_url": f"{url}?page={page.previous_page_number()}" if page.has_previous() else "",
-        "next_url": f"{url}?page={page.next_page_number()}" if page.has_next() else "",
+        "activity_url": url,
+        "prev_url": page_url(page.previous_page_number()) if page.has_previous() else "",
+        "next_url": page_url(page.next_page_number()) if page.has_next() else "",
     }
     template = "tokens/activity.html#events" if wants_fragment(request) else "tokens/activity.html"
     return render(request, template, context)
-
-
-def describe(event: AuditEvent) -> str:
-    """A readable line for an event's detail (names of what changed, counts; never values)."""
-    parts = []
-    for name, value in (event.detail or {}).items():
-        if name == "changed":
-            parts.append("Changed " + ", ".join(FIELD_LABELS.get(str(v), str(v)) for v in value))
-            continue
-        if isinstance(value, list | tuple):
-            value = ", ".join(str(item) for item in value)
-        parts.append(f"{str(name).replace('_', ' ').capitalize()}: {value}")
-    return "; ".join(parts)
 
 
 # --- create and edit --------------------------------------------------------------------

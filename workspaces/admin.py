@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import ActionLocation
 
@@ -20,10 +21,30 @@ class WorkspaceFixedOnChange:
         return [*fields, "workspace"] if obj is not None else fields
 
 
+class NoBulkDelete:
+    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
+        actions.pop("delete_selected", None)  # would skip the per-object rules and the trail
+        return actions
+
+
 class MembershipInline(admin.TabularInline):
+    """Shown for reference; members change on the Membership pages, which keep the last-owner
+    rule and record each change in the workspace's audit trail."""
+
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Workspace)
@@ -34,17 +55,45 @@ class WorkspaceAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
+    def save_model(self, request, obj, form, change) -> None:
+        # Deleting one is recorded by the admin's own log (its audit trail goes with it).
+        obj.save_audited(by=request.user)
+
+
+class MembershipAdminForm(forms.ModelForm):
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        role = cleaned.get("role")
+        if self.instance.pk and role and (blocker := self.instance.role_change_blocker(role)):
+            self.add_error("role", blocker)
+        return cleaned
+
 
 @admin.register(Membership)
-class MembershipAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
+class MembershipAdmin(NoBulkDelete, WorkspaceFixedOnChange, admin.ModelAdmin):
+    form = MembershipAdminForm
     list_display = ["user", "workspace", "role", "created_at"]
     list_filter = ["role", "workspace"]
     search_fields = ["user__username", "user__email", "workspace__name", "workspace__slug"]
     list_select_related = ["user", "workspace"]
     autocomplete_fields = ["user", "workspace"]
 
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            obj.change_role(obj.role, by=request.user)  # the form checked the last owner
+        else:
+            obj.create_audited(by=request.user)
 
-class CatalogItemAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
+    def delete_model(self, request, obj) -> None:
+        obj.remove(by=request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and on_own_admin_pages(self, request) and obj.removal_blocker():
+            return False
+        return super().has_delete_permission(request, obj)
+
+
+class CatalogItemAdmin(NoBulkDelete, WorkspaceFixedOnChange, admin.ModelAdmin):
     list_display = ["name", "slug", "workspace", "created_at"]
     list_filter = ["workspace"]
     search_fields = ["name", "slug", "workspace__name", "workspace__slug"]
@@ -58,10 +107,11 @@ class CatalogItemAdmin(WorkspaceFixedOnChange, admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
-    def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
-        actions = super().get_actions(request, action_location=action_location)
-        actions.pop("delete_selected", None)  # would skip the per-item check above
-        return actions
+    def save_model(self, request, obj, form, change) -> None:
+        obj.save_audited(by=request.user)
+
+    def delete_model(self, request, obj) -> None:
+        obj.delete_audited(by=request.user)
 
 
 admin.site.register(Environment, CatalogItemAdmin)

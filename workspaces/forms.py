@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by manage.py resolve."
-LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class SlugFromNameMixin:
@@ -125,11 +125,13 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
         # The per-workspace checks above give the messages; the database constraints still hold.
         pass
 
-    def save(self, commit: bool = True):
-        """Save, or return None with a form error if a clashing item appeared meanwhile."""
+    def save(self, *, by=None):
+        """Save (and record it), or None with a form error if a clashing item appeared meanwhile."""
         try:
             with transaction.atomic():
-                return super().save(commit)
+                item = super().save(commit=False)
+                item.save_audited(by=by)
+                return item
         except IntegrityError:
             self.add_error("name", self._taken_message("name", self.cleaned_data["name"]))
             return None
@@ -169,26 +171,29 @@ class AddMemberForm(forms.Form):
             raise forms.ValidationError(f"{user.get_username()} is already a member.")
         return user
 
-    def save(self) -> Membership | None:
+    def save(self, *, by=None) -> Membership | None:
         """Add the member; None (and a form error) if they were added meanwhile."""
         user = self.cleaned_data["username"]
         try:
             with transaction.atomic():
-                return Membership.objects.create(
-                    workspace=self.workspace, user=user, role=self.cleaned_data["role"]
-                )
+                return Membership.add(self.workspace, user, self.cleaned_data["role"], by=by)
         except IntegrityError:
             self.add_error("username", f"{user.get_username()} is already a member.")
             return None
 
 
-class MemberRoleForm(forms.ModelForm):
-    class Meta:
-        model = Membership
-        fields = ["role"]
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
 
-    def clean_role(self) -> str:
-        role = self.cleaned_data["role"]
-        if role != Role.OWNER and self.instance.is_last_owner():
-            raise forms.ValidationError(LAST_OWNER_MESSAGE)
-        return role
+    def __init__(self, *args, membership: Membership, **kwargs) -> None:
+        super().__init__(*args, initial={"role": membership.role}, **kwargs)
+        self.membership = membership
+
+    def save(self, *, by) -> bool:
+        """Change the role (the model keeps the last owner); False with a form error if refused."""
+        try:
+            self.membership.change_role(self.cleaned_data["role"], by=by)
+        except ValidationError as error:
+            self.add_error("role", error)
+            return False
+        return True

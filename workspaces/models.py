@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils.text import slugify
 
+from audit.models import AuditAction, AuditEvent
+
 DEFAULT_ENVIRONMENTS = [("Production", "production"), ("Sandbox", "sandbox")]
+LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class WorkspaceQuerySet(models.QuerySet):
@@ -43,9 +47,24 @@ class Workspace(models.Model):
     @classmethod
     def create_with_owner(cls, *, name: str, slug: str, owner) -> Workspace:
         with transaction.atomic():
-            workspace = cls.objects.create(name=name, slug=slug)
+            workspace = cls(name=name, slug=slug)
+            workspace.save_audited(by=owner)
             Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
         return workspace
+
+    def save_audited(self, *, by=None) -> None:
+        """Save, recording "Workspace created" or, for a new name or slug, "Workspace renamed".
+
+        A workspace's deletion cannot be recorded in its own trail (the trail goes with it): the
+        Django admin, the only place it is deleted, records it in its own log.
+        """
+        with transaction.atomic():
+            before = _stored_names(self)
+            self.save()
+            if before is None:
+                AuditEvent.record(self, AuditAction.WORKSPACE_CREATED, by=by, detail=_names(self))
+            elif changes := _name_changes(before, self):
+                AuditEvent.record(self, AuditAction.WORKSPACE_RENAMED, by=by, detail=changes)
 
 
 class Role(models.TextChoices):
@@ -81,11 +100,89 @@ class Membership(models.Model):
     def can(self, role: Role) -> bool:
         return Role(self.role).at_least(role)
 
+    @classmethod
+    def add(cls, workspace: Workspace, user, role: str, *, by=None) -> Membership:
+        """Make `user` a member with `role`, recorded as "Member added"."""
+        membership = cls(workspace=workspace, user=user, role=role)
+        membership.create_audited(by=by)
+        return membership
+
+    def create_audited(self, *, by=None) -> None:
+        """Save this new membership, recorded as "Member added"."""
+        with transaction.atomic():
+            self.save(force_insert=True)
+            self._record(AuditAction.MEMBER_ADDED, by, role=Role(self.role).value)
+
+    def _record(self, action: str, by, **detail) -> None:
+        AuditEvent.record(
+            self.workspace, action, by=by, detail={"member": self.user.get_username(), **detail}
+        )
+
     def is_last_owner(self) -> bool:
         if self.role != Role.OWNER:
             return False
         owners = Membership.objects.filter(workspace_id=self.workspace_id, role=Role.OWNER)
         return not owners.exclude(pk=self.pk).exists()
+
+    def removal_blocker(self) -> str | None:
+        """Why this member cannot be removed now, or None (the confirmation dialog shows it)."""
+        return LAST_OWNER_MESSAGE if self.is_last_owner() else None
+
+    def role_change_blocker(self, role: str) -> str | None:
+        """Why this member cannot get `role` now, or None (forms show it before saving)."""
+        return LAST_OWNER_MESSAGE if role != Role.OWNER and self.is_last_owner() else None
+
+    def change_role(self, role: str, *, by=None) -> bool:
+        """Give this member `role`; False if they already had it.
+
+        Raises ValidationError if that would leave the workspace without an owner, or if the
+        member was removed meanwhile. Safe against concurrent changes: see _lock_for_change.
+        """
+        role = Role(role)
+        with transaction.atomic():
+            current, owners = self._lock_for_change()
+            if current.role == role:
+                self.role = role
+                return False
+            if role != Role.OWNER and current.role == Role.OWNER and owners == 1:
+                raise ValidationError(LAST_OWNER_MESSAGE, code="last_owner")
+            previous, current.role = current.role, role
+            current.save(update_fields=["role"])
+            self._record(AuditAction.MEMBER_ROLE_CHANGED, by, to=role.value, **{"from": previous})
+        self.role = role
+        return True
+
+    def remove(self, *, by=None) -> None:
+        """Remove this member; ValidationError if they are the workspace's last owner."""
+        with transaction.atomic():
+            current, owners = self._lock_for_change()
+            if current.role == Role.OWNER and owners == 1:
+                raise ValidationError(LAST_OWNER_MESSAGE, code="last_owner")
+            current.delete()
+            self._record(AuditAction.MEMBER_REMOVED, by, role=current.role)
+
+    def _lock_for_change(self) -> tuple[Membership, int]:
+        """Lock the workspace's owner rows, then this row; this row as stored, and the owners.
+
+        Two owners demoting or removing each other at the same moment both read "two owners"
+        unless the owner rows are locked before the count: the second waits for the first to
+        commit, then counts again and is refused. Every change locks the owner rows first and in
+        one order (by id), so two changes cannot deadlock. On SQLite, which has no row locks,
+        the database lock serialises writers instead.
+        """
+        owners = list(
+            Membership.objects.select_for_update()
+            .filter(workspace_id=self.workspace_id, role=Role.OWNER)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        try:
+            return Membership.objects.select_for_update().get(pk=self.pk), len(owners)
+        except Membership.DoesNotExist:
+            raise ValidationError(
+                f"{self.user.get_username()} is no longer a member of this workspace.",
+                code="gone",
+            ) from None
 
     @property
     def can_manage_tokens(self) -> bool:
@@ -124,6 +221,26 @@ class WorkspaceCatalogItem(models.Model):
             self.slug = slugify(self.name)[:50]
         super().save(*args, **kwargs)
 
+    def save_audited(self, *, by=None) -> None:
+        """Save, recording "<Item> added" or, for a new name or slug, "<Item> renamed"."""
+        with transaction.atomic():
+            before = _stored_names(self)
+            self.save()
+            if before is None:
+                self._record("created", by, _names(self))
+            elif changes := _name_changes(before, self):
+                self._record("renamed", by, changes)
+
+    def delete_audited(self, *, by=None) -> None:
+        """Delete, recording "<Item> deleted" (check deletion_blocker first)."""
+        with transaction.atomic():
+            self._record("deleted", by, _names(self))
+            self.delete()
+
+    def _record(self, change: str, by, detail: dict) -> None:
+        action = AuditAction.catalog(self._meta.model_name, change)
+        AuditEvent.record(self.workspace, action, by=by, detail=detail)
+
     def deletion_blocker(self) -> str | None:
         """Why this item cannot be deleted, or None.
 
@@ -141,6 +258,27 @@ class WorkspaceCatalogItem(models.Model):
             f"{noun.capitalize()} “{self.name}” is used by {in_use} {tokens} ({named}). "
             f"Remove it from {'that token' if in_use == 1 else 'those tokens'} before deleting it."
         )
+
+
+def _names(item: models.Model) -> dict:
+    return {"name": item.name, "slug": item.slug}
+
+
+def _stored_names(item: models.Model) -> dict | None:
+    """The name and slug `item` has in the database; None for a new one."""
+    if item._state.adding:
+        return None
+    return type(item).objects.filter(pk=item.pk).values("name", "slug").first()
+
+
+def _name_changes(before: dict, item: models.Model) -> dict:
+    """What a rename changed, for the audit trail ({} when nothing did)."""
+    changes = {}
+    if before["name"] != item.name:
+        changes["renamed"] = [before["name"], item.name]
+    if before["slug"] != item.slug:
+        changes["slug_changed"] = [before["slug"], item.slug]
+    return {"name": item.name, **changes} if changes else {}
 
 
 def _unique_per_workspace(model_name: str) -> list[models.UniqueConstraint]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -11,7 +12,6 @@ from django.views.decorators.vary import vary_on_headers
 
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.forms import (
-    LAST_OWNER_MESSAGE,
     AddMemberForm,
     AppForm,
     EnvironmentForm,
@@ -117,7 +117,7 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
     form = form_class(
         request.POST if request.method == "POST" else None, instance=item, workspace=workspace
     )
-    if request.method == "POST" and form.is_valid() and (saved := form.save()):
+    if request.method == "POST" and form.is_valid() and (saved := form.save(by=request.user)):
         verb = "saved" if item else "added"
         return modal_success(
             request,
@@ -148,7 +148,7 @@ def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> 
     noun = model._meta.verbose_name
     blocker = item.deletion_blocker()
     if request.method == "POST" and blocker is None:
-        item.delete()
+        item.delete_audited(by=request.user)
         return modal_success(
             request,
             message=f"{noun.capitalize()} “{item.name}” deleted.",
@@ -189,7 +189,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
 def member_add(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AddMemberForm(request.POST if request.method == "POST" else None, workspace=workspace)
-    if request.method == "POST" and form.is_valid() and (membership := form.save()):
+    if request.method == "POST" and form.is_valid() and (membership := form.save(by=request.user)):
         return modal_success(
             request,
             message=f"{membership.user.get_username()} added as {membership.get_role_display()}.",
@@ -220,9 +220,8 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
 def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
-    form = MemberRoleForm(request.POST if request.method == "POST" else None, instance=membership)
-    if request.method == "POST" and form.is_valid():
-        form.save()
+    form = MemberRoleForm(request.POST if request.method == "POST" else None, membership=membership)
+    if request.method == "POST" and form.is_valid() and form.save(by=request.user):
         return modal_success(
             request,
             message=f"{membership.user.get_username()} is now {membership.get_role_display()}.",
@@ -251,17 +250,21 @@ def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
     name = membership.user.get_username()
-    blocker = LAST_OWNER_MESSAGE if membership.is_last_owner() else None
-    if request.method == "POST" and blocker is None:
-        membership.delete()
-        leaving = membership.user_id == request.user.pk
-        return modal_success(
-            request,
-            message=f"{name} removed from {workspace.name}.",
-            event="membersChanged",
-            redirect_to=reverse("home") if leaving else reverse("members", args=[slug]),
-            reload=leaving,
-        )
+    blocker = membership.removal_blocker() if request.method == "GET" else None
+    if request.method == "POST":
+        try:
+            membership.remove(by=request.user)  # checks the last-owner rule under lock
+        except ValidationError as error:
+            blocker = " ".join(error.messages)
+        else:
+            leaving = membership.user_id == request.user.pk
+            return modal_success(
+                request,
+                message=f"{name} removed from {workspace.name}.",
+                event="membersChanged",
+                redirect_to=reverse("home") if leaving else reverse("members", args=[slug]),
+                reload=leaving,
+            )
     return render_modal(
         request,
         "modal_form.html",

@@ -1,0 +1,199 @@
+"""The audit trail: every change in a workspace, who made it and when.
+
+A base app: tokens and workspaces both record here, and it imports neither (its foreign keys name
+their models as strings). An event keeps names, roles and which fields changed; never a value,
+hint or ciphertext.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+KEY_MAX_LENGTH = 128  # a Token Key's longest length (tokens/models.py holds the rule)
+
+# What the "changed" detail of a token edit may name, as the Tokens page labels it.
+FIELD_LABELS = {
+    "key": "Token Key",
+    "value": "Token Value",
+    "description": "Description",
+    "type": "Type",
+    "expiry_date": "Expiry Date",
+    "period_days": "Period",
+    "products": "Products",
+    "apps": "Apps",
+    "environments": "Environments",
+}
+
+
+class AuditAction(models.TextChoices):
+    CREATED = "token.created", "Created"
+    UPDATED = "token.updated", "Edited"
+    REVOKED = "token.revoked", "Revoked"
+    DELETED = "token.deleted", "Deleted"
+    RESOLVED = "tokens.resolved", "Resolved"
+    KEY_ROTATED = "master_key.rotated", "Master key rotated"
+    MEMBER_ADDED = "member.added", "Member added"
+    MEMBER_ROLE_CHANGED = "member.role_changed", "Role changed"
+    MEMBER_REMOVED = "member.removed", "Member removed"
+    PRODUCT_CREATED = "product.created", "Product added"
+    PRODUCT_RENAMED = "product.renamed", "Product renamed"
+    PRODUCT_DELETED = "product.deleted", "Product deleted"
+    APP_CREATED = "app.created", "App added"
+    APP_RENAMED = "app.renamed", "App renamed"
+    APP_DELETED = "app.deleted", "App deleted"
+    ENVIRONMENT_CREATED = "environment.created", "Environment added"
+    ENVIRONMENT_RENAMED = "environment.renamed", "Environment renamed"
+    ENVIRONMENT_DELETED = "environment.deleted", "Environment deleted"
+    WORKSPACE_CREATED = "workspace.created", "Workspace created"
+    WORKSPACE_RENAMED = "workspace.renamed", "Workspace renamed"
+
+    @classmethod
+    def catalog(cls, noun: str, change: str) -> AuditAction:
+        """The action for an environment, product or app (`noun`) `created`/`renamed`/`deleted`."""
+        return cls(f"{noun}.{change}")
+
+
+class AuditKind(models.TextChoices):
+    """The Activity tab's filter: what an event is about, from its action's prefix."""
+
+    TOKENS = "tokens", "Tokens"
+    MEMBERS = "members", "Members"
+    CATALOG = "catalog", "Catalog and settings"
+    KEYS = "keys", "Key rotation"
+
+
+KIND_PREFIXES = {
+    AuditKind.TOKENS: ("token.", "tokens."),
+    AuditKind.MEMBERS: ("member.",),
+    AuditKind.CATALOG: ("product.", "app.", "environment.", "workspace."),
+    AuditKind.KEYS: ("master_key.",),
+}
+ACTIONS_OF_KIND = {
+    kind: [action for action in AuditAction if action.value.startswith(prefixes)]
+    for kind, prefixes in KIND_PREFIXES.items()
+}
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def for_workspace(self, workspace) -> AuditEventQuerySet:
+        return self.filter(workspace=workspace)
+
+    def of_kind(self, kind: str | None) -> AuditEventQuerySet:
+        """Events of one AuditKind; every event for None or ""."""
+        return self.filter(action__in=ACTIONS_OF_KIND[AuditKind(kind)]) if kind else self
+
+    def newest_first(self) -> AuditEventQuerySet:
+        return self.order_by("-created_at", "-id")
+
+
+class AuditEvent(models.Model):
+    """Who did what in which workspace, when. Never a value, hint or ciphertext."""
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="audit_events"
+    )
+    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    token = models.ForeignKey(
+        "tokens.Token",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_events",
+    )
+    token_key = models.CharField(max_length=KEY_MAX_LENGTH, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "tokens_auditevent"  # the table it had when it lived in the tokens app
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at"], name="tokens_audi_workspa_02fb8f_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.subject} by {self.actor_name}".replace("  ", " ")
+
+    @classmethod
+    def record(
+        cls,
+        workspace,
+        action: str,
+        *,
+        by=None,
+        actor_name: str = "",
+        token=None,
+        detail: dict | None = None,
+    ) -> AuditEvent:
+        return cls.objects.create(
+            workspace=workspace,
+            action=action,
+            actor=by if getattr(by, "pk", None) else None,
+            actor_name=actor_name or (by.get_username() if getattr(by, "pk", None) else "system"),
+            token=token
+            if token is not None and token.pk and action != AuditAction.DELETED
+            else None,
+            token_key=token.key if token is not None else "",
+            detail=detail or {},
+        )
+
+    # --- what Activity shows ------------------------------------------------------------------
+
+    @property
+    def kind(self) -> str:
+        for kind, prefixes in KIND_PREFIXES.items():
+            if self.action.startswith(prefixes):
+                return kind
+        return ""
+
+    @property
+    def subject(self) -> str:
+        """What the event is about: a Token Key, a member's username, an item's name."""
+        detail = self.detail or {}
+        return self.token_key or str(detail.get("member") or detail.get("name") or "")
+
+    @property
+    def summary(self) -> str:
+        """A readable line for the detail: names of what changed, roles, counts; never values."""
+        detail = dict(self.detail or {})
+        if self.kind == AuditKind.MEMBERS:
+            return self._member_summary(detail)
+        if self.kind == AuditKind.CATALOG:
+            return self._catalog_summary(detail)
+        parts = []
+        for name, value in detail.items():
+            if name == "changed":
+                labels = (FIELD_LABELS.get(str(v), str(v)) for v in value)
+                parts.append("Changed " + ", ".join(labels))
+                continue
+            if isinstance(value, list | tuple):
+                value = ", ".join(str(item) for item in value)
+            parts.append(f"{str(name).replace('_', ' ').capitalize()}: {value}")
+        return "; ".join(parts)
+
+    @staticmethod
+    def _role(value) -> str:
+        return str(value or "").capitalize()
+
+    def _member_summary(self, detail: dict) -> str:
+        if "from" in detail:
+            return f"{self._role(detail['from'])} → {self._role(detail.get('to'))}"
+        return f"As {self._role(detail['role'])}" if detail.get("role") else ""
+
+    def _catalog_summary(self, detail: dict) -> str:
+        parts = []
+        if renamed := detail.get("renamed"):
+            parts.append(f"Renamed “{renamed[0]}” to “{renamed[1]}”")
+        if slug := detail.get("slug_changed"):
+            parts.append(f"Slug {slug[0]} → {slug[1]}")
+        if not parts and detail.get("slug"):
+            parts.append(f"Slug {detail['slug']}")
+        return "; ".join(parts)
