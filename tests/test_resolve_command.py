@@ -315,7 +315,10 @@ def test_unwritable_output_is_refused_before_anything_is_resolved(token, tmp_pat
     result = run(*CONTEXT, "--output", str(tmp_path), stdin=b"$Secret{DB_PASSWORD}")
     assert (result.code, result.err_lines) == (
         2,
-        [f"CommandError: --output {tmp_path} is a directory."],
+        [
+            f"CommandError: --output {tmp_path} is a directory; "
+            "only a new path or a regular file is written."
+        ],
     )
 
 
