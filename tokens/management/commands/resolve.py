@@ -14,6 +14,7 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
@@ -25,13 +26,16 @@ from tokens.references import (
     ResolveError,
     check_text,
     printable,
-    resolve_text,
+    resolve_pieces,
 )
 from workspaces.models import Workspace
 
 OK, UNRESOLVED, USAGE = 0, 1, 2
 ACTOR_MAX_LENGTH = 150
 STDIN = "<stdin>"
+MAX_BYTES = 64 * 1024 * 1024  # the default --max-bytes
+READ_CHUNK = 1024 * 1024
+PROBLEM_LINES = 1_000  # problem lines printed at most; then one line counts the rest
 # Files that are not ASCII-compatible: their references could not be seen, so refuse them.
 WIDE_BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
@@ -67,7 +71,19 @@ class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 def usage_error(message: str) -> CommandError:
-    return CommandError(message, returncode=USAGE)
+    """Exit 2. The message often quotes what was given: control characters in it are escaped
+    so that an argument or a file name cannot send escape codes to the terminal."""
+    return CommandError(printable(message), returncode=USAGE)
+
+
+def byte_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("it must be at least 1")
+    return count
 
 
 class Command(BaseCommand):
@@ -84,7 +100,7 @@ class Command(BaseCommand):
         def error(message: str):
             if parser.called_from_command_line:
                 parser.print_usage(sys.stderr)
-                parser.exit(USAGE, f"{parser.prog}: error: {message}\n")
+                parser.exit(USAGE, printable(f"{parser.prog}: error: {message}") + "\n")
             raise usage_error(f"Error: {message}")
 
         parser.error = error  # bad arguments exit 2, also through call_command
@@ -103,7 +119,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output",
             metavar="PATH",
-            help="Write here instead of stdout: atomically (temporary file + rename), mode 0600.",
+            help="Write here instead of stdout: atomically (temporary file + rename), mode "
+            "0600. Only a new path or an existing regular file.",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=byte_count,
+            default=MAX_BYTES,
+            metavar="N",
+            help=f"Refuse a template larger than N bytes (default {MAX_BYTES} = 64 MiB).",
         )
         parser.add_argument(
             "--check",
@@ -127,35 +151,47 @@ class Command(BaseCommand):
             self.run(options)
         except DatabaseError as error:
             raise CommandError(
-                f"Database error: {error}. Nothing was written.", returncode=UNRESOLVED
+                printable(f"Database error: {error}. Nothing was written."), returncode=UNRESOLVED
             ) from None
 
     def run(self, options: dict) -> None:
         check = options["check"] or options["format"] == "json"
         if check and options["output"] is not None:
             raise usage_error("--output cannot be used with --check (a check writes no values).")
+        if options["output"] is not None and not options["output"].strip():
+            raise usage_error("--output must name a file (it is empty).")
         actor = self.actor(options["actor"])
         context = self.context(options)
-        source, data = self.read(options["file"], options.get("stdin"))
-        text = data.decode("utf-8", "surrogateescape")  # every byte survives the round trip
+        # The file's bytes, never decoded whole: every byte survives, and a large template costs
+        # about its own size in memory, not several times it.
+        source, data = self.read(options["file"], options.get("stdin"), options["max_bytes"])
         if check:
-            self.report(check_text(text, context, source=source), context, options["format"])
+            self.report(check_text(data, context, source=source), context, options["format"])
             return
         output = AtomicFile(options["output"]) if options["output"] is not None else None
         try:
-            resolved = resolve_text(text, context, source=source, actor=actor)
-            result = resolved.encode("utf-8", "surrogateescape")
+            pieces = resolve_pieces(data, context, source=source, actor=actor)
             if output is not None:
-                output.commit(result)
+                for piece in pieces:
+                    output.write(piece)
+                output.commit()
         except ResolveError as error:
-            for problem in error.problems:
-                self.stderr.write(printable(str(problem)), style_func=str)
+            self.print_problems(error.problems)
             raise CommandError(str(error.args[0]), returncode=UNRESOLVED) from None
         finally:
             if output is not None:
                 output.discard()
         if output is None:
-            self.write_stdout(result)
+            self.write_stdout(pieces)
+
+    def print_problems(self, problems: list) -> None:
+        for problem in problems[:PROBLEM_LINES]:
+            self.stderr.write(printable(str(problem)), style_func=str)
+        if (rest := len(problems) - PROBLEM_LINES) > 0:
+            self.stderr.write(
+                f"... and {rest:,} more problem{'s' if rest != 1 else ''} not shown.",
+                style_func=str,
+            )
 
     # --- arguments ------------------------------------------------------------------------
 
@@ -197,7 +233,7 @@ class Command(BaseCommand):
             f"(its {kind}s: {known})."
         )
 
-    def read(self, file: str | None, stdin) -> tuple[str, bytes]:
+    def read(self, file: str | None, stdin, limit: int) -> tuple[str, bytearray]:
         if file is None or file == "-":
             source = STDIN
             stdin = stdin or sys.stdin.buffer
@@ -205,11 +241,12 @@ class Command(BaseCommand):
                 raise usage_error(
                     "No template given: name a FILE or pipe one in (FILE - reads the terminal)."
                 )
-            data = stdin.read()
+            data = read_at_most(stdin, limit, source)
         else:
             source = file
             try:
-                data = Path(file).read_bytes()
+                with open(file, "rb") as stream:
+                    data = read_at_most(stream, limit, source)
             except OSError as error:
                 raise usage_error(f"Cannot read {file}: {error.strerror}.") from None
         for bom, encoding in WIDE_BOMS.items():
@@ -222,12 +259,13 @@ class Command(BaseCommand):
 
     # --- output ---------------------------------------------------------------------------
 
-    def write_stdout(self, data: bytes) -> None:
+    def write_stdout(self, pieces: Iterable[bytes]) -> None:
         stream = self.stdout._out
         binary = getattr(stream, "buffer", stream)
         try:
             stream.flush()
-            binary.write(data)
+            for piece in pieces:
+                binary.write(piece)
             binary.flush()
         except BrokenPipeError:
             raise CommandError(
@@ -261,6 +299,21 @@ class Command(BaseCommand):
             self.stdout.write(summary(report, failed), style_func=str)
         if failed:
             raise CommandError(summary(report, failed), returncode=UNRESOLVED)
+
+
+def read_at_most(stream, limit: int, source: str) -> bytearray:
+    """The stream's bytes, read in chunks; a usage error past `limit` bytes, found by reading
+    at most one byte more (an endless /dev/zero stops there)."""
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            return data
+        data += chunk
+    raise usage_error(
+        f"{source} is larger than --max-bytes {limit:,} bytes; nothing was read further or "
+        "written (raise --max-bytes for a larger template)."
+    )
 
 
 def summary(report: CheckReport, failed: list) -> str:
@@ -306,7 +359,7 @@ class AtomicFile:
         if not path.strip():
             raise usage_error("--output must name a file (it is empty).")
         self.path = Path(path)
-        self.original = self._inspect()
+        self._inspect()
         parent = self.path.parent
         try:
             parent_is_dir = stat.S_ISDIR(os.stat(parent).st_mode)
