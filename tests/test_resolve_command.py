@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import getpass
 import io
@@ -640,3 +641,47 @@ def test_control_characters_in_arguments_are_escaped_in_messages(workspace, args
     assert result.code == 2
     assert "\x1b" not in result.err and "\x07" not in result.err
     assert "\\x1b[2J" in result.err
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def large_template(workspace, references: int = 40_000) -> bytes:
+    for n in range(10):
+        TokenFactory(workspace=workspace, key=f"SERVICE_{n}_KEY", value=f"value-{n}-" * 4)
+    return b"".join(
+        f"setting_{n:06d}: $Secret{{SERVICE_{n % 10}_KEY}} # caf\u00e9 \xff\n".encode(
+            "utf-8", "surrogateescape"
+        )
+        for n in range(references)
+    )
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_a_large_template_costs_less_than_twice_its_size_in_memory(workspace, check):
+    """Python's allocations while resolving (or checking) a 2 MB template: less than twice the
+    template (it used to be 8.6 times, and 15 times for --check). Reads and segments are made
+    smaller than their 1 MiB, in proportion to this template's size."""
+    import tracemalloc
+
+    from tokens import references
+    from tokens.management.commands import resolve
+
+    data = large_template(workspace)
+    args = ["--check"] if check else []
+    with open(os.devnull, "w") as sink, contextlib.ExitStack() as stack:
+        # Once on a small file first: what is imported and cached is not the template's cost.
+        call_command("resolve", *CONTEXT, *args, stdin=io.BytesIO(data[:999]), stdout=sink)
+        tracemalloc.start()
+        try:
+            stack.enter_context(mock.patch.object(references, "SEGMENT_SIZE", 32 * 1024))
+            stack.enter_context(mock.patch.object(resolve, "READ_CHUNK", 32 * 1024))
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            call_command(
+                "resolve", *CONTEXT, *args, stdin=io.BytesIO(data), stdout=sink, stderr=sink
+            )
+            peak = tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+    assert peak < 2 * len(data), f"{peak / len(data):.1f}x the input"
