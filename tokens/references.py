@@ -264,9 +264,9 @@ class Template:
         self._kept: list[list] | None = [] if keep else None
         distinct: set = set()
         count = 0
-        for parts in self._parse(check=True):
+        for parts, keys in self._parse(check=True):
             count += len(parts) // 2
-            distinct.update(parts[1::2])
+            distinct |= keys
             if keep:
                 self._kept.append(parts)
         self._count = count
@@ -274,6 +274,9 @@ class Template:
 
     def _segments(self):
         text, size = self.text, len(self.text)
+        if self._kept is not None:  # the parts are kept whole anyway: one segment is fastest
+            yield text
+            return
         start = 0
         while True:
             end = text.find(self._syntax.newline, start + SEGMENT_SIZE) + 1
@@ -291,13 +294,13 @@ class Template:
         syntax = self._syntax
         for segment in self._segments():
             parts = _split_well_formed(segment, syntax)
-            if check and (
-                parts is None or any(len(key) > KEY_MAX_LENGTH for key in set(parts[1::2]))
-            ):
+            keys = set(parts[1::2]) if check and parts is not None else None
+            if check and (parts is None or any(len(key) > KEY_MAX_LENGTH for key in keys)):
                 # Some `$Secret{` is malformed: take the careful path.
                 parts, malformed = _parse_slowly(segment, syntax)
                 self.malformed_count += malformed
-            yield parts
+                keys = set(parts[1::2])
+            yield parts, keys
 
     @property
     def reference_count(self) -> int:
@@ -354,7 +357,7 @@ class Template:
             }
         empty = self._syntax.empty
         if self._kept is None:
-            segments = self._parse(check=False)
+            segments = (parts for parts, _ in self._parse(check=False))
         else:
             segments = self._kept if reuse else (parts.copy() for parts in self._kept)
         for parts in segments:
