@@ -57,8 +57,12 @@ writes one audit event (keys and context, never values) before any output.
 exit status:
   0  resolved (with --check: every reference would resolve)
   1  a reference cannot be resolved, or the resolve failed (nothing was written)
-  2  bad arguments, unreadable input or unwritable --output, or an unknown workspace,
-     environment, product or app
+  2  bad arguments, unreadable input or input over --max-bytes, an empty or unwritable
+     --output or one that is not a regular file (a link, device, FIFO, socket, directory),
+     or an unknown workspace, environment, product or app
+
+At most 1,000 problem lines are printed, then a count of the rest. Control characters in
+anything echoed (references, file names, arguments) are shown escaped, e.g. \\x1b.
 
 example:
   cat app.yaml.tmpl | python manage.py resolve --workspace acme --environment production \\
