@@ -32,6 +32,11 @@ reference fails are those tokens loaded with their products, apps and environmen
 `Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
 or malformed references is split and joined by the regex engine in C, without a Python call per
 reference.
+
+Memory: `resolve_pieces` (used by `manage.py resolve`) takes a file's bytes as they are, parses
+them a segment of about 1 MiB at a time, checks and audits everything first and then yields the
+output segment by segment, so a large template costs about its own size, not several copies.
+The grammar's patterns are compiled once for `str` and once for bytes, from `KEY_PATTERN`.
 """
 
 from __future__ import annotations
