@@ -513,3 +513,13 @@ def test_many_distinct_keys_load_the_workspace_tokens_instead_of_a_long_key_list
     with pytest.raises(ResolveError) as raised:
         resolve_text("$Secret{A}$Secret{C}$Secret{D}", UseContext(production))
     assert [p.reason for p in raised.value.problems] == ["token revoked", "unknown token"]
+
+
+def test_an_error_keeps_the_first_1000_problems_and_counts_them_all():
+    with pytest.raises(ResolveError) as raised:
+        substitute("$Secret{}\n" * 1_500 + "$Secret{X}", {})
+    error = raised.value
+    assert error.problem_count == 1_501
+    assert len(error.problems) == 1_000
+    assert (error.problems[-1].line, error.problems[-1].reason) == (1_000, "malformed reference")
+    assert str(error.args[0]) == "1501 references cannot be resolved; nothing was output."

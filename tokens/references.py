@@ -46,6 +46,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -61,6 +62,9 @@ ESCAPED_OPENER = "$$Secret{"
 MALFORMED = "malformed reference"
 UNKNOWN = "unknown token"
 SNIPPET_MAX_KEY = 40  # characters of a malformed reference's text shown after `$Secret{`
+# A ResolveError keeps this many problems (and counts the others): a template of a million bad
+# references must not cost a million objects.
+PROBLEMS_KEPT = 1_000
 # Above this many distinct keys, load the workspace's tokens instead of a long `key IN (...)`.
 KEY_LOOKUP_LIMIT = 900
 
@@ -137,12 +141,16 @@ class Problem:
 class ResolveError(Exception):
     """A resolve that did not complete; nothing may be output.
 
-    `problems` lists every reference problem, in text order; it is empty when the failure is not
-    about a reference (a value that cannot be decrypted, an audit event that cannot be written).
+    `problems` lists the reference problems in text order, the first PROBLEMS_KEPT of them
+    (`problem_count` counts them all); it is empty when the failure is not about a reference (a
+    value that cannot be decrypted, an audit event that cannot be written).
     """
 
-    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+    def __init__(
+        self, message: str, problems: Iterable[Problem] = (), *, count: int | None = None
+    ) -> None:
         self.problems = list(problems)
+        self.problem_count = len(self.problems) if count is None else count
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -383,18 +391,15 @@ class Template:
 
 def problems_in(
     template: Template, reasons: Mapping[str, str | None], *, source: str
-) -> list[Problem]:
-    """Every occurrence that cannot be resolved: malformed, or whose key has a reason."""
+) -> Iterator[Problem]:
+    """Every occurrence that cannot be resolved (malformed, or whose key has a reason), one at
+    a time, in text order."""
     if not template.malformed_count and not any(reasons.values()):
-        return []
-    problems = []
+        return
     for ref in template.references():
         reason = MALFORMED if ref.key is None else reasons.get(ref.key, UNKNOWN)
         if reason:
-            problems.append(
-                Problem(source, ref.line, ref.column, ref.text, key=ref.key, reason=reason)
-            )
-    return problems
+            yield Problem(source, ref.line, ref.column, ref.text, key=ref.key, reason=reason)
 
 
 def substitute(text: str, values: Mapping[str, str], *, source: str = "<string>") -> str:
@@ -402,15 +407,21 @@ def substitute(text: str, values: Mapping[str, str], *, source: str = "<string>"
     unknown token. Raises ResolveError listing every problem."""
     template = Template(text)
     reasons = {key: None if key in values else UNKNOWN for key in template.distinct_keys()}
-    if problems := problems_in(template, reasons, source=source):
-        raise _unresolvable(problems)
+    if error := _unresolvable(problems_in(template, reasons, source=source)):
+        raise error
     return template.render(values)
 
 
-def _unresolvable(problems: list[Problem]) -> ResolveError:
-    count = len(problems)
+def _unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
+    """The error for these problems (the first PROBLEMS_KEPT kept, all counted), or None when
+    there are none."""
+    kept = list(islice(problems, PROBLEMS_KEPT))
+    count = len(kept) + sum(1 for _ in problems)
+    if not count:
+        return None
     noun = "reference" if count == 1 else "references"
-    return ResolveError(f"{count} {noun} cannot be resolved; nothing was output.", problems)
+    message = f"{count} {noun} cannot be resolved; nothing was output."
+    return ResolveError(message, kept, count=count)
 
 
 # --- against the database ----------------------------------------------------------------------
@@ -567,8 +578,8 @@ def _values_marked_used(
 ) -> dict[str, str]:
     """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
     lookup = _look_up(template, context, at, lock=True)
-    if problems := problems_in(template, lookup.reasons, source=source):
-        raise _unresolvable(problems)
+    if error := _unresolvable(problems_in(template, lookup.reasons, source=source)):
+        raise error
     if not lookup.usable:
         return {}
     tokens = list(lookup.usable.values())

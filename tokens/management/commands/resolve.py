@@ -180,7 +180,7 @@ class Command(BaseCommand):
                     output.write(piece)
                 output.commit()
         except ResolveError as error:
-            self.print_problems(error.problems)
+            self.print_problems(error.problems, error.problem_count)
             raise CommandError(str(error.args[0]), returncode=UNRESOLVED) from None
         finally:
             if output is not None:
@@ -188,10 +188,11 @@ class Command(BaseCommand):
         if output is None:
             self.write_stdout(pieces)
 
-    def print_problems(self, problems: list) -> None:
-        for problem in problems[:PROBLEM_LINES]:
+    def print_problems(self, problems: list, count: int) -> None:
+        shown = problems[:PROBLEM_LINES]
+        for problem in shown:
             self.stderr.write(printable(str(problem)), style_func=str)
-        if (rest := len(problems) - PROBLEM_LINES) > 0:
+        if (rest := count - len(shown)) > 0:
             self.stderr.write(
                 f"... and {rest:,} more problem{'s' if rest != 1 else ''} not shown.",
                 style_func=str,
