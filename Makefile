@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 DEMO_PASSWORD ?= coffer-demo
 PORT ?= 8000
 export UV_PYTHON_DOWNLOADS := never
+# Compile bytecode at install: with PYTHONDONTWRITEBYTECODE=1 (set on our machines) and uv's
+# default of not compiling, every manage.py call would compile ~470 modules (~1.4 s).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: setup run browser sqlite3-tool test test-fast lint format bench clean
 
@@ -17,6 +20,7 @@ $(UV):
 
 setup: $(UV)
 	$(UV) sync --frozen --python "$(PYTHON)" --quiet
+	$(PY) -m compileall -q config tokens workspaces
 
 run: setup
 	COFFER_DEBUG=1 $(PY) manage.py migrate --no-input

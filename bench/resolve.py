@@ -7,8 +7,12 @@
    INSERT, substitution) next to the floor: a plain `re.sub` with a dict of the plaintext values
    over the same text. Both are timed in the same run, alternately; the best of N wall-clock
    and CPU times are reported (CPU time is steadier on a shared machine).
-2. End to end: `manage.py resolve` on a 100-reference file, next to `manage.py check` (Django's
-   start-up floor); the median wall time of N runs of each.
+2. Start-up: `manage.py resolve` on a 100-reference file end to end, next to its floor, a bare
+   `python -c "import django; django.setup()"` with the project's settings (and `manage.py
+   check` for reference); the median wall and CPU times of N runs of each.
+3. Memory: the peak RSS of a `manage.py resolve` subprocess on a ~50 MB template (1,000,000
+   references), and of its `--check`, above the baseline (the same command on the 100-reference
+   file), as a ratio to the input size.
 
 Everything happens in a throwaway data directory with its own SQLite database and master key.
 """
@@ -35,6 +39,7 @@ TOKENS = 1_000
 REFERENCES = 100_000
 TEXT_BYTES = 5_000_000
 SMALL_REFERENCES = 100
+LARGE_FACTOR = 10  # the memory benchmark's template: 10 times the in-process text, 50 MB
 
 
 def configure(data_dir: Path) -> None:
@@ -55,15 +60,15 @@ def configure(data_dir: Path) -> None:
     django.setup()
 
 
-def big_text() -> str:
-    """100,000 lines of 50 bytes, each with one reference: 5,000,000 bytes."""
+def big_text(factor: int = 1) -> str:
+    """100,000 lines of 50 bytes (times `factor`), each with one reference: 5,000,000 bytes."""
     width = TEXT_BYTES // REFERENCES - 1
     lines = []
-    for n in range(REFERENCES):
+    for n in range(REFERENCES * factor):
         line = f"setting_{n:06d}: $Secret{{SERVICE_{n % TOKENS:04d}_KEY}} # "
         lines.append(line.ljust(width, "x")[:width] + "\n")
     text = "".join(lines)
-    assert len(text.encode()) == TEXT_BYTES
+    assert len(text.encode()) == TEXT_BYTES * factor
     return text
 
 
@@ -85,6 +90,22 @@ def wall(command: list[str], runs: int) -> tuple[float, float]:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return statistics.median(walls), statistics.median(cpus)
+
+
+# Run from a small probe process: a child forked from this (large) benchmark process would count
+# this process's pages in its peak until its exec.
+RSS_PROBE = (
+    "import resource, subprocess, sys; "
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def peak_rss(command: list[str]) -> int:
+    """The peak resident set size, in bytes, of running `command` (its output discarded)."""
+    probe = [sys.executable, "-c", RSS_PROBE, *command]
+    result = subprocess.run(probe, cwd=ROOT, check=True, capture_output=True, text=True)
+    return int(result.stdout) * 1024  # kilobytes on Linux
 
 
 def main() -> None:
@@ -150,9 +171,26 @@ def run_benchmark(data_dir: Path, runs: int) -> None:
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     context = ["--workspace", "bench", "--environment", "production"]
+    setup_floor = [sys.executable, "-c", "import django; django.setup()"]
+    setup_s = wall(setup_floor, runs)
     check_s = wall([*manage, "check"], runs)
     resolve_cli_s = wall([*manage, "resolve", str(small), *context], runs)
     report_cli_s = wall([*manage, "resolve", str(small), *context, "--check"], runs)
+
+    large = data_dir / "large.yaml.tmpl"
+    large.write_text(big_text(LARGE_FACTOR))
+    large_bytes = large.stat().st_size
+    memory_runs = max(3, runs // 5)
+    rss = {
+        name: min(peak_rss(command) for _ in range(memory_runs))
+        for name, command in (
+            ("python", [sys.executable, "-c", "pass"]),
+            ("setup", setup_floor),
+            ("baseline", [*manage, "resolve", str(small), *context]),
+            ("resolve", [*manage, "resolve", str(large), *context]),
+            ("check", [*manage, "resolve", str(large), *context, "--check"]),
+        )
+    }
 
     floor_wall, floor_cpu = best["floor"]
 
@@ -177,13 +215,31 @@ def run_benchmark(data_dir: Path, runs: int) -> None:
     print(row("floor: re.sub with a dict of plaintext values", "floor"))
     print(row("resolve_text: query, decrypt, audit, substitute", "resolve"))
     print(row("  of which parse + substitute alone", "render"))
-    print(f"  end to end, a {SMALL_REFERENCES}-reference file; median of {runs} runs")
+    print(f"  start-up, a {SMALL_REFERENCES}-reference file end to end; median of {runs} runs")
     for label, (wall_s, cpu_s) in (
-        ("manage.py check", check_s),
+        ('floor: python -c "import django; django.setup()"', setup_s),
         ("manage.py resolve", resolve_cli_s),
         ("manage.py resolve --check", report_cli_s),
+        ("manage.py check", check_s),
     ):
-        print(f"    {label:<48} {wall_s * 1000:7.0f} ms {cpu_s * 1000:7.0f} ms")
+        print(
+            f"    {label:<48} {wall_s * 1000:7.0f} ms {cpu_s * 1000:7.0f} ms"
+            f"   {wall_s / setup_s[0]:4.2f}x {cpu_s / setup_s[1]:4.2f}x"
+        )
+    mb = 1024 * 1024
+    print(
+        f"  memory: peak RSS, least of {memory_runs} runs; a {large_bytes / mb:.1f} MiB template "
+        f"with {REFERENCES * LARGE_FACTOR:,} references"
+    )
+    print(f"    {'python -c pass':<48} {rss['python'] / mb:7.1f} MiB")
+    print(f"    {'django.setup()':<48} {rss['setup'] / mb:7.1f} MiB")
+    print(f"    {'baseline: manage.py resolve, small file':<48} {rss['baseline'] / mb:7.1f} MiB")
+    for label, name in (("manage.py resolve", "resolve"), ("manage.py resolve --check", "check")):
+        above = rss[name] - rss["baseline"]
+        print(
+            f"    {label:<48} {rss[name] / mb:7.1f} MiB   {above / mb:6.1f} MiB above the "
+            f"baseline = {above / large_bytes:4.2f}x the input"
+        )
 
 
 if __name__ == "__main__":

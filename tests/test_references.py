@@ -10,15 +10,19 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
-from tokens import crypto
+from tokens import crypto, references
 from tokens.models import AuditAction, AuditEvent, Token, UseContext
 from tokens.references import (
+    _BINARY,
+    _TEXT,
     ResolveError,
     Template,
+    _parse_slowly,
+    _split_well_formed,
     check_text,
     resolve_text,
     substitute,
@@ -109,13 +113,30 @@ def test_each_reference_is_replaced_by_its_value_verbatim_in_one_pass(pieces, ta
 
 @given(any_text)
 def test_slow_and_fast_parsers_agree(text):
-    fast = Template(text)
-    slow = Template("")
-    slow.text = text
-    slow_parts = slow._parse_slowly(text)
-    if fast.malformed_count == 0 and slow.malformed_count == 0:
-        assert fast._parts == slow_parts
-    assert fast.malformed_count == slow.malformed_count
+    for syntax, data in ((_TEXT, text), (_BINARY, text.encode("utf-8", "surrogatepass"))):
+        fast = _split_well_formed(data, syntax)
+        slow, malformed = _parse_slowly(data, syntax)
+        if fast is not None and malformed == 0:
+            assert fast == slow
+        assert Template(data).malformed_count == malformed
+
+
+@given(any_text, st.dictionaries(keys, values_text))
+def test_bytes_parsed_in_small_segments_match_the_text_parsed_whole(text, values):
+    """A file's bytes, parsed a few characters at a time, give the same references (lines and
+    columns in characters) and the same output as the decoded text parsed whole."""
+    assume(not any("\ud800" <= character <= "\udfff" for character in text))
+    whole = Template(text)
+    with mock.patch.object(references, "SEGMENT_SIZE", 3):
+        segmented = Template(bytearray(text.encode()), keep=False)
+        assert [(r.key, r.line, r.column) for r in segmented.references()] == [
+            (r.key, r.line, r.column) for r in whole.references()
+        ]
+        assert segmented.malformed_count == whole.malformed_count
+        assert segmented.distinct_keys() == whole.distinct_keys()
+        if not whole.malformed_count:
+            values = {key: values.get(key, f"<{key}>") for key in whole.distinct_keys()}
+            assert b"".join(segmented.pieces(values)) == whole.render(values).encode()
 
 
 def test_value_that_looks_like_a_reference_stays_literal():
@@ -492,3 +513,13 @@ def test_many_distinct_keys_load_the_workspace_tokens_instead_of_a_long_key_list
     with pytest.raises(ResolveError) as raised:
         resolve_text("$Secret{A}$Secret{C}$Secret{D}", UseContext(production))
     assert [p.reason for p in raised.value.problems] == ["token revoked", "unknown token"]
+
+
+def test_an_error_keeps_the_first_1000_problems_and_counts_them_all():
+    with pytest.raises(ResolveError) as raised:
+        substitute("$Secret{}\n" * 1_500 + "$Secret{X}", {})
+    error = raised.value
+    assert error.problem_count == 1_501
+    assert len(error.problems) == 1_000
+    assert (error.problems[-1].line, error.problems[-1].reason) == (1_000, "malformed reference")
+    assert str(error.args[0]) == "1501 references cannot be resolved; nothing was output."

@@ -32,16 +32,21 @@ reference fails are those tokens loaded with their products, apps and environmen
 `Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
 or malformed references is split and joined by the regex engine in C, without a Python call per
 reference.
+
+Memory: `resolve_pieces` (used by `manage.py resolve`) takes a file's bytes as they are, parses
+them a segment of about 1 MiB at a time, checks and audits everything first and then yields the
+output segment by segment, so a large template costs about its own size, not several copies.
+The grammar's patterns are compiled once for `str` and once for bytes, from `KEY_PATTERN`.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -49,7 +54,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from tokens.crypto import CryptoError, MasterKeyError
-from tokens.models import KEY_MAX_LENGTH, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import KEY_MAX_LENGTH, KEY_PATTERN, AuditAction, AuditEvent, Token, UseContext
 from workspaces.models import Workspace
 
 OPENER = "$Secret{"
@@ -57,17 +62,55 @@ ESCAPED_OPENER = "$$Secret{"
 MALFORMED = "malformed reference"
 UNKNOWN = "unknown token"
 SNIPPET_MAX_KEY = 40  # characters of a malformed reference's text shown after `$Secret{`
+# A ResolveError keeps this many problems (and counts the others): a template of a million bad
+# references must not cost a million objects.
+PROBLEMS_KEPT = 1_000
 # Above this many distinct keys, load the workspace's tokens instead of a long `key IN (...)`.
 KEY_LOOKUP_LIMIT = 900
 
-_KEY = rf"[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}"
+# A key as the model defines it. The group is atomic so that a key never backtracks; its length
+# is checked after (an unbounded key is faster to match, and over-long keys are rare).
+_KEY = rf"(?>{KEY_PATTERN})"
 # The common case: only well-formed references. `split` keeps the keys (one group). The pattern
-# starts with its literal, which the regex engine searches fast; an unbounded key is faster to
-# match, and the length is checked on the distinct keys after.
-_VALID_RE = re.compile(r"\$Secret\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# starts with its literal, which the regex engine searches fast.
+_VALID = rf"\$Secret\{{({_KEY})\}}"
 # Everything: group 1 is "$" for an escape; group 2 is the key of a well-formed reference.
-_ANY_RE = re.compile(rf"\$(\$?)Secret\{{(?:({_KEY})\}})?")
-_SNIPPET_END_RE = re.compile(r"[}\r\n]")
+_ANY = rf"\$(\$?)Secret\{{(?:({_KEY})\}})?"
+_SNIPPET_END = r"[}\r\n]"
+# Parsing goes a segment at a time (about this many characters, cut after a newline: no
+# reference or escape spans a line), so a large text is never copied whole into pieces.
+SEGMENT_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    """The grammar's literals and patterns for one kind of text: `str`, or bytes-like (the
+    UTF-8 or other ASCII-compatible bytes of a file, never decoded whole)."""
+
+    opener: str | bytes
+    escaped_opener: str | bytes
+    newline: str | bytes
+    empty: str | bytes
+    close: str | bytes
+    valid_re: re.Pattern
+    any_re: re.Pattern
+    snippet_end_re: re.Pattern
+
+    @classmethod
+    def of(cls, kind: type) -> _Syntax:
+        literal = (lambda text: text) if kind is str else str.encode
+        return cls(
+            *map(literal, (OPENER, ESCAPED_OPENER, "\n", "", "}")),
+            *(re.compile(literal(pattern)) for pattern in (_VALID, _ANY, _SNIPPET_END)),
+        )
+
+
+_TEXT = _Syntax.of(str)
+_BINARY = _Syntax.of(bytes)
+
+
+def _decoded(text) -> str:
+    return text if isinstance(text, str) else bytes(text).decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -98,12 +141,16 @@ class Problem:
 class ResolveError(Exception):
     """A resolve that did not complete; nothing may be output.
 
-    `problems` lists every reference problem, in text order; it is empty when the failure is not
-    about a reference (a value that cannot be decrypted, an audit event that cannot be written).
+    `problems` lists the reference problems in text order, the first PROBLEMS_KEPT of them
+    (`problem_count` counts them all); it is empty when the failure is not about a reference (a
+    value that cannot be decrypted, an audit event that cannot be written).
     """
 
-    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
+    def __init__(
+        self, message: str, problems: Iterable[Problem] = (), *, count: int | None = None
+    ) -> None:
         self.problems = list(problems)
+        self.problem_count = len(self.problems) if count is None else count
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -148,152 +195,211 @@ class CheckReport:
         return not self.problems
 
 
-def _snippet(text: str, start: int) -> str:
+def _snippet(text, start: int, syntax: _Syntax) -> str:
     """The raw text of a malformed reference: to its `}` or the end of its line, shortened."""
-    body_start = start + len(OPENER)
-    end = _SNIPPET_END_RE.search(text, body_start, body_start + SNIPPET_MAX_KEY + 1)
+    body_start = start + len(syntax.opener)
+    end = syntax.snippet_end_re.search(text, body_start, body_start + SNIPPET_MAX_KEY + 1)
     if end is not None:
-        stop = end.end() if end.group() == "}" else end.start()
-        return text[start:stop]
-    snippet = text[start : body_start + SNIPPET_MAX_KEY]
+        stop = end.end() if end.group() == syntax.close else end.start()
+        return _decoded(text[start:stop])
+    snippet = _decoded(text[start : body_start + SNIPPET_MAX_KEY])
     return snippet + "..." if len(text) > body_start + SNIPPET_MAX_KEY else snippet
 
 
-def _split_well_formed(text: str) -> list[str] | None:
+def _split_well_formed(text, syntax: _Syntax) -> list | None:
     """[text, key, text, ..., key, text] with escapes turned into literal `$Secret{`, or None
     when some `$Secret{` has no well-formed key (keys' lengths are the caller's to check). The
     regex engine does the splitting, in C."""
-    if ESCAPED_OPENER not in text:
-        return _split_unescaped(text)
+    if syntax.escaped_opener not in text:
+        return _split_unescaped(text, syntax)
     # An escape never overlaps a reference, so the pieces between escapes parse on their own.
-    parts: list[str] = []
-    for segment in text.split(ESCAPED_OPENER):
-        pieces = _split_unescaped(segment)
+    parts: list = []
+    for segment in text.split(syntax.escaped_opener):
+        pieces = _split_unescaped(segment, syntax)
         if pieces is None:
             return None
         if parts:
-            parts[-1] = parts[-1] + OPENER + pieces[0]
+            parts[-1] = parts[-1] + syntax.opener + pieces[0]
             parts.extend(pieces[1:])
         else:
             parts = pieces
     return parts
 
 
-def _split_unescaped(text: str) -> list[str] | None:
-    openers = text.count(OPENER)
+def _split_unescaped(text, syntax: _Syntax) -> list | None:
+    openers = text.count(syntax.opener)
     if not openers:
         return [text]
-    parts = _VALID_RE.split(text)
+    parts = syntax.valid_re.split(text)
     return parts if len(parts) // 2 == openers else None
+
+
+def _parse_slowly(text, syntax: _Syntax) -> tuple[list, int]:
+    """Match by match: the parts (malformed references, never rendered, kept as literal text)
+    and how many references were malformed."""
+    parts: list = []
+    literal: list = []
+    position = malformed = 0
+    for match in syntax.any_re.finditer(text):
+        escape, key = match.groups()
+        if escape:
+            literal.append(text[position : match.start()])
+            literal.append(match.group()[1:])
+        elif key is None or len(key) > KEY_MAX_LENGTH:
+            malformed += 1
+            literal.append(text[position : match.end()])  # never rendered
+        else:
+            literal.append(text[position : match.start()])
+            parts.append(syntax.empty.join(literal))
+            parts.append(key)
+            literal = []
+        position = match.end()
+    literal.append(text[position:])
+    parts.append(syntax.empty.join(literal))
+    return parts, malformed
 
 
 class Template:
     """A text parsed into literal pieces and references; `render(values)` fills them in.
 
-    `_parts` alternates literal text and keys: [text, key, text, key, ..., text], with escapes
-    already turned into literal `$Secret{`. Positions (lines, columns) are only worked out when
-    asked for, since a successful resolve never needs them.
+    The text is a `str`, or bytes-like (a file's bytes, which are then never decoded whole and
+    render to bytes). It is parsed a segment at a time; each segment's parts alternate literal
+    text and keys, [text, key, text, key, ..., text], with escapes already turned into literal
+    `$Secret{`. `keep=False` keeps no parts (each segment is parsed again when rendered), so a
+    large text costs no second copy: see `pieces`. Positions (lines, columns) are only worked
+    out when asked for, since a successful resolve never needs them.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text, *, keep: bool = True) -> None:
         self.text = text
+        self._syntax = _TEXT if isinstance(text, str) else _BINARY
         self.malformed_count = 0
-        parts = _split_well_formed(text)
-        distinct = set(parts[1::2]) if parts is not None else set()
-        if parts is None or any(len(key) > KEY_MAX_LENGTH for key in distinct):
-            # Some `$Secret{` is malformed: take the careful path.
-            parts = self._parse_slowly(text)
-            distinct = set(parts[1::2])
-        self._parts = parts
-        self._distinct = distinct
+        self._kept: list[list] | None = [] if keep else None
+        distinct: set = set()
+        count = 0
+        for parts, keys in self._parse(check=True):
+            count += len(parts) // 2
+            distinct |= keys
+            if keep:
+                self._kept.append(parts)
+        self._count = count
+        self._distinct = {_decoded(key) for key in distinct}
 
-    def _parse_slowly(self, text: str) -> list[str]:
-        """Match by match, counting malformed references (which are never rendered)."""
-        parts: list[str] = []
-        literal: list[str] = []
-        position = 0
-        for match in _ANY_RE.finditer(text):
-            escape, key = match.groups()
-            if escape:
-                literal.append(text[position : match.start()])
-                literal.append(match.group()[1:])
-            elif key is None:
-                self.malformed_count += 1
-                literal.append(text[position : match.end()])  # never rendered
-            else:
-                literal.append(text[position : match.start()])
-                parts.append("".join(literal))
-                parts.append(key)
-                literal = []
-            position = match.end()
-        literal.append(text[position:])
-        parts.append("".join(literal))
-        return parts
+    def _segments(self):
+        text, size = self.text, len(self.text)
+        if self._kept is not None:  # the parts are kept whole anyway: one segment is fastest
+            yield text
+            return
+        start = 0
+        while True:
+            end = text.find(self._syntax.newline, start + SEGMENT_SIZE) + 1
+            if end <= 0 or start + SEGMENT_SIZE >= size:
+                end = size
+            if isinstance(text, str | bytes):
+                yield text[start:end]
+            else:  # one copy of the segment, not of the text
+                yield bytes(memoryview(text)[start:end])
+            if end >= size:
+                return
+            start = end
 
-    @property
-    def keys(self) -> list[str]:
-        """The keys of the well-formed references, in order, repeated as often as they occur."""
-        return self._parts[1::2]
+    def _parse(self, *, check: bool):
+        syntax = self._syntax
+        for segment in self._segments():
+            parts = _split_well_formed(segment, syntax)
+            keys = set(parts[1::2]) if check and parts is not None else None
+            if check and (parts is None or any(len(key) > KEY_MAX_LENGTH for key in keys)):
+                # Some `$Secret{` is malformed: take the careful path.
+                parts, malformed = _parse_slowly(segment, syntax)
+                self.malformed_count += malformed
+                keys = set(parts[1::2])
+            yield parts, keys
 
     @property
     def reference_count(self) -> int:
         """How many well-formed references the text holds."""
-        return len(self._parts) // 2
+        return self._count
 
     def distinct_keys(self) -> set[str]:
         return self._distinct
 
-    def references(self) -> list[Reference]:
-        """Every `$Secret{...}` occurrence (malformed ones included) with its line and column."""
-        if len(self._parts) == 1 and not self.malformed_count:
-            return []
-        text = self.text
-        line_starts = [0] + [match.end() for match in re.finditer("\n", text)]
-        found = []
-        for match in _ANY_RE.finditer(text):
+    def references(self) -> Iterator[Reference]:
+        """Every `$Secret{...}` occurrence (malformed ones included) with its line and column,
+        in text order, one at a time."""
+        if not self._count and not self.malformed_count:
+            return
+        text, syntax = self.text, self._syntax
+        newline, binary = syntax.newline, syntax is _BINARY
+        line, line_start, scanned = 1, 0, 0
+        column, column_at = 1, 0  # the column (in characters) of byte column_at, for bytes
+        for match in syntax.any_re.finditer(text):
             escape, key = match.groups()
             if escape:
                 continue
             start = match.start()
-            line = bisect.bisect_right(line_starts, start)
-            column = start - line_starts[line - 1] + 1
-            raw = match.group() if key is not None else _snippet(text, start)
-            found.append(Reference(key=key, text=raw, line=line, column=column))
-        return found
+            if newlines := text.count(newline, scanned, start):
+                line += newlines
+                line_start = text.rfind(newline, scanned, start) + 1
+                column, column_at = 1, line_start
+            scanned = start
+            if binary:
+                column += len(_decoded(text[column_at:start]))
+                column_at = start
+            else:
+                column = start - line_start + 1
+            if key is not None and len(key) > KEY_MAX_LENGTH:
+                key = None
+            if key is None:
+                raw = _snippet(text, start, syntax)
+            else:
+                key, raw = _decoded(key), _decoded(match.group())
+            yield Reference(key=key, text=raw, line=line, column=column)
 
-    def render(self, values: Mapping[str, str], *, reuse: bool = False) -> str:
-        """The text with each reference replaced by values[key], verbatim and in one pass.
+    def pieces(self, values: Mapping[str, str], *, reuse: bool = False) -> Iterator:
+        """The rendered text a segment at a time (`str`, or bytes for a bytes-like text): each
+        reference replaced by values[key], verbatim and in one pass.
 
-        `reuse=True` fills the parsed pieces in place (no copy) when the template is not needed
-        again.
+        `reuse=True` fills kept parts in place (no copy) when the template is not needed again.
         """
         if self.malformed_count:
             raise ValueError("a text with malformed references cannot be rendered")
-        if len(self._parts) == 1:
-            return self._parts[0]
-        parts = self._parts if reuse else self._parts.copy()
-        keys = parts[1::2]
-        # itemgetter looks every key up in C; with one key it returns the value itself.
-        parts[1::2] = itemgetter(*keys)(values) if len(keys) > 1 else [values[keys[0]]]
+        if self._syntax is _BINARY:
+            values = {
+                key.encode("ascii"): value.encode("utf-8", "surrogateescape")
+                for key, value in values.items()
+            }
+        empty = self._syntax.empty
+        if self._kept is None:
+            segments = (parts for parts, _ in self._parse(check=False))
+        else:
+            segments = self._kept if reuse else (parts.copy() for parts in self._kept)
+        for parts in segments:
+            if len(parts) == 1:
+                yield parts[0]
+                continue
+            keys = parts[1::2]
+            # itemgetter looks every key up in C; with one key it returns the value itself.
+            parts[1::2] = itemgetter(*keys)(values) if len(keys) > 1 else [values[keys[0]]]
+            yield empty.join(parts)
         if reuse:
-            self._parts = []
-        return "".join(parts)
+            self._kept = []
+
+    def render(self, values: Mapping[str, str], *, reuse: bool = False):
+        """The whole rendered text (see `pieces`)."""
+        return self._syntax.empty.join(self.pieces(values, reuse=reuse))
 
 
 def problems_in(
     template: Template, reasons: Mapping[str, str | None], *, source: str
-) -> list[Problem]:
-    """Every occurrence that cannot be resolved: malformed, or whose key has a reason."""
+) -> Iterator[Problem]:
+    """Every occurrence that cannot be resolved (malformed, or whose key has a reason), one at
+    a time, in text order."""
     if not template.malformed_count and not any(reasons.values()):
-        return []
-    problems = []
+        return
     for ref in template.references():
         reason = MALFORMED if ref.key is None else reasons.get(ref.key, UNKNOWN)
         if reason:
-            problems.append(
-                Problem(source, ref.line, ref.column, ref.text, key=ref.key, reason=reason)
-            )
-    return problems
+            yield Problem(source, ref.line, ref.column, ref.text, key=ref.key, reason=reason)
 
 
 def substitute(text: str, values: Mapping[str, str], *, source: str = "<string>") -> str:
@@ -301,15 +407,21 @@ def substitute(text: str, values: Mapping[str, str], *, source: str = "<string>"
     unknown token. Raises ResolveError listing every problem."""
     template = Template(text)
     reasons = {key: None if key in values else UNKNOWN for key in template.distinct_keys()}
-    if problems := problems_in(template, reasons, source=source):
-        raise _unresolvable(problems)
+    if error := _unresolvable(problems_in(template, reasons, source=source)):
+        raise error
     return template.render(values)
 
 
-def _unresolvable(problems: list[Problem]) -> ResolveError:
-    count = len(problems)
+def _unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
+    """The error for these problems (the first PROBLEMS_KEPT kept, all counted), or None when
+    there are none."""
+    kept = list(islice(problems, PROBLEMS_KEPT))
+    count = len(kept) + sum(1 for _ in problems)
+    if not count:
+        return None
     noun = "reference" if count == 1 else "references"
-    return ResolveError(f"{count} {noun} cannot be resolved; nothing was output.", problems)
+    message = f"{count} {noun} cannot be resolved; nothing was output."
+    return ResolveError(message, kept, count=count)
 
 
 # --- against the database ----------------------------------------------------------------------
@@ -386,8 +498,9 @@ def check_text(
     text: str, context: UseContext, *, source: str = "<string>", at: dt.datetime | None = None
 ) -> CheckReport:
     """Whether every reference in `text` would resolve in `context`, without decrypting,
-    auditing or marking anything used: one status per distinct reference."""
-    template = Template(text)
+    auditing or marking anything used: one status per distinct reference. `text` may be
+    bytes-like (see `Template`)."""
+    template = Template(text, keep=False)
     lookup = _look_up(template, context, at or timezone.now())
     statuses: dict[str | tuple[int, int], list] = {}
     problems: list[Problem] = []
@@ -420,8 +533,32 @@ def resolve_text(
     decrypted or the audit event cannot be written; then nothing was marked used or audited
     (or, for the audit, the write was rolled back).
     """
-    at = at or timezone.now()
     template = Template(text)
+    values = _resolve(template, context, at=at, source=source, actor=actor)
+    return template.render(values, reuse=True)
+
+
+def resolve_pieces(
+    text,
+    context: UseContext,
+    *,
+    source: str = "<string>",
+    actor=None,
+    at: dt.datetime | None = None,
+) -> Iterator:
+    """`resolve_text` for large texts: resolves, marks used and audits first (raising
+    ResolveError exactly like it, before anything is output), then returns the resolved text a
+    segment at a time, never holding a second copy of it. A bytes-like `text` (a file's bytes)
+    gives bytes pieces."""
+    template = Template(text, keep=False)
+    values = _resolve(template, context, at=at, source=source, actor=actor)
+    return template.pieces(values)
+
+
+def _resolve(
+    template: Template, context: UseContext, *, at: dt.datetime | None, source: str, actor
+) -> dict[str, str]:
+    at = at or timezone.now()
     failure = None
     # The lookup's row locks last until the audit event is written. No savepoint for this block
     # (the query counts stay those of a plain run): a run that fails leaves it normally, having
@@ -433,7 +570,7 @@ def resolve_text(
             failure = error
     if failure is not None:
         raise failure
-    return template.render(values, reuse=True)
+    return values
 
 
 def _values_marked_used(
@@ -441,8 +578,8 @@ def _values_marked_used(
 ) -> dict[str, str]:
     """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
     lookup = _look_up(template, context, at, lock=True)
-    if problems := problems_in(template, lookup.reasons, source=source):
-        raise _unresolvable(problems)
+    if error := _unresolvable(problems_in(template, lookup.reasons, source=source)):
+        raise error
     if not lookup.usable:
         return {}
     tokens = list(lookup.usable.values())
@@ -495,9 +632,25 @@ def _record_use(
 
 
 def printable(text: str) -> str:
-    """`text` safe to print or store: undecodable bytes (kept as surrogates) shown as `\\xNN`."""
-    try:
-        data = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return data.decode("utf-8", "backslashreplace")
+    """`text` safe to print or store: every character that is not printable (control
+    characters such as ESC, which could drive a terminal, format characters, line breaks)
+    shown as `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`; undecodable bytes (kept as surrogates)
+    as `\\xNN`."""
+    if text.isprintable():
+        return text
+    return _NOT_PRINTABLE_RE.sub(_escaped, text)
+
+
+_NOT_PRINTABLE_RE = re.compile(r"[^ -~]")  # candidates: all but printable ASCII
+
+
+def _escaped(match: re.Match) -> str:
+    character = match.group()
+    if character.isprintable():
+        return character
+    code = ord(character)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by "surrogateescape"
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

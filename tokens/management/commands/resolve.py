@@ -7,11 +7,14 @@ README; tests/test_resolve_command.py holds it in place.
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import json
 import os
+import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
@@ -23,13 +26,16 @@ from tokens.references import (
     ResolveError,
     check_text,
     printable,
-    resolve_text,
+    resolve_pieces,
 )
 from workspaces.models import Workspace
 
 OK, UNRESOLVED, USAGE = 0, 1, 2
 ACTOR_MAX_LENGTH = 150
 STDIN = "<stdin>"
+MAX_BYTES = 64 * 1024 * 1024  # the default --max-bytes
+READ_CHUNK = 1024 * 1024
+PROBLEM_LINES = 1_000  # problem lines printed at most; then one line counts the rest
 # Files that are not ASCII-compatible: their references could not be seen, so refuse them.
 WIDE_BOMS = {
     b"\xff\xfe\x00\x00": "UTF-32",
@@ -51,8 +57,12 @@ writes one audit event (keys and context, never values) before any output.
 exit status:
   0  resolved (with --check: every reference would resolve)
   1  a reference cannot be resolved, or the resolve failed (nothing was written)
-  2  bad arguments, unreadable input or unwritable --output, or an unknown workspace,
-     environment, product or app
+  2  bad arguments, unreadable input or input over --max-bytes, an empty or unwritable
+     --output or one that is not a regular file (a link, device, FIFO, socket, directory),
+     or an unknown workspace, environment, product or app
+
+At most 1,000 problem lines are printed, then a count of the rest. Control characters in
+anything echoed (references, file names, arguments) are shown escaped, e.g. \\x1b.
 
 example:
   cat app.yaml.tmpl | python manage.py resolve --workspace acme --environment production \\
@@ -65,7 +75,19 @@ class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
 
 
 def usage_error(message: str) -> CommandError:
-    return CommandError(message, returncode=USAGE)
+    """Exit 2. The message often quotes what was given: control characters in it are escaped
+    so that an argument or a file name cannot send escape codes to the terminal."""
+    return CommandError(printable(message), returncode=USAGE)
+
+
+def byte_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of bytes") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("it must be at least 1")
+    return count
 
 
 class Command(BaseCommand):
@@ -82,7 +104,7 @@ class Command(BaseCommand):
         def error(message: str):
             if parser.called_from_command_line:
                 parser.print_usage(sys.stderr)
-                parser.exit(USAGE, f"{parser.prog}: error: {message}\n")
+                parser.exit(USAGE, printable(f"{parser.prog}: error: {message}") + "\n")
             raise usage_error(f"Error: {message}")
 
         parser.error = error  # bad arguments exit 2, also through call_command
@@ -101,7 +123,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output",
             metavar="PATH",
-            help="Write here instead of stdout: atomically (temporary file + rename), mode 0600.",
+            help="Write here instead of stdout: atomically (temporary file + rename), mode "
+            "0600. Only a new path or an existing regular file.",
+        )
+        parser.add_argument(
+            "--max-bytes",
+            type=byte_count,
+            default=MAX_BYTES,
+            metavar="N",
+            help=f"Refuse a template larger than N bytes (default {MAX_BYTES} = 64 MiB).",
         )
         parser.add_argument(
             "--check",
@@ -125,35 +155,48 @@ class Command(BaseCommand):
             self.run(options)
         except DatabaseError as error:
             raise CommandError(
-                f"Database error: {error}. Nothing was written.", returncode=UNRESOLVED
+                printable(f"Database error: {error}. Nothing was written."), returncode=UNRESOLVED
             ) from None
 
     def run(self, options: dict) -> None:
         check = options["check"] or options["format"] == "json"
-        if check and options["output"]:
+        if check and options["output"] is not None:
             raise usage_error("--output cannot be used with --check (a check writes no values).")
+        if options["output"] is not None and not options["output"].strip():
+            raise usage_error("--output must name a file (it is empty).")
         actor = self.actor(options["actor"])
         context = self.context(options)
-        source, data = self.read(options["file"], options.get("stdin"))
-        text = data.decode("utf-8", "surrogateescape")  # every byte survives the round trip
+        # The file's bytes, never decoded whole: every byte survives, and a large template costs
+        # about its own size in memory, not several times it.
+        source, data = self.read(options["file"], options.get("stdin"), options["max_bytes"])
         if check:
-            self.report(check_text(text, context, source=source), context, options["format"])
+            self.report(check_text(data, context, source=source), context, options["format"])
             return
-        output = AtomicFile(options["output"]) if options["output"] else None
+        output = AtomicFile(options["output"]) if options["output"] is not None else None
         try:
-            resolved = resolve_text(text, context, source=source, actor=actor)
-            result = resolved.encode("utf-8", "surrogateescape")
+            pieces = resolve_pieces(data, context, source=source, actor=actor)
             if output is not None:
-                output.commit(result)
+                for piece in pieces:
+                    output.write(piece)
+                output.commit()
         except ResolveError as error:
-            for problem in error.problems:
-                self.stderr.write(printable(str(problem)), style_func=str)
+            self.print_problems(error.problems, error.problem_count)
             raise CommandError(str(error.args[0]), returncode=UNRESOLVED) from None
         finally:
             if output is not None:
                 output.discard()
         if output is None:
-            self.write_stdout(result)
+            self.write_stdout(pieces)
+
+    def print_problems(self, problems: list, count: int) -> None:
+        shown = problems[:PROBLEM_LINES]
+        for problem in shown:
+            self.stderr.write(printable(str(problem)), style_func=str)
+        if (rest := count - len(shown)) > 0:
+            self.stderr.write(
+                f"... and {rest:,} more problem{'s' if rest != 1 else ''} not shown.",
+                style_func=str,
+            )
 
     # --- arguments ------------------------------------------------------------------------
 
@@ -195,7 +238,7 @@ class Command(BaseCommand):
             f"(its {kind}s: {known})."
         )
 
-    def read(self, file: str | None, stdin) -> tuple[str, bytes]:
+    def read(self, file: str | None, stdin, limit: int) -> tuple[str, bytearray]:
         if file is None or file == "-":
             source = STDIN
             stdin = stdin or sys.stdin.buffer
@@ -203,11 +246,12 @@ class Command(BaseCommand):
                 raise usage_error(
                     "No template given: name a FILE or pipe one in (FILE - reads the terminal)."
                 )
-            data = stdin.read()
+            data = read_at_most(stdin, limit, source)
         else:
             source = file
             try:
-                data = Path(file).read_bytes()
+                with open(file, "rb") as stream:
+                    data = read_at_most(stream, limit, source)
             except OSError as error:
                 raise usage_error(f"Cannot read {file}: {error.strerror}.") from None
         for bom, encoding in WIDE_BOMS.items():
@@ -220,12 +264,13 @@ class Command(BaseCommand):
 
     # --- output ---------------------------------------------------------------------------
 
-    def write_stdout(self, data: bytes) -> None:
+    def write_stdout(self, pieces: Iterable[bytes]) -> None:
         stream = self.stdout._out
         binary = getattr(stream, "buffer", stream)
         try:
             stream.flush()
-            binary.write(data)
+            for piece in pieces:
+                binary.write(piece)
             binary.flush()
         except BrokenPipeError:
             raise CommandError(
@@ -261,6 +306,21 @@ class Command(BaseCommand):
             raise CommandError(summary(report, failed), returncode=UNRESOLVED)
 
 
+def read_at_most(stream, limit: int, source: str) -> bytearray:
+    """The stream's bytes, read in chunks; a usage error past `limit` bytes, found by reading
+    at most one byte more (an endless /dev/zero stops there)."""
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = stream.read(min(READ_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            return data
+        data += chunk
+    raise usage_error(
+        f"{source} is larger than --max-bytes {limit:,} bytes; nothing was read further or "
+        "written (raise --max-bytes for a larger template)."
+    )
+
+
 def summary(report: CheckReport, failed: list) -> str:
     distinct = len(report.references)
     occurrences = sum(status.occurrences for status in report.references)
@@ -273,20 +333,48 @@ def summary(report: CheckReport, failed: list) -> str:
     return f"{counted}: all resolve." if distinct else "No references."
 
 
+def _kind(mode: int) -> str | None:
+    """What a non-regular file is, in words; None for a regular file."""
+    for test, name in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 class AtomicFile:
     """A file written whole or not at all: a 0600 temporary file beside it, then a rename.
+
+    Only a new path or an existing regular file may be written: a rename replaces whatever the
+    path names, so a device, FIFO, socket, symbolic link or directory is refused (exit 2), and
+    the path is looked at again (without following links) right before the rename. A new path
+    is linked into place, which never replaces anything that appeared in the meantime.
 
     The temporary file is made up front, so an unwritable destination is reported (exit 2)
     before anything is resolved, audited or marked used.
     """
 
     def __init__(self, path: str) -> None:
+        if not path.strip():
+            raise usage_error("--output must name a file (it is empty).")
         self.path = Path(path)
-        if self.path.is_dir():
-            raise usage_error(f"--output {path} is a directory.")
+        self._inspect()
+        parent = self.path.parent
+        try:
+            parent_is_dir = stat.S_ISDIR(os.stat(parent).st_mode)
+        except OSError:
+            parent_is_dir = False
+        if not parent_is_dir:
+            raise usage_error(f"Cannot write --output {path}: its folder {parent} does not exist.")
         try:
             fd, temporary = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+                dir=parent, prefix=f".{self.path.name}.", suffix=".tmp"
             )
         except OSError as error:
             raise usage_error(f"Cannot write --output {path}: {error.strerror}.") from None
@@ -294,19 +382,60 @@ class AtomicFile:
         self.handle = os.fdopen(fd, "wb")
         os.fchmod(fd, 0o600)
 
-    def commit(self, data: bytes) -> None:
+    def _inspect(self) -> os.stat_result | None:
+        """The path's own status (links not followed), None when it does not exist; a usage
+        error when it is anything but a regular file."""
+        try:
+            status = os.lstat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise usage_error(f"Cannot write --output {self.path}: {error.strerror}.") from None
+        if kind := _kind(status.st_mode):
+            raise usage_error(
+                f"--output {self.path} is {kind}; only a new path or a regular file is written."
+            )
+        return status
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.handle.write(data)
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def commit(self, data: bytes = b"") -> None:
         try:
             self.handle.write(data)
             self.handle.flush()
             os.fsync(self.handle.fileno())
             self.handle.close()
-            os.replace(self.temporary, self.path)
+            self._put_in_place()
         except OSError as error:
-            raise CommandError(
-                f"Cannot write --output {self.path}: {error.strerror}; it was left unchanged.",
-                returncode=UNRESOLVED,
-            ) from None
+            raise self._unwritable(error) from None
         self.temporary = None
+
+    def _put_in_place(self) -> None:
+        current = self._inspect()  # again: the path may have changed since the start
+        if current is None:
+            try:
+                os.link(self.temporary, self.path)  # never replaces an entry that appeared
+            except FileExistsError:
+                current = self._inspect()
+            except OSError as error:
+                if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
+                    raise
+                os.replace(self.temporary, self.path)  # no hard links on this file system
+                return
+            else:
+                self.temporary.unlink()
+                return
+        os.replace(self.temporary, self.path)
+
+    def _unwritable(self, error: OSError) -> CommandError:
+        return CommandError(
+            f"Cannot write --output {self.path}: {error.strerror}; it was left unchanged.",
+            returncode=UNRESOLVED,
+        )
 
     def discard(self) -> None:
         """Remove the temporary file unless it was committed (safe to call twice)."""
