@@ -78,6 +78,8 @@ INSTALLED_APPS = [
     "axes",
     "workspaces",
     "tokens",
+    "access",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -229,6 +231,14 @@ SECURE_HSTS_PRELOAD = HTTPS
 if env_bool("COFFER_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("COFFER_CSRF_TRUSTED_ORIGINS", [])
+
+# The HTTP API (api/): the largest template /api/v1/resolve accepts, requests per access key per
+# minute, failed authentications per client address per minute; the rate-limit counters live in
+# the database unless COFFER_RATELIMIT_REDIS_URL names a Redis server (redis://host:6379/0).
+COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024)
+COFFER_API_RATE_LIMIT = int(os.environ.get("COFFER_API_RATE_LIMIT") or 600)
+COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMIT") or 20)
+COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"

@@ -118,3 +118,15 @@ def token_form_data(workspace, **overrides) -> dict:
     }
     values.update(overrides)
     return values
+
+
+def make_access_key(workspace, *, name: str = "ci-deploy", environment=None, **options):
+    """(AccessKey, the key itself) through AccessKey.objects.create_key; the environment
+    defaults to the workspace's production."""
+    from access.models import AccessKey
+
+    if environment is None:
+        environment = workspace.environments.get(slug="production")
+    return AccessKey.objects.create_key(
+        workspace=workspace, name=name, environment=environment, **options
+    )

@@ -629,6 +629,10 @@ class AuditAction(models.TextChoices):
     DELETED = "token.deleted", "Deleted"
     RESOLVED = "tokens.resolved", "Resolved"
     KEY_ROTATED = "master_key.rotated", "Master key rotated"
+    # Access keys (access/models.py)
+    ACCESS_KEY_CREATED = "access_key.created", "Access key created"
+    ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
+    ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
 
 
 class AuditEvent(models.Model):

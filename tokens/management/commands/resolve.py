@@ -22,21 +22,18 @@ from tokens.references import (
     CheckReport,
     ResolveError,
     check_text,
+    decode_template,
+    encode_output,
     printable,
+    report_payload,
     resolve_text,
+    wide_encoding,
 )
 from workspaces.models import Workspace
 
 OK, UNRESOLVED, USAGE = 0, 1, 2
 ACTOR_MAX_LENGTH = 150
 STDIN = "<stdin>"
-# Files that are not ASCII-compatible: their references could not be seen, so refuse them.
-WIDE_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32",
-    b"\x00\x00\xfe\xff": "UTF-32",
-    b"\xff\xfe": "UTF-16",
-    b"\xfe\xff": "UTF-16",
-}
 
 HELP = """\
 Replace every $Secret{KEY} reference in FILE (or stdin) with its token's value in the given
@@ -135,14 +132,14 @@ class Command(BaseCommand):
         actor = self.actor(options["actor"])
         context = self.context(options)
         source, data = self.read(options["file"], options.get("stdin"))
-        text = data.decode("utf-8", "surrogateescape")  # every byte survives the round trip
+        text = decode_template(data)  # every byte survives the round trip
         if check:
             self.report(check_text(text, context, source=source), context, options["format"])
             return
         output = AtomicFile(options["output"]) if options["output"] else None
         try:
             resolved = resolve_text(text, context, source=source, actor=actor)
-            result = resolved.encode("utf-8", "surrogateescape")
+            result = encode_output(resolved)
             if output is not None:
                 output.commit(result)
         except ResolveError as error:
@@ -210,12 +207,11 @@ class Command(BaseCommand):
                 data = Path(file).read_bytes()
             except OSError as error:
                 raise usage_error(f"Cannot read {file}: {error.strerror}.") from None
-        for bom, encoding in WIDE_BOMS.items():
-            if data.startswith(bom):
-                raise usage_error(
-                    f"{source} is {encoding} text; resolve reads UTF-8 or another "
-                    "ASCII-compatible encoding."
-                )
+        if encoding := wide_encoding(data):
+            raise usage_error(
+                f"{source} is {encoding} text; resolve reads UTF-8 or another "
+                "ASCII-compatible encoding."
+            )
         return source, data
 
     # --- output ---------------------------------------------------------------------------
@@ -235,19 +231,7 @@ class Command(BaseCommand):
     def report(self, report: CheckReport, context: UseContext, format: str) -> None:
         failed = [status for status in report.references if not status.ok]
         if format == "json":
-            payload = {
-                "ok": report.ok,
-                "source": printable(report.source),
-                "workspace": context.environment.workspace.slug,
-                "environment": context.environment.slug,
-                "product": context.product.slug if context.product else None,
-                "app": context.app.slug if context.app else None,
-                "references": [
-                    {**status.as_dict(), "reference": printable(status.reference)}
-                    for status in report.references
-                ],
-            }
-            self.stdout.write(json.dumps(payload, indent=2))
+            self.stdout.write(json.dumps(report_payload(report, context), indent=2))
         else:
             source = printable(report.source)
             for status in report.references:
