@@ -152,11 +152,12 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         same single lookup."""
         if not keys.is_well_formed(key):
             return None
-        found = (
+        matches = (
             self.select_related("workspace", "environment__workspace", "product", "app")
             .filter(key_hash=keys.hash_key(key))
-            .first()
+            .order_by()  # the hash is unique: no ordering to compile or sort by
         )
+        found = next(iter(matches[:1]), None)
         if found is None or not found.is_usable():
             return None
         return found

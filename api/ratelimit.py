@@ -55,6 +55,7 @@ class DatabaseCounters:
             f"ON CONFLICT (bucket, window_start) DO UPDATE SET count = {table}.count + 1 "
             "RETURNING count"
         )
+        self.select = f"SELECT count FROM {table} WHERE bucket = %s AND window_start = %s"
 
     def increment(self, bucket: str, start: int, end: int) -> int:
         with connection.cursor() as cursor:
@@ -65,8 +66,10 @@ class DatabaseCounters:
         return count
 
     def current(self, bucket: str, start: int, end: int) -> int:
-        counts = RateLimitWindow.objects.filter(bucket=bucket, window_start=start)
-        return counts.values_list("count", flat=True).first() or 0
+        with connection.cursor() as cursor:  # on every request: plain SQL, no ORM compiling
+            cursor.execute(self.select, [bucket, start])
+            row = cursor.fetchone()
+        return row[0] if row else 0
 
 
 class RedisCounters:
