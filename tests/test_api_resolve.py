@@ -213,3 +213,17 @@ def test_a_resolve_costs_the_same_queries_whatever_the_references(
 
 
 QUERIES_PER_RESOLVE = 12  # in a test transaction: its two savepoints counted too
+
+
+def test_a_database_outage_is_a_json_503(client, setup, caplog):
+    from django.db import OperationalError
+
+    with mock.patch.object(
+        AccessKey.objects, "authenticate", side_effect=OperationalError("connection refused")
+    ):
+        response = post_resolve(client, setup.key, "$Secret{DB_URL}")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30" and response["Cache-Control"] == "no-store"
+    assert response.json()["error"].startswith("Coffer cannot answer right now")
+    assert "OperationalError: connection refused" in caplog.text
+    assert "Traceback" not in caplog.text
