@@ -2,11 +2,11 @@
 
 `api_view("POST")` wraps every authenticated endpoint. In order, it:
 
-1. refuses an address that has failed authentication too often this minute (429), before
-   looking at its key;
-2. reads the bearer key; a missing, malformed, unknown, expired or revoked key gets the same
-   401 with the same body (a malformed key or a bad checksum before any query, the others after
-   one lookup by hash), and counts as a failure of the client's address;
+1. reads the bearer key: a missing or malformed key, or a bad checksum, gets the 401 at once,
+   without a single query;
+2. refuses an address that has failed authentication too often this minute (429), before
+   looking the key up; an unknown, expired or revoked key gets the same 401 with the same body
+   after one lookup by hash, and counts as a failure of the client's address;
 3. refuses a key used from outside its allowed networks (403);
 4. counts the request against the key's rate limit (429 with Retry-After past it);
 5. calls the view with the key; any `ApiError` becomes its JSON answer, a database or counter
@@ -29,6 +29,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from access import keys
 from access.models import AccessKey
 from api import ratelimit
 from config.middleware import client_ip_address
@@ -94,12 +95,15 @@ def too_many(message: str, decision: ratelimit.Decision) -> ApiError:
 
 def authenticate(request: HttpRequest) -> AccessKey:
     """The request's usable access key, or ApiError (401, 403 or 429)."""
+    presented = bearer_key(request) or ""
+    if not keys.is_well_formed(presented):
+        raise unauthorized()  # the format and checksum say it is no key: no query at all
     address = client_address(request)
     failures = f"authfail:{address or 'unknown'}"
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
     if refusal := ratelimit.exceeded(failures, failure_limit):
         raise too_many("Too many failed authentications from this address", refusal)
-    key = AccessKey.objects.authenticate(bearer_key(request) or "")
+    key = AccessKey.objects.authenticate(presented)
     if key is None:
         ratelimit.hit(failures, failure_limit)
         raise unauthorized()

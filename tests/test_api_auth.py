@@ -165,3 +165,13 @@ def test_a_key_revoked_between_authentication_and_resolve_is_refused(client, set
     response = post_resolve(client, setup.key, "$Secret{DB_URL}")
     assert response.status_code == 401
     assert not AuditEvent.objects.filter(action=AuditAction.RESOLVED).exists()
+
+
+def test_a_malformed_key_or_bad_checksum_costs_no_query_at_all(
+    client, setup, django_assert_num_queries
+):
+    wrong_checksum = setup.key[:-1] + ("A" if setup.key[-1] != "A" else "B")
+    for key in (None, "nonsense", wrong_checksum, setup.key + "x"):
+        with django_assert_num_queries(0):
+            assert post_resolve(client, key, "$Secret{DB_URL}").status_code == 401
+            assert get_values(client, key).status_code == 401
