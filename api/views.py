@@ -188,7 +188,9 @@ def values(request: HttpRequest, key: AccessKey) -> HttpResponse:
     except ResolveError as error:
         if not error.problems:
             raise unavailable(error) from None
-        report = check_text(values_text(keys or []), key.context, source=source, at=now)
+        # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
+        asked = keys if keys is not None else [problem.key for problem in error.problems]
+        report = check_text(values_text(asked), key.context, source=source, at=now)
         return report_response(report, key)
     if output == "json":
         return JsonResponse(found)

@@ -161,3 +161,23 @@ def test_any_text_round_trips_through_bash(values):
     names = [f"K{n}" for n in range(len(values))]
     script = dotenv.encode(dict(zip(names, values, strict=True))).encode("utf-8")
     assert sourced_by_bash(script, names) == values
+
+
+def test_a_token_revoked_during_a_keyless_call_is_reported(client, setup, monkeypatch):
+    from tokens import references
+
+    original = references._look_up
+
+    def revoked_meanwhile(template, context, at, *, lock=False):
+        if lock:  # between listing the usable tokens and locking them
+            Token.objects.get(key="STRIPE_KEY").revoke()
+        return original(template, context, at, lock=lock)
+
+    monkeypatch.setattr(references, "_look_up", revoked_meanwhile)
+    response = get_values(client, setup.key)
+    assert response.status_code == 422
+    assert response.json()["ok"] is False
+    assert [(r["key"], r["reason"]) for r in response.json()["references"]] == [
+        ("STRIPE_KEY", "token revoked")
+    ]
+    assert setup.values["DB_URL"] not in response.text

@@ -535,7 +535,7 @@ WIDE_BOMS = {
 
 
 def wide_encoding(data: bytes) -> str | None:
-    """ "UTF-16"/"UTF-32" when `data` starts with such a byte-order mark, else None."""
+    """The wide encoding ("UTF-16" or "UTF-32") `data`'s byte-order mark names, or None."""
     for bom, encoding in WIDE_BOMS.items():
         if data.startswith(bom):
             return encoding
