@@ -113,8 +113,11 @@ def read_template(request: HttpRequest) -> bytes:
 # --- answers ---------------------------------------------------------------------------------
 
 
-def report_response(report, key: AccessKey) -> JsonResponse:
-    return JsonResponse(report_payload(report, key.context), status=200 if report.ok else 422)
+def report_response(report, key: AccessKey, *, failed: bool = False) -> JsonResponse:
+    """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
+    look, made for the report, finds every reference fine again: the race is lost)."""
+    status = 422 if failed or not report.ok else 200
+    return JsonResponse(report_payload(report, key.context), status=status)
 
 
 def audit_detail(request: HttpRequest, key: AccessKey) -> dict:
@@ -163,7 +166,8 @@ def resolve(request: HttpRequest, key: AccessKey) -> HttpResponse:
     except ResolveError as error:
         if not error.problems:
             raise unavailable(error) from None
-        return report_response(check_text(text, key.context, source=source, at=now), key)
+        report = check_text(text, key.context, source=source, at=now)
+        return report_response(report, key, failed=True)
     return HttpResponse(encode_output(resolved), content_type="application/octet-stream")
 
 
@@ -191,7 +195,7 @@ def values(request: HttpRequest, key: AccessKey) -> HttpResponse:
         # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
         asked = keys if keys is not None else [problem.key for problem in error.problems]
         report = check_text(values_text(asked), key.context, source=source, at=now)
-        return report_response(report, key)
+        return report_response(report, key, failed=True)
     if output == "json":
         return JsonResponse(found)
     if unshellable := dotenv.unshellable_keys(found):

@@ -163,21 +163,26 @@ def test_any_text_round_trips_through_bash(values):
     assert sourced_by_bash(script, names) == values
 
 
-def test_a_token_revoked_during_a_keyless_call_is_reported(client, setup, monkeypatch):
-    from tokens import references
+def test_a_keyless_call_that_loses_a_race_reports_the_key(client, setup, monkeypatch):
+    """Between listing the usable tokens and locking them, one stopped being usable (revoked,
+    expired, rescoped): the call fails closed with that key in the report."""
+    from tokens.models import TokenQuerySet
 
-    original = references._look_up
+    original = TokenQuerySet.usable_in
+    calls = []
 
-    def revoked_meanwhile(template, context, at, *, lock=False):
-        if lock:  # between listing the usable tokens and locking them
-            Token.objects.get(key="STRIPE_KEY").revoke()
-        return original(template, context, at, lock=lock)
+    def stale_listing(self, context, at=None):
+        calls.append(1)
+        if len(calls) == 1:  # the listing: as if every token were still usable
+            return self.filter(workspace_id=context.environment.workspace_id)
+        return original(self, context, at)
 
-    monkeypatch.setattr(references, "_look_up", revoked_meanwhile)
+    monkeypatch.setattr(TokenQuerySet, "usable_in", stale_listing)
     response = get_values(client, setup.key)
     assert response.status_code == 422
     assert response.json()["ok"] is False
     assert [(r["key"], r["reason"]) for r in response.json()["references"]] == [
-        ("STRIPE_KEY", "token revoked")
+        ("MOBILE_KEY", "not in scope for payments, checkout"),
+        ("SANDBOX_ONLY", "not valid in environment production"),
     ]
     assert setup.values["DB_URL"] not in response.text
