@@ -48,6 +48,9 @@ class AuditAction(models.TextChoices):
     ENVIRONMENT_DELETED = "environment.deleted", "Environment deleted"
     WORKSPACE_CREATED = "workspace.created", "Workspace created"
     WORKSPACE_RENAMED = "workspace.renamed", "Workspace renamed"
+    ACCESS_KEY_CREATED = "access_key.created", "Access key created"
+    ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
+    ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:
@@ -62,6 +65,7 @@ class AuditKind(models.TextChoices):
     MEMBERS = "members", "Members"
     CATALOG = "catalog", "Catalog and settings"
     KEYS = "keys", "Key rotation"
+    ACCESS_KEYS = "access_keys", "Access keys"
 
 
 KIND_PREFIXES = {
@@ -69,6 +73,7 @@ KIND_PREFIXES = {
     AuditKind.MEMBERS: ("member.",),
     AuditKind.CATALOG: ("product.", "app.", "environment.", "workspace."),
     AuditKind.KEYS: ("master_key.",),
+    AuditKind.ACCESS_KEYS: ("access_key.",),
 }
 ACTIONS_OF_KIND = {
     kind: [action for action in AuditAction if action.value.startswith(prefixes)]
@@ -158,7 +163,9 @@ class AuditEvent(models.Model):
     def subject(self) -> str:
         """What the event is about: a Token Key, a member's username, an item's name."""
         detail = self.detail or {}
-        return self.token_key or str(detail.get("member") or detail.get("name") or "")
+        return self.token_key or str(
+            detail.get("member") or detail.get("name") or detail.get("access_key") or ""
+        )
 
     @property
     def summary(self) -> str:

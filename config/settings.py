@@ -94,6 +94,8 @@ INSTALLED_APPS = [
     "audit",
     "workspaces",
     "tokens",
+    "access",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -244,6 +246,7 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cook
 # HTTPS: on by default in production; COFFER_HTTPS=false for a plain-HTTP deployment (or tests).
 HTTPS = env_bool("COFFER_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers often probe over plain HTTP
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = 31_536_000 if HTTPS else 0
@@ -252,6 +255,14 @@ SECURE_HSTS_PRELOAD = HTTPS
 if env_bool("COFFER_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("COFFER_CSRF_TRUSTED_ORIGINS", [])
+
+# The HTTP API (api/): the largest template /api/v1/resolve accepts, requests per access key per
+# minute, failed authentications per client address per minute; the rate-limit counters live in
+# the database unless COFFER_RATELIMIT_REDIS_URL names a Redis server (redis://host:6379/0).
+COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024)
+COFFER_API_RATE_LIMIT = int(os.environ.get("COFFER_API_RATE_LIMIT") or 600)
+COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMIT") or 20)
+COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"

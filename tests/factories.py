@@ -170,3 +170,15 @@ def bulk_tokens(workspace, count: int) -> list[Token]:
             batch_size=5000,
         )
     return tokens
+
+
+def make_access_key(workspace, *, name: str = "ci-deploy", environment=None, **options):
+    """(AccessKey, the key itself) through AccessKey.objects.create_key; the environment
+    defaults to the workspace's production."""
+    from access.models import AccessKey
+
+    if environment is None:
+        environment = workspace.environments.get(slug="production")
+    return AccessKey.objects.create_key(
+        workspace=workspace, name=name, environment=environment, **options
+    )

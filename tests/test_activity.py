@@ -16,6 +16,7 @@ KINDS = {
     "members": ("zed", AuditAction.MEMBER_ADDED),
     "catalog": ("Payments", AuditAction.PRODUCT_CREATED),
     "keys": ("", AuditAction.KEY_ROTATED),
+    "access_keys": ("ci-deploy", AuditAction.ACCESS_KEY_CREATED),
 }
 
 
@@ -42,6 +43,12 @@ def mixed_trail(workspace):
     AuditEvent.record(
         workspace, AuditAction.KEY_ROTATED, actor_name="system", detail={"master_key": "k2"}
     )
+    AuditEvent.record(
+        workspace,
+        AuditAction.ACCESS_KEY_CREATED,
+        actor_name="olivia",
+        detail={"access_key": "ci-deploy", "identifier": "cfr_AbCdEf…"},
+    )
 
 
 def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(owner_client, workspace):
@@ -58,6 +65,12 @@ def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(owner_cli
     assert "Viewer → Editor" in page and "As Viewer" in page
     assert '<td data-label="Subject">zed</td>' in page
     assert '<td data-label="Subject">Payments</td>' in page
+
+
+def test_an_access_key_event_names_the_key(owner_client, mixed_trail):
+    _status, page = activity(owner_client, kind="access_keys")
+
+    assert '<td data-label="Subject">ci-deploy</td>' in page
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -84,7 +97,8 @@ def test_a_bad_kind_is_named_in_a_message_and_all_activity_shows(owner_client, m
 
     assert status == 200
     assert (
-        "is not a kind of activity (Tokens, Members, Catalog and settings, Key rotation)." in page
+        "is not a kind of activity (Tokens, Members, Catalog and settings, Key rotation, "
+        "Access keys)." in page
     )
     assert "Showing all activity." in page
     assert "<script>x" not in page

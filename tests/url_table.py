@@ -119,7 +119,7 @@ def _member(o: Objects) -> dict:
 VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED_IN
 CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
 
-ROUTES: list[Route] = [
+ROUTES: list[Route | ApiRoute] = [
     Route("home", lambda o: {}, get=ANY, post=None),
     Route("workspace_create", lambda o: {}, get=ANY, post=ANY),
     Route("products", _slug, get=VIEW, post=None),
@@ -143,6 +143,33 @@ ROUTES: list[Route] = [
     Route("tokens:edit", _token, get=EDIT, post=EDIT),
     Route("tokens:revoke", _token, get=EDIT, post=EDIT),
     Route("tokens:delete", _token, get=EDIT, post=EDIT),
+]
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """An HTTP API URL: authenticated by an access key (`Authorization: Bearer`), never by a
+    session, so the session-based walks skip it and tests/test_api_isolation.py walks it
+    instead. `public` URLs (health, schema) take no key and reveal no workspace data."""
+
+    name: str
+    method: str
+    public: bool = False
+    body: bytes = b""
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def url(self) -> str:
+        return reverse(self.name)
+
+
+ROUTES += [
+    ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
+    ApiRoute("api:values", "GET"),
+    ApiRoute("api:openapi", "GET", public=True),
+    ApiRoute("healthz", "GET", public=True),
 ]
 
 
@@ -173,8 +200,14 @@ def project_url_names() -> dict[str, str]:
 
 
 def routes_in_project() -> list[Route]:
+    """The session-authenticated routes (pages and fragments)."""
     names = project_url_names()
-    return [route for route in ROUTES if route.name in names]
+    return [route for route in ROUTES if isinstance(route, Route) and route.name in names]
+
+
+def api_routes_in_project() -> list[ApiRoute]:
+    names = project_url_names()
+    return [route for route in ROUTES if isinstance(route, ApiRoute) and route.name in names]
 
 
 # --- the cast -----------------------------------------------------------------------------

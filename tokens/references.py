@@ -525,16 +525,18 @@ def resolve_text(
     source: str = "<string>",
     actor=None,
     at: dt.datetime | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> str:
     """`text` with every `$Secret{KEY}` replaced by its token's value in `context`.
 
-    `actor` is the user or the name the audit event records ("system" when None). Raises
+    `actor` is the user or the name the audit event records ("system" when None); `detail`
+    adds fields to that event (e.g. the API's access key and client address). Raises
     ResolveError (with every problem) when any reference cannot be resolved, a value cannot be
     decrypted or the audit event cannot be written; then nothing was marked used or audited
     (or, for the audit, the write was rolled back).
     """
     template = Template(text)
-    values = _resolve(template, context, at=at, source=source, actor=actor)
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
     return template.render(values, reuse=True)
 
 
@@ -545,18 +547,25 @@ def resolve_pieces(
     source: str = "<string>",
     actor=None,
     at: dt.datetime | None = None,
+    detail: Mapping[str, object] | None = None,
 ) -> Iterator:
     """`resolve_text` for large texts: resolves, marks used and audits first (raising
     ResolveError exactly like it, before anything is output), then returns the resolved text a
     segment at a time, never holding a second copy of it. A bytes-like `text` (a file's bytes)
     gives bytes pieces."""
     template = Template(text, keep=False)
-    values = _resolve(template, context, at=at, source=source, actor=actor)
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
     return template.pieces(values)
 
 
 def _resolve(
-    template: Template, context: UseContext, *, at: dt.datetime | None, source: str, actor
+    template: Template,
+    context: UseContext,
+    *,
+    at: dt.datetime | None,
+    source: str,
+    actor,
+    detail: Mapping[str, object] | None = None,
 ) -> dict[str, str]:
     at = at or timezone.now()
     failure = None
@@ -565,7 +574,9 @@ def _resolve(
     # written nothing (the writes have their own savepoint), and raises after it.
     with transaction.atomic(savepoint=False):
         try:
-            values = _values_marked_used(template, context, at=at, source=source, actor=actor)
+            values = _values_marked_used(
+                template, context, at=at, source=source, actor=actor, detail=detail
+            )
         except ResolveError as error:
             failure = error
     if failure is not None:
@@ -574,7 +585,13 @@ def _resolve(
 
 
 def _values_marked_used(
-    template: Template, context: UseContext, *, at: dt.datetime, source: str, actor
+    template: Template,
+    context: UseContext,
+    *,
+    at: dt.datetime,
+    source: str,
+    actor,
+    detail: Mapping[str, object] | None = None,
 ) -> dict[str, str]:
     """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
     lookup = _look_up(template, context, at, lock=True)
@@ -589,7 +606,15 @@ def _values_marked_used(
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
     del by_pk
-    _record_use(tokens, context, at=at, source=source, actor=actor, count=template.reference_count)
+    _record_use(
+        tokens,
+        context,
+        at=at,
+        source=source,
+        actor=actor,
+        count=template.reference_count,
+        extra=detail,
+    )
     return values
 
 
@@ -601,11 +626,13 @@ def _record_use(
     source: str,
     actor,
     count: int,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
     """Mark the tokens used and write the run's audit event, or raise ResolveError."""
     user = actor if getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
     detail = {
+        **(extra or {}),
         "keys": sorted(token.key for token in tokens),
         "references": count,
         "environment": context.environment.slug,
@@ -654,3 +681,77 @@ def _escaped(match: re.Match) -> str:
     if code < 0x100:
         return f"\\x{code:02x}"
     return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+# --- shared by `manage.py resolve` and the HTTP API ------------------------------------------
+
+# Encodings that are not ASCII-compatible: their references could not be seen, so refuse them.
+WIDE_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """The wide encoding ("UTF-16" or "UTF-32") `data`'s byte-order mark names, or None."""
+    for bom, encoding in WIDE_BOMS.items():
+        if data.startswith(bom):
+            return encoding
+    return None
+
+
+def decode_template(data: bytes) -> str:
+    """A template's bytes as text; every byte survives the round trip through `encode_output`
+    (undecodable bytes are kept as surrogates), so output keeps the input's encoding."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def encode_output(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def report_payload(report: CheckReport, context: UseContext) -> dict:
+    """A check report as `resolve --format json` prints it (and the API returns it)."""
+    return {
+        "ok": report.ok,
+        "source": printable(report.source),
+        "workspace": context.environment.workspace.slug,
+        "environment": context.environment.slug,
+        "product": context.product.slug if context.product else None,
+        "app": context.app.slug if context.app else None,
+        "references": [
+            {**status.as_dict(), "reference": printable(status.reference)}
+            for status in report.references
+        ],
+    }
+
+
+def values_text(keys: Iterable[str]) -> str:
+    """A text referencing each key once per line: how `resolve_values` and its check report
+    see a list of Token Keys (the caller has checked each is one: `KEY_RE`)."""
+    return "\n".join(f"{OPENER}{key}}}" for key in keys)
+
+
+def resolve_values(
+    context: UseContext,
+    keys: Iterable[str] | None = None,
+    *,
+    source: str = "<values>",
+    actor=None,
+    at: dt.datetime | None = None,
+    detail: Mapping[str, object] | None = None,
+) -> dict[str, str]:
+    """{key: value} for environment injection: the given Token Keys, or every token usable in
+    `context` when `keys` is None. The same lookup, locks, decryption and audit event as
+    `resolve_text`, and it fails closed the same way (ResolveError listing every key that
+    cannot be resolved; `check_text(values_text(keys), ...)` gives the report)."""
+    at = at or timezone.now()
+    if keys is None:
+        usable = Token.objects.for_workspace(context.environment.workspace).usable_in(context, at)
+        keys = usable.order_by("key").values_list("key", flat=True)
+    keys = list(dict.fromkeys(keys))
+    template = Template(values_text(keys))
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
+    return {key: values[key] for key in keys}

@@ -26,7 +26,9 @@ from tokens.references import (
     ResolveError,
     check_text,
     printable,
+    report_payload,
     resolve_pieces,
+    wide_encoding,
 )
 from workspaces.models import Workspace
 
@@ -36,13 +38,6 @@ STDIN = "<stdin>"
 MAX_BYTES = 64 * 1024 * 1024  # the default --max-bytes
 READ_CHUNK = 1024 * 1024
 PROBLEM_LINES = 1_000  # problem lines printed at most; then one line counts the rest
-# Files that are not ASCII-compatible: their references could not be seen, so refuse them.
-WIDE_BOMS = {
-    b"\xff\xfe\x00\x00": "UTF-32",
-    b"\x00\x00\xfe\xff": "UTF-32",
-    b"\xff\xfe": "UTF-16",
-    b"\xfe\xff": "UTF-16",
-}
 
 HELP = """\
 Replace every $Secret{KEY} reference in FILE (or stdin) with its token's value in the given
@@ -254,12 +249,11 @@ class Command(BaseCommand):
                     data = read_at_most(stream, limit, source)
             except OSError as error:
                 raise usage_error(f"Cannot read {file}: {error.strerror}.") from None
-        for bom, encoding in WIDE_BOMS.items():
-            if data.startswith(bom):
-                raise usage_error(
-                    f"{source} is {encoding} text; resolve reads UTF-8 or another "
-                    "ASCII-compatible encoding."
-                )
+        if encoding := wide_encoding(data):
+            raise usage_error(
+                f"{source} is {encoding} text; resolve reads UTF-8 or another "
+                "ASCII-compatible encoding."
+            )
         return source, data
 
     # --- output ---------------------------------------------------------------------------
@@ -280,19 +274,7 @@ class Command(BaseCommand):
     def report(self, report: CheckReport, context: UseContext, format: str) -> None:
         failed = [status for status in report.references if not status.ok]
         if format == "json":
-            payload = {
-                "ok": report.ok,
-                "source": printable(report.source),
-                "workspace": context.environment.workspace.slug,
-                "environment": context.environment.slug,
-                "product": context.product.slug if context.product else None,
-                "app": context.app.slug if context.app else None,
-                "references": [
-                    {**status.as_dict(), "reference": printable(status.reference)}
-                    for status in report.references
-                ],
-            }
-            self.stdout.write(json.dumps(payload, indent=2))
+            self.stdout.write(json.dumps(report_payload(report, context), indent=2))
         else:
             source = printable(report.source)
             for status in report.references:

@@ -1,0 +1,348 @@
+"""Access keys: machine credentials for the HTTP API, one workspace each.
+
+An access key *is* a use context: it is bound at creation to one environment and optionally one
+product and/or one app of its workspace (`key.context`, the `UseContext` the CLI builds from
+--environment/--product/--app), so whoever holds it can never widen what it resolves.
+
+Every rule is written once here: `AccessKey.objects.create_key` (validation, the key shown once),
+`AccessKey.objects.authenticate` (format and checksum before any query, then one lookup by
+hash), `key.allows_address`, `key.record_use` (one UPDATE that also re-checks the key inside the
+caller's transaction), `key.revoke`, `key.delete_key`. Only the key's SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterable
+from functools import cached_property
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from access import keys
+from tokens.models import AuditAction, AuditEvent, UseContext
+from workspaces.models import App, Environment, Product, Workspace
+
+NAME_MAX_LENGTH = 100
+DESCRIPTION_MAX_LENGTH = 500
+EXPIRY_PRESETS = (7, 30, 90, 365)  # days, for the web form to come
+DEFAULT_EXPIRY_DAYS = 90
+EXPIRY_MAX_DAYS = 3650
+MAX_NETWORKS = 50
+NETWORK_MAX_LENGTH = 64  # long enough for any IPv6 network written out in full
+
+
+def network_errors(entries: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(normalised networks, messages) for allowed source addresses: IPv4 or IPv6 addresses
+    or CIDR networks, validated with the ipaddress module. A plain address is a /32 or /128."""
+    networks: list[str] = []
+    errors: list[str] = []
+    for entry in entries:
+        text = entry.strip() if isinstance(entry, str) else ""
+        if not text or len(text) > NETWORK_MAX_LENGTH:
+            errors.append(f"“{str(entry)[:NETWORK_MAX_LENGTH]}” is not an address or network.")
+            continue
+        try:
+            network = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                errors.append(
+                    f"“{text}” is not an IPv4 or IPv6 address or network "
+                    "(e.g. 203.0.113.0/24 or 2001:db8::/32)."
+                )
+            else:
+                errors.append(f"“{text}” has host bits set; did you mean {loose}?")
+            continue
+        if str(network) not in networks:
+            networks.append(str(network))
+    if len(networks) > MAX_NETWORKS:
+        errors.append(f"At most {MAX_NETWORKS} allowed networks per key.")
+    return networks, errors
+
+
+def expiry_errors(expires, now: dt.datetime) -> tuple[dt.datetime | None, list[str]]:
+    """(expiry moment, messages) for `expires`: a number of days from now, a date (the key dies
+    at 00:00 UTC that day, like a token's Expiry Date) or None for never."""
+    if expires is None:
+        return None, []
+    if isinstance(expires, dt.datetime) or not isinstance(expires, int | dt.date):
+        return None, ["The expiry is a number of days, a date, or never."]
+    if isinstance(expires, dt.date):
+        if expires <= now.astimezone(dt.UTC).date():
+            return None, ["The expiry date must be in the future (keys expire at 00:00 UTC)."]
+        return dt.datetime.combine(expires, dt.time.min, tzinfo=dt.UTC), []
+    if isinstance(expires, bool) or not 1 <= expires <= EXPIRY_MAX_DAYS:
+        return None, [f"The expiry is 1 to {EXPIRY_MAX_DAYS} days."]
+    return now + dt.timedelta(days=expires), []
+
+
+class AccessKeyQuerySet(models.QuerySet):
+    def for_workspace(self, workspace: Workspace) -> AccessKeyQuerySet:
+        return self.filter(workspace=workspace)
+
+    def active(self, at: dt.datetime | None = None) -> AccessKeyQuerySet:
+        """Not revoked and not expired at `at` (now by default)."""
+        at = at or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+
+class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
+    def create_key(
+        self,
+        *,
+        workspace: Workspace,
+        name: str,
+        environment: Environment,
+        product: Product | None = None,
+        app: App | None = None,
+        expires: int | dt.date | None = DEFAULT_EXPIRY_DAYS,
+        allowed_networks: Iterable[str] = (),
+        description: str = "",
+        by=None,
+    ) -> tuple[AccessKey, str]:
+        """Validate and store a new key; record who made it. Returns (the key's row, the key
+        itself): the only time the whole key exists outside its holder. Raises
+        ValidationError with a message per broken rule, storing nothing."""
+        now = timezone.now()
+        networks, network_messages = network_errors(list(allowed_networks))
+        expires_at, expiry_messages = expiry_errors(expires, now)
+        key = keys.generate()
+        access_key = AccessKey(
+            workspace=workspace,
+            name=name.strip() if isinstance(name, str) else name,
+            description=description,
+            environment=environment,
+            product=product,
+            app=app,
+            identifier=keys.identifier(key),
+            key_hash=keys.hash_key(key),
+            allowed_networks=networks,
+            created_at=now,
+            created_by=by if getattr(by, "pk", None) else None,
+            expires_at=expires_at,
+        )
+        errors = access_key.rule_errors()
+        if network_messages:
+            errors["allowed_networks"] = network_messages
+        if expiry_messages:
+            errors["expires_at"] = expiry_messages
+        if errors:
+            raise ValidationError(errors)
+        try:
+            with transaction.atomic():
+                access_key.save(force_insert=True)
+                access_key.record(AuditAction.ACCESS_KEY_CREATED, by=by)
+        except IntegrityError:
+            if access_key.name_is_taken():  # another request took the name meanwhile
+                raise ValidationError({"name": [duplicate_name_message(name)]}) from None
+            raise
+        return access_key, key
+
+    def authenticate(self, key: str) -> AccessKey | None:
+        """The usable key whose SHA-256 matches `key`, or None. A malformed key or a bad
+        checksum costs no query; an unknown, revoked and expired key all give None after the
+        same single lookup."""
+        if not keys.is_well_formed(key):
+            return None
+        matches = (
+            self.select_related("workspace", "environment__workspace", "product", "app")
+            .filter(key_hash=keys.hash_key(key))
+            .order_by()  # the hash is unique: no ordering to compile or sort by
+        )
+        found = next(iter(matches[:1]), None)
+        if found is None or not found.is_usable():
+            return None
+        return found
+
+
+def duplicate_name_message(name: str) -> str:
+    return f"An access key named “{name}” already exists in this workspace."
+
+
+class AccessKey(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_keys")
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
+    description = models.CharField(max_length=DESCRIPTION_MAX_LENGTH, blank=True)
+    # The use context. Deleting an environment, product or app deletes the keys bound to it:
+    # a key that lost its product must never fall back to the whole environment.
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="access_keys"
+    )
+    product = models.ForeignKey(
+        Product, null=True, blank=True, on_delete=models.CASCADE, related_name="access_keys"
+    )
+    app = models.ForeignKey(
+        App, null=True, blank=True, on_delete=models.CASCADE, related_name="access_keys"
+    )
+
+    identifier = models.CharField(max_length=keys.IDENTIFIER_LENGTH, editable=False)
+    key_hash = models.CharField("SHA-256 of the key", max_length=64, unique=True, editable=False)
+    allowed_networks = models.JSONField(
+        "allowed source addresses", default=list, blank=True,
+        help_text="IPv4/IPv6 networks the key may be used from; empty: anywhere.",
+    )  # fmt: skip
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    use_count = models.PositiveBigIntegerField(default=0, editable=False)
+
+    objects = AccessKeyManager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="unique_access_key_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier}…)"
+
+    # --- what it is -----------------------------------------------------------------------
+
+    @property
+    def context(self) -> UseContext:
+        return UseContext(self.environment, product=self.product, app=self.app)
+
+    @property
+    def actor_name(self) -> str:
+        """How the audit trail names this key as an actor."""
+        return f"access key {self.name} ({self.identifier}…)"[:150]
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def is_expired(self, at: dt.datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
+
+    def is_usable(self, at: dt.datetime | None = None) -> bool:
+        return not self.is_revoked and not self.is_expired(at)
+
+    @property
+    def display_status(self) -> str:
+        if self.is_revoked:
+            return "Revoked"
+        return "Expired" if self.is_expired() else "Active"
+
+    @cached_property
+    def _networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(network) for network in self.allowed_networks]
+
+    def allows_address(self, address: str | None) -> bool:
+        """Whether a request from `address` may use the key (any address when no list)."""
+        if not self.allowed_networks:
+            return True
+        try:
+            ip = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        candidates = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates.append(ip.ipv4_mapped)  # ::ffff:203.0.113.5 is 203.0.113.5
+        return any(
+            candidate in network
+            for candidate in candidates
+            for network in self._networks
+            if candidate.version == network.version
+        )
+
+    # --- rules ----------------------------------------------------------------------------
+
+    def rule_errors(self) -> dict[str, list[str]]:
+        """Every broken rule as {field: [message]}; empty when all hold."""
+        errors: dict[str, list[str]] = {}
+        if not isinstance(self.name, str) or not self.name:
+            errors["name"] = ["Enter a name for the access key."]
+        elif len(self.name) > NAME_MAX_LENGTH:
+            errors["name"] = [f"The name has at most {NAME_MAX_LENGTH} characters."]
+        elif not self.name.isprintable():
+            errors["name"] = ["The name must be printable text (no control characters)."]
+        elif self.name_is_taken():
+            errors["name"] = [duplicate_name_message(self.name)]
+        if not isinstance(self.description, str):
+            errors["description"] = ["The description must be text."]
+        elif len(self.description) > DESCRIPTION_MAX_LENGTH:
+            errors["description"] = [
+                f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."
+            ]
+        elif "\x00" in self.description:
+            errors["description"] = ["The description cannot contain NUL characters."]
+        for field in ("environment", "product", "app"):
+            item = getattr(self, field)
+            if item is not None and item.workspace_id != self.workspace_id:
+                errors[field] = [f"Choose a{'n' if field != 'product' else ''} {field} of this "
+                                 "workspace."]  # fmt: skip
+        if self.environment_id is None:
+            errors.setdefault("environment", ["Choose the environment the key resolves in."])
+        return errors
+
+    def name_is_taken(self) -> bool:
+        others = AccessKey.objects.filter(workspace_id=self.workspace_id, name=self.name)
+        return others.exclude(pk=self.pk).exists()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def record_use(self, *, at: dt.datetime, address: str | None) -> bool:
+        """Count one use, if the key is still usable at `at`: one UPDATE with F(), which
+        re-checks revocation and expiry in the database. Inside a transaction it also holds
+        the key's row lock until the end, so a concurrent `revoke()` waits for the request to
+        finish, and a request after a committed revoke updates nothing (returns False)."""
+        updated = (
+            AccessKey.objects.filter(pk=self.pk)
+            .active(at)
+            .update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
+        )
+        return updated == 1
+
+    def revoke(self, *, by=None) -> None:
+        """Revoke for good, at once: the next request with the key is refused."""
+        with transaction.atomic():
+            current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
+            if current is None:
+                raise ValidationError("This access key was deleted.")
+            if current.is_revoked:
+                raise ValidationError("This access key is already revoked.")
+            current.revoked_at = timezone.now()
+            current.revoked_by = by if getattr(by, "pk", None) else None
+            current.save(update_fields=["revoked_at", "revoked_by"])
+            current.record(AuditAction.ACCESS_KEY_REVOKED, by=by)
+        self.refresh_from_db()
+
+    def delete_key(self, *, by=None) -> None:
+        """Delete the key for good; the audit trail keeps its name and identifier."""
+        with transaction.atomic():
+            current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
+            if current is None:
+                raise ValidationError("This access key was already deleted.")
+            current.record(AuditAction.ACCESS_KEY_DELETED, by=by)
+            current.delete()
+
+    def record(self, action: str, *, by=None) -> AuditEvent:
+        detail = {"access_key": self.name, "identifier": f"{self.identifier}…"}
+        detail["environment"] = self.environment.slug
+        if self.product is not None:
+            detail["product"] = self.product.slug
+        if self.app is not None:
+            detail["app"] = self.app.slug
+        if action == AuditAction.ACCESS_KEY_CREATED:
+            expires = self.expires_at
+            when = f"{expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if expires else "never"
+            detail["expires"] = when
+        return AuditEvent.record(self.workspace, action, by=by, detail=detail)

@@ -1,0 +1,167 @@
+"""How an API request is authenticated: `Authorization: Bearer cfr_...`, and nothing else.
+
+`api_view("POST")` wraps every authenticated endpoint. In order, it:
+
+1. reads the bearer key: a missing or malformed key, or a bad checksum, gets the 401 at once,
+   without a single query;
+2. refuses an address that has failed authentication too often this minute (429), before
+   looking the key up; an unknown, expired or revoked key gets the same 401 with the same body
+   after one lookup by hash, and counts as a failure of the client's address;
+3. refuses a key used from outside its allowed networks (403);
+4. counts the request against the key's rate limit (429 with Retry-After past it);
+5. calls the view with the key; any `ApiError` becomes its JSON answer, a database or counter
+   store failure a 503. Every answer is JSON `{"error": "..."}` with `Cache-Control: no-store`.
+
+Session cookies are never looked at (`request.user` is not read here), which is why these views,
+and only these, are exempt from CSRF checks: a cross-site request can carry a cookie, never the
+key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from access import keys
+from access.models import AccessKey
+from api import ratelimit
+from config.middleware import client_ip_address
+
+logger = logging.getLogger("coffer.api")
+
+UNAUTHORIZED = (
+    "A valid access key is required (Authorization: Bearer cfr_...); this one is missing, "
+    "malformed, unknown, expired or revoked."
+)
+UNAVAILABLE = "Coffer cannot answer right now; nothing was resolved. Try again shortly."
+RETRY_AFTER_UNAVAILABLE = 30
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+    def response(self) -> HttpResponse:
+        return error_response(self.status, self.message, self.headers)
+
+
+def unauthorized() -> ApiError:
+    """The one refusal for every key that does not work, whatever the reason."""
+    return ApiError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer realm="coffer"'})
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def no_store(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address, found exactly as for login throttling (COFFER_BEHIND_PROXY:
+    the address the proxy appended), normalised; None when it is not an IP address."""
+    try:
+        return str(ipaddress.ip_address((client_ip_address(request) or "").strip()))
+    except ValueError:
+        return None
+
+
+def bearer_key(request: HttpRequest) -> str | None:
+    scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
+
+
+def too_many(message: str, decision: ratelimit.Decision) -> ApiError:
+    seconds = decision.retry_after
+    return ApiError(
+        429, f"{message}; retry after {seconds} seconds.", {"Retry-After": str(seconds)}
+    )
+
+
+def authenticate(request: HttpRequest) -> AccessKey:
+    """The request's usable access key, or ApiError (401, 403 or 429)."""
+    presented = bearer_key(request) or ""
+    if not keys.is_well_formed(presented):
+        raise unauthorized()  # the format and checksum say it is no key: no query at all
+    address = client_address(request)
+    failures = f"authfail:{address or 'unknown'}"
+    failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
+    if refusal := ratelimit.exceeded(failures, failure_limit):
+        raise too_many("Too many failed authentications from this address", refusal)
+    key = AccessKey.objects.authenticate(presented)
+    if key is None:
+        ratelimit.hit(failures, failure_limit)
+        raise unauthorized()
+    if not key.allows_address(address):
+        ratelimit.hit(failures, failure_limit)
+        raise ApiError(
+            403, f"This access key may not be used from your address ({address or 'unknown'})."
+        )
+    decision = ratelimit.hit(f"key:{key.pk}", settings.COFFER_API_RATE_LIMIT)
+    if not decision.allowed:
+        raise too_many("Too many requests with this access key", decision)
+    request.client_address = address
+    return key
+
+
+def api_view(*methods: str) -> Callable:
+    """An authenticated API endpoint: `view(request, key)`; see the module docstring."""
+
+    def decorator(view: Callable[[HttpRequest, AccessKey], HttpResponse]) -> Callable:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            return no_store(answer(request, methods, view, *args, **kwargs))
+
+        return wrapper
+
+    return decorator
+
+
+def public_view(*methods: str) -> Callable:
+    """An endpoint without authentication (health, schema): the same JSON 405 and no-store."""
+
+    def decorator(view: Callable[[HttpRequest], HttpResponse]) -> Callable:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                allowed = ", ".join(methods)
+                return no_store(error_response(405, f"Use {allowed}.", {"Allow": allowed}))
+            return no_store(view(request, *args, **kwargs))
+
+        return wrapper
+
+    return decorator
+
+
+def answer(request: HttpRequest, methods, view, *args, **kwargs) -> HttpResponse:
+    if request.method not in methods:
+        allowed = ", ".join(methods)
+        return error_response(405, f"Use {allowed}.", {"Allow": allowed})
+    try:
+        return view(request, authenticate(request), *args, **kwargs)
+    except ApiError as error:
+        return error.response()
+    except (DatabaseError, ratelimit.RateLimitUnavailable) as error:
+        # The driver's first line only: no SQL, so no parameters reach the log.
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        logger.error(
+            "API %s %s answered 503: %s: %s", request.method, request.path, type(error).__name__,
+            reason,
+        )  # fmt: skip
+        return error_response(503, UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})

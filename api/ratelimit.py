@@ -1,0 +1,128 @@
+"""Fixed-window rate limits shared by every app process: in the database, or on Redis.
+
+`hit(bucket, limit)` counts one request against `bucket` in the current window (60 s) and says
+whether it is within `limit`; `exceeded(bucket, limit)` asks without counting. Buckets are
+strings such as `key:42` (one access key) or `authfail:203.0.113.5` (failed authentications
+from one address).
+
+- **Database** (the default): one statement per hit, atomic on SQLite and PostgreSQL alike:
+  `INSERT ... ON CONFLICT (bucket, window_start) DO UPDATE SET count = count + 1 RETURNING
+  count`. The first hit of a bucket's window also deletes windows that have ended.
+- **Redis** (when COFFER_RATELIMIT_REDIS_URL is set): `INCR` and `EXPIRE` in one MULTI; the
+  counters expire by themselves.
+
+If the counter store cannot be reached, the API answers 503 rather than run without limits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.db import connection
+from django.dispatch import receiver
+
+from api.models import RateLimitWindow
+
+WINDOW_SECONDS = 60
+
+
+class RateLimitUnavailable(Exception):
+    """The counter store (Redis) cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    count: int
+    retry_after: int  # seconds until the window ends
+
+
+def _window(now: float, seconds: int) -> tuple[int, int]:
+    start = int(now // seconds) * seconds
+    return start, start + seconds
+
+
+class DatabaseCounters:
+    def __init__(self) -> None:
+        table = connection.ops.quote_name(RateLimitWindow._meta.db_table)
+        self.upsert = (
+            f"INSERT INTO {table} (bucket, window_start, expires, count) VALUES (%s, %s, %s, 1) "
+            f"ON CONFLICT (bucket, window_start) DO UPDATE SET count = {table}.count + 1 "
+            "RETURNING count"
+        )
+        self.select = f"SELECT count FROM {table} WHERE bucket = %s AND window_start = %s"
+
+    def increment(self, bucket: str, start: int, end: int) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(self.upsert, [bucket, start, end])
+            count = cursor.fetchone()[0]
+        if count == 1:  # the first hit of this window: forget the windows that have ended
+            RateLimitWindow.objects.filter(expires__lte=start).delete()
+        return count
+
+    def current(self, bucket: str, start: int, end: int) -> int:
+        with connection.cursor() as cursor:  # on every request: plain SQL, no ORM compiling
+            cursor.execute(self.select, [bucket, start])
+            row = cursor.fetchone()
+        return row[0] if row else 0
+
+
+class RedisCounters:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.errors = (redis.RedisError, OSError)
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def increment(self, bucket: str, start: int, end: int) -> int:
+        name = f"coffer:ratelimit:{bucket}:{start}"
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.incr(name)
+            pipe.expire(name, end - start + 1)
+            count, _ = pipe.execute()
+        except self.errors as error:
+            raise RateLimitUnavailable(f"Redis: {type(error).__name__}") from None
+        return int(count)
+
+    def current(self, bucket: str, start: int, end: int) -> int:
+        try:
+            return int(self.client.get(f"coffer:ratelimit:{bucket}:{start}") or 0)
+        except self.errors as error:
+            raise RateLimitUnavailable(f"Redis: {type(error).__name__}") from None
+
+
+@cache
+def counters() -> DatabaseCounters | RedisCounters:
+    url = settings.COFFER_RATELIMIT_REDIS_URL
+    return RedisCounters(url) if url else DatabaseCounters()
+
+
+@receiver(setting_changed)
+def _forget_counters(*, setting: str, **kwargs) -> None:
+    if setting == "COFFER_RATELIMIT_REDIS_URL":
+        counters.cache_clear()
+
+
+def _decision(count: int, limit: int, end: int, now: float) -> Decision:
+    return Decision(count <= limit, count, max(1, math.ceil(end - now)))
+
+
+def hit(bucket: str, limit: int, *, now: float | None = None) -> Decision:
+    """Count one request against `bucket`; allowed while the window's count is <= limit."""
+    now = time.time() if now is None else now
+    start, end = _window(now, WINDOW_SECONDS)
+    return _decision(counters().increment(bucket, start, end), limit, end, now)
+
+
+def exceeded(bucket: str, limit: int, *, now: float | None = None) -> Decision | None:
+    """The refusal when `bucket` has already used its `limit` this window, else None."""
+    now = time.time() if now is None else now
+    start, end = _window(now, WINDOW_SECONDS)
+    count = counters().current(bucket, start, end)
+    return _decision(count + 1, limit, end, now) if count >= limit else None

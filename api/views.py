@@ -1,0 +1,224 @@
+"""The HTTP API: resolve a template, fetch values for environment injection, health, schema.
+
+The rules are tokens/references.py's, called and never copied: the same lookup, scope and expiry
+rules, decryption, audit event and failure report as `manage.py resolve`. Each successful
+resolve or values call happens in one transaction that starts by counting the access key's use
+(`AccessKey.record_use`, which re-checks and locks the key's row), so a revoke that commits
+first refuses the request, and one that comes later waits for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from access.models import AccessKey
+from api import dotenv
+from api.auth import ApiError, api_view, public_view, unauthorized
+from api.openapi import schema
+from tokens import crypto
+from tokens.models import KEY_MAX_LENGTH, KEY_RE
+from tokens.references import (
+    ResolveError,
+    check_text,
+    decode_template,
+    encode_output,
+    report_payload,
+    resolve_text,
+    resolve_values,
+    values_text,
+    wide_encoding,
+)
+
+logger = logging.getLogger("coffer.api")
+
+SOURCE_MAX_LENGTH = 200
+DEFAULT_SOURCE = "<request>"
+MAX_KEYS = 1000
+TRUE, FALSE = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
+
+
+# --- query parameters ------------------------------------------------------------------------
+
+
+def source_param(request: HttpRequest, default: str) -> str:
+    source = request.GET.get("source", default)
+    if not source.strip() or len(source) > SOURCE_MAX_LENGTH or not source.isprintable():
+        raise ApiError(400, f"source is a name of 1 to {SOURCE_MAX_LENGTH} printable characters.")
+    return source
+
+
+def check_param(request: HttpRequest) -> bool:
+    value = request.GET.get("check", "").strip().lower()
+    if value not in TRUE | FALSE:
+        raise ApiError(400, "check is 1 or 0.")
+    return value in TRUE
+
+
+def keys_param(request: HttpRequest) -> list[str] | None:
+    if "keys" not in request.GET:
+        return None
+    keys = [key.strip() for key in request.GET.get("keys", "").split(",") if key.strip()]
+    if not keys:
+        raise ApiError(400, "keys is a comma-separated list of Token Keys, e.g. keys=A,B.")
+    if len(keys) > MAX_KEYS:
+        raise ApiError(400, f"keys names at most {MAX_KEYS} Token Keys.")
+    bad = [key for key in keys if len(key) > KEY_MAX_LENGTH or not KEY_RE.match(key)]
+    if bad:
+        shown = ", ".join(json.dumps(key[:40]) for key in bad[:5])
+        raise ApiError(
+            400,
+            f"Not Token Keys: {shown}. A Token Key is 1-{KEY_MAX_LENGTH} letters, digits and "
+            "underscores, not starting with a digit.",
+        )
+    return keys
+
+
+def format_param(request: HttpRequest) -> str:
+    value = request.GET.get("format", "json")
+    if value not in {"json", "dotenv"}:
+        raise ApiError(400, "format is json or dotenv.")
+    return value
+
+
+def read_template(request: HttpRequest) -> bytes:
+    """The body, never more than COFFER_API_MAX_BYTES: a larger one is refused from its
+    Content-Length, before a byte of it is read."""
+    limit = settings.COFFER_API_MAX_BYTES
+    length = request.META.get("CONTENT_LENGTH") or ""
+    if not length.strip():
+        if request.META.get("HTTP_TRANSFER_ENCODING"):
+            raise ApiError(
+                411, "Send the template with a Content-Length (curl --data-binary @FILE)."
+            )
+        return b""
+    try:
+        size = int(length)
+    except ValueError:
+        raise ApiError(400, "The Content-Length is not a number.") from None
+    if size > limit:
+        raise ApiError(413, f"The template is {size:,} bytes; the limit is {limit:,} bytes.")
+    # request.read, not request.body: DATA_UPLOAD_MAX_MEMORY_SIZE is not this API's limit.
+    data = request.read(limit + 1)
+    if len(data) > limit:  # (the server's stream ends at the Content-Length anyway)
+        raise ApiError(413, f"The template is over the limit of {limit:,} bytes.")
+    return data
+
+
+# --- answers ---------------------------------------------------------------------------------
+
+
+def report_response(report, key: AccessKey, *, failed: bool = False) -> JsonResponse:
+    """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
+    look, made for the report, finds every reference fine again: the race is lost)."""
+    status = 422 if failed or not report.ok else 200
+    return JsonResponse(report_payload(report, key.context), status=status)
+
+
+def audit_detail(request: HttpRequest, key: AccessKey) -> dict:
+    return {
+        "access_key": key.name,
+        "identifier": f"{key.identifier}…",
+        "client_address": request.client_address,
+    }
+
+
+def unavailable(error: ResolveError) -> ApiError:
+    # The message names tokens, workspaces and master key ids, never a value; it goes to the
+    # server's log, not to the client.
+    logger.error("API resolve failed: %s", error.args[0])
+    return ApiError(503, "The resolve failed on the server (decryption or audit); nothing was "
+                    "resolved. Try again shortly.", {"Retry-After": "30"})  # fmt: skip
+
+
+# --- endpoints -------------------------------------------------------------------------------
+
+
+@api_view("POST")
+def resolve(request: HttpRequest, key: AccessKey) -> HttpResponse:
+    source = source_param(request, DEFAULT_SOURCE)
+    check = check_param(request)
+    data = read_template(request)
+    if encoding := wide_encoding(data):
+        raise ApiError(400, f"The template is {encoding} text; send UTF-8 or another "
+                       "ASCII-compatible encoding.")  # fmt: skip
+    text = decode_template(data)
+    if check:
+        return report_response(check_text(text, key.context, source=source), key)
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if not key.record_use(at=now, address=request.client_address):
+                raise unauthorized()  # revoked or expired since authentication
+            resolved = resolve_text(
+                text,
+                key.context,
+                source=source,
+                actor=key.actor_name,
+                at=now,
+                detail=audit_detail(request, key),
+            )
+    except ResolveError as error:
+        if not error.problems:
+            raise unavailable(error) from None
+        report = check_text(text, key.context, source=source, at=now)
+        return report_response(report, key, failed=True)
+    return HttpResponse(encode_output(resolved), content_type="application/octet-stream")
+
+
+@api_view("GET")
+def values(request: HttpRequest, key: AccessKey) -> HttpResponse:
+    keys = keys_param(request)
+    output = format_param(request)
+    source = source_param(request, "<values>")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if not key.record_use(at=now, address=request.client_address):
+                raise unauthorized()
+            found = resolve_values(
+                key.context,
+                keys,
+                source=source,
+                actor=key.actor_name,
+                at=now,
+                detail=audit_detail(request, key),
+            )
+    except ResolveError as error:
+        if not error.problems:
+            raise unavailable(error) from None
+        # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
+        asked = keys if keys is not None else [problem.key for problem in error.problems]
+        report = check_text(values_text(asked), key.context, source=source, at=now)
+        return report_response(report, key, failed=True)
+    if output == "json":
+        return JsonResponse(found)
+    if unshellable := dotenv.unshellable_keys(found):
+        raise ApiError(422, f"These values hold a NUL character, which a shell variable cannot "
+                       f"hold; use format=json: {', '.join(unshellable)}.")  # fmt: skip
+    return HttpResponse(dotenv.encode(found), content_type="text/plain; charset=utf-8")
+
+
+@public_view("GET", "HEAD")
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 when the database answers and the master key ring is loaded; 503 otherwise, saying
+    nothing more (the reason goes to the log)."""
+    try:
+        crypto.key_ring()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as error:  # noqa: BLE001 - any failure is "unavailable", logged
+        logger.error("Health check failed: %s", type(error).__name__)
+        return JsonResponse({"status": "unavailable"}, status=503)
+    return JsonResponse({"status": "ok"})
+
+
+@public_view("GET", "HEAD")
+def openapi(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(schema(), json_dumps_params={"indent": 2})

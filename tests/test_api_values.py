@@ -1,0 +1,188 @@
+"""GET /api/v1/values: values for environment injection, as JSON or shell-safe dotenv."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api import dotenv
+from tests.api_helpers import api_setup, get_values
+from tests.factories import TokenFactory, make_access_key
+from tokens.models import AuditAction, AuditEvent, Token
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(workspace):
+    return api_setup(workspace)
+
+
+def test_without_keys_every_usable_token_as_json(client, setup):
+    response = get_values(client, setup.key)
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    # production + payments + checkout: not MOBILE_KEY (another app), not SANDBOX_ONLY
+    assert response.json() == {
+        "DB_URL": setup.values["DB_URL"],
+        "STRIPE_KEY": setup.values["STRIPE_KEY"],
+    }
+    event = AuditEvent.objects.get(action=AuditAction.RESOLVED)
+    assert event.detail["keys"] == ["DB_URL", "STRIPE_KEY"]
+    assert event.detail["source"] == "<values>"
+    assert event.detail["access_key"] == "deploy"
+    assert set(Token.objects.filter(last_used_at__isnull=False).values_list("key", flat=True)) == {
+        "DB_URL",
+        "STRIPE_KEY",
+    }
+    setup.row.refresh_from_db()
+    assert setup.row.use_count == 1
+
+
+def test_named_keys_in_the_order_asked(client, setup):
+    response = get_values(client, setup.key, "?keys=STRIPE_KEY,DB_URL,STRIPE_KEY")
+    assert response.status_code == 200
+    assert list(response.json()) == ["STRIPE_KEY", "DB_URL"]
+
+
+def test_keys_that_cannot_be_resolved_give_the_report_and_no_value(client, setup):
+    revoked = TokenFactory(workspace=setup.workspace, key="OLD", value="old-value-" + "o" * 20)
+    revoked.revoke()
+    response = get_values(
+        client, setup.key, "?keys=DB_URL,MOBILE_KEY,SANDBOX_ONLY,NOPE,OLD&format=dotenv"
+    )
+    assert response.status_code == 422
+    report = response.json()
+    assert report["ok"] is False
+    assert {entry["key"]: entry["reason"] for entry in report["references"]} == {
+        "DB_URL": None,
+        "MOBILE_KEY": "not in scope for payments, checkout",
+        "SANDBOX_ONLY": "not valid in environment production",
+        "NOPE": "unknown token",
+        "OLD": "token revoked",
+    }
+    assert [entry["line"] for entry in report["references"]] == [1, 2, 3, 4, 5]
+    for value in [*setup.values.values(), "old-value-"]:
+        assert value not in response.text
+    assert not AuditEvent.objects.filter(action=AuditAction.RESOLVED).exists()
+    assert not Token.objects.filter(last_used_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?keys=", "comma-separated list of Token Keys"),
+        ("?keys=bad-key,DB_URL", 'Not Token Keys: "bad-key"'),
+        ("?keys=A}$Secret{DB_URL", "Not Token Keys"),
+        ("?keys=" + "K" * 129, "Not Token Keys"),
+        ("?keys=" + ",".join(f"K{n}" for n in range(1001)), "at most 1000"),
+        ("?format=yaml", "format is json or dotenv"),
+    ],
+)
+def test_bad_parameters_get_a_400_and_reveal_nothing(client, setup, query, message):
+    response = get_values(client, setup.key, query)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+    assert setup.values["DB_URL"] not in response.text
+    assert not AuditEvent.objects.filter(action=AuditAction.RESOLVED).exists()
+
+
+def test_dotenv_is_sourced_by_bash_exactly(client, setup, workspace):
+    tricky = "line1\nline2 'single' \"double\" $HOME `date` \\n \\ end\t\r\n"
+    TokenFactory(workspace=workspace, key="TRICKY", value=tricky)
+    response = get_values(client, setup.key, "?keys=TRICKY,DB_URL&format=dotenv")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert sourced_by_bash(response.content, ["TRICKY", "DB_URL"]) == [
+        tricky,
+        setup.values["DB_URL"],
+    ]
+
+
+def test_a_value_with_nul_is_refused_as_dotenv(client, setup, workspace):
+    TokenFactory(workspace=workspace, key="BINARY", value="a\x00b-" + "x" * 20)
+    response = get_values(client, setup.key, "?keys=BINARY&format=dotenv")
+    assert response.status_code == 422
+    assert "NUL" in response.json()["error"] and "BINARY" in response.json()["error"]
+    assert "xxxxx" not in response.text
+    assert get_values(client, setup.key, "?keys=BINARY").json() == {"BINARY": "a\x00b-" + "x" * 20}
+
+
+def test_values_costs_the_same_queries_for_1_and_50_tokens(client, workspace):
+    counts = []
+    for size in (1, 50):
+        for n in range(size):
+            TokenFactory(workspace=workspace, key=f"T{size}_{n}", value=f"value-{n}-" + "v" * 20)
+        _, key = make_access_key(workspace, name=f"k{size}")
+        keys = ",".join(f"T{size}_{n}" for n in range(size))
+        get_values(client, key, "?keys=T1_0")  # warm-up: the rate-limit window exists
+        with CaptureQueriesContext(connection) as queries:
+            response = get_values(client, key, f"?keys={keys}")
+        assert response.status_code == 200 and len(response.json()) == size
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+# --- the dotenv encoder --------------------------------------------------------------------
+
+
+def sourced_by_bash(script: bytes, names: list[str]) -> list[str]:
+    """Source `script` in bash and print each variable NUL-separated, exactly."""
+    printer = "".join(f'printf "%s\\0" "${name}"; ' for name in names)
+    result = subprocess.run(
+        ["bash", "-c", f'set -eu; eval "$(cat)"; {printer}'],
+        input=script,
+        capture_output=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"},
+    )
+    return result.stdout.decode("utf-8").split("\0")[:-1]
+
+
+SHELL_TEXT = st.text(
+    alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=80
+)
+
+
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(st.lists(SHELL_TEXT, min_size=1, max_size=6))
+def test_any_text_round_trips_through_bash(values):
+    names = [f"K{n}" for n in range(len(values))]
+    script = dotenv.encode(dict(zip(names, values, strict=True))).encode("utf-8")
+    assert sourced_by_bash(script, names) == values
+
+
+def test_a_keyless_call_that_loses_a_race_reports_the_key(client, setup, monkeypatch):
+    """Between listing the usable tokens and locking them, one stopped being usable (revoked,
+    expired, rescoped): the call fails closed with that key in the report."""
+    from tokens.models import TokenQuerySet
+
+    original = TokenQuerySet.usable_in
+    calls = []
+
+    def stale_listing(self, context, at=None):
+        calls.append(1)
+        if len(calls) == 1:  # the listing: as if every token were still usable
+            return self.filter(workspace_id=context.environment.workspace_id)
+        return original(self, context, at)
+
+    monkeypatch.setattr(TokenQuerySet, "usable_in", stale_listing)
+    response = get_values(client, setup.key)
+    assert response.status_code == 422
+    assert response.json()["ok"] is False
+    assert [(r["key"], r["reason"]) for r in response.json()["references"]] == [
+        ("MOBILE_KEY", "not in scope for payments, checkout"),
+        ("SANDBOX_ONLY", "not valid in environment production"),
+    ]
+    assert setup.values["DB_URL"] not in response.text
