@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,8 +14,6 @@ from audit.models import AuditAction, AuditEvent
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
     from django.db.models.fields.related_descriptors import RelatedManager
-
-    from tokens.models import Token
 
 DEFAULT_ENVIRONMENTS = [("Production", "production"), ("Sandbox", "sandbox")]
 LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
@@ -220,8 +218,9 @@ class WorkspaceCatalogItem(models.Model):
     objects = CatalogQuerySet.as_manager()
 
     if TYPE_CHECKING:
-        # The reverse of Token.environments, .products and .apps (related_name="tokens").
-        tokens: RelatedManager[Token]
+        # The reverse of Token.environments, .products and .apps (related_name="tokens"); of
+        # Any, as this app imports nothing from tokens.
+        tokens: RelatedManager[Any]
 
     class Meta:
         abstract = True
