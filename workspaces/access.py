@@ -7,6 +7,7 @@ low for the action get a 403.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
@@ -38,7 +39,7 @@ def get_workspace_for(
 
 
 def get_object_in[M: Model](
-    workspace: Workspace, model: type[M], pk: int | str, **filters: Any
+    workspace: Workspace, model: type[M], pk: int | str | UUID, **filters: Any
 ) -> M:
     """Fetch one object of `model` that belongs to `workspace`, or 404."""
     return get_object_or_404(model, workspace=workspace, pk=pk, **filters)
