@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 # default of not compiling, every manage.py call would compile ~470 modules (~1.4 s).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run browser sqlite3-tool test test-fast lint format bench clean
+.PHONY: setup run browser sqlite3-tool test test-fast lint typecheck format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -46,6 +46,11 @@ test-fast: setup sqlite3-tool
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# mypy with django-stubs; what it checks and how strictly is in pyproject.toml ([tool.mypy]).
+typecheck: setup
+	$(VENV)/bin/mypy
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

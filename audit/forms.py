@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.http import QueryDict
 
 from audit.models import AuditEventQuerySet, AuditKind
 
@@ -15,7 +16,7 @@ class ActivityFilterForm(forms.Form):
         widget=forms.Select(attrs={"class": "form-select"}),
     )
 
-    def __init__(self, data) -> None:
+    def __init__(self, data: QueryDict) -> None:
         super().__init__(data, auto_id="filter_%s")
         self.is_valid()
 

@@ -7,9 +7,14 @@ hint or ciphertext.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 KEY_MAX_LENGTH = 128  # a Token Key's longest length (tokens/models.py holds the rule)
 
@@ -130,19 +135,20 @@ class AuditEvent(models.Model):
     @classmethod
     def record(
         cls,
-        workspace,
+        workspace,  # a Workspace, and `token` a Token: this base app imports neither
         action: str,
         *,
-        by=None,
+        by: User | None = None,
         actor_name: str = "",
         token=None,
         detail: dict | None = None,
     ) -> AuditEvent:
+        actor = by if by is not None and by.pk else None  # an unsaved user is no actor
         return cls.objects.create(
             workspace=workspace,
             action=action,
-            actor=by if getattr(by, "pk", None) else None,
-            actor_name=actor_name or (by.get_username() if getattr(by, "pk", None) else "system"),
+            actor=actor,
+            actor_name=actor_name or (actor.get_username() if actor is not None else "system"),
             token=token
             if token is not None and token.pk and action != AuditAction.DELETED
             else None,
@@ -187,7 +193,7 @@ class AuditEvent(models.Model):
         return "; ".join(parts)
 
     @staticmethod
-    def _role(value) -> str:
+    def _role(value: object) -> str:
         return str(value or "").capitalize()
 
     def _member_summary(self, detail: dict) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import timedelta
+from typing import overload
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -25,6 +26,10 @@ STARTED_KEY = "_coffer_session_started"
 REFRESH_AFTER_SECONDS = 60
 
 
+@overload
+def stored_key(session_key: str) -> str: ...
+@overload
+def stored_key(session_key: None) -> None: ...
 def stored_key(session_key: str | None) -> str | None:
     """What the table holds for a session key: never the key itself."""
     if session_key is None:

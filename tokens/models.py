@@ -12,17 +12,22 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import Exists, OuterRef, Q
+from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
 from tokens import crypto
 from workspaces.models import App, Environment, Product, Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
@@ -159,7 +164,9 @@ class WorkspaceKey(models.Model):
         return previous
 
 
-def expiry_moment(expiry_date: dt.date | None, period_days: int | None, value_set_at):
+def expiry_moment(
+    expiry_date: dt.date | None, period_days: int | None, value_set_at: dt.datetime
+) -> dt.datetime | None:
     """The effective expiry: the earlier of 00:00 UTC on the Expiry Date and set time + Period."""
     moments = []
     if expiry_date is not None:
@@ -208,7 +215,8 @@ class TokenQuerySet(models.QuerySet):
         token = OuterRef("pk")
         products = Token.products.through.objects.filter(token=token)
         apps = Token.apps.through.objects.filter(token=token)
-        in_scope = ~Exists(products) & ~Exists(apps)
+        # Exists & Exists gives a Q, Q | Exists a Combinable: hence the wide type.
+        in_scope: Q | Combinable = ~Exists(products) & ~Exists(apps)
         if context.product is not None:
             in_scope |= Exists(products.filter(product=context.product))
         if context.app is not None:
@@ -221,7 +229,27 @@ class TokenQuerySet(models.QuerySet):
         )
 
 
-class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
+class SealedValue(Protocol):
+    """What `reveal_values` reads of a token: a Token, or a plain row with these fields."""
+
+    @property
+    def pk(self) -> uuid.UUID: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def ciphertext(self) -> bytes | memoryview: ...
+    @property
+    def value_version(self) -> int: ...
+    @property
+    def workspace(self) -> Workspace: ...
+    @property
+    def workspace_id(self) -> int: ...
+
+
+_TokenManagerBase = models.Manager.from_queryset(TokenQuerySet)
+
+
+class TokenManager(_TokenManagerBase):
     @sensitive_variables("value")
     def create_token(
         self,
@@ -229,7 +257,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
         workspace: Workspace,
         key: str,
         value: str,
-        by=None,
+        by: User | None = None,
         type: str = TokenType.CREDENTIAL,
         description: str = "",
         expiry_date: dt.date | None = None,
@@ -271,7 +299,7 @@ class TokenManager(models.Manager.from_queryset(TokenQuerySet)):
         return token
 
     @sensitive_variables("values", "dek", "keys")
-    def reveal_values(self, tokens: Iterable[Token]) -> dict[uuid.UUID, str]:
+    def reveal_values(self, tokens: Iterable[SealedValue]) -> dict[uuid.UUID, str]:
         """Decrypt several tokens' values, unwrapping each workspace's data key once.
 
         For the resolver only: the result must live no longer than the run that needs it.
@@ -487,7 +515,7 @@ class Token(models.Model):
         """Why this token may not be used in `context` (the resolver's wording), or None."""
         if self.is_revoked:
             return "token revoked"
-        if self.is_expired(at):
+        if self.expires_at is not None and self.is_expired(at):
             return f"token expired on {self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
         for obj in (context.environment, context.product, context.app):
             if obj is not None and obj.workspace_id != self.workspace_id:
@@ -519,12 +547,12 @@ class Token(models.Model):
     def update(
         self,
         *,
-        by=None,
+        by: User | None = None,
         value: str | None = None,
         products: Iterable[Product] | None = None,
         apps: Iterable[App] | None = None,
         environments: Iterable[Environment] | None = None,
-        **fields,
+        **fields: Any,
     ) -> list[str]:
         """Change fields (key, description, type, expiry_date, period_days), relations and,
         when `value` is given and not blank, the value (a new version; the Period restarts).
@@ -588,13 +616,13 @@ class Token(models.Model):
         return changed
 
     @sensitive_variables("value")
-    def set_value(self, value: str, *, by=None) -> None:
+    def set_value(self, value: str, *, by: User | None = None) -> None:
         """Replace the value (a new version, a new expiry Period start)."""
         if not value:
             raise ValidationError({"value": ["Enter the token value."]})
         self.update(by=by, value=value)
 
-    def revoke(self, *, by=None) -> None:
+    def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good: the token stays listed, can no longer be resolved or edited."""
         with transaction.atomic():
             current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
@@ -609,7 +637,7 @@ class Token(models.Model):
             AuditEvent.record(current.workspace, AuditAction.REVOKED, by=by, token=current)
         self.refresh_from_db()
 
-    def delete_token(self, *, by=None) -> None:
+    def delete_token(self, *, by: User | None = None) -> None:
         """Delete the token and its ciphertext for good; the audit trail keeps its key."""
         with transaction.atomic():
             current = (

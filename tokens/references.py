@@ -48,7 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -56,6 +56,9 @@ from django.utils import timezone
 from tokens.crypto import CryptoError, MasterKeyError
 from tokens.models import KEY_MAX_LENGTH, KEY_PATTERN, AuditAction, AuditEvent, Token, UseContext
 from workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 OPENER = "$Secret{"
 ESCAPED_OPENER = "$$Secret{"
@@ -80,6 +83,9 @@ _SNIPPET_END = r"[}\r\n]"
 # Parsing goes a segment at a time (about this many characters, cut after a newline: no
 # reference or escape spans a line), so a large text is never copied whole into pieces.
 SEGMENT_SIZE = 1 << 20
+
+# A text to resolve: a `str`, or the bytes of a file (never decoded whole).
+type Text = str | bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -274,14 +280,15 @@ class Template:
         self.text = text
         self._syntax = _TEXT if isinstance(text, str) else _BINARY
         self.malformed_count = 0
-        self._kept: list[list] | None = [] if keep else None
+        kept: list[list] | None = [] if keep else None
+        self._kept = kept
         distinct: set = set()
         count = 0
         for parts, keys in self._parse(check=True):
             count += len(parts) // 2
             distinct |= keys
-            if keep:
-                self._kept.append(parts)
+            if kept is not None:
+                kept.append(parts)
         self._count = count
         self._distinct = {_decoded(key) for key in distinct}
 
@@ -308,7 +315,7 @@ class Template:
         for segment in self._segments():
             parts = _split_well_formed(segment, syntax)
             keys = set(parts[1::2]) if check and parts is not None else None
-            if check and (parts is None or any(len(key) > KEY_MAX_LENGTH for key in keys)):
+            if check and (keys is None or any(len(key) > KEY_MAX_LENGTH for key in keys)):
                 # Some `$Secret{` is malformed: take the careful path.
                 parts, malformed = _parse_slowly(segment, syntax)
                 self.malformed_count += malformed
@@ -363,12 +370,14 @@ class Template:
         """
         if self.malformed_count:
             raise ValueError("a text with malformed references cannot be rendered")
+        fills: Mapping[str, str] | dict[bytes, bytes] = values
         if self._syntax is _BINARY:
-            values = {
+            fills = {
                 key.encode("ascii"): value.encode("utf-8", "surrogateescape")
                 for key, value in values.items()
             }
         empty = self._syntax.empty
+        segments: Iterable[list]
         if self._kept is None:
             segments = (parts for parts, _ in self._parse(check=False))
         else:
@@ -379,7 +388,7 @@ class Template:
                 continue
             keys = parts[1::2]
             # itemgetter looks every key up in C; with one key it returns the value itself.
-            parts[1::2] = itemgetter(*keys)(values) if len(keys) > 1 else [values[keys[0]]]
+            parts[1::2] = itemgetter(*keys)(fills) if len(keys) > 1 else [fills[keys[0]]]
             yield empty.join(parts)
         if reuse:
             self._kept = []
@@ -495,7 +504,7 @@ def _in_workspace(workspace: Workspace, keys: set[str]):
 
 
 def check_text(
-    text: str, context: UseContext, *, source: str = "<string>", at: dt.datetime | None = None
+    text: Text, context: UseContext, *, source: str = "<string>", at: dt.datetime | None = None
 ) -> CheckReport:
     """Whether every reference in `text` would resolve in `context`, without decrypting,
     auditing or marking anything used: one status per distinct reference. `text` may be
@@ -523,7 +532,7 @@ def resolve_text(
     context: UseContext,
     *,
     source: str = "<string>",
-    actor=None,
+    actor: User | str | None = None,
     at: dt.datetime | None = None,
     detail: Mapping[str, object] | None = None,
 ) -> str:
@@ -541,11 +550,11 @@ def resolve_text(
 
 
 def resolve_pieces(
-    text,
+    text: Text,
     context: UseContext,
     *,
     source: str = "<string>",
-    actor=None,
+    actor: User | str | None = None,
     at: dt.datetime | None = None,
     detail: Mapping[str, object] | None = None,
 ) -> Iterator:
@@ -564,7 +573,7 @@ def _resolve(
     *,
     at: dt.datetime | None,
     source: str,
-    actor,
+    actor: User | str | None,
     detail: Mapping[str, object] | None = None,
 ) -> dict[str, str]:
     at = at or timezone.now()
@@ -590,7 +599,7 @@ def _values_marked_used(
     *,
     at: dt.datetime,
     source: str,
-    actor,
+    actor: User | str | None,
     detail: Mapping[str, object] | None = None,
 ) -> dict[str, str]:
     """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
@@ -624,12 +633,12 @@ def _record_use(
     *,
     at: dt.datetime,
     source: str,
-    actor,
+    actor: User | str | None,
     count: int,
     extra: Mapping[str, object] | None = None,
 ) -> None:
     """Mark the tokens used and write the run's audit event, or raise ResolveError."""
-    user = actor if getattr(actor, "pk", None) else None
+    user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
     detail = {
         **(extra or {}),
@@ -694,7 +703,7 @@ WIDE_BOMS = {
 }
 
 
-def wide_encoding(data: bytes) -> str | None:
+def wide_encoding(data: bytes | bytearray) -> str | None:
     """The wide encoding ("UTF-16" or "UTF-32") `data`'s byte-order mark names, or None."""
     for bom, encoding in WIDE_BOMS.items():
         if data.startswith(bom):

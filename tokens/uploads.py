@@ -14,6 +14,7 @@ request holds at most `DATA_UPLOAD_MAX_NUMBER_FILES` files (100), so at most 100
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
@@ -21,12 +22,18 @@ from django.core.files.uploadhandler import FileUploadHandler
 from tokens.models import VALUE_MAX_BYTES
 
 
+class CappedUpload(InMemoryUploadedFile):
+    """A file as CappedUploadHandler hands it over: `oversized` past the limit (no contents)."""
+
+    oversized: bool = False
+
+
 class CappedUploadHandler(FileUploadHandler):
     """Keeps at most `limit` bytes of each uploaded file, in memory; counts the rest."""
 
     limit = VALUE_MAX_BYTES
 
-    def new_file(self, *args, **kwargs) -> None:
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
         super().new_file(*args, **kwargs)
         self.buffer = io.BytesIO()
         self.received = 0
@@ -51,9 +58,9 @@ class CappedUploadHandler(FileUploadHandler):
             self.buffer.write(raw_data)
         return None  # no other handler sees the data
 
-    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+    def file_complete(self, file_size: int) -> CappedUpload:
         self.buffer.seek(0)
-        upload = InMemoryUploadedFile(
+        upload = CappedUpload(
             file=self.buffer,
             field_name=self.field_name,
             name=self.file_name,

@@ -6,15 +6,21 @@ low for the action get a 403.
 
 from __future__ import annotations
 
+from typing import Any
+from uuid import UUID
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
-from django.http import Http404, HttpRequest
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
+from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Membership, Role, Workspace
 
 
-def get_workspace_for(request: HttpRequest, slug: str, role: Role = Role.VIEWER) -> Workspace:
+def get_workspace_for(
+    request: AuthenticatedHttpRequest, slug: str, role: Role = Role.VIEWER
+) -> Workspace:
     """Return the workspace `slug` if the user belongs to it with at least `role`.
 
     The membership is attached as `request.membership` so templates can ask what the user may do.
@@ -32,6 +38,8 @@ def get_workspace_for(request: HttpRequest, slug: str, role: Role = Role.VIEWER)
     return membership.workspace
 
 
-def get_object_in(workspace: Workspace, model: type[Model], pk: int | str, **filters) -> Model:
+def get_object_in[M: Model](
+    workspace: Workspace, model: type[M], pk: int | str | UUID, **filters: Any
+) -> M:
     """Fetch one object of `model` that belongs to `workspace`, or 404."""
     return get_object_or_404(model, workspace=workspace, pk=pk, **filters)

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import ActionLocation
 
 from workspaces.models import App, Environment, Membership, Product, Workspace
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin  # what the mixins below are mixed into
+else:
+    _ModelAdmin = object
 
 
 def on_own_admin_pages(model_admin: admin.ModelAdmin, request) -> bool:
@@ -13,7 +20,7 @@ def on_own_admin_pages(model_admin: admin.ModelAdmin, request) -> bool:
     return url_name.startswith(f"{model_admin.opts.app_label}_{model_admin.opts.model_name}_")
 
 
-class WorkspaceFixedOnChange:
+class WorkspaceFixedOnChange(_ModelAdmin):
     """An existing row stays in its workspace: tokens' scopes point at it by id."""
 
     def get_readonly_fields(self, request, obj=None):
@@ -21,7 +28,7 @@ class WorkspaceFixedOnChange:
         return [*fields, "workspace"] if obj is not None else fields
 
 
-class NoBulkDelete:
+class NoBulkDelete(_ModelAdmin):
     def get_actions(self, request, action_location=ActionLocation.CHANGE_LIST):
         actions = super().get_actions(request, action_location=action_location)
         actions.pop("delete_selected", None)  # would skip the per-object rules and the trail
@@ -34,8 +41,8 @@ class MembershipInline(admin.TabularInline):
 
     model = Membership
     extra = 0
-    fields = ["user", "role", "created_at"]
-    readonly_fields = fields
+    readonly_fields = ("user", "role", "created_at")
+    fields = readonly_fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -61,8 +68,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 class MembershipAdminForm(forms.ModelForm):
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         role = cleaned.get("role")
         if self.instance.pk and role and (blocker := self.instance.role_change_blocker(role)):
             self.add_error("role", blocker)

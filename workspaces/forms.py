@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import QueryDict
 from django.utils.text import slugify
 
-from workspaces.models import App, Environment, Membership, Product, Role, Workspace
+from workspaces.models import (
+    App,
+    Environment,
+    Membership,
+    Product,
+    Role,
+    Workspace,
+    WorkspaceCatalogItem,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    _Form = forms.BaseForm  # what the mixin below is mixed into
+else:
+    _Form = object
 
 SLUG_HELP = "Lowercase letters, digits and hyphens. Used in URLs and by manage.py resolve."
 
 
-class SlugFromNameMixin:
+class SlugFromNameMixin(_Form):
     """Fill an empty slug from the name, then validate it like a typed one."""
 
     def clean_slug(self) -> str:
@@ -51,7 +69,7 @@ class WorkspaceForm(SlugFromNameMixin, forms.ModelForm):
         # A taken slug is not an error: create() picks a free one.
         pass
 
-    def create(self, *, owner) -> Workspace | None:
+    def create(self, *, owner: User) -> Workspace | None:
         """Create the workspace with `owner` as its owner, under the first free slug."""
         wanted = self.cleaned_data["slug"]
         for _ in range(self.SLUG_ATTEMPTS):
@@ -78,6 +96,7 @@ def free_slug(wanted: str) -> str:
     """`wanted` if no workspace has it, else the first free `wanted-2`, `wanted-3`, ...,
     shortened so it stays within the slug's 50 characters."""
     max_length = Workspace._meta.get_field("slug").max_length
+    assert max_length is not None
     taken = set(
         Workspace.objects.filter(slug__startswith=wanted[: max_length - 4]).values_list(
             "slug", flat=True
@@ -97,14 +116,17 @@ def free_slug(wanted: str) -> str:
 class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
     """Create or rename an environment, product or app; name and slug unique in the workspace."""
 
-    def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
+    instance: WorkspaceCatalogItem
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.instance.workspace = workspace
         self.fields["slug"].required = False
         self.fields["slug"].help_text = SLUG_HELP
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         siblings = type(self.instance).objects.filter(workspace=self.instance.workspace)
         if self.instance.pk:
             siblings = siblings.exclude(pk=self.instance.pk)
@@ -115,7 +137,7 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
         return cleaned
 
     def _taken_message(self, field: str, value: str) -> str:
-        noun = self._meta.model._meta.verbose_name
+        noun = str(self._meta.model._meta.verbose_name)
         article = "an" if noun[0] in "aeiou" else "a"
         return (
             f"This workspace already has {article} {noun} with {field} “{value}”. Choose another."
@@ -125,7 +147,8 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
         # The per-workspace checks above give the messages; the database constraints still hold.
         pass
 
-    def save(self, *, by=None):
+    # Not ModelForm.save(commit): saving always records who did it, so callers must say who.
+    def save(self, *, by: User | None = None) -> WorkspaceCatalogItem | None:  # type: ignore[override]
         """Save (and record it), or None with a form error if a clashing item appeared meanwhile."""
         try:
             with transaction.atomic():
@@ -137,8 +160,10 @@ class CatalogItemForm(SlugFromNameMixin, forms.ModelForm):
             return None
 
 
-def catalog_form(model):
-    return forms.modelform_factory(model, form=CatalogItemForm, fields=["name", "slug"])
+def catalog_form(model: type[WorkspaceCatalogItem]) -> type[CatalogItemForm]:
+    # The factory returns a subclass of `form`; its stub only says "some ModelForm".
+    form = forms.modelform_factory(model, form=CatalogItemForm, fields=["name", "slug"])
+    return cast(type[CatalogItemForm], form)
 
 
 EnvironmentForm = catalog_form(Environment)
@@ -152,11 +177,11 @@ class AddMemberForm(forms.Form):
     )
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
 
-    def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = workspace
 
-    def clean_username(self):
+    def clean_username(self) -> User:
         name = self.cleaned_data["username"].strip()
         User = get_user_model()
         user = (
@@ -171,7 +196,7 @@ class AddMemberForm(forms.Form):
             raise forms.ValidationError(f"{user.get_username()} is already a member.")
         return user
 
-    def save(self, *, by=None) -> Membership | None:
+    def save(self, *, by: User | None = None) -> Membership | None:
         """Add the member; None (and a form error) if they were added meanwhile."""
         user = self.cleaned_data["username"]
         try:
@@ -185,11 +210,11 @@ class AddMemberForm(forms.Form):
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
-    def __init__(self, *args, membership: Membership, **kwargs) -> None:
-        super().__init__(*args, initial={"role": membership.role}, **kwargs)
+    def __init__(self, data: QueryDict | None = None, *, membership: Membership) -> None:
+        super().__init__(data, initial={"role": membership.role})
         self.membership = membership
 
-    def save(self, *, by) -> bool:
+    def save(self, *, by: User | None) -> bool:
         """Change the role (the model keeps the last owner); False with a form error if refused."""
         try:
             self.membership.change_role(self.cleaned_data["role"], by=by)

@@ -10,19 +10,21 @@ instead, and the toast comes from the message on that page.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django_htmx.http import trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from workspaces.http import HtmxHttpRequest
 
 
 def modal_success(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     *,
     message: str,
     event: str,
     redirect_to: str,
     reload: bool = False,
-    **detail,
+    **detail: object,
 ) -> HttpResponse:
     """Finish a successful modal action: toast `message` and fire `event` for the list.
 
@@ -31,19 +33,21 @@ def modal_success(
     if not request.htmx:
         messages.success(request, message)
         return redirect(redirect_to)
-    response = HttpResponse(status=204)
+    # 204 either way: htmx swaps nothing, it only reads the headers.
+    response = (
+        HttpResponseClientRedirect(redirect_to, status=204) if reload else HttpResponse(status=204)
+    )
     trigger_client_event(response, event, detail or {})
     trigger_client_event(response, "closeModal", {})
     if reload:
         messages.success(request, message)
-        response["HX-Redirect"] = redirect_to
     else:
         trigger_client_event(response, "showToast", {"message": message, "level": "success"})
     return response
 
 
 def render_modal(
-    request: HttpRequest, template: str, context: dict, status: int = 200
+    request: HtmxHttpRequest, template: str, context: dict, status: int = 200
 ) -> HttpResponse:
     """Render a modal form: just its `modal` partial for htmx, the whole page otherwise."""
     name = f"{template}#modal" if request.htmx else template

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, TypedDict
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
@@ -9,12 +11,16 @@ from django.utils.text import slugify
 
 from audit.models import AuditAction, AuditEvent
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.db.models.fields.related_descriptors import RelatedManager
+
 DEFAULT_ENVIRONMENTS = [("Production", "production"), ("Sandbox", "sandbox")]
 LAST_OWNER_MESSAGE = "A workspace needs at least one owner. Make someone else an owner first."
 
 
 class WorkspaceQuerySet(models.QuerySet):
-    def for_user(self, user) -> WorkspaceQuerySet:
+    def for_user(self, user: User | AnonymousUser) -> WorkspaceQuerySet:
         if not user.is_authenticated:
             return self.none()
         return self.filter(memberships__user=user)
@@ -45,14 +51,14 @@ class Workspace(models.Model):
                 )
 
     @classmethod
-    def create_with_owner(cls, *, name: str, slug: str, owner) -> Workspace:
+    def create_with_owner(cls, *, name: str, slug: str, owner: User) -> Workspace:
         with transaction.atomic():
             workspace = cls(name=name, slug=slug)
             workspace.save_audited(by=owner)
             Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
         return workspace
 
-    def save_audited(self, *, by=None) -> None:
+    def save_audited(self, *, by: User | None = None) -> None:
         """Save, recording "Workspace created" or, for a new name or slug, "Workspace renamed".
 
         A workspace's deletion cannot be recorded in its own trail (the trail goes with it): the
@@ -101,19 +107,21 @@ class Membership(models.Model):
         return Role(self.role).at_least(role)
 
     @classmethod
-    def add(cls, workspace: Workspace, user, role: str, *, by=None) -> Membership:
+    def add(
+        cls, workspace: Workspace, user: User, role: str, *, by: User | None = None
+    ) -> Membership:
         """Make `user` a member with `role`, recorded as "Member added"."""
         membership = cls(workspace=workspace, user=user, role=role)
         membership.create_audited(by=by)
         return membership
 
-    def create_audited(self, *, by=None) -> None:
+    def create_audited(self, *, by: User | None = None) -> None:
         """Save this new membership, recorded as "Member added"."""
         with transaction.atomic():
             self.save(force_insert=True)
             self._record(AuditAction.MEMBER_ADDED, by, role=Role(self.role).value)
 
-    def _record(self, action: str, by, **detail) -> None:
+    def _record(self, action: str, by: User | None, **detail: object) -> None:
         AuditEvent.record(
             self.workspace, action, by=by, detail={"member": self.user.get_username(), **detail}
         )
@@ -132,7 +140,7 @@ class Membership(models.Model):
         """Why this member cannot get `role` now, or None (forms show it before saving)."""
         return LAST_OWNER_MESSAGE if role != Role.OWNER and self.is_last_owner() else None
 
-    def change_role(self, role: str, *, by=None) -> bool:
+    def change_role(self, role: str, *, by: User | None = None) -> bool:
         """Give this member `role`; False if they already had it.
 
         Raises ValidationError if that would leave the workspace without an owner, or if the
@@ -152,7 +160,7 @@ class Membership(models.Model):
         self.role = role
         return True
 
-    def remove(self, *, by=None) -> None:
+    def remove(self, *, by: User | None = None) -> None:
         """Remove this member; ValidationError if they are the workspace's last owner."""
         with transaction.atomic():
             current, owners = self._lock_for_change()
@@ -209,6 +217,11 @@ class WorkspaceCatalogItem(models.Model):
 
     objects = CatalogQuerySet.as_manager()
 
+    if TYPE_CHECKING:
+        # The reverse of Token.environments, .products and .apps (related_name="tokens"); of
+        # Any, as this app imports nothing from tokens.
+        tokens: RelatedManager[Any]
+
     class Meta:
         abstract = True
         ordering = ["name"]
@@ -221,7 +234,7 @@ class WorkspaceCatalogItem(models.Model):
             self.slug = slugify(self.name)[:50]
         super().save(*args, **kwargs)
 
-    def save_audited(self, *, by=None) -> None:
+    def save_audited(self, *, by: User | None = None) -> None:
         """Save, recording "<Item> added" or, for a new name or slug, "<Item> renamed"."""
         with transaction.atomic():
             before = _stored_names(self)
@@ -231,14 +244,14 @@ class WorkspaceCatalogItem(models.Model):
             elif changes := _name_changes(before, self):
                 self._record("renamed", by, changes)
 
-    def delete_audited(self, *, by=None) -> None:
+    def delete_audited(self, *, by: User | None = None) -> None:
         """Delete, recording "<Item> deleted" (check deletion_blocker first)."""
         with transaction.atomic():
             self._record("deleted", by, _names(self))
             self.delete()
 
-    def _record(self, change: str, by, detail: dict) -> None:
-        action = AuditAction.catalog(self._meta.model_name, change)
+    def _record(self, change: str, by: User | None, detail: dict) -> None:
+        action = AuditAction.catalog(str(self._meta.model_name), change)
         AuditEvent.record(self.workspace, action, by=by, detail=detail)
 
     def deletion_blocker(self) -> str | None:
@@ -253,25 +266,30 @@ class WorkspaceCatalogItem(models.Model):
         in_use = len(keys) if len(keys) < 4 else self.tokens.count()
         named = ", ".join(keys[:3]) + (f" and {in_use - 3} more" if in_use > 3 else "")
         tokens = "token" if in_use == 1 else "tokens"
-        noun = self._meta.verbose_name
+        noun = str(self._meta.verbose_name)
         return (
             f"{noun.capitalize()} “{self.name}” is used by {in_use} {tokens} ({named}). "
             f"Remove it from {'that token' if in_use == 1 else 'those tokens'} before deleting it."
         )
 
 
-def _names(item: models.Model) -> dict:
+def _names(item: Workspace | WorkspaceCatalogItem) -> dict:
     return {"name": item.name, "slug": item.slug}
 
 
-def _stored_names(item: models.Model) -> dict | None:
+class _StoredNames(TypedDict):
+    name: str
+    slug: str
+
+
+def _stored_names(item: Workspace | WorkspaceCatalogItem) -> _StoredNames | None:
     """The name and slug `item` has in the database; None for a new one."""
     if item._state.adding:
         return None
     return type(item).objects.filter(pk=item.pk).values("name", "slug").first()
 
 
-def _name_changes(before: dict, item: models.Model) -> dict:
+def _name_changes(before: _StoredNames, item: Workspace | WorkspaceCatalogItem) -> dict:
     """What a rename changed, for the audit trail ({} when nothing did)."""
     changes = {}
     if before["name"] != item.name:
@@ -281,7 +299,7 @@ def _name_changes(before: dict, item: models.Model) -> dict:
     return {"name": item.name, **changes} if changes else {}
 
 
-def _unique_per_workspace(model_name: str) -> list[models.UniqueConstraint]:
+def _unique_per_workspace(model_name: str) -> list[models.BaseConstraint]:
     return [
         models.UniqueConstraint(fields=["workspace", "slug"], name=f"unique_{model_name}_slug"),
         models.UniqueConstraint(fields=["workspace", "name"], name=f"unique_{model_name}_name"),

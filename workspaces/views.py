@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
@@ -14,16 +14,28 @@ from workspaces.access import get_object_in, get_workspace_for
 from workspaces.forms import (
     AddMemberForm,
     AppForm,
+    CatalogItemForm,
     EnvironmentForm,
     MemberRoleForm,
     ProductForm,
     WorkspaceForm,
 )
 from workspaces.htmx import modal_success, render_modal
-from workspaces.models import App, Environment, Membership, Product, Role, Workspace
+from workspaces.http import AuthenticatedHttpRequest
+from workspaces.models import (
+    App,
+    Environment,
+    Membership,
+    Product,
+    Role,
+    Workspace,
+    WorkspaceCatalogItem,
+)
+
+type CatalogKind = tuple[type[WorkspaceCatalogItem], type[CatalogItemForm], str]
 
 # The three kinds of catalog item share one set of views: (model, form, page that lists them).
-CATALOG = {
+CATALOG: dict[str, CatalogKind] = {
     "products": (Product, ProductForm, "products"),
     "apps": (App, AppForm, "products"),
     "environments": (Environment, EnvironmentForm, "environments"),
@@ -32,7 +44,7 @@ CATALOG = {
 
 @login_required
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     workspace = Workspace.objects.for_user(request.user).first()
     if workspace is not None:
         return redirect("tokens:list", workspace.slug)
@@ -42,7 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def workspace_create(request: HttpRequest) -> HttpResponse:
+def workspace_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST if request.method == "POST" else None)
     if (
         request.method == "POST"
@@ -74,7 +86,7 @@ def workspace_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_GET
-def products(request: HttpRequest, slug: str) -> HttpResponse:
+def products(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "products",
@@ -88,7 +100,7 @@ def products(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_GET
-def environments(request: HttpRequest, slug: str) -> HttpResponse:
+def environments(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "environments",
@@ -100,7 +112,7 @@ def environments(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-def _catalog(kind: str):
+def _catalog(kind: str) -> CatalogKind:
     if kind not in CATALOG:
         raise Http404("No such list.")
     return CATALOG[kind]
@@ -109,11 +121,13 @@ def _catalog(kind: str):
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None = None):
+def catalog_item_form(
+    request: AuthenticatedHttpRequest, slug: str, kind: str, pk: int | None = None
+) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     model, form_class, page = _catalog(kind)
     item = get_object_in(workspace, model, pk) if pk else None
-    noun = model._meta.verbose_name
+    noun = str(model._meta.verbose_name)
     form = form_class(
         request.POST if request.method == "POST" else None, instance=item, workspace=workspace
     )
@@ -141,11 +155,13 @@ def catalog_item_form(request: HttpRequest, slug: str, kind: str, pk: int | None
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResponse:
+def catalog_item_delete(
+    request: AuthenticatedHttpRequest, slug: str, kind: str, pk: int
+) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     model, _form_class, page = _catalog(kind)
     item = get_object_in(workspace, model, pk)
-    noun = model._meta.verbose_name
+    noun = str(model._meta.verbose_name)
     blocker = item.deletion_blocker()
     if request.method == "POST" and blocker is None:
         item.delete_audited(by=request.user)
@@ -173,7 +189,7 @@ def catalog_item_delete(request: HttpRequest, slug: str, kind: str, pk: int) -> 
 @login_required
 @vary_on_headers("HX-Request")
 @require_GET
-def members(request: HttpRequest, slug: str) -> HttpResponse:
+def members(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "members",
@@ -186,7 +202,7 @@ def members(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def member_add(request: HttpRequest, slug: str) -> HttpResponse:
+def member_add(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AddMemberForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid() and (membership := form.save(by=request.user)):
@@ -217,7 +233,7 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def member_edit(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
     form = MemberRoleForm(request.POST if request.method == "POST" else None, membership=membership)
@@ -246,7 +262,7 @@ def member_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def member_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
     name = membership.user.get_username()

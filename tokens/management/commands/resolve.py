@@ -16,8 +16,14 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO, Any, NoReturn, cast
 
-from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.core.management.base import (
+    BaseCommand,
+    CommandError,
+    CommandParser,
+    DjangoHelpFormatter,
+)
 from django.db import DatabaseError
 
 from tokens.models import UseContext
@@ -92,17 +98,17 @@ class Command(BaseCommand):
     # pipeline step close to Django's start-up floor.
     requires_system_checks = []
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         kwargs.setdefault("formatter_class", HelpFormatter)
         parser = super().create_parser(prog_name, subcommand, **kwargs)
 
-        def error(message: str):
+        def error(message: str) -> NoReturn:
             if parser.called_from_command_line:
                 parser.print_usage(sys.stderr)
                 parser.exit(USAGE, printable(f"{parser.prog}: error: {message}") + "\n")
             raise usage_error(f"Error: {message}")
 
-        parser.error = error  # bad arguments exit 2, also through call_command
+        parser.error = error  # type: ignore[method-assign]  # bad arguments exit 2, also through call_command
         return parser
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -259,7 +265,8 @@ class Command(BaseCommand):
     # --- output ---------------------------------------------------------------------------
 
     def write_stdout(self, pieces: Iterable[bytes]) -> None:
-        stream = self.stdout._out
+        # The wrapped stream (text, or binary in tests), which its stub does not declare.
+        stream = cast(IO[Any], self.stdout._out)
         binary = getattr(stream, "buffer", stream)
         try:
             stream.flush()
@@ -397,21 +404,23 @@ class AtomicFile:
         self.temporary = None
 
     def _put_in_place(self) -> None:
+        temporary = self.temporary
+        assert temporary is not None, "committed twice"
         current = self._inspect()  # again: the path may have changed since the start
         if current is None:
             try:
-                os.link(self.temporary, self.path)  # never replaces an entry that appeared
+                os.link(temporary, self.path)  # never replaces an entry that appeared
             except FileExistsError:
                 current = self._inspect()
             except OSError as error:
                 if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
                     raise
-                os.replace(self.temporary, self.path)  # no hard links on this file system
+                os.replace(temporary, self.path)  # no hard links on this file system
                 return
             else:
-                self.temporary.unlink()
+                temporary.unlink()
                 return
-        os.replace(self.temporary, self.path)
+        os.replace(temporary, self.path)
 
     def _unwritable(self, error: OSError) -> CommandError:
         return CommandError(
