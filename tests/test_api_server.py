@@ -176,7 +176,9 @@ def assert_limit_holds_across_workers(server, key: str, tmp_path) -> None:
     status, headers, body = server.curl("/api/v1/values", key=key)
     assert status == 429 and 1 <= int(headers["retry-after"]) <= 60
     assert b"Too many requests with this access key" in body
-    assert len(server.worker_pids(mark, 200)) == 2, "both workers answered within the limit"
+    # Per-process counters would let each worker answer up to the limit: with both workers
+    # answering some of the 22 requests, more than RATE_LIMIT would get 200.
+    assert len(server.worker_pids(mark)) == 2, "both workers answered"
 
 
 def test_the_rate_limit_holds_across_both_workers(server, tmp_path):
