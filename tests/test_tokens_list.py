@@ -180,7 +180,7 @@ def test_other_workspaces_tokens_are_not_listed(workspace, other_workspace, owne
 
 def keys_listed(client, workspace, **query) -> list[str]:
     response = client.get(url("list", workspace, **query), headers=HTMX)
-    return [token.key for token in response.context["page"]]
+    return [row.token.key for row in response.context["page"]]
 
 
 def test_search_matches_key_and_description(workspace, owner_client):
