@@ -246,6 +246,14 @@ def test_sort_headings_link_to_the_other_direction_keeping_filters(workspace, ow
     assert 'aria-sort="ascending"' in page
 
 
+def test_the_htmx_table_keeps_its_sortable_headings(workspace, owner_client):
+    TokenFactory(workspace=workspace, key="A_TOKEN")
+    fragment = text(owner_client.get(url("list", workspace, sort="expiry"), headers=HTMX))
+    base = url("list", workspace)
+    assert f'href="{base}?sort=-expiry" hx-get="{base}?sort=-expiry" hx-push-url="true"' in fragment
+    assert 'aria-sort="ascending"' in fragment
+
+
 def test_bad_query_parameters_are_ignored(workspace, owner_client, token):
     response = owner_client.get(
         url("list", workspace, type="x", status="y", env="z", sort="w", page="abc", per_page="-1")

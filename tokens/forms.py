@@ -11,6 +11,7 @@ back either.
 
 from __future__ import annotations
 
+from crispy_forms.helper import FormHelper
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
@@ -100,6 +101,12 @@ def add_model_errors(
 
 class TokenForm(forms.Form):
     """Create a token, or edit one (`token=`); the labels are the product document's."""
+
+    # Rendered field by field with crispy's `as_crispy_field` in templates/tokens/token_form.html,
+    # whose grid spaces the fields itself: no margin under each one.
+    helper = FormHelper()
+    helper.form_tag = False
+    helper.field_margin = "mb-0"
 
     key = forms.CharField(
         label="Token Key",
