@@ -25,10 +25,15 @@ from audit.models import AuditAction, AuditEvent  # also re-exported for older i
 from tokens import crypto
 from workspaces.models import App, Environment, Product, Workspace
 
-KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
+# The Token Key grammar, written once: a first character, then more characters, 1-128 in all.
+# KEY_PATTERN (the form, the model, the resolver's parser in references.py), KEY_DB_PATTERN
+# (PostgreSQL's CHECK) and the SQLite GLOBs below are all built from these two classes.
+KEY_FIRST_CHARS = "A-Za-z_"
+KEY_CHARS = "A-Za-z0-9_"
 KEY_MAX_LENGTH = 128
-KEY_DB_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
+KEY_PATTERN = rf"[{KEY_FIRST_CHARS}][{KEY_CHARS}]*"
+KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
+KEY_DB_PATTERN = rf"^[{KEY_FIRST_CHARS}][{KEY_CHARS}]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
 VALUE_MAX_BYTES = 64 * 1024
 DESCRIPTION_MAX_LENGTH = 500
 PERIOD_MAX_DAYS = 3650
@@ -56,7 +61,7 @@ class TokenKeyGrammar(models.Lookup):
         if connection.vendor == "sqlite":
             sql = (
                 f"(length({lhs}) BETWEEN 1 AND {KEY_MAX_LENGTH}"
-                f" AND {lhs} GLOB '[A-Za-z_]*' AND {lhs} NOT GLOB '*[^A-Za-z0-9_]*')"
+                f" AND {lhs} GLOB '[{KEY_FIRST_CHARS}]*' AND {lhs} NOT GLOB '*[^{KEY_CHARS}]*')"
             )
             return sql, (*params, *params, *params)
         # PostgreSQL and others: the regular expression (\Z: no trailing newline).
