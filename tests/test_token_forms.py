@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import AppFactory, ProductFactory, TokenFactory, UserFactory, token_form_data
-from tokens.forms import DeleteTokenForm, TokenFilterForm, TokenForm
+from tokens.forms import DeleteTokenForm, TokenForm
 from tokens.models import VALUE_MAX_BYTES, Token, TokenType
+from tokens.table import TokenFilterForm
 from tokens.uploads import CappedUploadHandler
 
 pytestmark = pytest.mark.django_db

@@ -17,8 +17,10 @@ from hypothesis import strategies as st
 
 from tests.factories import AppFactory, ProductFactory, UserFactory, WorkspaceFactory
 from tokens.models import (
+    EXPIRING_SOON_DAYS,
     AuditAction,
     AuditEvent,
+    ExpiryState,
     Token,
     TokenStatus,
     TokenType,
@@ -619,3 +621,41 @@ def test_any_text_value_comes_back_byte_for_byte_or_is_refused(workspace, value)
         else:
             assert Token.objects.get(pk=token.pk).reveal().encode() == value.encode()
         transaction.set_rollback(True)
+
+
+def test_expiry_state_and_the_querysets_say_the_same(workspace):
+    """The table's badges (expiry_state) and its status filter (the queryset) agree on every
+    token, including the edges: exactly now, exactly EXPIRING_SOON_DAYS ahead, revoked."""
+    now = timezone.now()
+    moments = {
+        "NEVER": None,
+        "GONE": now - dt.timedelta(days=1),
+        "JUST_NOW": now,
+        "IN_AN_HOUR": now + dt.timedelta(hours=1),
+        "AT_THE_EDGE": now + dt.timedelta(days=EXPIRING_SOON_DAYS),
+        "PAST_THE_EDGE": now + dt.timedelta(days=EXPIRING_SOON_DAYS, seconds=1),
+        "REVOKED_SOON": now + dt.timedelta(days=2),
+    }
+    for key, moment in moments.items():
+        token = make(workspace, key=key)
+        Token.objects.filter(pk=token.pk).update(expires_at=moment)
+    Token.objects.get(key="REVOKED_SOON").revoke()
+    tokens = Token.objects.for_workspace(workspace)
+    states = {token.key: token.expiry_state(now) for token in tokens}
+    assert states == {
+        "NEVER": ExpiryState.NONE,
+        "GONE": ExpiryState.EXPIRED,
+        "JUST_NOW": ExpiryState.EXPIRED,
+        "IN_AN_HOUR": ExpiryState.SOON,
+        "AT_THE_EDGE": ExpiryState.SOON,
+        "PAST_THE_EDGE": ExpiryState.NONE,
+        "REVOKED_SOON": ExpiryState.NONE,
+    }
+    expected = {state: {k for k, s in states.items() if s is state} for state in ExpiryState}
+    assert {t.key for t in tokens.expired(now)} == expected[ExpiryState.EXPIRED]
+    assert {t.key for t in tokens.expiring(now)} == expected[ExpiryState.SOON]
+    assert {t.key for t in tokens.revoked()} == {"REVOKED_SOON"}
+    labels = {token.key: token.status_label(now) for token in tokens}
+    assert labels["GONE"] == labels["JUST_NOW"] == "Expired"
+    assert labels["REVOKED_SOON"] == "Revoked"
+    assert labels["IN_AN_HOUR"] == "Active"

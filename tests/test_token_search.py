@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from tests.factories import TokenFactory
-from tokens.forms import SEARCH_MAX_LENGTH, TokenFilterForm
 from tokens.models import TokenType
+from tokens.table import SEARCH_MAX_LENGTH, TokenFilterForm
 
 SHOWING_ALL = "Showing all tokens."
 SHOWING_OTHERS = "Showing the tokens that match the other filters."

@@ -180,7 +180,7 @@ def test_other_workspaces_tokens_are_not_listed(workspace, other_workspace, owne
 
 def keys_listed(client, workspace, **query) -> list[str]:
     response = client.get(url("list", workspace, **query), headers=HTMX)
-    return [token.key for token in response.context["page"]]
+    return [row.token.key for row in response.context["page"]]
 
 
 def test_search_matches_key_and_description(workspace, owner_client):
@@ -244,6 +244,14 @@ def test_sort_headings_link_to_the_other_direction_keeping_filters(workspace, ow
     assert f'href="{base}?q=a&amp;sort=-key"' not in page
     assert f'href="{base}?q=a"' in page  # Key, ascending, is the default: no sort parameter
     assert 'aria-sort="ascending"' in page
+
+
+def test_the_htmx_table_keeps_its_sortable_headings(workspace, owner_client):
+    TokenFactory(workspace=workspace, key="A_TOKEN")
+    fragment = text(owner_client.get(url("list", workspace, sort="expiry"), headers=HTMX))
+    base = url("list", workspace)
+    assert f'href="{base}?sort=-expiry" hx-get="{base}?sort=-expiry" hx-push-url="true"' in fragment
+    assert 'aria-sort="ascending"' in fragment
 
 
 def test_bad_query_parameters_are_ignored(workspace, owner_client, token):

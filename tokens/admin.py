@@ -20,15 +20,8 @@ from django.http import HttpRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from tokens.forms import CatalogChoiceField
-from tokens.models import (
-    EDITABLE_FIELDS,
-    PERIOD_MAX_DAYS,
-    RELATION_FIELDS,
-    AuditEvent,
-    Token,
-    TokenStatus,
-)
+from tokens.forms import CatalogChoiceField, add_model_errors
+from tokens.models import EDITABLE_FIELDS, PERIOD_MAX_DAYS, RELATION_FIELDS, AuditEvent, Token
 from workspaces.admin import on_own_admin_pages
 
 
@@ -131,15 +124,7 @@ class TokenAdminForm(forms.ModelForm):
                     by=self.user, value=data.get("new_value") or None, **fields, **relations
                 )
         except ValidationError as error:
-            self._add_model_errors(error)
-
-    def _add_model_errors(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, errors in error.error_dict.items():
-            name = "new_value" if field == "value" else field
-            self.add_error(name if name in self.fields else None, errors)
+            add_model_errors(self, error, {"value": "new_value"})
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -156,7 +141,7 @@ class StatusFilter(admin.SimpleListFilter):
             case "expired":
                 return queryset.expired()
             case "revoked":
-                return queryset.filter(status=TokenStatus.REVOKED)
+                return queryset.revoked()
         return queryset
 
 
@@ -258,7 +243,7 @@ class TokenAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, token: Token) -> str:
-        return token.display_status
+        return token.status_label()
 
     @admin.display(description="Last used", ordering="last_used_at")
     def last_used(self, token: Token) -> dt.datetime | None:

@@ -1,4 +1,5 @@
-"""Forms of the Tokens page: create/edit a token, confirm a deletion, filter the table.
+"""Forms of the Tokens page: create/edit a token, confirm a deletion (the table's filters are
+in tokens/table.py).
 
 The forms validate what the browser sent and turn it into calls to the model's own methods
 (`Token.objects.create_token`, `token.update`); the rules themselves live in tokens/models.py.
@@ -10,13 +11,10 @@ back either.
 
 from __future__ import annotations
 
-import datetime as dt
-
+from crispy_forms.helper import FormHelper
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db.models import F, Q
-from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from tokens.models import (
@@ -25,8 +23,6 @@ from tokens.models import (
     PERIOD_MAX_DAYS,
     VALUE_MAX_BYTES,
     Token,
-    TokenQuerySet,
-    TokenStatus,
     TokenType,
     new_expiry_date_errors,
     value_errors,
@@ -41,7 +37,6 @@ PERIOD_CHOICES = [
     *[(str(days), f"{days} days") for days in PERIOD_PRESETS],
     (CUSTOM, "Custom"),
 ]
-EXPIRING_SOON_DAYS = 7
 
 # Asks password managers not to offer saving (or filling) what is typed: a token value is not
 # the user's own password. 1Password, LastPass, Bitwarden and Dashlane each read their own
@@ -81,8 +76,37 @@ class CatalogChoiceField(forms.ModelMultipleChoiceField):
 MODEL_TO_FORM_FIELD = {"period_days": "period"}
 
 
+def add_model_errors(
+    form: forms.BaseForm,
+    error: ValidationError,
+    renames: dict[str, str] | None = None,
+    *,
+    keep_field_errors: bool = False,
+) -> None:
+    """Put a model rule's ValidationError on `form`: each {field: messages} entry on the form
+    field of that name (after `renames`, model name -> form name), the rest above the form.
+    With `keep_field_errors`, a field that already has an error (its own, more precise) keeps
+    only that one. The Tokens page's form and the admin's both show the model's rules this way.
+    """
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    renames = renames or {}
+    for field, errors in error.error_dict.items():
+        name = renames.get(field, field)
+        if keep_field_errors and name in form.errors:
+            continue
+        form.add_error(name if name in form.fields else None, errors)
+
+
 class TokenForm(forms.Form):
     """Create a token, or edit one (`token=`); the labels are the product document's."""
+
+    # Rendered field by field with crispy's `as_crispy_field` in templates/tokens/token_form.html,
+    # whose grid spaces the fields itself: no margin under each one.
+    helper = FormHelper()
+    helper.form_tag = False
+    helper.field_margin = "mb-0"
 
     key = forms.CharField(
         label="Token Key",
@@ -296,10 +320,10 @@ class TokenForm(forms.Form):
         expiry = cleaned.get("expiry_date")
         if self.token is None or expiry != self.token.expiry_date:
             errors.update(new_expiry_date_errors(expiry))
-        for field, messages in errors.items():
-            name = MODEL_TO_FORM_FIELD.get(field, field)
-            if name in self.fields and name not in self.errors:
-                self.add_error(name, messages)
+        if errors:
+            add_model_errors(
+                self, ValidationError(errors), MODEL_TO_FORM_FIELD, keep_field_errors=True
+            )
 
     @property
     def key_changed(self) -> bool:
@@ -346,16 +370,8 @@ class TokenForm(forms.Form):
             )
             return self.token
         except ValidationError as error:
-            self.add_model_errors(error)
+            add_model_errors(self, error, MODEL_TO_FORM_FIELD)
             return None
-
-    def add_model_errors(self, error: ValidationError) -> None:
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error)
-            return
-        for field, errors in error.error_dict.items():
-            name = MODEL_TO_FORM_FIELD.get(field, field)
-            self.add_error(name if name in self.fields else None, errors)
 
 
 class DeleteTokenForm(forms.Form):
@@ -382,166 +398,3 @@ class DeleteTokenForm(forms.Form):
                 f"Type the key exactly as shown ({self.token.key}) to delete it."
             )
         return typed
-
-
-# --- the table's search, filters, sort and paging --------------------------------------
-
-STATUS_FILTERS = [
-    ("", "Any status"),
-    ("active", "Active"),
-    ("expiring", "Expiring soon"),
-    ("expired", "Expired"),
-    ("revoked", "Revoked"),
-]
-SORTS = {
-    "key": ("key", F("key").asc()),
-    "-key": ("key", F("key").desc()),
-    "expiry": ("expiry", F("expires_at").asc(nulls_last=True)),
-    "-expiry": ("expiry", F("expires_at").desc(nulls_last=True)),
-    "last_used": ("last_used", F("last_used_at").desc(nulls_last=True)),
-    "-last_used": ("last_used", F("last_used_at").asc(nulls_first=True)),
-}
-SORT_CHOICES = [
-    ("", "Key (A–Z)"),
-    ("-key", "Key (Z–A)"),
-    ("expiry", "Expires first"),
-    ("-expiry", "Expires last"),
-    ("last_used", "Recently used"),
-    ("-last_used", "Least recently used"),
-]
-PAGE_SIZES = (25, 50, 100)
-SEARCH_MAX_LENGTH = 200
-CHOOSE_FROM_LIST = "so it was not applied: choose one from the list."
-# What the table says about a search or filter it could not apply. Sort and rows per page fall
-# back to their defaults without a word: they never change which tokens are listed.
-FILTER_PROBLEMS = {
-    ("q", "max_length"): f"The search is longer than {SEARCH_MAX_LENGTH} characters, so it was "
-    "not applied: shorten it.",
-    ("q", "null_characters_not_allowed"): "The search contains a NUL character, so it was not "
-    "applied: remove it.",
-    "type": f"That type does not exist, {CHOOSE_FROM_LIST}",
-    "status": f"That status does not exist, {CHOOSE_FROM_LIST}",
-    "env": f"That environment is not in this workspace, {CHOOSE_FROM_LIST}",
-}
-
-
-class TokenFilterForm(forms.Form):
-    """The table's query string, validated: never an error page. A search or filter that is not
-    valid is left out of the listing, and `problems` says so on the page."""
-
-    q = forms.CharField(
-        label="Search tokens",
-        required=False,
-        max_length=SEARCH_MAX_LENGTH,
-        widget=forms.TextInput(
-            attrs={
-                "type": "search",
-                "placeholder": "Search key or description",
-                "autocomplete": "off",
-                "spellcheck": "false",
-                "class": "form-control",
-            }
-        ),
-    )
-    type = forms.ChoiceField(
-        label="Type",
-        required=False,
-        choices=[("", "All types"), *TokenType.choices],
-        widget=forms.Select(attrs={"class": "form-select"}),
-    )
-    status = forms.ChoiceField(
-        label="Status",
-        required=False,
-        choices=STATUS_FILTERS,
-        widget=forms.Select(attrs={"class": "form-select"}),
-    )
-    env = forms.ChoiceField(
-        label="Environment",
-        required=False,
-        widget=forms.Select(attrs={"class": "form-select"}),
-    )
-    sort = forms.ChoiceField(
-        label="Sort by",
-        required=False,
-        choices=SORT_CHOICES,
-        widget=forms.Select(attrs={"class": "form-select"}),
-    )
-    per_page = forms.TypedChoiceField(
-        label="Rows per page",
-        required=False,
-        coerce=int,
-        empty_value=PAGE_SIZES[0],
-        choices=[("", str(PAGE_SIZES[0])), *[(str(n), str(n)) for n in PAGE_SIZES[1:]]],
-        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
-    )
-
-    def __init__(self, data, *, workspace: Workspace) -> None:
-        super().__init__(data, auto_id="filter_%s")
-        self.environments = list(workspace.environments.all())
-        self.fields["env"].choices = [("", "All environments")] + [
-            (env.slug, env.name) for env in self.environments
-        ]
-
-    @property
-    def values(self) -> dict:
-        """The valid, non-default filters (what the URL should carry)."""
-        if not hasattr(self, "cleaned_data"):
-            self.is_valid()
-        valid = {
-            name: value
-            for name, value in self.cleaned_data.items()
-            if name not in self.errors and value not in ("", None)
-        }
-        if valid.get("per_page") == PAGE_SIZES[0]:
-            del valid["per_page"]
-        return valid
-
-    @property
-    def problems(self) -> list[str]:
-        """One message per search or filter that was sent but could not be applied."""
-        if not hasattr(self, "cleaned_data"):
-            self.is_valid()
-        messages = []
-        for name in ("q", "type", "status", "env"):
-            if name not in self.errors:
-                continue
-            code = self.errors[name].as_data()[0].code
-            messages.append(
-                FILTER_PROBLEMS.get((name, code))
-                or FILTER_PROBLEMS.get(name, "The search could not be applied: change it.")
-            )
-        return messages
-
-    @property
-    def sort_key(self) -> str:
-        return self.values.get("sort", "key")
-
-    @property
-    def page_size(self) -> int:
-        return self.values.get("per_page", PAGE_SIZES[0])
-
-    @property
-    def is_filtered(self) -> bool:
-        return any(name in self.values for name in ("q", "type", "status", "env"))
-
-    def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
-        values = self.values
-        now = now or timezone.now()
-        if q := values.get("q", "").strip():
-            tokens = tokens.filter(Q(key__icontains=q) | Q(description__icontains=q))
-        if token_type := values.get("type"):
-            tokens = tokens.filter(type=token_type)
-        status = values.get("status")
-        if status == "active":
-            tokens = tokens.active(now)
-        elif status == "expiring":
-            soon = now + dt.timedelta(days=EXPIRING_SOON_DAYS)
-            tokens = tokens.active(now).filter(expires_at__lte=soon)
-        elif status == "expired":
-            tokens = tokens.expired(now)
-        elif status == "revoked":
-            tokens = tokens.filter(status=TokenStatus.REVOKED)
-        if env := values.get("env"):
-            tokens = tokens.filter(environments__slug=env)
-        order = SORTS[values.get("sort", "key")][1]
-        return tokens.order_by(order, "key", "pk")

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
@@ -29,13 +30,19 @@ from workspaces.models import App, Environment, Product, Workspace
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
+# The Token Key grammar, written once: a first character, then more characters, 1-128 in all.
+# KEY_PATTERN (the form, the model, the resolver's parser in references.py), KEY_DB_PATTERN
+# (PostgreSQL's CHECK) and the SQLite GLOBs below are all built from these two classes.
+KEY_FIRST_CHARS = "A-Za-z_"
+KEY_CHARS = "A-Za-z0-9_"
 KEY_MAX_LENGTH = 128
-KEY_DB_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
+KEY_PATTERN = rf"[{KEY_FIRST_CHARS}][{KEY_CHARS}]*"
+KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
+KEY_DB_PATTERN = rf"^[{KEY_FIRST_CHARS}][{KEY_CHARS}]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
 VALUE_MAX_BYTES = 64 * 1024
 DESCRIPTION_MAX_LENGTH = 500
 PERIOD_MAX_DAYS = 3650
+EXPIRING_SOON_DAYS = 7  # "Expires soon" on the table, "Expiring soon" in its status filter
 HINT_MIN_LENGTH = 16
 HINT_LENGTH = 4
 EDITABLE_FIELDS = frozenset({"key", "description", "type", "expiry_date", "period_days"})
@@ -59,7 +66,7 @@ class TokenKeyGrammar(models.Lookup):
         if connection.vendor == "sqlite":
             sql = (
                 f"(length({lhs}) BETWEEN 1 AND {KEY_MAX_LENGTH}"
-                f" AND {lhs} GLOB '[A-Za-z_]*' AND {lhs} NOT GLOB '*[^A-Za-z0-9_]*')"
+                f" AND {lhs} GLOB '[{KEY_FIRST_CHARS}]*' AND {lhs} NOT GLOB '*[^{KEY_CHARS}]*')"
             )
             return sql, (*params, *params, *params)
         # PostgreSQL and others: the regular expression (\Z: no trailing newline).
@@ -76,6 +83,15 @@ class TokenType(models.TextChoices):
 class TokenStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     REVOKED = "revoked", "Revoked"
+
+
+class ExpiryState(StrEnum):
+    """Where a token stands against its expiry, as `Token.expiry_state` works it out (and the
+    queryset's `expired`/`expiring` select in SQL). A revoked token has none: revoked is final."""
+
+    NONE = ""
+    SOON = "soon"  # within EXPIRING_SOON_DAYS
+    EXPIRED = "expired"
 
 
 class WorkspaceKey(models.Model):
@@ -197,8 +213,17 @@ class TokenQuerySet(models.QuerySet):
         )
 
     def expired(self, at: dt.datetime | None = None) -> TokenQuerySet:
+        """`expiry_state(at)` is EXPIRED: not revoked, and the expiry has passed."""
         at = at or timezone.now()
         return self.filter(status=TokenStatus.ACTIVE, expires_at__lte=at)
+
+    def expiring(self, at: dt.datetime | None = None) -> TokenQuerySet:
+        """`expiry_state(at)` is SOON: still active, expiring within EXPIRING_SOON_DAYS."""
+        at = at or timezone.now()
+        return self.active(at).filter(expires_at__lte=at + dt.timedelta(days=EXPIRING_SOON_DAYS))
+
+    def revoked(self) -> TokenQuerySet:
+        return self.filter(status=TokenStatus.REVOKED)
 
     def with_relations(self) -> TokenQuerySet:
         return self.prefetch_related("products", "apps", "environments")
@@ -455,14 +480,29 @@ class Token(models.Model):
     def is_revoked(self) -> bool:
         return self.status == TokenStatus.REVOKED
 
+    def expiry_state(self, at: dt.datetime | None = None) -> ExpiryState:
+        """Expired, expiring soon or neither at `at` (now by default); revoked tokens: neither."""
+        if self.expires_at is None or self.is_revoked:
+            return ExpiryState.NONE
+        at = at or timezone.now()
+        if self.expires_at <= at:
+            return ExpiryState.EXPIRED
+        if self.expires_at <= at + dt.timedelta(days=EXPIRING_SOON_DAYS):
+            return ExpiryState.SOON
+        return ExpiryState.NONE
+
     def is_expired(self, at: dt.datetime | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
+        return self.expiry_state(at) is ExpiryState.EXPIRED
+
+    def status_label(self, at: dt.datetime | None = None) -> str:
+        """Active, Revoked or Expired, as the table, the admin and the dialogs say it."""
+        if self.is_revoked:
+            return "Revoked"
+        return "Expired" if self.is_expired(at) else "Active"
 
     @property
     def display_status(self) -> str:
-        if self.is_revoked:
-            return "Revoked"
-        return "Expired" if self.is_expired() else "Active"
+        return self.status_label()
 
     # --- rules ----------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ are the only place a value is ever typed.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import uuid
@@ -17,15 +16,11 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import mark_safe
-from django.utils.timesince import timesince, timeuntil
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods
@@ -33,11 +28,12 @@ from django.views.decorators.vary import vary_on_headers
 
 from audit.forms import ActivityFilterForm
 from tokens.crypto import CryptoError
-from tokens.forms import EXPIRING_SOON_DAYS, DeleteTokenForm, TokenFilterForm, TokenForm
-from tokens.models import AuditEvent, Token, TokenType
+from tokens.forms import DeleteTokenForm, TokenForm
+from tokens.models import AuditEvent, Token
+from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.htmx import modal_success, render_modal
-from workspaces.models import App, Environment, Product, Role, Workspace
+from workspaces.models import Role, Workspace
 
 ACTIVITY_PAGE_SIZE = 50
 BREAKS_SERVICES = (
@@ -55,91 +51,6 @@ def wants_fragment(request: HttpRequest) -> bool:
     return bool(request.htmx) and not request.htmx.history_restore_request
 
 
-def list_url(workspace: Workspace, params: dict | None = None) -> str:
-    url = reverse("tokens:list", args=[workspace.slug])
-    return f"{url}?{urlencode(params)}" if params else url
-
-
-def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
-    """ "in 3 weeks", "2 days ago", "just now": one unit, as a table cell has room for."""
-    if abs((moment - now).total_seconds()) < 60:
-        return "just now"
-    if moment <= now:
-        return f"{timesince(moment, now, depth=1)} ago"
-    return f"in {timeuntil(moment, now, depth=1)}"
-
-
-# --- the table --------------------------------------------------------------------------
-
-
-def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict]:
-    """For each sortable column: the URL that sorts by it (or flips it) and its aria-sort."""
-    current = filters.sort_key
-    links = {}
-    for column, ascending in (("key", "key"), ("expiry", "expiry"), ("last_used", "last_used")):
-        descending = f"-{ascending}"
-        active = current in (ascending, descending)
-        target = descending if current == ascending else ascending
-        params = {**filters.values, "sort": target}
-        if target == "key":
-            del params["sort"]
-        params.pop("page", None)
-        if column == "last_used":  # "Recently used" first is the natural way to sort it
-            aria = "descending" if current == ascending else "ascending"
-        else:
-            aria = "ascending" if current == ascending else "descending"
-        links[column] = {"url": list_url(workspace, params), "aria": aria if active else ""}
-    return links
-
-
-# The table's relations, prefetched into plain lists (one query each, whatever the page size).
-ROW_RELATIONS = [
-    Prefetch("products", Product.objects.only("id", "name"), to_attr="scope_products"),
-    Prefetch("apps", App.objects.only("id", "name"), to_attr="scope_apps"),
-    Prefetch("environments", Environment.objects.only("id", "name", "slug"), to_attr="envs"),
-]
-
-
-def table_rows(tokens, workspace: Workspace, now: dt.datetime, highlight: str = "") -> list[Token]:
-    """The page's tokens with what their row shows, computed once in Python: the template only
-    prints, which keeps a 100-row page cheaper to render than the admin's changelist."""
-    placeholder = str(uuid.UUID(int=0))
-    actions = {
-        name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
-        for name in ("edit", "revoke", "delete")
-    }
-    soon = now + dt.timedelta(days=EXPIRING_SOON_DAYS)
-    type_labels = dict(TokenType.choices)
-    rows = list(tokens)
-    for token in rows:
-        pk = str(token.pk)
-        token.urls = {name: url.replace(placeholder, pk) for name, url in actions.items()}
-        token.ref = token.reference
-        # Long keys wrap after an underscore rather than mid-word.
-        token.key_wrappable = mark_safe(escape(token.key).replace("_", "_<wbr>"))
-        token.type_label = type_labels.get(token.type, token.type)
-        token.status_text = token.display_status
-        token.status_slug = token.status_text.lower()
-        token.row_class = f"token-row token-{token.status_slug}" + (
-            " row-highlight" if pk == highlight else ""
-        )
-        token.unscoped = not token.scope_products and not token.scope_apps
-        token.expiry_badge = ""
-        if token.expires_at is not None:
-            expires = token.expires_at.astimezone(dt.UTC)
-            token.expiry_text = f"{expires:%b} {expires.day}, {expires.year}"
-            token.expiry_title = f"{expires:%Y-%m-%d %H:%M} UTC"
-            token.expiry_relative = relative_time(expires, now)
-            if not token.is_revoked:
-                token.expiry_badge = (
-                    "expired" if expires <= now else "soon" if expires <= soon else ""
-                )
-        if token.last_used_at is not None:
-            token.last_used_title = f"{token.last_used_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-            token.last_used_relative = relative_time(token.last_used_at, now)
-    return rows
-
-
 @login_required
 @never_cache
 @vary_on_headers("HX-Request")
@@ -148,8 +59,7 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = TokenFilterForm(request.GET, workspace=workspace)
     now = timezone.now()
-    tokens = filters.apply(Token.objects.for_workspace(workspace), now)
-    tokens = tokens.defer("ciphertext").prefetch_related(*ROW_RELATIONS)
+    tokens = table_tokens(filters.apply(Token.objects.for_workspace(workspace), now))
     page = Paginator(tokens, filters.page_size).get_page(request.GET.get("page"))
     highlight = request.GET.get("highlight", "")
     page.object_list = table_rows(page.object_list, workspace, now, highlight)
@@ -160,6 +70,7 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "nav": "tokens",
         "tab": "tokens",
+        "now": now,
         "filters": filters,
         "page": page,
         "can_manage": request.membership.can_manage_tokens,
@@ -182,10 +93,6 @@ def activity(request: HttpRequest, slug: str) -> HttpResponse:
     filters = ActivityFilterForm(request.GET)
     events = filters.apply(AuditEvent.objects.for_workspace(workspace)).newest_first()
     page = Paginator(events, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
-    now = timezone.now()
-    for event in page.object_list:
-        event.when_relative = relative_time(event.created_at, now)
     url = reverse("tokens:activity", args=[slug])
 
     def page_url(number: int) -> str:
@@ -195,6 +102,7 @@ def activity(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "nav": "tokens",
         "tab": "activity",
+        "now": timezone.now(),
         "filters": filters,
         "page": page,
         "activity_url": url,
@@ -314,13 +222,6 @@ def refuse_revoked(request: HttpRequest, workspace: Workspace, token: Token) -> 
     )
 
 
-def last_used(token: Token) -> str:
-    if token.last_used_at is None:
-        return "Never used"
-    when = timezone.localtime(token.last_used_at, dt.UTC)
-    return f"{when:%b} {when.day}, {when:%Y, %H:%M} UTC ({relative_time(when, timezone.now())})"
-
-
 # --- revoke and delete ------------------------------------------------------------------
 
 
@@ -354,7 +255,7 @@ def token_revoke(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse
             "action": "revoke",
             "title": f"Revoke {token.key}?",
             "warning": BREAKS_SERVICES,
-            "last_used": last_used(token),
+            "now": timezone.now(),
             "error": error or ("This token is already revoked." if token.is_revoked else ""),
             "submit_label": "Revoke token",
             "cancel_url": list_url(workspace),
@@ -392,7 +293,7 @@ def token_delete(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse
             "form": form,
             "title": f"Delete {token.key}?",
             "warning": BREAKS_SERVICES,
-            "last_used": last_used(token),
+            "now": timezone.now(),
             "submit_label": "Delete token",
             "cancel_url": list_url(workspace),
         },

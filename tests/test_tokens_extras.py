@@ -1,0 +1,41 @@
+"""The Tokens page's template filters: dates in UTC, one-unit relative times, wrappable keys."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from django.template import Context, Template
+
+from tokens.templatetags.tokens_extras import (
+    break_underscore,
+    relative_to,
+    utc_date,
+    utc_datetime,
+    utc_minute,
+)
+
+NOW = dt.datetime(2026, 12, 2, 14, 5, tzinfo=dt.UTC)
+
+
+def test_a_long_key_may_wrap_after_each_underscore_and_stays_escaped():
+    assert break_underscore("PAYMENT_API_KEY") == "PAYMENT_<wbr>API_<wbr>KEY"
+    rendered = Template("{% load tokens_extras %}{{ key|break_underscore }}").render(
+        Context({"key": "<b>_X"})
+    )
+    assert rendered == "&lt;b&gt;_<wbr>X"
+
+
+def test_relative_times_use_one_unit():
+    assert relative_to(NOW + dt.timedelta(days=22), NOW) == "in 3\xa0weeks"
+    assert relative_to(NOW - dt.timedelta(days=2, hours=5), NOW) == "2\xa0days ago"
+    assert relative_to(NOW + dt.timedelta(seconds=30), NOW) == "just now"
+    assert relative_to(None, NOW) == ""
+
+
+def test_dates_are_shown_in_utc_whatever_the_moments_zone():
+    tokyo = NOW.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo")).replace(hour=1)  # Dec 2 in Tokyo
+    assert utc_date(tokyo) == "Dec 1, 2026"
+    assert utc_minute(tokyo) == "2026-12-01 16:05 UTC"
+    assert utc_datetime(NOW) == "Dec 2, 2026, 14:05 UTC"
+    assert utc_date(None) == utc_minute(None) == utc_datetime(None) == ""

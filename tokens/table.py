@@ -1,0 +1,261 @@
+"""What the Tokens table shows: its search, filters, sort and pages (`TokenFilterForm`, read
+from the query string), the sortable column headings (`sort_links`) and its rows (`table_rows`).
+
+Formatting (dates, relative times, where a long key may wrap) is in the template filters of
+tokens/templatetags/tokens_extras.py; the rules (status, expiry state) are on the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django import forms
+from django.db.models import F, Prefetch, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from tokens.models import ExpiryState, Token, TokenQuerySet, TokenType
+from workspaces.models import App, Environment, Product, Workspace
+
+STATUS_FILTERS = [
+    ("", "Any status"),
+    ("active", "Active"),
+    ("expiring", "Expiring soon"),
+    ("expired", "Expired"),
+    ("revoked", "Revoked"),
+]
+SORTS = {
+    "key": ("key", F("key").asc()),
+    "-key": ("key", F("key").desc()),
+    "expiry": ("expiry", F("expires_at").asc(nulls_last=True)),
+    "-expiry": ("expiry", F("expires_at").desc(nulls_last=True)),
+    "last_used": ("last_used", F("last_used_at").desc(nulls_last=True)),
+    "-last_used": ("last_used", F("last_used_at").asc(nulls_first=True)),
+}
+SORT_CHOICES = [
+    ("", "Key (A–Z)"),
+    ("-key", "Key (Z–A)"),
+    ("expiry", "Expires first"),
+    ("-expiry", "Expires last"),
+    ("last_used", "Recently used"),
+    ("-last_used", "Least recently used"),
+]
+PAGE_SIZES = (25, 50, 100)
+SEARCH_MAX_LENGTH = 200
+CHOOSE_FROM_LIST = "so it was not applied: choose one from the list."
+# What the table says about a search or filter it could not apply. Sort and rows per page fall
+# back to their defaults without a word: they never change which tokens are listed.
+FILTER_PROBLEMS = {
+    ("q", "max_length"): f"The search is longer than {SEARCH_MAX_LENGTH} characters, so it was "
+    "not applied: shorten it.",
+    ("q", "null_characters_not_allowed"): "The search contains a NUL character, so it was not "
+    "applied: remove it.",
+    "type": f"That type does not exist, {CHOOSE_FROM_LIST}",
+    "status": f"That status does not exist, {CHOOSE_FROM_LIST}",
+    "env": f"That environment is not in this workspace, {CHOOSE_FROM_LIST}",
+}
+
+
+class TokenFilterForm(forms.Form):
+    """The table's query string, validated: never an error page. A search or filter that is not
+    valid is left out of the listing, and `problems` says so on the page."""
+
+    q = forms.CharField(
+        label="Search tokens",
+        required=False,
+        max_length=SEARCH_MAX_LENGTH,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Search key or description",
+                "autocomplete": "off",
+                "spellcheck": "false",
+                "class": "form-control",
+            }
+        ),
+    )
+    type = forms.ChoiceField(
+        label="Type",
+        required=False,
+        choices=[("", "All types"), *TokenType.choices],
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    status = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=STATUS_FILTERS,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    env = forms.ChoiceField(
+        label="Environment",
+        required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    sort = forms.ChoiceField(
+        label="Sort by",
+        required=False,
+        choices=SORT_CHOICES,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    per_page = forms.TypedChoiceField(
+        label="Rows per page",
+        required=False,
+        coerce=int,
+        empty_value=PAGE_SIZES[0],
+        choices=[("", str(PAGE_SIZES[0])), *[(str(n), str(n)) for n in PAGE_SIZES[1:]]],
+        widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
+    )
+
+    def __init__(self, data, *, workspace: Workspace) -> None:
+        super().__init__(data, auto_id="filter_%s")
+        self.environments = list(workspace.environments.all())
+        self.fields["env"].choices = [("", "All environments")] + [
+            (env.slug, env.name) for env in self.environments
+        ]
+
+    @property
+    def values(self) -> dict:
+        """The valid, non-default filters (what the URL should carry)."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        valid = {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors and value not in ("", None)
+        }
+        if valid.get("per_page") == PAGE_SIZES[0]:
+            del valid["per_page"]
+        return valid
+
+    @property
+    def problems(self) -> list[str]:
+        """One message per search or filter that was sent but could not be applied."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        messages = []
+        for name in ("q", "type", "status", "env"):
+            if name not in self.errors:
+                continue
+            code = self.errors[name].as_data()[0].code
+            messages.append(
+                FILTER_PROBLEMS.get((name, code))
+                or FILTER_PROBLEMS.get(name, "The search could not be applied: change it.")
+            )
+        return messages
+
+    @property
+    def sort_key(self) -> str:
+        return self.values.get("sort", "key")
+
+    @property
+    def page_size(self) -> int:
+        return self.values.get("per_page", PAGE_SIZES[0])
+
+    @property
+    def is_filtered(self) -> bool:
+        return any(name in self.values for name in ("q", "type", "status", "env"))
+
+    def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
+        values = self.values
+        now = now or timezone.now()
+        if q := values.get("q", "").strip():
+            tokens = tokens.filter(Q(key__icontains=q) | Q(description__icontains=q))
+        if token_type := values.get("type"):
+            tokens = tokens.filter(type=token_type)
+        status = values.get("status")
+        if status == "active":
+            tokens = tokens.active(now)
+        elif status == "expiring":
+            tokens = tokens.expiring(now)
+        elif status == "expired":
+            tokens = tokens.expired(now)
+        elif status == "revoked":
+            tokens = tokens.revoked()
+        if env := values.get("env"):
+            tokens = tokens.filter(environments__slug=env)
+        order = SORTS[values.get("sort", "key")][1]
+        return tokens.order_by(order, "key", "pk")
+
+
+def list_url(workspace: Workspace, params: dict | None = None) -> str:
+    """The Tokens page of `workspace`, with `params` as its query string."""
+    url = reverse("tokens:list", args=[workspace.slug])
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict]:
+    """For each sortable column: the URL that sorts by it (or flips it) and its aria-sort."""
+    current = filters.sort_key
+    links = {}
+    for column in ("key", "expiry", "last_used"):
+        ascending, descending = column, f"-{column}"
+        active = current in (ascending, descending)
+        target = descending if current == ascending else ascending
+        params = {**filters.values, "sort": target}
+        if target == "key":
+            del params["sort"]
+        params.pop("page", None)
+        if column == "last_used":  # "Recently used" first is the natural way to sort it
+            aria = "descending" if current == ascending else "ascending"
+        else:
+            aria = "ascending" if current == ascending else "descending"
+        links[column] = {"url": list_url(workspace, params), "aria": aria if active else ""}
+    return links
+
+
+# The table's relations, prefetched into plain lists (one query each, whatever the page size).
+ROW_RELATIONS = [
+    Prefetch("products", Product.objects.only("id", "name"), to_attr="scope_products"),
+    Prefetch("apps", App.objects.only("id", "name"), to_attr="scope_apps"),
+    Prefetch("environments", Environment.objects.only("id", "name", "slug"), to_attr="envs"),
+]
+
+
+def table_tokens(tokens: TokenQuerySet) -> TokenQuerySet:
+    """What a row needs from the database: everything but the ciphertext, relations prefetched."""
+    return tokens.defer("ciphertext").prefetch_related(*ROW_RELATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """One row of the table: the token (fetched with `table_tokens`) and what the row works
+    out once per request, so the template only prints."""
+
+    token: Token
+    urls: dict[str, str]  # edit, revoke, delete
+    status: str  # Active, Revoked, Expired
+    expiry_state: ExpiryState
+    highlighted: bool
+
+    @property
+    def unscoped(self) -> bool:
+        """No product and no app: every product and app of the workspace may use it."""
+        return not self.token.scope_products and not self.token.scope_apps
+
+
+def table_rows(
+    tokens, workspace: Workspace, now: dt.datetime, highlight: str = ""
+) -> list[TokenRow]:
+    """The page's tokens as rows. Each action URL is reversed once per page, not once per row:
+    that keeps a 100-row page cheaper to render than the admin's changelist."""
+    placeholder = str(uuid.UUID(int=0))
+    actions = {
+        name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
+        for name in ("edit", "revoke", "delete")
+    }
+    rows = []
+    for token in tokens:
+        pk = str(token.pk)
+        rows.append(
+            TokenRow(
+                token=token,
+                urls={name: url.replace(placeholder, pk) for name, url in actions.items()},
+                status=token.status_label(now),
+                expiry_state=token.expiry_state(now),
+                highlighted=pk == highlight,
+            )
+        )
+    return rows

@@ -1,0 +1,61 @@
+"""Formatting for the Tokens page, its dialogs and the Activity tab: `{% load tokens_extras %}`.
+
+Times are shown in UTC (the Expiry Date's rule is 00:00 UTC), with a one-unit relative time
+beside them. `now` comes from the view, once per request, so every row agrees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince, timeuntil
+
+register = template.Library()
+
+
+def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
+    """ "in 3 weeks", "2 days ago", "just now": one unit, as a table cell has room for."""
+    if abs((moment - now).total_seconds()) < 60:
+        return "just now"
+    if moment <= now:
+        return f"{timesince(moment, now, depth=1)} ago"
+    return f"in {timeuntil(moment, now, depth=1)}"
+
+
+@register.filter
+def relative_to(moment: dt.datetime | None, now: dt.datetime) -> str:
+    """`{{ token.expires_at|relative_to:now }}`: "in 3 weeks", "2 days ago"."""
+    return relative_time(moment, now) if moment is not None else ""
+
+
+@register.filter
+def utc_date(moment: dt.datetime | None) -> str:
+    """ "Dec 2, 2026", the day in UTC."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(dt.UTC)
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+@register.filter
+def utc_minute(moment: dt.datetime | None) -> str:
+    """ "2026-12-02 14:05 UTC", for a title that gives the exact moment."""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if moment is not None else ""
+
+
+@register.filter
+def utc_datetime(moment: dt.datetime | None) -> str:
+    """ "Dec 2, 2026, 14:05 UTC", for a sentence."""
+    if moment is None:
+        return ""
+    moment = moment.astimezone(dt.UTC)
+    return f"{moment:%b} {moment.day}, {moment:%Y, %H:%M} UTC"
+
+
+@register.filter(is_safe=True)
+def break_underscore(text: str) -> SafeString:
+    """A long Token Key may wrap after an underscore rather than mid-word (<wbr> after each)."""
+    return mark_safe(escape(text).replace("_", "_<wbr>"))
