@@ -2,7 +2,8 @@
 
 Elements are found by role and label, as a user finds them. The key is copied with the modal's
 Copy key button (read back from the clipboard) and sent by the curl binary to the live server's
-API. axe-core checks the tab and the modal; the screenshots go to docs/screenshots/.
+API. axe-core checks the tab, the modals and the Confirm your password page; the screenshots go
+to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import subprocess
+from importlib import import_module
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from access.models import AccessKey
 from tests.factories import (
+    DEFAULT_PASSWORD,
     MembershipFactory,
     ProductFactory,
     TokenFactory,
@@ -27,6 +31,7 @@ from tests.factories import (
 )
 from tests.helpers import sign_in
 from workspaces.models import Role
+from workspaces.reauth import SESSION_KEY
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VALUE = "sk_live_browser_7f3e9a1c"
@@ -139,3 +144,31 @@ def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe):
     status, body = curl_resolve(live_server, key)
     assert status == "401", body
     assert VALUE not in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sudo_mode_asks_for_the_password_once_the_window_has_passed(page: Page, live_server, axe):
+    acme()
+    sign_in(page, live_server, "olivia")
+    cookie = next(c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=cookie["value"])
+    session[SESSION_KEY] -= 16 * 60  # signed in 16 minutes ago
+    session.save()
+
+    page.goto(f"{live_server.url}/w/acme/tokens/access-keys/")
+    page.get_by_role("link", name="Create access key").first.click()
+    expect(page.get_by_role("heading", name="Confirm your password")).to_be_visible()
+    axe(page)
+    page.get_by_label("Password").fill("not my password")
+    page.get_by_role("button", name="Confirm password").click()
+    expect(page.get_by_text("That is not your password")).to_be_visible()
+    page.get_by_label("Password").fill(DEFAULT_PASSWORD)
+    page.get_by_role("button", name="Confirm password").click()
+
+    # Back at the form (as a page of its own), which now works without asking again.
+    expect(page).to_have_url(f"{live_server.url}/w/acme/tokens/access-keys/new/")
+    page.get_by_label("Name").fill("release")
+    page.get_by_label("Environment").select_option(label="Production")
+    page.get_by_role("button", name="Create access key").click()
+    expect(page.get_by_text("You won't see this key again")).to_be_visible()
+    assert AccessKey.objects.filter(name="release").exists()
