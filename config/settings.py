@@ -183,11 +183,11 @@ AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip_address"
 AXES_VERBOSE = False  # no start-up banner on every manage.py command (resolve's stderr)
 
 LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
 # Sudo mode (workspaces/reauth.py): sensitive actions ask for the password again unless the user
 # signed in or confirmed it within this many minutes.
 COFFER_REAUTH_MINUTES = env_positive_int("COFFER_REAUTH_MINUTES", 15)
-LOGIN_REDIRECT_URL = "home"
-LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
