@@ -11,7 +11,11 @@ export UV_PYTHON_DOWNLOADS := never
 # default of not compiling, every manage.py call would compile ~470 modules (~1.4 s).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup run browser sqlite3-tool test test-fast lint typecheck format bench clean
+# axe-core (npm) for the browser tests' accessibility checks, kept in .tools/ like uv.
+AXE_VERSION := 4.14.1
+AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
+
+.PHONY: setup run browser sqlite3-tool axe test test-fast lint typecheck format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -37,7 +41,13 @@ browser:
 sqlite3-tool:
 	@bash scripts/ensure-sqlite3.sh
 
-test: setup browser sqlite3-tool
+$(AXE_JS):
+	@command -v npm >/dev/null || { echo "The accessibility checks need npm: apt-get install npm"; exit 1; }
+	npm install --no-audit --no-fund --no-save --prefix .tools/axe "axe-core@$(AXE_VERSION)"
+
+axe: $(AXE_JS)
+
+test: setup browser sqlite3-tool axe
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: setup sqlite3-tool

@@ -21,6 +21,8 @@ os.makedirs(os.path.join(os.environ["COFFER_DATA_DIR"], "staticfiles"), exist_ok
 # Playwright's sync API runs an event loop in the test thread; the ORM calls are still sync.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Test runs side by side on one Redis (a developer's and CI's) keep their counters apart.
+os.environ.setdefault("COFFER_RATELIMIT_REDIS_PREFIX", f"coffer-test-{os.getpid()}")
 
 # pytest-django sets Django up from its own early hook, before this file is read, when the
 # settings module is named in pytest's configuration; naming it here instead lets the defaults

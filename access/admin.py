@@ -1,8 +1,8 @@
 """Django admin for access keys: read-only, except revoking and deleting.
 
-Keys are made with `manage.py create_access_key` (the only place the whole key is shown);
-their hash is never displayed. Revoke and delete go through `key.revoke` and `key.delete_key`,
-so the audit trail records who did it.
+Keys are made on the Access keys tab or with `manage.py create_access_key` (the only places the
+whole key is shown, once); their hash is never displayed. Revoke and delete go through
+`key.revoke` and `key.delete_key`, so the audit trail records who did it.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class AccessKeyAdmin(admin.ModelAdmin):
     actions = ["revoke_selected"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # the whole key must be shown once: manage.py create_access_key
+        return False  # the whole key is shown once: the Access keys tab or create_access_key
 
     def has_change_permission(self, request: HttpRequest, obj: AccessKey | None = None) -> bool:
         return False

@@ -29,7 +29,8 @@ from workspaces.models import App, Environment, Product, Workspace
 
 NAME_MAX_LENGTH = 100
 DESCRIPTION_MAX_LENGTH = 500
-EXPIRY_PRESETS = (7, 30, 90, 365)  # days, for the web form to come
+EXPIRY_PRESETS = (7, 30, 90, 365)  # days, the web form's choices
+EXPIRING_SOON_DAYS = 7  # the Access keys tab's "Expires soon" badge, as for tokens
 DEFAULT_EXPIRY_DAYS = 90
 EXPIRY_MAX_DAYS = 3650
 MAX_NETWORKS = 50
@@ -91,6 +92,12 @@ class AccessKeyQuerySet(models.QuerySet):
         at = at or timezone.now()
         return self.filter(revoked_at__isnull=True).filter(
             Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+    def for_table(self) -> AccessKeyQuerySet:
+        """With what the Access keys tab shows of each key, in one query."""
+        return self.select_related("environment", "product", "app", "created_by").order_by(
+            "name", "pk"
         )
 
 
@@ -240,6 +247,16 @@ class AccessKey(models.Model):
         if self.is_revoked:
             return "Revoked"
         return "Expired" if self.is_expired() else "Active"
+
+    @property
+    def expiry_badge(self) -> str:
+        """ "expired", "soon" (within EXPIRING_SOON_DAYS) or "" for a key not revoked."""
+        if self.expires_at is None or self.is_revoked:
+            return ""
+        now = timezone.now()
+        if self.expires_at <= now:
+            return "expired"
+        return "soon" if self.expires_at <= now + dt.timedelta(days=EXPIRING_SOON_DAYS) else ""
 
     @cached_property
     def _networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

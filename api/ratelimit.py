@@ -78,9 +78,11 @@ class RedisCounters:
 
         self.errors = (redis.RedisError, OSError)
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        # Installations sharing one Redis database keep apart by their prefix.
+        self.prefix = f"{settings.COFFER_RATELIMIT_REDIS_PREFIX}:ratelimit"
 
     def increment(self, bucket: str, start: int, end: int) -> int:
-        name = f"coffer:ratelimit:{bucket}:{start}"
+        name = f"{self.prefix}:{bucket}:{start}"
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.incr(name)
@@ -92,7 +94,7 @@ class RedisCounters:
 
     def current(self, bucket: str, start: int, end: int) -> int:
         try:
-            return int(self.client.get(f"coffer:ratelimit:{bucket}:{start}") or 0)
+            return int(self.client.get(f"{self.prefix}:{bucket}:{start}") or 0)
         except self.errors as error:
             raise RateLimitUnavailable(f"Redis: {type(error).__name__}") from None
 
@@ -105,7 +107,7 @@ def counters() -> DatabaseCounters | RedisCounters:
 
 @receiver(setting_changed)
 def _forget_counters(*, setting: str, **kwargs) -> None:
-    if setting == "COFFER_RATELIMIT_REDIS_URL":
+    if setting in ("COFFER_RATELIMIT_REDIS_URL", "COFFER_RATELIMIT_REDIS_PREFIX"):
         counters.cache_clear()
 
 

@@ -185,6 +185,9 @@ AXES_VERBOSE = False  # no start-up banner on every manage.py command (resolve's
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# Sudo mode (workspaces/reauth.py): sensitive actions ask for the password again unless the user
+# signed in or confirmed it within this many minutes.
+COFFER_REAUTH_MINUTES = env_positive_int("COFFER_REAUTH_MINUTES", 15)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -263,6 +266,7 @@ COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024
 COFFER_API_RATE_LIMIT = int(os.environ.get("COFFER_API_RATE_LIMIT") or 600)
 COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMIT") or 20)
 COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
+COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", "coffer")
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"

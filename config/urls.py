@@ -4,15 +4,18 @@ from django.contrib import admin
 from django.urls import include, path
 
 from api.views import healthz
+from workspaces.reauth import reauthenticate
 
 admin.site.site_header = "Coffer administration"
 admin.site.site_title = "Coffer admin"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/reauthenticate/", reauthenticate, name="reauthenticate"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", include("api.urls")),
     path("healthz", healthz, name="healthz"),
+    path("w/<slug:slug>/tokens/access-keys/", include("access.urls")),
     path("w/<slug:slug>/tokens/", include("tokens.urls")),
     path("", include("workspaces.urls")),
 ]

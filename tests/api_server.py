@@ -134,6 +134,7 @@ def server_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
         COFFER_MANIFEST_STATIC="false",
         COFFER_DATA_DIR=str(data_dir),
         COFFER_LOG_LEVEL="WARNING",
+        COFFER_RATELIMIT_REDIS_PREFIX=os.environ["COFFER_RATELIMIT_REDIS_PREFIX"],
     )
     env.update(overrides)
     return env

@@ -96,3 +96,32 @@ def sign_in(page: Page, live_server, username: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEFAULT_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
+
+
+# --- the Access keys tab ------------------------------------------------------------------------
+
+ACCESS_WARNING = (
+    "Revoking or deleting an access key immediately stops every job and app using it from "
+    "resolving anything."
+)
+
+
+def access_url(name: str, workspace, access_key=None) -> str:
+    """The URL of an Access keys view (`access:<name>`), of `access_key` if given."""
+    args = [workspace.slug] + ([access_key.pk] if access_key is not None else [])
+    return reverse(f"access:{name}", args=args)
+
+
+def access_key_data(workspace, **overrides) -> dict:
+    """A valid Create access key form: ci-deploy in production, the default 90 days."""
+    data = {
+        "name": "ci-deploy",
+        "description": "",
+        "environment": workspace.environments.get(slug="production").pk,
+        "product": "",
+        "app": "",
+        "expiry": "90",
+        "expiry_date": "",
+        "allowed_addresses": "",
+    }
+    return data | overrides

@@ -84,7 +84,8 @@ def test_redis_counts_exactly_under_threads(settings):
     for thread in threads:
         thread.join()
     assert ratelimit.hit(name, 1000, now=now).count == 201
-    ttl = redis_client.Redis.from_url(REDIS_URL).ttl(f"coffer:ratelimit:{name}:{int(now)}")
+    prefix = settings.COFFER_RATELIMIT_REDIS_PREFIX
+    ttl = redis_client.Redis.from_url(REDIS_URL).ttl(f"{prefix}:ratelimit:{name}:{int(now)}")
     assert 0 < ttl <= 61, "the counter expires by itself"
 
 

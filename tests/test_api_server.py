@@ -192,4 +192,5 @@ def test_the_rate_limit_holds_across_both_workers_on_redis(tmp_path):
         COFFER_API_RATE_LIMIT=str(RATE_LIMIT), COFFER_RATELIMIT_REDIS_URL=url
     ) as server:
         assert_limit_holds_across_workers(server, server.keys["spare3"], tmp_path)
-        assert redis.Redis.from_url(url).keys("coffer:ratelimit:key:*"), "counted on Redis"
+        prefix = server.env["COFFER_RATELIMIT_REDIS_PREFIX"]
+        assert redis.Redis.from_url(url).keys(f"{prefix}:ratelimit:key:*"), "counted on Redis"

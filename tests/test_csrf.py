@@ -69,12 +69,13 @@ def test_post_without_csrf_token_is_refused(route: Route):
 
 
 @pytest.mark.parametrize(
-    "name", ["login", "logout", "password_change", "password_reset", "admin:login"]
+    "name",
+    ["login", "logout", "password_change", "password_reset", "reauthenticate", "admin:login"],
 )
 def test_sign_in_views_refuse_post_without_csrf_token(name):
     user = get_user_model().objects.create_user("csrf-user", password=None)
     client = Client(enforce_csrf_checks=True)
-    if name in {"logout", "password_change"}:
+    if name in {"logout", "password_change", "reauthenticate"}:
         client.force_login(user)
     response = client.post(reverse(name), {"username": "csrf-user", "password": "x"})
     assert response.status_code == 403

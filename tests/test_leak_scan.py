@@ -1,4 +1,6 @@
-"""Leak scan: token values never appear anywhere but in the resolver's output.
+"""Leak scan: token values and access keys never appear anywhere but where they belong.
+
+(A value belongs in the resolver's output; an access key in the one response that creates it.)
 
 Tokens get random, distinctive values (`cofferleak` + 32 hex digits). Then the whole product is
 exercised (every page and fragment for every role, the create/edit/revoke/delete forms, failed
@@ -36,8 +38,9 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
+from access.models import AccessKey
 from tests.files import read_from_another_process
-from tests.helpers import HTMX
+from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens import crypto
@@ -49,7 +52,7 @@ MASTER_KEY_B64 = os.environ["COFFER_MASTER_KEYS"].split(":", 1)[1]
 def text_needles(value: str) -> list[str]:
     """The value, and 16-character windows of its random part (a truncated display)."""
     random_part = value.removeprefix("cofferleak")
-    windows = {random_part[i : i + 16] for i in range(0, len(random_part) - 15, 8)}
+    windows = {random_part[i : i + 16].lower() for i in range(0, len(random_part) - 15, 8)}
     return [value.lower(), *sorted(windows)]
 
 
@@ -157,6 +160,41 @@ def exercise_token_pages(world: World, scan: Scan, values: list[str]) -> None:
     response = editor.post(delete, {"confirm_key": "UI_DOOMED"}, headers=HTMX)
     assert response.status_code == 204
     assert not Token.objects.filter(pk=doomed.pk).exists()
+
+
+KEY_PATTERN = r"cfr_[0-9A-Za-z]{49}"
+
+
+def exercise_access_key_pages(world: World, scan: Scan, values: list[str]) -> None:
+    """Create (htmx and plain), refuse, revoke and delete keys through the Access keys tab.
+    The create responses are the one place a key belongs; everything after is scanned."""
+    import re
+
+    owner = world.client("owner")
+    workspace = world.a.workspace
+    create = access_url("create", workspace)
+    for name, headers in (("ui-htmx", HTMX), ("ui-plain", {})):
+        response = owner.post(create, access_key_data(workspace, name=name), headers=headers)
+        assert response.status_code == 200
+        (key,) = set(re.findall(KEY_PATTERN, response.content.decode()))
+        values.append(key)
+    for overrides in ({"name": "ui-htmx"}, {"allowed_addresses": "not-an-address"}):
+        response = owner.post(create, access_key_data(workspace, **overrides), headers=HTMX)
+        assert "invalid-feedback" in response.text
+        scan.add(f"access key create refused {overrides}", response)
+    scan.add("access key form", htmx(owner, create))
+    made = AccessKey.objects.get(workspace=workspace, name="ui-htmx")
+    revoke = access_url("revoke", workspace, made)
+    scan.add("access key revoke dialog", htmx(owner, revoke))
+    scan.add("access key revoke", owner.post(revoke, {}, headers=HTMX))
+    scan.add("access key revoke again", owner.post(revoke, {}))
+    doomed = AccessKey.objects.get(workspace=workspace, name="ui-plain")
+    delete = access_url("delete", workspace, doomed)
+    scan.add("access key delete dialog", htmx(owner, delete))
+    scan.add("access key delete refused", owner.post(delete, {"confirm_name": "nope"}))
+    response = owner.post(delete, {"confirm_name": "ui-plain"}, headers=HTMX)
+    assert response.status_code == 204
+    scan.add("access key delete", response)
 
 
 def exercise_every_page(world: World, scan: Scan) -> None:
@@ -313,8 +351,9 @@ def test_no_value_on_any_surface(caplog, tmp_path):
     scan = Scan()
     try:
         world = build_world(tokens_per_workspace=2)
-        values = list(world.values)
+        values = list(world.values) + [world.a.access_key_secret, world.b.access_key_secret]
         exercise_token_pages(world, scan, values)
+        exercise_access_key_pages(world, scan, values)
         exercise_resolve(world, scan, tmp_path)  # first, so Activity shows its audit event
         exercise_admin(world, scan, values)
         exercise_every_page(world, scan)
@@ -331,6 +370,8 @@ def test_no_value_on_any_surface(caplog, tmp_path):
     assert "UI_CREATED" in activity, "control: the Activity tab lists the events scanned"
     if "resolve" in get_commands():
         assert "Resolved" in activity
+    assert "ui-htmx" in activity and "Access key revoked" in activity, "control: key events"
+    assert "ui-htmx" in scan.surfaces["viewer GET /w/acme/tokens/access-keys/"]
     scan_cache(scan)
     scan_database(scan)
 

@@ -7,7 +7,8 @@ describe, so whoever adds a view must say here who may use it.
 
 `World` is the cast: workspace A ("acme") with an owner, an editor and a viewer, and workspace B
 ("globex") whose owner is the outsider. Each workspace has a product, an app, an extra
-environment, members and a token with a random value (the leak scan looks for those values).
+environment, members, a token with a random value and an access key (the leak scan looks for
+those values and the key).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.factories import (
     TokenFactory,
     UserFactory,
     WorkspaceFactory,
+    make_access_key,
 )
 from tokens.models import Token
 from workspaces.models import Membership, Role, Workspace
@@ -59,6 +61,8 @@ class Objects:
     token: Token
     member: Membership  # a member other than the acting users' own memberships
     values: list[str] = field(default_factory=list)
+    access_key: object = None  # an access key bound to the workspace's production
+    access_key_secret: str = ""  # the whole key (the leak scan looks for it)
 
 
 Kwargs = Callable[[Objects], dict]
@@ -116,6 +120,10 @@ def _member(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.member.pk}
 
 
+def _access_key(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.access_key.pk}
+
+
 VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED_IN
 CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
 
@@ -143,6 +151,10 @@ ROUTES: list[Route | ApiRoute] = [
     Route("tokens:edit", _token, get=EDIT, post=EDIT),
     Route("tokens:revoke", _token, get=EDIT, post=EDIT),
     Route("tokens:delete", _token, get=EDIT, post=EDIT),
+    Route("access:list", _slug, get=VIEW, post=None),
+    Route("access:create", _slug, get=OWN, post=OWN),
+    Route("access:revoke", _access_key, get=OWN, post=OWN),
+    Route("access:delete", _access_key, get=OWN, post=OWN),
 ]
 
 
@@ -239,7 +251,12 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         )
         for n, value in enumerate(values)
     ]
-    return Objects(workspace, product, app, environment, created[0], member, values)
+    access_key, secret = make_access_key(
+        workspace, name=f"{prefix.lower()}-deploy", environment=environment
+    )
+    return Objects(
+        workspace, product, app, environment, created[0], member, values, access_key, secret
+    )
 
 
 @dataclass

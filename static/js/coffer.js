@@ -51,13 +51,15 @@
     bootstrap.Toast.getOrCreateInstance(toast, { delay: 5000 }).show();
   }
 
-  // Copy buttons: data-copy="$Secret{KEY}".
+  // Copy buttons: data-copy="$Secret{KEY}". data-copy-label names what is copied in the toast
+  // instead of the text itself (an access key must not be repeated on the page).
   function copyButton(button) {
     button.addEventListener("click", (event) => {
       event.preventDefault();
       const text = button.dataset.copy;
+      const label = button.dataset.copyLabel || text;
       const done = () => {
-        showToast("Copied " + text + " to the clipboard", "success");
+        showToast("Copied " + label + " to the clipboard", "success");
         button.setAttribute("data-copied", "true");
         setTimeout(() => { button.removeAttribute("data-copied"); }, 2000);
       };
@@ -126,6 +128,25 @@
     });
   }
 
+  // Access key expiry: the date input ([data-expiry-date]) only for "On a date", the warning
+  // ([data-expiry-never-warning]) only for "Never", in the [data-expiry-select] (without JS
+  // both show).
+  function expirySelect(select) {
+    const form = select.form;
+    if (!form) return;
+    const date = form.querySelector("[data-expiry-date]");
+    const warning = form.querySelector("[data-expiry-never-warning]");
+    const sync = () => {
+      if (date) {
+        date.hidden = select.value !== "date";
+        date.querySelectorAll("input").forEach((input) => { input.disabled = date.hidden; });
+      }
+      if (warning) warning.hidden = select.value !== "never";
+    };
+    sync();
+    select.addEventListener("change", sync);
+  }
+
   // Editing a token's key (data-original-key): warn that $Secret{OLD_KEY} references will stop
   // resolving ([data-key-change-warning]).
   function keyInput(input) {
@@ -178,6 +199,7 @@
     each(root, "[data-toggle-password]", passwordToggle);
     each(root, "[data-confirm-match]", confirmInput);
     each(root, "[data-period-select]", periodSelect);
+    each(root, "[data-expiry-select]", expirySelect);
     each(root, "[data-original-key]", keyInput);
     each(root, "[data-drop-empty]", dropEmpty);
     modalContent(root);
@@ -225,7 +247,12 @@
         if (first) first.focus();
       });
       shell.addEventListener("hidden.bs.modal", () => {
-        document.getElementById("modal-content").innerHTML = "";
+        const content = document.getElementById("modal-content");
+        // Content that changed the page's data (a new access key shown once) names the event
+        // that refreshes the table behind it: data-refresh-on-close="accessKeysChanged".
+        const refresh = content.querySelector("[data-refresh-on-close]");
+        content.innerHTML = "";
+        if (refresh) document.body.dispatchEvent(new CustomEvent(refresh.dataset.refreshOnClose));
         restoreFocus();
       });
     }

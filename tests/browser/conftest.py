@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
+
+AXE_JS = Path(__file__).resolve().parents[2] / ".tools/axe/node_modules/axe-core/axe.min.js"
+AXE_FAILS_ON = ("serious", "critical")
 
 
 def chromium_path() -> str:
@@ -44,3 +49,41 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    path = Path(os.environ.get("COFFER_AXE_JS") or AXE_JS)
+    if not path.exists():
+        pytest.fail(
+            f"The accessibility checks need axe-core at {path}: run `make axe` (npm), or set "
+            "COFFER_AXE_JS to an axe.min.js.",
+            pytrace=False,
+        )
+    return path.read_text()
+
+
+@pytest.fixture
+def axe(axe_source):
+    """`axe(page, "#selector")`: run axe-core on the page (or one part of it) and fail on any
+    serious or critical violation. The script is evaluated through the DevTools protocol, so
+    the page's strict CSP stays as it is."""
+
+    def check(page, include: str | None = None) -> dict:
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(axe_source)
+        results = page.evaluate(
+            "async (include) => await axe.run(include ? document.querySelector(include) : "
+            "document, {resultTypes: ['violations']})",
+            include,
+        )
+        bad = [v for v in results["violations"] if v["impact"] in AXE_FAILS_ON]
+        report = [
+            {"id": v["id"], "impact": v["impact"], "help": v["help"],
+             "nodes": [n["target"] for n in v["nodes"]][:5]}
+            for v in bad
+        ]  # fmt: skip
+        assert not bad, "axe-core: " + json.dumps(report, indent=1)
+        return results
+
+    return check

@@ -1,0 +1,187 @@
+"""Forms of the Access keys tab: create a key, confirm a deletion.
+
+The rules live on the model (`AccessKey.objects.create_key`, `network_errors`, `expiry_errors`);
+the form turns what the browser sent into its arguments and the model's messages into field
+errors. Nothing secret is ever posted: the key is made on the server and shown once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from access.models import (
+    DEFAULT_EXPIRY_DAYS,
+    DESCRIPTION_MAX_LENGTH,
+    EXPIRY_PRESETS,
+    MAX_NETWORKS,
+    NAME_MAX_LENGTH,
+    NETWORK_MAX_LENGTH,
+    AccessKey,
+)
+from workspaces.models import Workspace
+
+EXPIRY_DATE = "date"
+EXPIRY_NEVER = "never"
+EXPIRY_CHOICES = [
+    *[(str(days), f"{days} days") for days in EXPIRY_PRESETS],
+    (EXPIRY_DATE, "On a date"),
+    (EXPIRY_NEVER, "Never"),
+]
+ADDRESSES_MAX_LENGTH = MAX_NETWORKS * (NETWORK_MAX_LENGTH + 2)
+# The model's error keys -> this form's fields.
+FIELD_OF = {"expires_at": "expiry", "allowed_networks": "allowed_addresses"}
+CONTROL = {"class": "form-control"}
+SELECT = {"class": "form-select"}
+
+
+def split_addresses(text: str) -> list[str]:
+    """One address or network per line, or separated by commas (blank entries ignored)."""
+    return [entry for entry in re.split(r"[,\s]+", text) if entry]
+
+
+class CatalogChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, item) -> str:
+        return item.name
+
+
+class AccessKeyForm(forms.Form):
+    name = forms.CharField(
+        label="Name",
+        max_length=NAME_MAX_LENGTH,
+        help_text="Unique in the workspace, e.g. the job or host that uses it: ci-deploy.",
+        widget=forms.TextInput(attrs={**CONTROL, "autocomplete": "off", "spellcheck": "false"}),
+    )
+    description = forms.CharField(
+        label="Description",
+        required=False,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={**CONTROL, "rows": 2}),
+    )
+    environment = CatalogChoiceField(
+        label="Environment",
+        queryset=None,
+        empty_label="Choose an environment",
+        help_text="The key resolves tokens of this environment only.",
+        widget=forms.Select(attrs=SELECT),
+    )
+    product = CatalogChoiceField(
+        label="Product",
+        queryset=None,
+        required=False,
+        empty_label="No product",
+        help_text="Optional: resolve as this product (tokens scoped to other products refuse).",
+        widget=forms.Select(attrs=SELECT),
+    )
+    app = CatalogChoiceField(
+        label="App",
+        queryset=None,
+        required=False,
+        empty_label="No app",
+        help_text="Optional: resolve as this app.",
+        widget=forms.Select(attrs=SELECT),
+    )
+    expiry = forms.ChoiceField(
+        label="Expiry",
+        choices=EXPIRY_CHOICES,
+        initial=str(DEFAULT_EXPIRY_DAYS),
+        widget=forms.Select(attrs={**SELECT, "data-expiry-select": ""}),
+    )
+    expiry_date = forms.DateField(
+        label="Expiry date",
+        required=False,
+        help_text="The key stops working at 00:00 UTC that day.",
+        widget=forms.DateInput(attrs={**CONTROL, "type": "date"}, format="%Y-%m-%d"),
+    )
+    allowed_addresses = forms.CharField(
+        label="Allowed addresses",
+        required=False,
+        max_length=ADDRESSES_MAX_LENGTH,
+        help_text="Optional: IPv4 or IPv6 addresses or CIDR networks, one per line or "
+        "comma-separated (e.g. 203.0.113.0/24). Empty: any address.",
+        widget=forms.Textarea(
+            attrs={"class": "form-control font-monospace", "rows": 2, "spellcheck": "false"}
+        ),
+    )
+
+    def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.fields["environment"].queryset = workspace.environments.order_by("name")
+        self.fields["product"].queryset = workspace.products.order_by("name")
+        self.fields["app"].queryset = workspace.apps.order_by("name")
+        self.fields["environment"].error_messages["invalid_choice"] = (
+            "Choose an environment of this workspace."
+        )
+        for field in ("product", "app"):
+            self.fields[field].error_messages["invalid_choice"] = (
+                f"Choose a{'n' if field == 'app' else ''} {field} of this workspace, or none."
+            )
+
+    @property
+    def never_expires(self) -> bool:
+        return self.is_bound and self.data.get("expiry") == EXPIRY_NEVER
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        wants_date = cleaned.get("expiry") == EXPIRY_DATE
+        if wants_date and not cleaned.get("expiry_date") and "expiry_date" not in self.errors:
+            self.add_error("expiry_date", "Choose the date the key expires on.")
+        return cleaned
+
+    def expires(self) -> int | dt.date | None:
+        choice = self.cleaned_data["expiry"]
+        if choice == EXPIRY_NEVER:
+            return None
+        if choice == EXPIRY_DATE:
+            return self.cleaned_data["expiry_date"]
+        return int(choice)
+
+    def save(self, *, by) -> tuple[AccessKey, str] | None:
+        """(the new key's row, the key itself), or None with the model's messages added as
+        field errors."""
+        data = self.cleaned_data
+        try:
+            return AccessKey.objects.create_key(
+                workspace=self.workspace,
+                name=data["name"],
+                description=data["description"],
+                environment=data["environment"],
+                product=data["product"],
+                app=data["app"],
+                expires=self.expires(),
+                allowed_networks=split_addresses(data["allowed_addresses"]),
+                by=by,
+            )
+        except ValidationError as refused:
+            for field, messages in refused.message_dict.items():
+                target = FIELD_OF.get(field, field)
+                self.add_error(target if target in self.fields else None, messages)
+            return None
+
+
+class DeleteAccessKeyForm(forms.Form):
+    """Deleting is forever: the owner types the key's name to confirm (checked here too)."""
+
+    confirm_name = forms.CharField(
+        required=False,
+        widget=forms.TextInput(attrs={**CONTROL, "autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, access_key: AccessKey, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_key = access_key
+        field = self.fields["confirm_name"]
+        field.label = f"Type {access_key.name} to confirm"
+        field.widget.attrs["data-confirm-match"] = access_key.name
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"].strip()
+        if typed != self.access_key.name:
+            raise forms.ValidationError(
+                f"Type the name exactly as shown ({self.access_key.name}) to delete the key."
+            )
+        return typed
