@@ -39,3 +39,10 @@ def test_dates_are_shown_in_utc_whatever_the_moments_zone():
     assert utc_minute(tokyo) == "2026-12-01 16:05 UTC"
     assert utc_datetime(NOW) == "Dec 2, 2026, 14:05 UTC"
     assert utc_date(None) == utc_minute(None) == utc_datetime(None) == ""
+
+
+def test_relative_to_counts_from_this_moment_without_a_now():
+    from django.utils import timezone
+
+    assert relative_to(timezone.now() + dt.timedelta(days=22, minutes=1)) == "in 3\xa0weeks"
+    assert relative_to(None) == ""

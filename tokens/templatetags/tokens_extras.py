@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django import template
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
@@ -26,9 +27,12 @@ def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
 
 
 @register.filter
-def relative_to(moment: dt.datetime | None, now: dt.datetime) -> str:
-    """`{{ token.expires_at|relative_to:now }}`: "in 3 weeks", "2 days ago"."""
-    return relative_time(moment, now) if moment is not None else ""
+def relative_to(moment: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """`{{ token.expires_at|relative_to:now }}`: "in 3 weeks", "2 days ago" (from this moment
+    when no `now` is given)."""
+    if moment is None:
+        return ""
+    return relative_time(moment, now if now is not None else timezone.now())
 
 
 @register.filter
