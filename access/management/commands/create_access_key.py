@@ -9,22 +9,16 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from access.models import DEFAULT_EXPIRY_DAYS, AccessKey
-from workspaces.models import Workspace
-
-USAGE = 2
+from tokens.cli import usage_error, use_context
 
 HELP = """\
 Make an access key for the HTTP API (/api/v1/), bound to one environment and optionally one
 product and/or one app of a workspace: it resolves there and nowhere else. The key is printed
 alone on the last line of stdout, once; only its hash is stored.
 """
-
-
-def usage_error(message: str) -> CommandError:
-    return CommandError(message, returncode=USAGE)
 
 
 def parse_expiry(text: str) -> int | dt.date | None:
@@ -69,13 +63,10 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
 
     def handle(self, *args, **options) -> None:
-        workspace = Workspace.objects.filter(slug=options["workspace"]).first()
-        if workspace is None:
-            raise usage_error(f'Workspace "{options["workspace"]}" not found.')
-        items = {
-            kind: self.catalog_item(workspace, kind, options[kind])
-            for kind in ("environment", "product", "app")
-        }
+        context = use_context(
+            options["workspace"], options["environment"], options["product"], options["app"]
+        )
+        workspace = context.environment.workspace
         try:
             key, secret = AccessKey.objects.create_key(
                 workspace=workspace,
@@ -83,7 +74,9 @@ class Command(BaseCommand):
                 expires=parse_expiry(options["expires_in"]),
                 allowed_networks=options["allow"],
                 description=options["description"],
-                **items,
+                environment=context.environment,
+                product=context.product,
+                app=context.app,
             )
         except ValidationError as error:
             messages = [message for messages in error.message_dict.values() for message in messages]
@@ -100,15 +93,3 @@ class Command(BaseCommand):
         self.stdout.write(f"Allowed from: {', '.join(key.allowed_networks) or 'anywhere'}")
         self.stdout.write("The key is shown this once; store it as a secret now:")
         self.stdout.write(secret, style_func=str)
-
-    def catalog_item(self, workspace: Workspace, kind: str, slug: str | None):
-        if slug is None:
-            return None
-        items = {item.slug: item for item in getattr(workspace, f"{kind}s").all()}
-        if slug in items:
-            return items[slug]
-        known = ", ".join(sorted(items)) or "none"
-        raise usage_error(
-            f'{kind.capitalize()} "{slug}" not found in workspace {workspace.slug} '
-            f"(its {kind}s: {known})."
-        )

@@ -26,6 +26,7 @@ from django.core.management.base import (
 )
 from django.db import DatabaseError
 
+from tokens.cli import USAGE, usage_error, use_context
 from tokens.models import UseContext
 from tokens.references import (
     CheckReport,
@@ -36,9 +37,8 @@ from tokens.references import (
     resolve_pieces,
     wide_encoding,
 )
-from workspaces.models import Workspace
 
-OK, UNRESOLVED, USAGE = 0, 1, 2
+OK, UNRESOLVED = 0, 1
 ACTOR_MAX_LENGTH = 150
 STDIN = "<stdin>"
 MAX_BYTES = 64 * 1024 * 1024  # the default --max-bytes
@@ -73,12 +73,6 @@ example:
 
 class HelpFormatter(DjangoHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Django's option order, with the description's line breaks kept."""
-
-
-def usage_error(message: str) -> CommandError:
-    """Exit 2. The message often quotes what was given: control characters in it are escaped
-    so that an argument or a file name cannot send escape codes to the terminal."""
-    return CommandError(printable(message), returncode=USAGE)
 
 
 def byte_count(text: str) -> int:
@@ -216,27 +210,8 @@ class Command(BaseCommand):
         return name
 
     def context(self, options: dict) -> UseContext:
-        slug = options["workspace"]
-        workspace = Workspace.objects.filter(slug=slug).first()
-        if workspace is None:
-            raise usage_error(f'Workspace "{slug}" not found.')
-        environment = self.catalog_item(workspace, "environment", options["environment"])
-        return UseContext(
-            environment=environment,
-            product=self.catalog_item(workspace, "product", options["product"]),
-            app=self.catalog_item(workspace, "app", options["app"]),
-        )
-
-    def catalog_item(self, workspace: Workspace, kind: str, slug: str | None):
-        if slug is None:
-            return None
-        items = {item.slug: item for item in getattr(workspace, f"{kind}s").all()}
-        if slug in items:
-            return items[slug]
-        known = ", ".join(sorted(items)) or "none"
-        raise usage_error(
-            f'{kind.capitalize()} "{slug}" not found in workspace {workspace.slug} '
-            f"(its {kind}s: {known})."
+        return use_context(
+            options["workspace"], options["environment"], options["product"], options["app"]
         )
 
     def read(self, file: str | None, stdin, limit: int) -> tuple[str, bytearray]:
