@@ -10,19 +10,39 @@ The audit trail is read-only.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from tokens.forms import CatalogChoiceField, add_model_errors
-from tokens.models import EDITABLE_FIELDS, PERIOD_MAX_DAYS, RELATION_FIELDS, AuditEvent, Token
+from tokens.models import (
+    EDITABLE_FIELDS,
+    PERIOD_MAX_DAYS,
+    RELATION_FIELDS,
+    AuditEvent,
+    Token,
+    TokenQuerySet,
+)
 from workspaces.admin import on_own_admin_pages
+from workspaces.models import WorkspaceCatalogItem
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
+    from django.contrib.auth.models import User
+    from django.forms.formsets import BaseFormSet
+
+
+def staff_user(request: HttpRequest) -> User:
+    """Who is making an admin change: every admin page is for a signed-in staff member only
+    (AdminSite.admin_view sends anyone else to the login page), so never AnonymousUser."""
+    return cast("User", request.user)
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -32,14 +52,14 @@ class WriteOnlyTextarea(forms.Textarea):
     pasted multi-line value (a PEM key), and values are kept byte for byte.
     """
 
-    def format_value(self, value) -> None:
+    def format_value(self, value: Any) -> None:
         return None
 
 
 class WorkspaceItemsField(CatalogChoiceField):
     """Environments, products or apps, labelled with their workspace ("acme / Production")."""
 
-    def label_from_instance(self, obj) -> str:
+    def label_from_instance(self, obj: WorkspaceCatalogItem) -> str:
         return f"{obj.workspace.slug} / {obj.name}"
 
 
@@ -73,9 +93,10 @@ class TokenAdminForm(forms.ModelForm):
             "products": "Empty Products and Apps: any product or app of the workspace may use it.",
         }
 
-    user = None  # the signed-in admin, set by TokenAdmin.get_form
+    instance: Token
+    user: ClassVar[User | None] = None  # the signed-in admin, set by TokenAdmin.get_form
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         adding = self.instance._state.adding
         if adding:
@@ -88,10 +109,12 @@ class TokenAdminForm(forms.ModelForm):
             self.fields["environments"].required = False
         for name in RELATION_FIELDS:
             if name in self.fields:
-                choices = self.fields[name].queryset.select_related("workspace")
+                field = cast(WorkspaceItemsField, self.fields[name])  # Meta.field_classes
+                assert field.queryset is not None  # the model field's, all its rows
+                choices = field.queryset.select_related("workspace")
                 if not adding:
                     choices = choices.filter(workspace_id=self.instance.workspace_id)
-                self.fields[name].queryset = choices.order_by("workspace__slug", "name")
+                field.queryset = choices.order_by("workspace__slug", "name")
 
     def clean_new_value(self) -> str:
         # Browsers submit a textarea's line breaks as CRLF whatever was pasted; keep LF.
@@ -105,11 +128,13 @@ class TokenAdminForm(forms.ModelForm):
         becomes a message on the form instead of an error page. The admin's save_model and
         save_related then have nothing left to do.
         """
-        if self._errors:
+        if self.errors:  # those found so far (full_clean is running; this starts no new one)
             return
         data = self.cleaned_data
         fields = {name: data[name] for name in EDITABLE_FIELDS if name in data}
-        relations = {name: list(data[name]) for name in RELATION_FIELDS if name in data}
+        relations: dict[str, Any] = {
+            name: list(data[name]) for name in RELATION_FIELDS if name in data
+        }
         try:
             if self.instance._state.adding:
                 self.instance = Token.objects.create_token(
@@ -131,18 +156,21 @@ class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
 
-    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[Any]
+    ) -> list[tuple[str, str]]:
         return [("active", "Active"), ("expired", "Expired"), ("revoked", "Revoked")]
 
-    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        tokens = cast(TokenQuerySet, queryset)  # the changelist's, from Token.objects
         match self.value():
             case "active":
-                return queryset.active()
+                return tokens.active()
             case "expired":
-                return queryset.expired()
+                return tokens.expired()
             case "revoked":
-                return queryset.revoked()
-        return queryset
+                return tokens.revoked()
+        return tokens
 
 
 @admin.register(Token)
@@ -167,37 +195,47 @@ class TokenAdmin(admin.ModelAdmin):
         "last_used_at",
     ]
 
-    def get_fieldsets(self, request: HttpRequest, obj: Token | None = None):
+    def get_fieldsets(self, request: HttpRequest, obj: Token | None = None) -> _FieldsetSpec:
+        main: tuple[str, ...]
         if obj is None:
-            main = ["workspace", "key", "new_value", "description", "type"]
+            main = ("workspace", "key", "new_value", "description", "type")
         elif obj.is_revoked:  # final: nothing can be changed, not even the value
-            main = ["workspace", "key", "value_summary", "description", "type"]
+            main = ("workspace", "key", "value_summary", "description", "type")
         else:
-            main = ["workspace", "key", "value_summary", "new_value", "description", "type"]
-        expiry = ["expiry_date", "period_days"] + (["expires_at"] if obj else [])
-        fieldsets = [
+            main = ("workspace", "key", "value_summary", "new_value", "description", "type")
+        expiry = ("expiry_date", "period_days", *(("expires_at",) if obj else ()))
+        fieldsets: _FieldsetSpec = [
             (None, {"fields": main}),
             ("Expiry", {"fields": expiry}),
-            ("Scope", {"fields": ["products", "apps"]}),
-            ("Environment", {"fields": ["environments"]}),
+            ("Scope", {"fields": ("products", "apps")}),
+            ("Environment", {"fields": ("environments",)}),
         ]
         if obj is not None:
-            history = ["status_label", "created_at", "created_by", "updated_at", "updated_by"]
-            history += ["revoked_at", "revoked_by", "last_used_at"]
-            fieldsets.append(("Status and history", {"fields": history}))
+            history: tuple[str, ...] = ("status_label", "created_at", "created_by")
+            history += ("updated_at", "updated_by", "revoked_at", "revoked_by", "last_used_at")
+            fieldsets = [*fieldsets, ("Status and history", {"fields": history})]
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
         # A token never moves to another workspace: its ciphertext is bound to this one.
         return [*self.readonly_fields, *(["workspace"] if obj else [])]
 
-    def get_form(self, request: HttpRequest, obj: Token | None = None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)  # a new class on every call
-        form.user = request.user
+    def get_form(
+        self, request: HttpRequest, obj: Token | None = None, change: bool = False, **kwargs: Any
+    ) -> type[TokenAdminForm]:
+        # A new subclass of `form` on every call; the stub says only "some ModelForm".
+        form = cast(type[TokenAdminForm], super().get_form(request, obj, change, **kwargs))
+        form.user = staff_user(request)
         return form
 
     @method_decorator(sensitive_post_parameters("new_value"))
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def has_change_permission(self, request: HttpRequest, obj: Token | None = None) -> bool:
@@ -205,29 +243,38 @@ class TokenAdmin(admin.ModelAdmin):
             return False  # revoked is final: the change page becomes a read-only view
         return super().has_change_permission(request, obj)
 
-    def save_model(self, request, obj, form, change) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Token, form: TokenAdminForm, change: bool
+    ) -> None:
         """Nothing to do: TokenAdminForm saved through the model methods while validating."""
 
-    def save_related(self, request, form, formsets, change) -> None:
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: TokenAdminForm,
+        formsets: list[BaseFormSet[Any]],
+        change: bool,
+    ) -> None:
         """Nothing to do: the model methods set products, apps and environments."""
 
     def delete_model(self, request: HttpRequest, obj: Token) -> None:
-        obj.delete_token(by=request.user)
+        obj.delete_token(by=staff_user(request))
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
         for token in queryset.select_related("workspace"):
-            token.delete_token(by=request.user)
+            token.delete_token(by=staff_user(request))
 
     @admin.action(
         description="Revoke selected tokens",
         permissions=["change"],
         location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM],
     )
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
-        revoked, already = [], []
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Token]) -> None:
+        revoked: list[str] = []
+        already: list[str] = []
         for token in queryset.select_related("workspace").order_by("key"):
             try:
-                token.revoke(by=request.user)
+                token.revoke(by=staff_user(request))
             except ValidationError:
                 already.append(token.key)
             else:

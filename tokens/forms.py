@@ -11,10 +11,15 @@ back either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
 from crispy_forms.helper import FormHelper
 from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
+from django.db.models import QuerySet
+from django.utils.datastructures import MultiValueDict
 from django.views.decorators.debug import sensitive_variables
 
 from tokens.models import (
@@ -29,6 +34,9 @@ from tokens.models import (
     value_size_message,
 )
 from workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 PERIOD_PRESETS = (7, 30, 60, 90, 180, 365)
 CUSTOM = "custom"
@@ -57,7 +65,7 @@ class CatalogChoiceField(forms.ModelMultipleChoiceField):
     """Products, apps or environments to pick. An id too large for the database (a forged
     "99999999999999999999") is an invalid choice with a message, not a crash."""
 
-    def _check_values(self, value):
+    def _check_values(self, value: Any) -> QuerySet[Any]:
         for pk in value if isinstance(value, list | tuple) else ():
             try:
                 too_large = abs(int(str(pk))) > ID_MAX
@@ -69,7 +77,8 @@ class CatalogChoiceField(forms.ModelMultipleChoiceField):
                     code="invalid_pk_value",
                     params={"pk": pk},
                 )
-        return super()._check_values(value)
+        # Private in Django (clean() calls it for the ids sent), so django-stubs leaves it out.
+        return super()._check_values(value)  # type: ignore[misc]
 
 
 # The model's field names, as its ValidationErrors use them -> this form's field names.
@@ -189,12 +198,12 @@ class TokenForm(forms.Form):
 
     def __init__(
         self,
-        data=None,
-        files=None,
+        data: Mapping[str, Any] | None = None,
+        files: MultiValueDict[str, UploadedFile] | None = None,
         *,
         workspace: Workspace,
         token: Token | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         self.workspace = workspace
         self.token = token
@@ -204,9 +213,9 @@ class TokenForm(forms.Form):
         if token is not None:
             kwargs["initial"] = self.initial_from(token)
         super().__init__(data, files, **kwargs)
-        self.fields["products"].queryset = workspace.products.all()
-        self.fields["apps"].queryset = workspace.apps.all()
-        self.fields["environments"].queryset = workspace.environments.all()
+        self.catalog_field("products").queryset = workspace.products.all()
+        self.catalog_field("apps").queryset = workspace.apps.all()
+        self.catalog_field("environments").queryset = workspace.environments.all()
         if token is None:
             self.fields[
                 "value"
@@ -227,8 +236,12 @@ class TokenForm(forms.Form):
             classes = field.widget.attrs.get("class", "")
             field.widget.attrs["class"] = f"{css} {classes}".strip()
 
+    def catalog_field(self, name: str) -> CatalogChoiceField:
+        """`self.fields` holds plain Fields for the type checker; these three are catalog ones."""
+        return cast(CatalogChoiceField, self.fields[name])
+
     @staticmethod
-    def initial_from(token: Token) -> dict:
+    def initial_from(token: Token) -> dict[str, Any]:
         period, custom = "", None
         if token.period_days in PERIOD_PRESETS:
             period = str(token.period_days)
@@ -251,8 +264,9 @@ class TokenForm(forms.Form):
     def clean_key(self) -> str:
         return self.cleaned_data["key"].strip()
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         self.use_value_file(cleaned)
         period, custom = cleaned.get("period"), cleaned.get("period_custom")
         if "period_custom" in self.errors:
@@ -275,7 +289,7 @@ class TokenForm(forms.Form):
         return cleaned
 
     @sensitive_variables("upload", "content", "value", "cleaned")
-    def use_value_file(self, cleaned: dict) -> None:
+    def use_value_file(self, cleaned: dict[str, Any]) -> None:
         """A chosen file's bytes, decoded as UTF-8 and nothing else, become the value."""
         upload: UploadedFile | None = cleaned.get("value_file")
         if upload is None:
@@ -283,6 +297,8 @@ class TokenForm(forms.Form):
         if cleaned.get("value"):
             self.add_error("value_file", "Type a value or choose a file, not both.")
             return
+        # The field refused a file without a size ("The file is empty."); this one has one.
+        assert upload.size is not None
         if upload.size > VALUE_MAX_BYTES:
             self.add_error("value_file", value_size_message(upload.size))
             return
@@ -296,7 +312,7 @@ class TokenForm(forms.Form):
         # An empty file never gets here: the field itself says "The file is empty."
         cleaned["value"] = value
 
-    def add_rule_errors(self, cleaned: dict) -> None:
+    def add_rule_errors(self, cleaned: dict[str, Any]) -> None:
         """Ask the model's rules now too, so every problem shows at once (saving asks again)."""
         probe = Token(
             workspace=self.workspace,
@@ -342,7 +358,7 @@ class TokenForm(forms.Form):
 
     # --- saving through the model's rules -----------------------------------------------
 
-    def model_fields(self) -> dict:
+    def model_fields(self) -> dict[str, Any]:
         data = self.cleaned_data
         return {
             "key": data["key"],
@@ -352,10 +368,12 @@ class TokenForm(forms.Form):
             "period_days": data["period_days"],
         }
 
-    def save(self, *, by) -> Token | None:
+    def save(self, *, by: User | None) -> Token | None:
         """Create or update the token; on a broken rule, add its messages and return None."""
         data = self.cleaned_data
-        relations = {name: list(data[name]) for name in ("products", "apps", "environments")}
+        relations: dict[str, Any] = {
+            name: list(data[name]) for name in ("products", "apps", "environments")
+        }
         try:
             if self.token is None:
                 return Token.objects.create_token(
@@ -384,7 +402,7 @@ class DeleteTokenForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, token: Token, **kwargs) -> None:
+    def __init__(self, *args: Any, token: Token, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.token = token
         field = self.fields["confirm_key"]

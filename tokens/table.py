@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import F, Prefetch, Q
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from tokens.models import ExpiryState, Token, TokenQuerySet, TokenType
 from workspaces.models import App, Environment, Product, Workspace
+
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
 
 STATUS_FILTERS = [
     ("", "Any status"),
@@ -48,7 +55,7 @@ SEARCH_MAX_LENGTH = 200
 CHOOSE_FROM_LIST = "so it was not applied: choose one from the list."
 # What the table says about a search or filter it could not apply. Sort and rows per page fall
 # back to their defaults without a word: they never change which tokens are listed.
-FILTER_PROBLEMS = {
+FILTER_PROBLEMS: dict[str | tuple[str, str | None], str] = {
     ("q", "max_length"): f"The search is longer than {SEARCH_MAX_LENGTH} characters, so it was "
     "not applied: shorten it.",
     ("q", "null_characters_not_allowed"): "The search contains a NUL character, so it was not "
@@ -104,20 +111,21 @@ class TokenFilterForm(forms.Form):
         label="Rows per page",
         required=False,
         coerce=int,
-        empty_value=PAGE_SIZES[0],
+        # Django takes any empty value (here the default rows per page); the stub says a str.
+        empty_value=PAGE_SIZES[0],  # type: ignore[arg-type]
         choices=[("", str(PAGE_SIZES[0])), *[(str(n), str(n)) for n in PAGE_SIZES[1:]]],
         widget=forms.Select(attrs={"class": "form-select form-select-sm"}),
     )
 
-    def __init__(self, data, *, workspace: Workspace) -> None:
+    def __init__(self, data: Mapping[str, Any] | None, *, workspace: Workspace) -> None:
         super().__init__(data, auto_id="filter_%s")
         self.environments = list(workspace.environments.all())
-        self.fields["env"].choices = [("", "All environments")] + [
+        cast(forms.ChoiceField, self.fields["env"]).choices = [("", "All environments")] + [
             (env.slug, env.name) for env in self.environments
         ]
 
     @property
-    def values(self) -> dict:
+    def values(self) -> dict[str, Any]:
         """The valid, non-default filters (what the URL should carry)."""
         if not hasattr(self, "cleaned_data"):
             self.is_valid()
@@ -135,7 +143,7 @@ class TokenFilterForm(forms.Form):
         """One message per search or filter that was sent but could not be applied."""
         if not hasattr(self, "cleaned_data"):
             self.is_valid()
-        messages = []
+        messages: list[str] = []
         for name in ("q", "type", "status", "env"):
             if name not in self.errors:
                 continue
@@ -180,16 +188,16 @@ class TokenFilterForm(forms.Form):
         return tokens.order_by(order, "key", "pk")
 
 
-def list_url(workspace: Workspace, params: dict | None = None) -> str:
+def list_url(workspace: Workspace, params: Mapping[str, object] | None = None) -> str:
     """The Tokens page of `workspace`, with `params` as its query string."""
     url = reverse("tokens:list", args=[workspace.slug])
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict]:
+def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict[str, str]]:
     """For each sortable column: the URL that sorts by it (or flips it) and its aria-sort."""
     current = filters.sort_key
-    links = {}
+    links: dict[str, dict[str, str]] = {}
     for column in ("key", "expiry", "last_used"):
         ascending, descending = column, f"-{column}"
         active = current in (ascending, descending)
@@ -206,17 +214,26 @@ def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict
     return links
 
 
-# The table's relations, prefetched into plain lists (one query each, whatever the page size).
-ROW_RELATIONS = [
-    Prefetch("products", Product.objects.only("id", "name"), to_attr="scope_products"),
-    Prefetch("apps", App.objects.only("id", "name"), to_attr="scope_apps"),
-    Prefetch("environments", Environment.objects.only("id", "name", "slug"), to_attr="envs"),
-]
+if TYPE_CHECKING:
+
+    class RowRelations(TypedDict):
+        """What table_tokens prefetches onto each token, as plain lists."""
+
+        scope_products: list[Product]
+        scope_apps: list[App]
+        envs: list[Environment]
+
+    type TableToken = WithAnnotations[Token, RowRelations]
 
 
-def table_tokens(tokens: TokenQuerySet) -> TokenQuerySet:
-    """What a row needs from the database: everything but the ciphertext, relations prefetched."""
-    return tokens.defer("ciphertext").prefetch_related(*ROW_RELATIONS)
+def table_tokens(tokens: TokenQuerySet) -> QuerySet[TableToken]:
+    """What a row needs from the database: everything but the ciphertext, and the relations
+    prefetched into plain lists (one query each, whatever the page size)."""
+    return tokens.defer("ciphertext").prefetch_related(
+        Prefetch("products", Product.objects.only("id", "name"), to_attr="scope_products"),
+        Prefetch("apps", App.objects.only("id", "name"), to_attr="scope_apps"),
+        Prefetch("environments", Environment.objects.only("id", "name", "slug"), to_attr="envs"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +241,7 @@ class TokenRow:
     """One row of the table: the token (fetched with `table_tokens`) and what the row works
     out once per request, so the template only prints."""
 
-    token: Token
+    token: TableToken
     urls: dict[str, str]  # edit, revoke, delete
     status: str  # Active, Revoked, Expired
     expiry_state: ExpiryState
@@ -237,7 +254,7 @@ class TokenRow:
 
 
 def table_rows(
-    tokens, workspace: Workspace, now: dt.datetime, highlight: str = ""
+    tokens: Iterable[TableToken], workspace: Workspace, now: dt.datetime, highlight: str = ""
 ) -> list[TokenRow]:
     """The page's tokens as rows. Each action URL is reversed once per page, not once per row:
     that keeps a 100-row page cheaper to render than the admin's changelist."""

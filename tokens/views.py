@@ -11,6 +11,8 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Concatenate
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -33,6 +35,7 @@ from tokens.models import AuditEvent, Token
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.htmx import modal_success, render_modal
+from workspaces.http import AuthenticatedHttpRequest, HtmxHttpRequest
 from workspaces.models import Role, Workspace
 
 ACTIVITY_PAGE_SIZE = 50
@@ -46,7 +49,7 @@ def get_token_for(workspace: Workspace, pk: uuid.UUID) -> Token:
     return get_object_in(workspace, Token, pk)
 
 
-def wants_fragment(request: HttpRequest) -> bool:
+def wants_fragment(request: HtmxHttpRequest) -> bool:
     """htmx swaps a fragment, except when it restores history: then it needs the whole page."""
     return bool(request.htmx) and not request.htmx.history_restore_request
 
@@ -55,14 +58,17 @@ def wants_fragment(request: HttpRequest) -> bool:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_GET
-def token_list(request: HttpRequest, slug: str) -> HttpResponse:
+def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = TokenFilterForm(request.GET, workspace=workspace)
     now = timezone.now()
     tokens = table_tokens(filters.apply(Token.objects.for_workspace(workspace), now))
     page = Paginator(tokens, filters.page_size).get_page(request.GET.get("page"))
     highlight = request.GET.get("highlight", "")
-    page.object_list = table_rows(page.object_list, workspace, now, highlight)
+    # The template walks the page's rows: its tokens, each made a TokenRow once. The stub's
+    # Page holds one type of item throughout, so it sees this swap as a wrong assignment.
+    rows = table_rows(page.object_list, workspace, now, highlight)
+    page.object_list = rows  # type: ignore[assignment]
 
     def page_url(number: int) -> str:
         return list_url(workspace, {**filters.values, **({"page": number} if number > 1 else {})})
@@ -88,7 +94,7 @@ def token_list(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_GET
-def activity(request: HttpRequest, slug: str) -> HttpResponse:
+def activity(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = ActivityFilterForm(request.GET)
     events = filters.apply(AuditEvent.objects.for_workspace(workspace)).newest_first()
@@ -118,12 +124,14 @@ def activity(request: HttpRequest, slug: str) -> HttpResponse:
 logger = logging.getLogger("coffer.crypto")
 
 
-def answers_crypto_errors(view):
+def answers_crypto_errors[R: HttpRequest, **P](
+    view: Callable[Concatenate[R, P], HttpResponse],
+) -> Callable[Concatenate[R, P], HttpResponse]:
     """A wrong or missing master key while saving a value: a styled 503 page saying so, one
     log line naming the workspace and master key id (CryptoError messages carry no value)."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    def wrapper(request: R, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
         except CryptoError as error:
@@ -135,7 +143,9 @@ def answers_crypto_errors(view):
     return wrapper
 
 
-def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenForm) -> HttpResponse:
+def render_token_form(
+    request: HtmxHttpRequest, workspace: Workspace, form: TokenForm
+) -> HttpResponse:
     return render_modal(
         request,
         "tokens/token_form.html",
@@ -149,7 +159,7 @@ def render_token_form(request: HttpRequest, workspace: Workspace, form: TokenFor
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 @answers_crypto_errors
-def token_create(request: HttpRequest, slug: str) -> HttpResponse:
+def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
     form = TokenForm(
@@ -172,7 +182,7 @@ def token_create(request: HttpRequest, slug: str) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 @answers_crypto_errors
-def token_edit(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+def token_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
     if token.is_revoked:
@@ -205,7 +215,7 @@ def token_edit(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     return render_token_form(request, workspace, form)
 
 
-def refuse_revoked(request: HttpRequest, workspace: Workspace, token: Token) -> HttpResponse:
+def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token) -> HttpResponse:
     """Revoked is final. htmx gets the explanation in the modal (it swaps only 2xx responses)."""
     return render_modal(
         request,
@@ -229,7 +239,7 @@ def refuse_revoked(request: HttpRequest, workspace: Workspace, token: Token) -> 
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def token_revoke(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
     error = ""
@@ -268,7 +278,7 @@ def token_revoke(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def token_delete(request: HttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
     form = DeleteTokenForm(request.POST if request.method == "POST" else None, token=token)
