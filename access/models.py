@@ -15,12 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cache, cached_property
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from access import keys
@@ -147,20 +147,97 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         return access_key, key
 
     def authenticate(self, key: str) -> AccessKey | None:
-        """The usable key whose SHA-256 matches `key`, or None. A malformed key or a bad
-        checksum costs no query; an unknown, revoked and expired key all give None after the
-        same single lookup."""
+        """The usable key whose SHA-256 matches `key`, with its workspace, environment, product
+        and app, or None. A malformed key or a bad checksum costs no query; an unknown, revoked
+        and expired key all give None after the same single lookup (plain SQL built once: this
+        runs on every API request)."""
         if not keys.is_well_formed(key):
             return None
-        matches = (
-            self.select_related("workspace", "environment__workspace", "product", "app")
-            .filter(key_hash=keys.hash_key(key))
-            .order_by()  # the hash is unique: no ordering to compile or sort by
-        )
-        found = next(iter(matches[:1]), None)
-        if found is None or not found.is_usable():
+        with connection.cursor() as cursor:
+            cursor.execute(_key_lookup_sql(connection.vendor), [keys.hash_key(key)])
+            row = cursor.fetchone()
+        if row is None:
             return None
-        return found
+        found, workspace, environment, product, app = _instances(row)
+        if environment.workspace_id != workspace.pk:
+            return None  # never resolve in another workspace's environment
+        environment.workspace = workspace
+        found.workspace, found.environment, found.product, found.app = (
+            workspace, environment, product, app
+        )  # fmt: skip
+        return found if found.is_usable() else None
+
+
+# The tables `authenticate` reads in one row, with their aliases in `_key_lookup_sql`.
+_ALIASES = ("k", "w", "e", "p", "a")
+
+
+@cache
+def _key_lookup_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    models_ = _row_models()
+    columns = ", ".join(
+        f"{alias}.{q(field.column)}"
+        for alias, model in zip(_ALIASES, models_, strict=True)
+        for field in model._meta.concrete_fields
+    )
+    key = AccessKey._meta
+
+    def join(kind: str, alias: str, model, field: str) -> str:
+        return (
+            f"{kind} JOIN {q(model._meta.db_table)} {alias} ON {alias}.{q(model._meta.pk.column)}"
+            f" = k.{q(key.get_field(field).column)}"
+        )
+
+    return (
+        f"SELECT {columns} FROM {q(key.db_table)} k "
+        f"{join('INNER', 'w', Workspace, 'workspace')} "
+        f"{join('INNER', 'e', Environment, 'environment')} "
+        f"{join('LEFT OUTER', 'p', Product, 'product')} {join('LEFT OUTER', 'a', App, 'app')} "
+        f"WHERE k.{q(key.get_field('key_hash').column)} = %s"
+    )
+
+
+def _row_models() -> tuple:
+    """The models of `_key_lookup_sql`'s row, in order (the product and the app LEFT JOINed:
+    None when the key has none)."""
+    return (AccessKey, Workspace, Environment, Product, App)
+
+
+def _instances(row) -> list:
+    """The row of `_key_lookup_sql` as model instances, each value converted by its field as
+    the ORM does (e.g. SQLite's datetimes and JSON, PostgreSQL's JSON)."""
+    instances, start = [], 0
+    for model in _row_models():
+        fields = model._meta.concrete_fields
+        values = list(row[start : start + len(fields)])
+        start += len(fields)
+        if values[0] is None:  # a LEFT JOIN that found nothing
+            instances.append(None)
+            continue
+        for index, field in enumerate(fields):
+            for convert in _converters(field):
+                values[index] = convert(values[index], field, connection)
+        instances.append(model.from_db(connection.alias, None, values))
+    return instances
+
+
+def _converters(field) -> list:
+    column = field.get_col(field.model._meta.db_table)
+    return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+
+
+@cache
+def _record_use_sql(vendor: str) -> str:
+    q, meta = connection.ops.quote_name, AccessKey._meta
+    names = ("id", "use_count", "last_used_at", "last_used_from", "revoked_at", "expires_at")
+    column = {name: q(meta.get_field(name).column) for name in names}
+    return (
+        f"UPDATE {q(meta.db_table)} SET {column['use_count']} = {column['use_count']} + 1, "
+        f"{column['last_used_at']} = %s, {column['last_used_from']} = %s "
+        f"WHERE {column['id']} = %s AND {column['revoked_at']} IS NULL "
+        f"AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s)"
+    )
 
 
 def duplicate_name_message(name: str) -> str:
@@ -300,15 +377,16 @@ class AccessKey(models.Model):
     # --- lifecycle ------------------------------------------------------------------------
 
     def record_use(self, *, at: dt.datetime, address: str | None) -> bool:
-        """Count one use, if the key is still usable at `at`: one UPDATE with F(), which
-        re-checks revocation and expiry in the database. Inside a transaction it also holds
-        the key's row lock until the end, so a concurrent `revoke()` waits for the request to
-        finish, and a request after a committed revoke updates nothing (returns False)."""
-        updated = (
-            AccessKey.objects.filter(pk=self.pk)
-            .active(at)
-            .update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
-        )
+        """Count one use, if the key is still usable at `at`: one UPDATE (plain SQL, with the
+        rule of `AccessKeyQuerySet.active`), which re-checks revocation and expiry in the
+        database. Inside a transaction it also holds the key's row lock until the end, so a
+        concurrent `revoke()` waits for the request to finish, and a request after a committed
+        revoke updates nothing (returns False)."""
+        address = self._meta.get_field("last_used_from").get_db_prep_value(address, connection)
+        when = connection.ops.adapt_datetimefield_value(at)
+        with connection.cursor() as cursor:
+            cursor.execute(_record_use_sql(connection.vendor), [when, address, self.pk, when])
+            updated = cursor.rowcount
         return updated == 1
 
     def revoke(self, *, by=None) -> None:

@@ -46,15 +46,27 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
+from tokens import crypto
 from tokens.crypto import CryptoError, MasterKeyError
-from tokens.models import KEY_MAX_LENGTH, KEY_PATTERN, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import (
+    KEY_MAX_LENGTH,
+    KEY_PATTERN,
+    AuditAction,
+    AuditEvent,
+    Token,
+    TokenStatus,
+    UseContext,
+    WorkspaceKey,
+)
 from workspaces.models import Workspace
 
 OPENER = "$Secret{"
@@ -446,13 +458,15 @@ _SEALED_FIELDS = ("pk", "key", "ciphertext", "value_version")
 class _Lookup:
     usable: dict[str, _Sealed]  # key -> its token, for the keys that resolve
     reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
+    data_key: WorkspaceKey | None = None  # the workspace's wrapped data key, read with them
 
 
 def _look_up(
     template: Template, context: UseContext, at: dt.datetime, *, lock: bool = False
 ) -> _Lookup:
-    """The referenced tokens usable in `context`, in one query (the rules evaluated by the
-    database: `Token.objects.usable_in`); the others' reasons only when there are others.
+    """The referenced tokens usable in `context`, with their workspace's wrapped data key, in
+    one plain-SQL statement (`_usable_sql`: the rules of `Token.objects.usable_in`, which
+    tests/test_references.py keeps it equal to); the others' reasons only when there are others.
 
     `lock=True` (inside a transaction) locks the usable tokens' rows until it ends.
     """
@@ -463,16 +477,18 @@ def _look_up(
     keys = template.distinct_keys()
     if not keys:
         return _Lookup({}, {})
-    usable_tokens = _in_workspace(workspace, keys).usable_in(context, at).order_by()
-    if lock:
-        usable_tokens = usable_tokens.select_for_update(of=("self",))
-    rows = usable_tokens.values_list(*_SEALED_FIELDS)
+    rows = _usable_rows(workspace.pk, keys, context, at, lock=lock)
     workspace_id = workspace.pk
+    to_uuid = Token._meta.pk.to_python  # a UUID on PostgreSQL, its hex on SQLite
     usable = {
-        key: _Sealed(pk, key, ciphertext, version, workspace, workspace_id)
-        for pk, key, ciphertext, version in rows
+        key: _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id)
+        for pk, key, ciphertext, version, _, _ in rows
         if key in keys
     }
+    data_key = None
+    if rows and rows[0][4] is not None:  # every row carries the same (wrapped) data key
+        kek_id, wrapped = rows[0][4:]
+        data_key = WorkspaceKey(workspace_id=workspace_id, kek_id=kek_id, wrapped_dek=wrapped)
     reasons: dict[str, str | None] = dict.fromkeys(usable)
     if missing := keys - usable.keys():
         # The failure path: ask each token why (the rules as written on the model).
@@ -486,7 +502,64 @@ def _look_up(
             reason = UNKNOWN if token is None else token.unusable_reason(context, at)
             # Fail closed even if the database and the model ever disagreed.
             reasons[key] = reason or "token not usable here"
-    return _Lookup(usable, reasons)
+    return _Lookup(usable, reasons, data_key)
+
+
+def _usable_rows(
+    workspace_id: int, keys: set[str], context: UseContext, at: dt.datetime, *, lock: bool
+) -> list[tuple]:
+    """(id, key, ciphertext, value_version, kek_id, wrapped_dek) of the usable tokens among
+    `keys` (all the workspace's usable tokens above KEY_LOOKUP_LIMIT keys)."""
+    listed = sorted(keys) if len(keys) <= KEY_LOOKUP_LIMIT else []
+    lock = lock and connection.features.has_select_for_update
+    shape = (len(listed), context.product is not None, context.app is not None)
+    sql = _usable_sql(connection.vendor, *shape, lock=lock)
+    params: list = [workspace_id, connection.ops.adapt_datetimefield_value(at), *listed]
+    params.append(context.environment.pk)
+    params.extend(item.pk for item in (context.product, context.app) if item is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+@cache
+def _usable_sql(vendor: str, listed: int, product: bool, app: bool, *, lock: bool) -> str:
+    """`Token.objects.usable_in(context, at)` (active, unexpired, in the workspace, valid in
+    the environment, in scope) as plain SQL, built once per shape: a request then costs no
+    ORM query building or compiling. Parameters: workspace id, `at`, the `listed` keys, the
+    environment id, then the product id and the app id when given."""
+    q = connection.ops.quote_name
+    token, key = Token._meta, WorkspaceKey._meta
+
+    def through(field: str) -> tuple[str, str, str]:
+        meta = getattr(Token, field).through._meta
+        target = Token._meta.get_field(field).m2m_reverse_name()
+        return q(meta.db_table), q(meta.get_field("token").column), q(target)
+
+    def col(name: str) -> str:
+        return f"t.{q(token.get_field(name).column)}"
+
+    def linked(field: str, *, one: bool = False) -> str:
+        table, token_column, target_column = through(field)
+        match = f" AND x.{target_column} = %s" if one else ""
+        return f"EXISTS (SELECT 1 FROM {table} x WHERE x.{token_column} = {col('id')}{match})"
+
+    scope = [f"(NOT {linked('products')} AND NOT {linked('apps')})"]
+    if product:
+        scope.append(linked("products", one=True))
+    if app:
+        scope.append(linked("apps", one=True))
+    keys = f" AND {col('key')} IN ({', '.join(['%s'] * listed)})" if listed else ""
+    sql = (
+        f"SELECT {col('id')}, {col('key')}, {col('ciphertext')}, {col('value_version')}, "
+        f"k.{q(key.get_field('kek_id').column)}, k.{q(key.get_field('wrapped_dek').column)} "
+        f"FROM {q(token.db_table)} t LEFT JOIN {q(key.db_table)} k "
+        f"ON k.{q(key.get_field('workspace').column)} = {col('workspace')} "
+        f"WHERE {col('workspace')} = %s AND {col('status')} = '{TokenStatus.ACTIVE.value}' "
+        f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > %s){keys} "
+        f"AND {linked('environments', one=True)} AND ({' OR '.join(scope)})"
+    )
+    return sql + " FOR UPDATE OF t" if lock else sql
 
 
 def _in_workspace(workspace: Workspace, keys: set[str]):
@@ -601,7 +674,7 @@ def _values_marked_used(
         return {}
     tokens = list(lookup.usable.values())
     try:
-        by_pk = Token.objects.reveal_values(tokens)
+        by_pk = _reveal(tokens, lookup.data_key)
     except (CryptoError, MasterKeyError) as error:  # messages name keys and tokens, never values
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
@@ -618,6 +691,32 @@ def _values_marked_used(
     return values
 
 
+@sensitive_variables()
+def _reveal(tokens: list[_Sealed], data_key: WorkspaceKey | None) -> dict[uuid.UUID, str]:
+    """`Token.objects.reveal_values` for one workspace's tokens, with the data key record that
+    the lookup read with them (no query of its own): the same unwrap, decryptions and messages.
+    The result must live no longer than the run that needs it."""
+    first = tokens[0]
+    label = f"token {first.key} in workspace {first.workspace.slug}"
+    if data_key is None:  # no data key row: the model's own lookup says why (or finds it now)
+        data_key = WorkspaceKey.existing_for(first.workspace, label=label)
+    dek = data_key.unwrap(label=label)
+    return {
+        token.pk: crypto.decrypt_value(
+            dek,
+            bytes(token.ciphertext),
+            workspace_id=token.workspace_id,
+            token_id=token.pk,
+            version=token.value_version,
+            label=(
+                f"token {token.key} in workspace {token.workspace.slug} "
+                f"(master key {data_key.kek_id!r})"
+            ),
+        )
+        for token in tokens
+    }
+
+
 def _record_use(
     tokens: list[_Sealed],
     context: UseContext,
@@ -628,9 +727,12 @@ def _record_use(
     count: int,
     extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Mark the tokens used and write the run's audit event, or raise ResolveError."""
+    """Mark the tokens used and write the run's audit event, or raise ResolveError. Two
+    plain-SQL statements in a savepoint: the same UPDATE the queryset would make, and the
+    event `AuditEvent.record` would insert."""
     user = actor if getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
+    workspace = context.environment.workspace
     detail = {
         **(extra or {}),
         "keys": sorted(token.key for token in tokens),
@@ -640,22 +742,57 @@ def _record_use(
         "app": context.app.slug if context.app else None,
         "source": printable(source),
     }
+    event = AuditEvent(
+        workspace=workspace,
+        action=AuditAction.RESOLVED,
+        actor=user,
+        actor_name=name or (user.get_username() if user is not None else "system"),  # as record
+        detail=detail,
+    )
+    keys = [token.key for token in tokens]
     try:
-        with transaction.atomic():
-            used = Token.objects.for_workspace(context.environment.workspace)
-            used.filter(key__in=[token.key for token in tokens]).update(last_used_at=at)
-            AuditEvent.record(
-                context.environment.workspace,
-                AuditAction.RESOLVED,
-                by=user,
-                actor_name=name,
-                detail=detail,
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                _mark_used_sql(connection.vendor, len(keys)),
+                [connection.ops.adapt_datetimefield_value(at), workspace.pk, *keys],
             )
+            columns, values = _insert_values(event)
+            cursor.execute(_insert_sql(connection.vendor, columns), values)
     except DatabaseError as error:
         raise ResolveError(
             f"the audit event could not be written ({type(error).__name__}); "
             "nothing was resolved or output."
         ) from None
+
+
+@cache
+def _mark_used_sql(vendor: str, count: int) -> str:
+    q, meta = connection.ops.quote_name, Token._meta
+    column = meta.get_field
+    return (
+        f"UPDATE {q(meta.db_table)} SET {q(column('last_used_at').column)} = %s "
+        f"WHERE {q(column('workspace').column)} = %s "
+        f"AND {q(column('key').column)} IN ({', '.join(['%s'] * count)})"
+    )
+
+
+def _insert_values(event: AuditEvent) -> tuple[tuple[str, ...], list]:
+    """The columns and values the ORM would insert for `event` (defaults and conversions by
+    each field, as `Model.save` does them), without compiling an INSERT."""
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    return (
+        tuple(field.column for field in fields),
+        [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields],
+    )
+
+
+@cache
+def _insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
+    q = connection.ops.quote_name
+    return (
+        f"INSERT INTO {q(AuditEvent._meta.db_table)} ({', '.join(map(q, columns))}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
 
 
 def printable(text: str) -> str:
