@@ -16,10 +16,11 @@ import datetime as dt
 import ipaddress
 from collections.abc import Iterable
 from functools import cache, cached_property
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -207,24 +208,38 @@ def _row_models() -> tuple:
 def _instances(row) -> list:
     """The row of `_key_lookup_sql` as model instances, each value converted by its field as
     the ORM does (e.g. SQLite's datetimes and JSON, PostgreSQL's JSON)."""
+    db = connections[DEFAULT_DB_ALIAS]
     instances, start = [], 0
-    for model in _row_models():
-        fields = model._meta.concrete_fields
-        values = list(row[start : start + len(fields)])
-        start += len(fields)
+    for model, converters in _row_readers(db):
+        width = len(model._meta.concrete_fields)
+        values = list(row[start : start + width])
+        start += width
         if values[0] is None:  # a LEFT JOIN that found nothing
             instances.append(None)
             continue
-        for index, field in enumerate(fields):
-            for convert in _converters(field):
-                values[index] = convert(values[index], field, connection)
-        instances.append(model.from_db(connection.alias, None, values))
+        for index, column, convert in converters:
+            values[index] = convert(values[index], column, db)
+        instances.append(model.from_db(db.alias, None, values))
     return instances
 
 
-def _converters(field) -> list:
-    column = field.get_col(field.model._meta.db_table)
-    return connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+_READERS: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _row_readers(db) -> list:
+    """For each model of the row, the converters the ORM applies to its columns: (index,
+    column, converter), worked out once per connection (they are bound to its operations)."""
+    if (readers := _READERS.get(db)) is None:
+        readers = []
+        for model in _row_models():
+            converters = []
+            for index, field in enumerate(model._meta.concrete_fields):
+                column = field.get_col(model._meta.db_table)
+                for convert in db.ops.get_db_converters(column) + column.get_db_converters(db):
+                    converters.append((index, column, convert))
+            readers.append((model, converters))
+        _READERS[db] = readers
+    return readers
 
 
 @cache

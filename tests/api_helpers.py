@@ -24,7 +24,7 @@ def audit_insert_fails(message: str = "disk full") -> Iterator[None]:
     table = AuditEvent._meta.db_table
 
     def refuse(execute, sql, params, many, context):
-        if sql.lstrip().upper().startswith("INSERT") and table in sql:
+        if "INSERT INTO" in sql.upper() and table in sql:
             raise DatabaseError(message)
         return execute(sql, params, many, context)
 

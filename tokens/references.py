@@ -727,9 +727,9 @@ def _record_use(
     count: int,
     extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Mark the tokens used and write the run's audit event, or raise ResolveError. Two
-    plain-SQL statements in a savepoint: the same UPDATE the queryset would make, and the
-    event `AuditEvent.record` would insert."""
+    """Mark the tokens used and write the run's audit event, or raise ResolveError: in a
+    savepoint, the UPDATE the queryset would make and the event `AuditEvent.record` would
+    insert, as plain SQL (one statement on PostgreSQL, two elsewhere)."""
     user = actor if getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
     workspace = context.environment.workspace
@@ -749,15 +749,16 @@ def _record_use(
         actor_name=name or (user.get_username() if user is not None else "system"),  # as record
         detail=detail,
     )
-    keys = [token.key for token in tokens]
+    mark = [connection.ops.adapt_datetimefield_value(at), workspace.pk]
+    mark.extend(token.key for token in tokens)
+    columns, values = _insert_values(event)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                _mark_used_sql(connection.vendor, len(keys)),
-                [connection.ops.adapt_datetimefield_value(at), workspace.pk, *keys],
-            )
-            columns, values = _insert_values(event)
-            cursor.execute(_insert_sql(connection.vendor, columns), values)
+            if connection.vendor == "postgresql":  # one statement: both or neither
+                cursor.execute(_mark_and_insert_sql(len(tokens), columns), [*mark, *values])
+            else:
+                cursor.execute(_mark_used_sql(connection.vendor, len(tokens)), mark)
+                cursor.execute(_insert_sql(connection.vendor, columns), values)
     except DatabaseError as error:
         raise ResolveError(
             f"the audit event could not be written ({type(error).__name__}); "
@@ -773,6 +774,14 @@ def _mark_used_sql(vendor: str, count: int) -> str:
         f"UPDATE {q(meta.db_table)} SET {q(column('last_used_at').column)} = %s "
         f"WHERE {q(column('workspace').column)} = %s "
         f"AND {q(column('key').column)} IN ({', '.join(['%s'] * count)})"
+    )
+
+
+@cache
+def _mark_and_insert_sql(count: int, columns: tuple[str, ...]) -> str:
+    """PostgreSQL: the UPDATE as a data-modifying WITH of the INSERT, one round trip."""
+    return (
+        f"WITH used AS ({_mark_used_sql('postgresql', count)}) {_insert_sql('postgresql', columns)}"
     )
 
 
