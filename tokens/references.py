@@ -24,14 +24,15 @@ the resolve reports "token revoked", or waits until the resolve has committed.
 Substitution is single-pass: a value is inserted once and never scanned again, and no character
 in a value (`$`, `\\`, `{`) is ever interpreted.
 
-Speed: a successful run costs a constant number of queries whatever the number of references:
-the usable referenced tokens (the rules evaluated by the database, `Token.objects.usable_in`),
-the workspace data key, one UPDATE of `last_used_at` and one audit INSERT (the writes in a
-savepoint of their own, the rest in a transaction that needs none). Only when some
-reference fails are those tokens loaded with their products, apps and environments so that
-`Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
-or malformed references is split and joined by the regex engine in C, without a Python call per
-reference.
+Speed: a successful run costs a constant number of queries whatever the number of references,
+all plain SQL built once per shape (building and compiling ORM queries cost most of a resolve's
+CPU): the usable referenced tokens with their workspace's wrapped data key, in one statement
+(the rules of `Token.objects.usable_in`, which the tests keep it equal to), then in a savepoint
+of their own the UPDATE of `last_used_at` and the audit INSERT (one statement on PostgreSQL);
+the rest in a transaction that needs no savepoint. Only when some reference fails are those
+tokens loaded with their products, apps and environments so that `Token.unusable_reason` can
+say why. Each distinct token is decrypted once. Text without escapes or malformed references
+is split and joined by the regex engine in C, without a Python call per reference.
 
 Memory: `resolve_pieces` (used by `manage.py resolve`) takes a file's bytes as they are, parses
 them a segment of about 1 MiB at a time, checks and audits everything first and then yields the
