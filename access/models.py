@@ -154,19 +154,28 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         runs on every API request)."""
         if not keys.is_well_formed(key):
             return None
+        return self.authenticate_reading(key)[0]
+
+    def authenticate_reading(
+        self, key: str, scalar: str = "NULL", params: tuple = ()
+    ) -> tuple[AccessKey | None, object]:
+        """`authenticate` for a well-formed key, reading the scalar subquery `scalar` (with
+        `params`) in the same statement: (the usable key or None, the scalar's value)."""
         with connection.cursor() as cursor:
-            cursor.execute(_key_lookup_sql(connection.vendor), [keys.hash_key(key)])
-            row = cursor.fetchone()
-        if row is None:
-            return None
+            cursor.execute(
+                _key_lookup_sql(connection.vendor, scalar), [*params, keys.hash_key(key)]
+            )
+            value, *row = cursor.fetchone()
+        if row[0] is None:  # no such key
+            return None, value
         found, workspace, environment, product, app = _instances(row)
         if environment.workspace_id != workspace.pk:
-            return None  # never resolve in another workspace's environment
+            return None, value  # never resolve in another workspace's environment
         environment.workspace = workspace
         found.workspace, found.environment, found.product, found.app = (
             workspace, environment, product, app
         )  # fmt: skip
-        return found if found.is_usable() else None
+        return (found if found.is_usable() else None), value
 
 
 # The tables `authenticate` reads in one row, with their aliases in `_key_lookup_sql`.
@@ -174,7 +183,9 @@ _ALIASES = ("k", "w", "e", "p", "a")
 
 
 @cache
-def _key_lookup_sql(vendor: str) -> str:
+def _key_lookup_sql(vendor: str, scalar: str = "NULL") -> str:
+    """One row whatever the key: `scalar`, then the key's columns and its workspace's,
+    environment's, product's and app's (NULLs when there is no such key)."""
     q = connection.ops.quote_name
     models_ = _row_models()
     columns = ", ".join(
@@ -184,18 +195,17 @@ def _key_lookup_sql(vendor: str) -> str:
     )
     key = AccessKey._meta
 
-    def join(kind: str, alias: str, model, field: str) -> str:
+    def join(alias: str, model, field: str) -> str:
         return (
-            f"{kind} JOIN {q(model._meta.db_table)} {alias} ON {alias}.{q(model._meta.pk.column)}"
-            f" = k.{q(key.get_field(field).column)}"
+            f"LEFT OUTER JOIN {q(model._meta.db_table)} {alias} "
+            f"ON {alias}.{q(model._meta.pk.column)} = k.{q(key.get_field(field).column)}"
         )
 
     return (
-        f"SELECT {columns} FROM {q(key.db_table)} k "
-        f"{join('INNER', 'w', Workspace, 'workspace')} "
-        f"{join('INNER', 'e', Environment, 'environment')} "
-        f"{join('LEFT OUTER', 'p', Product, 'product')} {join('LEFT OUTER', 'a', App, 'app')} "
-        f"WHERE k.{q(key.get_field('key_hash').column)} = %s"
+        f"SELECT {scalar}, {columns} FROM (SELECT 1 AS one) one "
+        f"LEFT OUTER JOIN {q(key.db_table)} k ON k.{q(key.get_field('key_hash').column)} = %s "
+        f"{join('w', Workspace, 'workspace')} {join('e', Environment, 'environment')} "
+        f"{join('p', Product, 'product')} {join('a', App, 'app')}"
     )
 
 
