@@ -47,7 +47,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
@@ -441,8 +441,9 @@ def _unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
 
 
 class _Sealed(NamedTuple):
-    """What `Token.objects.reveal_values` reads of a token, fetched as a plain row: building
-    1,000 Token instances costs as much as the whole rest of a large resolve."""
+    """What decrypting reads of a token (`_reveal`, as `Token.objects.reveal_values`), fetched
+    as a plain row: building 1,000 Token instances costs as much as the whole rest of a large
+    resolve."""
 
     pk: uuid.UUID
     key: str
@@ -450,9 +451,6 @@ class _Sealed(NamedTuple):
     value_version: int
     workspace: Workspace
     workspace_id: int
-
-
-_SEALED_FIELDS = ("pk", "key", "ciphertext", "value_version")
 
 
 @dataclass
@@ -523,7 +521,7 @@ def _usable_rows(
         return cursor.fetchall()
 
 
-@cache
+@lru_cache(maxsize=256)  # one per shape: the number of keys, product, app, lock
 def _usable_sql(vendor: str, listed: int, product: bool, app: bool, *, lock: bool) -> str:
     """`Token.objects.usable_in(context, at)` (active, unexpired, in the workspace, valid in
     the environment, in scope) as plain SQL, built once per shape: a request then costs no
@@ -767,7 +765,7 @@ def _record_use(
         ) from None
 
 
-@cache
+@lru_cache(maxsize=256)
 def _mark_used_sql(vendor: str, count: int) -> str:
     q, meta = connection.ops.quote_name, Token._meta
     column = meta.get_field
@@ -778,7 +776,7 @@ def _mark_used_sql(vendor: str, count: int) -> str:
     )
 
 
-@cache
+@lru_cache(maxsize=256)
 def _mark_and_insert_sql(count: int, columns: tuple[str, ...]) -> str:
     """PostgreSQL: the UPDATE as a data-modifying WITH of the INSERT, one round trip."""
     return (
