@@ -15,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cache, cached_property
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from access import keys
@@ -154,20 +155,121 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         return access_key, key
 
     def authenticate(self, key: str) -> AccessKey | None:
-        """The usable key whose SHA-256 matches `key`, or None. A malformed key or a bad
-        checksum costs no query; an unknown, revoked and expired key all give None after the
-        same single lookup."""
+        """The usable key whose SHA-256 matches `key`, with its workspace, environment, product
+        and app, or None. A malformed key or a bad checksum costs no query; an unknown, revoked
+        and expired key all give None after the same single lookup (plain SQL built once: this
+        runs on every API request)."""
         if not keys.is_well_formed(key):
             return None
-        matches = (
-            self.select_related("workspace", "environment__workspace", "product", "app")
-            .filter(key_hash=keys.hash_key(key))
-            .order_by()  # the hash is unique: no ordering to compile or sort by
+        return self.authenticate_reading(key)[0]
+
+    def authenticate_reading(
+        self, key: str, scalar: str = "NULL", params: tuple = ()
+    ) -> tuple[AccessKey | None, object]:
+        """`authenticate` for a well-formed key, reading the scalar subquery `scalar` (with
+        `params`) in the same statement: (the usable key or None, the scalar's value)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _key_lookup_sql(connection.vendor, scalar), [*params, keys.hash_key(key)]
+            )
+            value, *row = cursor.fetchone()
+        if row[0] is None:  # no such key
+            return None, value
+        found, workspace, environment, product, app = _instances(row)
+        if environment.workspace_id != workspace.pk:
+            return None, value  # never resolve in another workspace's environment
+        environment.workspace = workspace
+        found.workspace, found.environment, found.product, found.app = (
+            workspace, environment, product, app
+        )  # fmt: skip
+        return (found if found.is_usable() else None), value
+
+
+# The tables `authenticate` reads in one row, with their aliases in `_key_lookup_sql`.
+_ALIASES = ("k", "w", "e", "p", "a")
+
+
+@cache
+def _key_lookup_sql(vendor: str, scalar: str = "NULL") -> str:
+    """One row whatever the key: `scalar`, then the key's columns and its workspace's,
+    environment's, product's and app's (NULLs when there is no such key)."""
+    q = connection.ops.quote_name
+    models_ = _row_models()
+    columns = ", ".join(
+        f"{alias}.{q(field.column)}"
+        for alias, model in zip(_ALIASES, models_, strict=True)
+        for field in model._meta.concrete_fields
+    )
+    key = AccessKey._meta
+
+    def join(alias: str, model, field: str) -> str:
+        return (
+            f"LEFT OUTER JOIN {q(model._meta.db_table)} {alias} "
+            f"ON {alias}.{q(model._meta.pk.column)} = k.{q(key.get_field(field).column)}"
         )
-        found = next(iter(matches[:1]), None)
-        if found is None or not found.is_usable():
-            return None
-        return found
+
+    return (
+        f"SELECT {scalar}, {columns} FROM (SELECT 1 AS one) one "
+        f"LEFT OUTER JOIN {q(key.db_table)} k ON k.{q(key.get_field('key_hash').column)} = %s "
+        f"{join('w', Workspace, 'workspace')} {join('e', Environment, 'environment')} "
+        f"{join('p', Product, 'product')} {join('a', App, 'app')}"
+    )
+
+
+def _row_models() -> tuple:
+    """The models of `_key_lookup_sql`'s row, in order (the product and the app LEFT JOINed:
+    None when the key has none)."""
+    return (AccessKey, Workspace, Environment, Product, App)
+
+
+def _instances(row) -> list:
+    """The row of `_key_lookup_sql` as model instances, each value converted by its field as
+    the ORM does (e.g. SQLite's datetimes and JSON, PostgreSQL's JSON)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    instances, start = [], 0
+    for model, converters in _row_readers(db):
+        width = len(model._meta.concrete_fields)
+        values = list(row[start : start + width])
+        start += width
+        if values[0] is None:  # a LEFT JOIN that found nothing
+            instances.append(None)
+            continue
+        for index, column, convert in converters:
+            values[index] = convert(values[index], column, db)
+        instances.append(model.from_db(db.alias, None, values))
+    return instances
+
+
+_READERS: WeakKeyDictionary = WeakKeyDictionary()
+
+
+def _row_readers(db) -> list:
+    """For each model of the row, the converters the ORM applies to its columns: (index,
+    column, converter), worked out once per connection (they are bound to its operations)."""
+    if (readers := _READERS.get(db)) is None:
+        readers = []
+        for model in _row_models():
+            converters = []
+            for index, field in enumerate(model._meta.concrete_fields):
+                column = field.get_col(model._meta.db_table)
+                for convert in db.ops.get_db_converters(column) + column.get_db_converters(db):
+                    converters.append((index, column, convert))
+            readers.append((model, converters))
+        _READERS[db] = readers
+    return readers
+
+
+@cache
+def _record_use_sql(vendor: str) -> str:
+    q, meta = connection.ops.quote_name, AccessKey._meta
+    names = ("id", "use_count", "last_used_at", "last_used_from", "revoked_at", "expires_at")
+    column = {name: q(meta.get_field(name).column) for name in names}
+    return (
+        f"UPDATE {q(meta.db_table)} SET {column['use_count']} = {column['use_count']} + 1, "
+        f"{column['last_used_at']} = %s, {column['last_used_from']} = %s "
+        f"WHERE {column['id']} = %s AND {column['revoked_at']} IS NULL "
+        f"AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s)"
+    )
 
 
 def duplicate_name_message(name: str) -> str:
@@ -317,15 +419,16 @@ class AccessKey(models.Model):
     # --- lifecycle ------------------------------------------------------------------------
 
     def record_use(self, *, at: dt.datetime, address: str | None) -> bool:
-        """Count one use, if the key is still usable at `at`: one UPDATE with F(), which
-        re-checks revocation and expiry in the database. Inside a transaction it also holds
-        the key's row lock until the end, so a concurrent `revoke()` waits for the request to
-        finish, and a request after a committed revoke updates nothing (returns False)."""
-        updated = (
-            AccessKey.objects.filter(pk=self.pk)
-            .active(at)
-            .update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
-        )
+        """Count one use, if the key is still usable at `at`: one UPDATE (plain SQL, with the
+        rule of `AccessKeyQuerySet.active`), which re-checks revocation and expiry in the
+        database. Inside a transaction it also holds the key's row lock until the end, so a
+        concurrent `revoke()` waits for the request to finish, and a request after a committed
+        revoke updates nothing (returns False)."""
+        address = self._meta.get_field("last_used_from").get_db_prep_value(address, connection)
+        when = connection.ops.adapt_datetimefield_value(at)
+        with connection.cursor() as cursor:
+            cursor.execute(_record_use_sql(connection.vendor), [when, address, self.pk, when])
+            updated = cursor.rowcount
         return updated == 1
 
     def revoke(self, *, by=None) -> None:

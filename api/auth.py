@@ -4,9 +4,10 @@
 
 1. reads the bearer key: a missing or malformed key, or a bad checksum, gets the 401 at once,
    without a single query;
-2. refuses an address that has failed authentication too often this minute (429), before
-   looking the key up; an unknown, expired or revoked key gets the same 401 with the same body
-   after one lookup by hash, and counts as a failure of the client's address;
+2. refuses an address that has failed authentication too often this minute (429), whatever
+   the key (with the counters in the database, the count is read in the key's lookup, one
+   statement); an unknown, expired or revoked key gets the same 401 with the same body after
+   one lookup by hash, and counts as a failure of the client's address;
 3. refuses a key used from outside its allowed networks (403);
 4. counts the request against the key's rate limit (429 with Retry-After past it);
 5. calls the view with the key; any `ApiError` becomes its JSON answer, a database or counter
@@ -101,9 +102,16 @@ def authenticate(request: HttpRequest) -> AccessKey:
     address = client_address(request)
     failures = f"authfail:{address or 'unknown'}"
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
-    if refusal := ratelimit.exceeded(failures, failure_limit):
+    if pending := ratelimit.pending_count(failures, failure_limit):
+        # The counters are in the database: the address's failures come with the key's
+        # lookup, in one round trip, and refuse it just the same.
+        key, count = AccessKey.objects.authenticate_reading(presented, pending.sql, pending.params)
+        refusal = pending.refusal(count)
+    else:
+        refusal = ratelimit.exceeded(failures, failure_limit)
+        key = None if refusal else AccessKey.objects.authenticate(presented)
+    if refusal:
         raise too_many("Too many failed authentications from this address", refusal)
-    key = AccessKey.objects.authenticate(presented)
     if key is None:
         ratelimit.hit(failures, failure_limit)
         raise unauthorized()

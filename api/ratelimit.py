@@ -1,7 +1,8 @@
 """Fixed-window rate limits shared by every app process: in the database, or on Redis.
 
 `hit(bucket, limit)` counts one request against `bucket` in the current window (60 s) and says
-whether it is within `limit`; `exceeded(bucket, limit)` asks without counting. Buckets are
+whether it is within `limit`; `exceeded(bucket, limit)` asks without counting (and
+`pending_count` asks the database counters within another statement). Buckets are
 strings such as `key:42` (one access key) or `authfail:203.0.113.5` (failed authentications
 from one address).
 
@@ -97,6 +98,34 @@ class RedisCounters:
             return int(self.client.get(f"{self.prefix}:{bucket}:{start}") or 0)
         except self.errors as error:
             raise RateLimitUnavailable(f"Redis: {type(error).__name__}") from None
+
+
+@dataclass(frozen=True)
+class PendingCount:
+    """`exceeded(bucket, limit)` split in two for the database counters: `sql` and `params`, a
+    scalar subquery giving the bucket's count this window, go into another statement (the
+    API's key lookup reads it in the same round trip); `refusal(count)` decides."""
+
+    sql: str
+    params: tuple
+    limit: int
+    end: int
+    now: float
+
+    def refusal(self, count: int | None) -> Decision | None:
+        count = count or 0
+        return _decision(count + 1, self.limit, self.end, self.now) if count >= self.limit else None
+
+
+def pending_count(bucket: str, limit: int, *, now: float | None = None) -> PendingCount | None:
+    """`exceeded` as a subquery to read in another statement, or None when the counters are
+    not in the database (Redis: call `exceeded`)."""
+    store = counters()
+    if not isinstance(store, DatabaseCounters):
+        return None
+    now = time.time() if now is None else now
+    start, end = _window(now, WINDOW_SECONDS)
+    return PendingCount(f"({store.select})", (bucket, start), limit, end, now)
 
 
 @cache

@@ -14,6 +14,9 @@
    (the target: at most 3x), then stops gunicorn and drops the database.
 
 `--redis` keeps the rate-limit counters on Redis (127.0.0.1:6379) instead of the database.
+`--baseline DIR` also serves another checkout of the code (say the commit before a change) on
+the same database and measures its resolve in the same run, between this one's rows: on a
+shared, noisy machine that is the fair comparison.
 The helpers (database, environment, CPU time, percentiles) are bench/load.py's.
 """
 
@@ -152,6 +155,28 @@ def wait_for(port: int, process: subprocess.Popen) -> None:
     raise RuntimeError("gunicorn did not start")
 
 
+def start_server(root: Path, env: dict, args) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    gunicorn = str(Path(PYTHON).with_name("gunicorn"))
+    server = subprocess.Popen(
+        [gunicorn, "config.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(args.workers), "--threads", str(args.threads),
+         "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning",
+         "--max-requests", "0"],  # a restarted worker's CPU time would vanish from the count
+        cwd=root, env=env, stdout=subprocess.DEVNULL,  # the access log: written, not shown
+    )  # fmt: skip
+    wait_for(port, server)
+    return server, port
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -160,6 +185,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--database", default="coffer_api_bench")
     parser.add_argument("--redis", action="store_true", help="rate-limit counters on Redis")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of the code (e.g. `git worktree add /tmp/base HEAD~3`), served by "
+        "its own gunicorn on the same database: its resolve is measured in the same run, "
+        "alternating with this one's",
+    )
     args = parser.parse_args()
     concurrency = [int(n) for n in args.clients.split(",")]
 
@@ -171,7 +203,7 @@ def main() -> int:
     env["COFFER_API_RATE_LIMIT"] = str(10**9)
     if args.redis:
         env["COFFER_RATELIMIT_REDIS_URL"] = "redis://127.0.0.1:6379/13"
-    server = None
+    servers: dict[str, tuple[subprocess.Popen, int]] = {}
     rows = []
     try:
         print(f"Migrating and seeding {args.database}...", flush=True)
@@ -183,32 +215,28 @@ def main() -> int:
             input=SEED, cwd=ROOT, env=env, check=True, capture_output=True, text=True,
         )  # fmt: skip
         key = json.loads(seeded.stdout.strip().splitlines()[-1])["key"]
-        port = free_port()
-        gunicorn = str(Path(PYTHON).with_name("gunicorn"))
-        server = subprocess.Popen(
-            [gunicorn, "config.wsgi", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(args.workers), "--threads", str(args.threads),
-             "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
-        wait_for(port, server)
+        servers["this"] = start_server(ROOT, env, args)
+        if args.baseline:
+            servers["baseline"] = start_server(args.baseline.resolve(), env, args)
         resolve = resolver(key)
-        for request in (healthz, resolve):  # warm both paths up (imports, connections)
-            drive(port, 2, 1.0, request)
+        plan = [("/healthz", "this", healthz), ("resolve", "this", resolve)]
+        if args.baseline:
+            plan.insert(1, ("resolve", "baseline", resolve))
+        for _, name, request in plan:  # warm every path up (imports, connections)
+            drive(servers[name][1], 2, 1.0, request)
         for clients in concurrency:
-            for name, request in (("/healthz", healthz), ("resolve", resolve)):
+            for label, name, request in plan:
+                server, port = servers[name]
                 cpu_before = server_cpu_seconds(server.pid)
                 timings, errors, wall = drive(port, clients, args.seconds, request)
                 cpu = server_cpu_seconds(server.pid) - cpu_before
-                rows.append((name, clients, timings, errors, wall, cpu))
-                print(f"  {name} x {clients} clients: {len(timings)} requests", flush=True)
+                if args.baseline:
+                    label = f"{label} ({name})"
+                rows.append((label, clients, timings, errors, wall, cpu))
+                print(f"  {label} x {clients} clients: {len(timings)} requests", flush=True)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for server, _ in servers.values():
+            stop(server)
         recreate_database(admin_url, args.database, drop_only=True)
 
     counters = "Redis" if args.redis else "the database"
@@ -218,8 +246,9 @@ def main() -> int:
         f"counters in {counters}, {args.seconds:.0f} s per row, resolve = {REFERENCES} "
         "references to 20 tokens:"
     )
+    width = max(len(row[0]) for row in rows)
     print(
-        f"{'request':<9} {'clients':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} "
+        f"{'request':<{width}} {'clients':>7} {'requests':>9} {'req/s':>7} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'errors':>6} {'CPU ms/req':>10}"
     )
     cpu_per = {}
@@ -231,14 +260,18 @@ def main() -> int:
         p50 = percentile(timings, 50) * 1000 if timings else float("nan")
         p99 = percentile(timings, 99) * 1000 if timings else float("nan")
         print(
-            f"{name:<9} {clients:>7} {served:>9} {served / wall:>7.1f} {p50:>7.1f} {p99:>7.1f} "
-            f"{len(errors):>6} {cpu_per[name, clients]:>10.2f}"
+            f"{name:<{width}} {clients:>7} {served:>9} {served / wall:>7.1f} {p50:>7.1f} "
+            f"{p99:>7.1f} {len(errors):>6} {cpu_per[name, clients]:>10.2f}"
         )
         for error in errors[:5]:
             print("    ", error)
+    floor = "/healthz (this)" if args.baseline else "/healthz"
     for clients in concurrency:
-        ratio = cpu_per["resolve", clients] / cpu_per["/healthz", clients]
-        print(f"resolve / healthz server CPU with {clients} clients: {ratio:.2f}x (target <= 3x)")
+        for name in [row[0] for row in rows if row[0].startswith("resolve") and row[1] == clients]:
+            ratio = cpu_per[name, clients] / cpu_per[floor, clients]
+            print(
+                f"{name} / {floor} server CPU with {clients} clients: {ratio:.2f}x (target <= 3x)"
+            )
     print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 1 if failed else 0
 

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.db import DatabaseError, connection
 from django.test import Client
 
+from audit.models import AuditEvent
 from tests.factories import AppFactory, ProductFactory, TokenFactory, make_access_key
 from workspaces.models import Workspace
 
 RESOLVE = "/api/v1/resolve"
 VALUES = "/api/v1/values"
+
+
+@contextmanager
+def audit_insert_fails(message: str = "disk full") -> Iterator[None]:
+    """The database refuses every INSERT into the audit trail (however it is written), as a
+    full disk or a lost table would."""
+    table = AuditEvent._meta.db_table
+
+    def refuse(execute, sql, params, many, context):
+        if "INSERT INTO" in sql.upper() and table in sql:
+            raise DatabaseError(message)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse):
+        yield
 
 
 def bearer(key: str) -> dict:

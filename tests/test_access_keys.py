@@ -200,6 +200,45 @@ def test_unknown_revoked_and_expired_keys_all_fail_after_one_query(
             assert AccessKey.objects.authenticate(key) is None
 
 
+def test_authenticate_loads_what_the_orm_would_and_all_a_request_needs_in_one_query(
+    workspace, django_assert_num_queries
+):
+    """The plain-SQL lookup gives the same key, workspace, environment, product and app as the
+    ORM (every field converted as the ORM converts it: datetimes, JSON, addresses)."""
+    product, app = ProductFactory(workspace=workspace), AppFactory(workspace=workspace)
+    row, key = make_access_key(
+        workspace, product=product, app=app, expires=30, allowed_networks=["192.0.2.0/24"]
+    )
+    row.record_use(at=timezone.now(), address="2001:db8::7")
+    with django_assert_num_queries(1):
+        found = AccessKey.objects.authenticate(key)
+    expected = AccessKey.objects.select_related("workspace", "environment", "product", "app").get(
+        pk=row.pk
+    )
+    with django_assert_num_queries(0):
+        for got, want in (
+            (found, expected),
+            (found.workspace, expected.workspace),
+            (found.environment, expected.environment),
+            (found.product, expected.product),
+            (found.app, expected.app),
+            (found.context.environment.workspace, expected.workspace),
+        ):
+            fields = type(want)._meta.concrete_fields
+            assert [getattr(got, f.attname) for f in fields] == [
+                getattr(want, f.attname) for f in fields
+            ], type(want).__name__
+        assert found.allows_address("192.0.2.9") and not found.allows_address("198.51.100.1")
+        assert found.actor_name == expected.actor_name
+
+
+def test_authenticate_without_product_or_app_gives_none_for_them(workspace):
+    _, key = make_access_key(workspace)
+    found = AccessKey.objects.authenticate(key)
+    assert (found.product, found.app) == (None, None)
+    assert found.context.environment.slug == "production"
+
+
 # --- lifecycle --------------------------------------------------------------------------------
 
 
@@ -213,6 +252,26 @@ def test_record_use_counts_with_one_update(workspace, django_assert_num_queries)
     assert row.use_count == 2
     assert row.last_used_at == now
     assert row.last_used_from == "2001:db8::1"
+
+
+def test_record_use_counts_exactly_when_the_key_is_active(workspace):
+    """The UPDATE's own check agrees with `AccessKey.objects.active` at every moment."""
+    now = timezone.now()
+    second = dt.timedelta(seconds=1)
+    for n, (expires_at, revoked) in enumerate(
+        (expiry, revoked)
+        for expiry in (None, now - second, now, now + second)
+        for revoked in (False, True)
+    ):
+        row, _ = make_access_key(workspace, name=f"k{n}")
+        AccessKey.objects.filter(pk=row.pk).update(
+            expires_at=expires_at, revoked_at=now - second if revoked else None
+        )
+        active = AccessKey.objects.filter(pk=row.pk).active(now).exists()
+        assert row.record_use(at=now, address=None) is active, (expires_at, revoked)
+        row.refresh_from_db()
+        assert row.use_count == (1 if active else 0)
+        assert (row.last_used_at == now) is active
 
 
 def test_revoking_is_immediate_final_and_audited(workspace):

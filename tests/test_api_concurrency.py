@@ -18,7 +18,7 @@ from django.test import Client
 from access.models import AccessKey
 from tests.api_helpers import bearer
 from tests.factories import TokenFactory, WorkspaceFactory, make_access_key
-from tokens.models import AuditAction, AuditEvent
+from tokens.models import AuditAction, AuditEvent, Token
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -82,8 +82,6 @@ def test_no_request_succeeds_once_the_revoke_has_committed():
 
 
 def test_a_revoke_waits_for_a_resolve_in_flight(monkeypatch):
-    from tokens.models import Token
-
     workspace = WorkspaceFactory(slug="acme")
     TokenFactory(workspace=workspace, key="RACED", value="raced-value-0000000000")
     row, key = make_access_key(workspace)
@@ -91,11 +89,11 @@ def test_a_revoke_waits_for_a_resolve_in_flight(monkeypatch):
     backends: dict[str, int] = {}
     reveal = Token.objects.reveal_values
 
-    def paused_reveal(tokens):  # inside the request's transaction, the key's row locked
+    def paused_reveal(tokens, data_keys=None):  # in the request's transaction, key row locked
         backends["request"] = connection.connection.info.backend_pid
         inside.set()
         assert release.wait(timeout=30)
-        return reveal(tokens)
+        return reveal(tokens, data_keys)
 
     monkeypatch.setattr(Token.objects, "reveal_values", paused_reveal)
     outcomes: dict = {}

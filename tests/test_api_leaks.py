@@ -14,17 +14,16 @@ import logging
 import os
 import shutil
 import subprocess
-from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from access.models import AccessKey
-from tests.api_helpers import bearer, get_values, post_resolve
+from tests.api_helpers import audit_insert_fails, bearer, get_values, post_resolve
 from tests.files import read_from_another_process
 from tests.test_storage_leaks import checkpoint, sqlite_files
 from tests.url_table import build_world
@@ -160,7 +159,7 @@ def test_token_values_never_in_api_errors_or_logs(sql_logging, settings):
         "403": post_resolve(client, pinned, both),
         "413": post_resolve(client, key, both + " " * 3000),
     }
-    with mock.patch.object(AuditEvent, "record", side_effect=DatabaseError("audit down")):
+    with audit_insert_fails("audit down"):
         errors["503 resolve"] = post_resolve(client, key, both)
         errors["503 values"] = get_values(client, key)
     settings.COFFER_API_RATE_LIMIT = 0

@@ -29,6 +29,7 @@ def server():
         COFFER_API_MAX_BYTES="4096",
         COFFER_API_AUTH_FAILURE_LIMIT="1000",
         COFFER_BEHIND_PROXY="1",  # each test names its client address in X-Forwarded-For
+        COFFER_WEB_THREADS="1",  # one request at a time per worker: see the rate-limit tests
     ) as running:
         yield running
 
@@ -157,8 +158,9 @@ def hammer(server, key: str, requests: int) -> list[int]:
 
 
 def assert_limit_holds_across_workers(server, key: str, tmp_path) -> None:
-    """One slow upload keeps a worker busy (its request counted when it starts), so the other
-    worker answers the rest: both count against one shared limit."""
+    """One slow upload keeps a worker busy (its request counted when it starts; the server runs
+    one thread per worker, else that worker's other threads could answer everything while
+    requests are fast), so the other worker answers the rest: both count against one limit."""
     mark = len(server.log_lines())
     body = tmp_path / "slow.txt"
     body.write_bytes(b"no references, uploaded slowly\n" * 64)  # 2 KB at 1 KB/s
@@ -189,7 +191,9 @@ def test_the_rate_limit_holds_across_both_workers_on_redis(tmp_path):
     url = "redis://127.0.0.1:6379/14"
     redis.Redis.from_url(url).flushdb()
     with running_server(
-        COFFER_API_RATE_LIMIT=str(RATE_LIMIT), COFFER_RATELIMIT_REDIS_URL=url
+        COFFER_API_RATE_LIMIT=str(RATE_LIMIT),
+        COFFER_RATELIMIT_REDIS_URL=url,
+        COFFER_WEB_THREADS="1",
     ) as server:
         assert_limit_holds_across_workers(server, server.keys["spare3"], tmp_path)
         prefix = server.env["COFFER_RATELIMIT_REDIS_PREFIX"]

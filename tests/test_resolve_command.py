@@ -20,9 +20,10 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, OperationalError
+from django.db import OperationalError
 from django.urls import reverse
 
+from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory
 from tokens.management.commands.resolve import Command
 from tokens.models import AuditAction, AuditEvent, Token
@@ -162,7 +163,7 @@ def test_audit_event_is_written_before_any_output(token):
 
 def test_audit_failure_fails_the_resolve_with_nothing_output(token, tmp_path):
     target = tmp_path / "out.yaml"
-    with mock.patch.object(AuditEvent, "record", side_effect=DatabaseError("disk full")):
+    with audit_insert_fails("disk full"):
         to_stdout = run(*CONTEXT, stdin=b"$Secret{DB_PASSWORD}")
         to_file = run(*CONTEXT, "--output", str(target), stdin=b"$Secret{DB_PASSWORD}")
     for result in (to_stdout, to_file):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -324,17 +324,25 @@ class TokenManager(_TokenManagerBase):
         return token
 
     @sensitive_variables("values", "dek", "keys")
-    def reveal_values(self, tokens: Iterable[SealedValue]) -> dict[uuid.UUID, str]:
+    def reveal_values(
+        self,
+        tokens: Iterable[SealedValue],
+        data_keys: Mapping[int, WorkspaceKey] | None = None,
+    ) -> dict[uuid.UUID, str]:
         """Decrypt several tokens' values, unwrapping each workspace's data key once.
 
-        For the resolver only: the result must live no longer than the run that needs it.
+        `data_keys` (workspace id -> record) are data key records the caller already read with
+        the tokens; any other workspace's is looked up. For the resolver only: the result must
+        live no longer than the run that needs it.
         """
         values: dict[uuid.UUID, str] = {}
         keys: dict[int, tuple[bytes, str]] = {}  # workspace id -> (data key, master key id)
         for token in tokens:
             label = f"token {token.key} in workspace {token.workspace.slug}"
             if token.workspace_id not in keys:
-                record = WorkspaceKey.existing_for(token.workspace, label=label)
+                record = (data_keys or {}).get(token.workspace_id) or WorkspaceKey.existing_for(
+                    token.workspace, label=label
+                )
                 keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
             dek, kek_id = keys[token.workspace_id]
             values[token.pk] = crypto.decrypt_value(

@@ -24,14 +24,15 @@ the resolve reports "token revoked", or waits until the resolve has committed.
 Substitution is single-pass: a value is inserted once and never scanned again, and no character
 in a value (`$`, `\\`, `{`) is ever interpreted.
 
-Speed: a successful run costs a constant number of queries whatever the number of references:
-the usable referenced tokens (the rules evaluated by the database, `Token.objects.usable_in`),
-the workspace data key, one UPDATE of `last_used_at` and one audit INSERT (the writes in a
-savepoint of their own, the rest in a transaction that needs none). Only when some
-reference fails are those tokens loaded with their products, apps and environments so that
-`Token.unusable_reason` can say why. Each distinct token is decrypted once. Text without escapes
-or malformed references is split and joined by the regex engine in C, without a Python call per
-reference.
+Speed: a successful run costs a constant number of queries whatever the number of references,
+all plain SQL built once per shape (building and compiling ORM queries cost most of a resolve's
+CPU): the usable referenced tokens with their workspace's wrapped data key, in one statement
+(the rules of `Token.objects.usable_in`, which the tests keep it equal to), then in a savepoint
+of their own the UPDATE of `last_used_at` and the audit INSERT (one statement on PostgreSQL);
+the rest in a transaction that needs no savepoint. Only when some reference fails are those
+tokens loaded with their products, apps and environments so that `Token.unusable_reason` can
+say why. Each distinct token is decrypted once. Text without escapes or malformed references
+is split and joined by the regex engine in C, without a Python call per reference.
 
 Memory: `resolve_pieces` (used by `manage.py resolve`) takes a file's bytes as they are, parses
 them a segment of about 1 MiB at a time, checks and audits everything first and then yields the
@@ -46,15 +47,26 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from tokens.crypto import CryptoError, MasterKeyError
-from tokens.models import KEY_MAX_LENGTH, KEY_PATTERN, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import (
+    KEY_MAX_LENGTH,
+    KEY_PATTERN,
+    AuditAction,
+    AuditEvent,
+    Token,
+    TokenStatus,
+    UseContext,
+    WorkspaceKey,
+)
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -437,8 +449,9 @@ def _unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
 
 
 class _Sealed(NamedTuple):
-    """What `Token.objects.reveal_values` reads of a token, fetched as a plain row: building
-    1,000 Token instances costs as much as the whole rest of a large resolve."""
+    """What decrypting reads of a token (for `Token.objects.reveal_values`), fetched
+    as a plain row: building 1,000 Token instances costs as much as the whole rest of a large
+    resolve."""
 
     pk: uuid.UUID
     key: str
@@ -448,20 +461,19 @@ class _Sealed(NamedTuple):
     workspace_id: int
 
 
-_SEALED_FIELDS = ("pk", "key", "ciphertext", "value_version")
-
-
 @dataclass
 class _Lookup:
     usable: dict[str, _Sealed]  # key -> its token, for the keys that resolve
     reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
+    data_key: WorkspaceKey | None = None  # the workspace's wrapped data key, read with them
 
 
 def _look_up(
     template: Template, context: UseContext, at: dt.datetime, *, lock: bool = False
 ) -> _Lookup:
-    """The referenced tokens usable in `context`, in one query (the rules evaluated by the
-    database: `Token.objects.usable_in`); the others' reasons only when there are others.
+    """The referenced tokens usable in `context`, with their workspace's wrapped data key, in
+    one plain-SQL statement (`_usable_sql`: the rules of `Token.objects.usable_in`, which
+    tests/test_references.py keeps it equal to); the others' reasons only when there are others.
 
     `lock=True` (inside a transaction) locks the usable tokens' rows until it ends.
     """
@@ -472,16 +484,18 @@ def _look_up(
     keys = template.distinct_keys()
     if not keys:
         return _Lookup({}, {})
-    usable_tokens = _in_workspace(workspace, keys).usable_in(context, at).order_by()
-    if lock:
-        usable_tokens = usable_tokens.select_for_update(of=("self",))
-    rows = usable_tokens.values_list(*_SEALED_FIELDS)
+    rows = _usable_rows(workspace.pk, keys, context, at, lock=lock)
     workspace_id = workspace.pk
+    to_uuid = Token._meta.pk.to_python  # a UUID on PostgreSQL, its hex on SQLite
     usable = {
-        key: _Sealed(pk, key, ciphertext, version, workspace, workspace_id)
-        for pk, key, ciphertext, version in rows
+        key: _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id)
+        for pk, key, ciphertext, version, _, _ in rows
         if key in keys
     }
+    data_key = None
+    if rows and rows[0][4] is not None:  # every row carries the same (wrapped) data key
+        kek_id, wrapped = rows[0][4:]
+        data_key = WorkspaceKey(workspace_id=workspace_id, kek_id=kek_id, wrapped_dek=wrapped)
     reasons: dict[str, str | None] = dict.fromkeys(usable)
     if missing := keys - usable.keys():
         # The failure path: ask each token why (the rules as written on the model).
@@ -495,7 +509,72 @@ def _look_up(
             reason = UNKNOWN if token is None else token.unusable_reason(context, at)
             # Fail closed even if the database and the model ever disagreed.
             reasons[key] = reason or "token not usable here"
-    return _Lookup(usable, reasons)
+    return _Lookup(usable, reasons, data_key)
+
+
+def _usable_rows(
+    workspace_id: int, keys: set[str], context: UseContext, at: dt.datetime, *, lock: bool
+) -> list[tuple]:
+    """(id, key, ciphertext, value_version, kek_id, wrapped_dek) of the usable tokens among
+    `keys` (all the workspace's usable tokens above KEY_LOOKUP_LIMIT keys)."""
+    listed = sorted(keys) if len(keys) <= KEY_LOOKUP_LIMIT else []
+    lock = lock and connection.features.has_select_for_update
+    shape = (len(listed), context.product is not None, context.app is not None)
+    sql = _usable_sql(connection.vendor, *shape, lock=lock)
+    params: list = [workspace_id, connection.ops.adapt_datetimefield_value(at), *listed]
+    params.append(context.environment.pk)
+    params.extend(item.pk for item in (context.product, context.app) if item is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    """The quoted database column of `model`'s field `name` (for the hand-built SQL below)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return connection.ops.quote_name(field.column)
+
+
+@lru_cache(maxsize=256)  # one per shape: the number of keys, product, app, lock
+def _usable_sql(vendor: str, listed: int, product: bool, app: bool, *, lock: bool) -> str:
+    """`Token.objects.usable_in(context, at)` (active, unexpired, in the workspace, valid in
+    the environment, in scope) as plain SQL, built once per shape: a request then costs no
+    ORM query building or compiling. Parameters: workspace id, `at`, the `listed` keys, the
+    environment id, then the product id and the app id when given."""
+    q = connection.ops.quote_name
+    token, key = Token._meta, WorkspaceKey._meta
+
+    def through(field: str) -> tuple[str, str, str]:
+        model = getattr(Token, field).through
+        relation = Token._meta.get_field(field)
+        assert isinstance(relation, models.ManyToManyField)
+        return q(model._meta.db_table), _column(model, "token"), q(relation.m2m_reverse_name())
+
+    def col(name: str) -> str:
+        return f"t.{_column(Token, name)}"
+
+    def linked(field: str, *, one: bool = False) -> str:
+        table, token_column, target_column = through(field)
+        match = f" AND x.{target_column} = %s" if one else ""
+        return f"EXISTS (SELECT 1 FROM {table} x WHERE x.{token_column} = {col('id')}{match})"
+
+    scope = [f"(NOT {linked('products')} AND NOT {linked('apps')})"]
+    if product:
+        scope.append(linked("products", one=True))
+    if app:
+        scope.append(linked("apps", one=True))
+    keys = f" AND {col('key')} IN ({', '.join(['%s'] * listed)})" if listed else ""
+    sql = (
+        f"SELECT {col('id')}, {col('key')}, {col('ciphertext')}, {col('value_version')}, "
+        f"k.{_column(WorkspaceKey, 'kek_id')}, k.{_column(WorkspaceKey, 'wrapped_dek')} "
+        f"FROM {q(token.db_table)} t LEFT JOIN {q(key.db_table)} k "
+        f"ON k.{_column(WorkspaceKey, 'workspace')} = {col('workspace')} "
+        f"WHERE {col('workspace')} = %s AND {col('status')} = '{TokenStatus.ACTIVE.value}' "
+        f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > %s){keys} "
+        f"AND {linked('environments', one=True)} AND ({' OR '.join(scope)})"
+    )
+    return sql + " FOR UPDATE OF t" if lock else sql
 
 
 def _in_workspace(workspace: Workspace, keys: set[str]):
@@ -610,7 +689,8 @@ def _values_marked_used(
         return {}
     tokens = list(lookup.usable.values())
     try:
-        by_pk = Token.objects.reveal_values(tokens)
+        known = {lookup.data_key.workspace_id: lookup.data_key} if lookup.data_key else {}
+        by_pk = Token.objects.reveal_values(tokens, known)
     except (CryptoError, MasterKeyError) as error:  # messages name keys and tokens, never values
         raise ResolveError(f"{error} Nothing was output.") from None
     values = {token.key: by_pk[token.pk] for token in tokens}
@@ -627,6 +707,7 @@ def _values_marked_used(
     return values
 
 
+@sensitive_variables()
 def _record_use(
     tokens: list[_Sealed],
     context: UseContext,
@@ -637,9 +718,12 @@ def _record_use(
     count: int,
     extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Mark the tokens used and write the run's audit event, or raise ResolveError."""
+    """Mark the tokens used and write the run's audit event, or raise ResolveError: in a
+    savepoint, the UPDATE the queryset would make and the event `AuditEvent.record` would
+    insert, as plain SQL (one statement on PostgreSQL, two elsewhere)."""
     user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
+    workspace = context.environment.workspace
     detail = {
         **(extra or {}),
         "keys": sorted(token.key for token in tokens),
@@ -649,22 +733,65 @@ def _record_use(
         "app": context.app.slug if context.app else None,
         "source": printable(source),
     }
+    event = AuditEvent(
+        workspace=workspace,
+        action=AuditAction.RESOLVED,
+        actor=user,
+        actor_name=name or (user.get_username() if user is not None else "system"),  # as record
+        detail=detail,
+    )
+    mark = [connection.ops.adapt_datetimefield_value(at), workspace.pk]
+    mark.extend(token.key for token in tokens)
+    columns, values = _insert_values(event)
     try:
-        with transaction.atomic():
-            used = Token.objects.for_workspace(context.environment.workspace)
-            used.filter(key__in=[token.key for token in tokens]).update(last_used_at=at)
-            AuditEvent.record(
-                context.environment.workspace,
-                AuditAction.RESOLVED,
-                by=user,
-                actor_name=name,
-                detail=detail,
-            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":  # one statement: both or neither
+                cursor.execute(_mark_and_insert_sql(len(tokens), columns), [*mark, *values])
+            else:
+                cursor.execute(_mark_used_sql(connection.vendor, len(tokens)), mark)
+                cursor.execute(_insert_sql(connection.vendor, columns), values)
     except DatabaseError as error:
         raise ResolveError(
             f"the audit event could not be written ({type(error).__name__}); "
             "nothing was resolved or output."
         ) from None
+
+
+@lru_cache(maxsize=256)
+def _mark_used_sql(vendor: str, count: int) -> str:
+    table = connection.ops.quote_name(Token._meta.db_table)
+    return (
+        f"UPDATE {table} SET {_column(Token, 'last_used_at')} = %s "
+        f"WHERE {_column(Token, 'workspace')} = %s "
+        f"AND {_column(Token, 'key')} IN ({', '.join(['%s'] * count)})"
+    )
+
+
+@lru_cache(maxsize=256)
+def _mark_and_insert_sql(count: int, columns: tuple[str, ...]) -> str:
+    """PostgreSQL: the UPDATE as a data-modifying WITH of the INSERT, one round trip."""
+    return (
+        f"WITH used AS ({_mark_used_sql('postgresql', count)}) {_insert_sql('postgresql', columns)}"
+    )
+
+
+def _insert_values(event: AuditEvent) -> tuple[tuple[str, ...], list]:
+    """The columns and values the ORM would insert for `event` (defaults and conversions by
+    each field, as `Model.save` does them), without compiling an INSERT."""
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    return (
+        tuple(str(field.column) for field in fields),
+        [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields],
+    )
+
+
+@cache
+def _insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
+    q = connection.ops.quote_name
+    return (
+        f"INSERT INTO {q(AuditEvent._meta.db_table)} ({', '.join(map(q, columns))}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
 
 
 def printable(text: str) -> str:
