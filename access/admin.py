@@ -13,12 +13,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from access.models import AccessKey
+from tokens.admin import staff_user
 
-SHOWN_FIELDS = [
+SHOWN_FIELDS = (
     "name", "identifier_label", "workspace", "environment", "product", "app", "description",
     "allowed_networks", "status_label", "created_at", "created_by", "expires_at", "revoked_at",
     "revoked_by", "last_used_at", "last_used_from", "use_count",
-]  # fmt: skip
+)  # fmt: skip
 
 
 @admin.register(AccessKey)
@@ -41,18 +42,18 @@ class AccessKeyAdmin(admin.ModelAdmin):
         return False
 
     def delete_model(self, request: HttpRequest, obj: AccessKey) -> None:
-        obj.delete_key(by=request.user)
+        obj.delete_key(by=staff_user(request))
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AccessKey]) -> None:
         for key in queryset.select_related("workspace", "environment", "product", "app"):
-            key.delete_key(by=request.user)
+            key.delete_key(by=staff_user(request))
 
     @admin.action(description="Revoke selected access keys", permissions=["delete"])
-    def revoke_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[AccessKey]) -> None:
         revoked, already = [], []
         for key in queryset.select_related("workspace", "environment", "product", "app"):
             try:
-                key.revoke(by=request.user)
+                key.revoke(by=staff_user(request))
             except ValidationError:
                 already.append(key.name)
             else:

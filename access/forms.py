@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -22,7 +23,10 @@ from access.models import (
     NETWORK_MAX_LENGTH,
     AccessKey,
 )
-from workspaces.models import Workspace
+from workspaces.models import Workspace, WorkspaceCatalogItem
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 EXPIRY_DATE = "date"
 EXPIRY_NEVER = "never"
@@ -44,7 +48,7 @@ def split_addresses(text: str) -> list[str]:
 
 
 class CatalogChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, item) -> str:
+    def label_from_instance(self, item: WorkspaceCatalogItem) -> str:
         return item.name
 
 
@@ -107,12 +111,12 @@ class AccessKeyForm(forms.Form):
         ),
     )
 
-    def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workspace = workspace
-        self.fields["environment"].queryset = workspace.environments.order_by("name")
-        self.fields["product"].queryset = workspace.products.order_by("name")
-        self.fields["app"].queryset = workspace.apps.order_by("name")
+        self.catalog_field("environment").queryset = workspace.environments.order_by("name")
+        self.catalog_field("product").queryset = workspace.products.order_by("name")
+        self.catalog_field("app").queryset = workspace.apps.order_by("name")
         self.fields["environment"].error_messages["invalid_choice"] = (
             "Choose an environment of this workspace."
         )
@@ -121,12 +125,17 @@ class AccessKeyForm(forms.Form):
                 f"Choose a{'n' if field == 'app' else ''} {field} of this workspace, or none."
             )
 
+    def catalog_field(self, name: str) -> CatalogChoiceField:
+        """`self.fields` holds plain Fields for the type checker; these three are catalog ones."""
+        return cast(CatalogChoiceField, self.fields[name])
+
     @property
     def never_expires(self) -> bool:
         return self.is_bound and self.data.get("expiry") == EXPIRY_NEVER
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data
         wants_date = cleaned.get("expiry") == EXPIRY_DATE
         if wants_date and not cleaned.get("expiry_date") and "expiry_date" not in self.errors:
             self.add_error("expiry_date", "Choose the date the key expires on.")
@@ -140,7 +149,7 @@ class AccessKeyForm(forms.Form):
             return self.cleaned_data["expiry_date"]
         return int(choice)
 
-    def save(self, *, by) -> tuple[AccessKey, str] | None:
+    def save(self, *, by: User | None) -> tuple[AccessKey, str] | None:
         """(the new key's row, the key itself), or None with the model's messages added as
         field errors."""
         data = self.cleaned_data
@@ -171,7 +180,7 @@ class DeleteAccessKeyForm(forms.Form):
         widget=forms.TextInput(attrs={**CONTROL, "autocomplete": "off", "spellcheck": "false"}),
     )
 
-    def __init__(self, *args, access_key: AccessKey, **kwargs) -> None:
+    def __init__(self, *args: Any, access_key: AccessKey, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.access_key = access_key
         field = self.fields["confirm_name"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache, cached_property
+from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
@@ -27,6 +28,10 @@ from django.utils import timezone
 from access import keys
 from tokens.models import AuditAction, AuditEvent, UseContext
 from workspaces.models import App, Environment, Product, Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 NAME_MAX_LENGTH = 100
 DESCRIPTION_MAX_LENGTH = 500
@@ -68,7 +73,7 @@ def network_errors(entries: Iterable[str]) -> tuple[list[str], list[str]]:
     return networks, errors
 
 
-def expiry_errors(expires, now: dt.datetime) -> tuple[dt.datetime | None, list[str]]:
+def expiry_errors(expires: object, now: dt.datetime) -> tuple[dt.datetime | None, list[str]]:
     """(expiry moment, messages) for `expires`: a number of days from now, a date (the key dies
     at 00:00 UTC that day, like a token's Expiry Date) or None for never."""
     if expires is None:
@@ -102,7 +107,10 @@ class AccessKeyQuerySet(models.QuerySet):
         )
 
 
-class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
+_AccessKeyManagerBase = models.Manager.from_queryset(AccessKeyQuerySet)
+
+
+class AccessKeyManager(_AccessKeyManagerBase):
     def create_key(
         self,
         *,
@@ -114,7 +122,7 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         expires: int | dt.date | None = DEFAULT_EXPIRY_DAYS,
         allowed_networks: Iterable[str] = (),
         description: str = "",
-        by=None,
+        by: User | None = None,
     ) -> tuple[AccessKey, str]:
         """Validate and store a new key; record who made it. Returns (the key's row, the key
         itself): the only time the whole key exists outside its holder. Raises
@@ -164,8 +172,8 @@ class AccessKeyManager(models.Manager.from_queryset(AccessKeyQuerySet)):
         return self.authenticate_reading(key)[0]
 
     def authenticate_reading(
-        self, key: str, scalar: str = "NULL", params: tuple = ()
-    ) -> tuple[AccessKey | None, object]:
+        self, key: str, scalar: str = "NULL", params: tuple[Any, ...] = ()
+    ) -> tuple[AccessKey | None, Any]:
         """`authenticate` for a well-formed key, reading the scalar subquery `scalar` (with
         `params`) in the same statement: (the usable key or None, the scalar's value)."""
         with connection.cursor() as cursor:
@@ -196,65 +204,77 @@ def _key_lookup_sql(vendor: str, scalar: str = "NULL") -> str:
     q = connection.ops.quote_name
     models_ = _row_models()
     columns = ", ".join(
-        f"{alias}.{q(field.column)}"
+        f"{alias}.{_column(model, field.name)}"
         for alias, model in zip(_ALIASES, models_, strict=True)
         for field in model._meta.concrete_fields
     )
     key = AccessKey._meta
 
-    def join(alias: str, model, field: str) -> str:
+    def join(alias: str, model: type[models.Model], field: str) -> str:
         return (
             f"LEFT OUTER JOIN {q(model._meta.db_table)} {alias} "
-            f"ON {alias}.{q(model._meta.pk.column)} = k.{q(key.get_field(field).column)}"
+            f"ON {alias}.{_column(model)} = k.{_column(AccessKey, field)}"
         )
 
     return (
         f"SELECT {scalar}, {columns} FROM (SELECT 1 AS one) one "
-        f"LEFT OUTER JOIN {q(key.db_table)} k ON k.{q(key.get_field('key_hash').column)} = %s "
+        f"LEFT OUTER JOIN {q(key.db_table)} k ON k.{_column(AccessKey, 'key_hash')} = %s "
         f"{join('w', Workspace, 'workspace')} {join('e', Environment, 'environment')} "
         f"{join('p', Product, 'product')} {join('a', App, 'app')}"
     )
 
 
-def _row_models() -> tuple:
+def _column(model: type[models.Model], name: str | None = None) -> str:
+    """The quoted database column of `model`'s field `name`, or of its primary key."""
+    field = model._meta.get_field(name) if name else model._meta.pk
+    assert isinstance(field, models.Field) and field.column
+    return connection.ops.quote_name(field.column)
+
+
+def _row_models() -> tuple[type[models.Model], ...]:
     """The models of `_key_lookup_sql`'s row, in order (the product and the app LEFT JOINed:
     None when the key has none)."""
     return (AccessKey, Workspace, Environment, Product, App)
 
 
-def _instances(row) -> list:
+def _instances(row: Sequence[Any]) -> list[Any]:
     """The row of `_key_lookup_sql` as model instances, each value converted by its field as
     the ORM does (e.g. SQLite's datetimes and JSON, PostgreSQL's JSON)."""
     db = connections[DEFAULT_DB_ALIAS]
-    instances, start = [], 0
-    for model, converters in _row_readers(db):
-        width = len(model._meta.concrete_fields)
-        values = list(row[start : start + width])
-        start += width
+    instances: list[Any] = []  # of _row_models()'s models, each one or None
+    start = 0
+    for model, names, converters in _row_readers(db):
+        values = list(row[start : start + len(names)])
+        start += len(names)
         if values[0] is None:  # a LEFT JOIN that found nothing
             instances.append(None)
             continue
         for index, column, convert in converters:
             values[index] = convert(values[index], column, db)
-        instances.append(model.from_db(db.alias, None, values))
+        instances.append(model.from_db(db.alias, names, values))
     return instances
 
 
-_READERS: WeakKeyDictionary = WeakKeyDictionary()
+# A model of the row, its fields' attribute names (its columns, in order) and the converters
+# of its columns: (index, column, converter).
+_Reader = tuple[type[models.Model], list[str], list[tuple[int, Any, Any]]]
+_READERS: WeakKeyDictionary[BaseDatabaseWrapper, list[_Reader]] = WeakKeyDictionary()
 
 
-def _row_readers(db) -> list:
-    """For each model of the row, the converters the ORM applies to its columns: (index,
-    column, converter), worked out once per connection (they are bound to its operations)."""
+def _row_readers(db: BaseDatabaseWrapper) -> list[_Reader]:
+    """For each model of the row, its field names and the converters the ORM applies to its
+    columns: (index, column, converter), worked out once per connection (they are bound to its
+    operations)."""
     if (readers := _READERS.get(db)) is None:
         readers = []
         for model in _row_models():
+            names = [field.attname for field in model._meta.concrete_fields]
             converters = []
             for index, field in enumerate(model._meta.concrete_fields):
                 column = field.get_col(model._meta.db_table)
                 for convert in db.ops.get_db_converters(column) + column.get_db_converters(db):
                     converters.append((index, column, convert))
-            readers.append((model, converters))
+            readers.append((model, names, converters))
         _READERS[db] = readers
     return readers
 
@@ -263,7 +283,7 @@ def _row_readers(db) -> list:
 def _record_use_sql(vendor: str) -> str:
     q, meta = connection.ops.quote_name, AccessKey._meta
     names = ("id", "use_count", "last_used_at", "last_used_from", "revoked_at", "expires_at")
-    column = {name: q(meta.get_field(name).column) for name in names}
+    column = {name: _column(AccessKey, name) for name in names}
     return (
         f"UPDATE {q(meta.db_table)} SET {column['use_count']} = {column['use_count']} + 1, "
         f"{column['last_used_at']} = %s, {column['last_used_from']} = %s "
@@ -424,14 +444,15 @@ class AccessKey(models.Model):
         database. Inside a transaction it also holds the key's row lock until the end, so a
         concurrent `revoke()` waits for the request to finish, and a request after a committed
         revoke updates nothing (returns False)."""
-        address = self._meta.get_field("last_used_from").get_db_prep_value(address, connection)
+        field = cast(models.GenericIPAddressField, self._meta.get_field("last_used_from"))
+        address = field.get_db_prep_value(address, connection)
         when = connection.ops.adapt_datetimefield_value(at)
         with connection.cursor() as cursor:
             cursor.execute(_record_use_sql(connection.vendor), [when, address, self.pk, when])
             updated = cursor.rowcount
         return updated == 1
 
-    def revoke(self, *, by=None) -> None:
+    def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good, at once: the next request with the key is refused."""
         with transaction.atomic():
             current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
@@ -445,7 +466,7 @@ class AccessKey(models.Model):
             current.record(AuditAction.ACCESS_KEY_REVOKED, by=by)
         self.refresh_from_db()
 
-    def delete_key(self, *, by=None) -> None:
+    def delete_key(self, *, by: User | None = None) -> None:
         """Delete the key for good; the audit trail keeps its name and identifier."""
         with transaction.atomic():
             current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
@@ -454,7 +475,7 @@ class AccessKey(models.Model):
             current.record(AuditAction.ACCESS_KEY_DELETED, by=by)
             current.delete()
 
-    def record(self, action: str, *, by=None) -> AuditEvent:
+    def record(self, action: str, *, by: User | None = None) -> AuditEvent:
         detail = {"access_key": self.name, "identifier": f"{self.identifier}…"}
         detail["environment"] = self.environment.slug
         if self.product is not None:

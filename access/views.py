@@ -13,7 +13,7 @@ import contextlib
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -24,6 +24,7 @@ from access.forms import AccessKeyForm, DeleteAccessKeyForm
 from access.models import AccessKey
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.htmx import modal_success, render_modal
+from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
 
@@ -52,7 +53,7 @@ def list_url(workspace: Workspace) -> str:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_GET
-def access_key_list(request: HttpRequest, slug: str) -> HttpResponse:
+def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
         "nav": "tokens",
@@ -71,7 +72,7 @@ def access_key_list(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def access_key_create(request: HttpRequest, slug: str) -> HttpResponse:
+def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AccessKeyForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid() and (made := form.save(by=request.user)):
@@ -95,7 +96,7 @@ def access_key_create(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def access_key_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)
     error = "This access key is already revoked." if access_key.is_revoked else ""
@@ -132,7 +133,7 @@ def access_key_revoke(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
-def access_key_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+def access_key_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)
     form = DeleteAccessKeyForm(

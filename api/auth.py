@@ -24,6 +24,7 @@ import ipaddress
 import logging
 from collections.abc import Callable
 from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -43,6 +44,13 @@ UNAUTHORIZED = (
 )
 UNAVAILABLE = "Coffer cannot answer right now; nothing was resolved. Try again shortly."
 RETRY_AFTER_UNAVAILABLE = 30
+
+
+class ApiHttpRequest(HttpRequest):
+    """A request to an `api_view` endpoint: `authenticate` sets `client_address`, the client's
+    address as `client_address(request)` found it (None when it is not an IP address)."""
+
+    client_address: str | None
 
 
 class ApiError(Exception):
@@ -94,7 +102,7 @@ def too_many(message: str, decision: ratelimit.Decision) -> ApiError:
     )
 
 
-def authenticate(request: HttpRequest) -> AccessKey:
+def authenticate(request: ApiHttpRequest) -> AccessKey:
     """The request's usable access key, or ApiError (401, 403 or 429)."""
     presented = bearer_key(request) or ""
     if not keys.is_well_formed(presented):
@@ -130,10 +138,10 @@ def authenticate(request: HttpRequest) -> AccessKey:
 def api_view(*methods: str) -> Callable:
     """An authenticated API endpoint: `view(request, key)`; see the module docstring."""
 
-    def decorator(view: Callable[[HttpRequest, AccessKey], HttpResponse]) -> Callable:
+    def decorator(view: Callable[[ApiHttpRequest, AccessKey], HttpResponse]) -> Callable:
         @csrf_exempt
         @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: ApiHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             return no_store(answer(request, methods, view, *args, **kwargs))
 
         return wrapper
@@ -146,7 +154,7 @@ def public_view(*methods: str) -> Callable:
 
     def decorator(view: Callable[[HttpRequest], HttpResponse]) -> Callable:
         @wraps(view)
-        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method not in methods:
                 allowed = ", ".join(methods)
                 return no_store(error_response(405, f"Use {allowed}.", {"Allow": allowed}))
@@ -157,7 +165,13 @@ def public_view(*methods: str) -> Callable:
     return decorator
 
 
-def answer(request: HttpRequest, methods, view, *args, **kwargs) -> HttpResponse:
+def answer(
+    request: ApiHttpRequest,
+    methods: tuple[str, ...],
+    view: Callable[[ApiHttpRequest, AccessKey], HttpResponse],
+    *args: Any,
+    **kwargs: Any,
+) -> HttpResponse:
     if request.method not in methods:
         allowed = ", ".join(methods)
         return error_response(405, f"Use {allowed}.", {"Allow": allowed})

@@ -19,11 +19,12 @@ from django.utils import timezone
 
 from access.models import AccessKey
 from api import dotenv
-from api.auth import ApiError, api_view, public_view, unauthorized
+from api.auth import ApiError, ApiHttpRequest, api_view, public_view, unauthorized
 from api.openapi import schema
 from tokens import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
 from tokens.references import (
+    CheckReport,
     ResolveError,
     check_text,
     decode_template,
@@ -113,14 +114,14 @@ def read_template(request: HttpRequest) -> bytes:
 # --- answers ---------------------------------------------------------------------------------
 
 
-def report_response(report, key: AccessKey, *, failed: bool = False) -> JsonResponse:
+def report_response(report: CheckReport, key: AccessKey, *, failed: bool = False) -> JsonResponse:
     """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
     look, made for the report, finds every reference fine again: the race is lost)."""
     status = 422 if failed or not report.ok else 200
     return JsonResponse(report_payload(report, key.context), status=status)
 
 
-def audit_detail(request: HttpRequest, key: AccessKey) -> dict:
+def audit_detail(request: ApiHttpRequest, key: AccessKey) -> dict:
     return {
         "access_key": key.name,
         "identifier": f"{key.identifier}…",
@@ -140,7 +141,7 @@ def unavailable(error: ResolveError) -> ApiError:
 
 
 @api_view("POST")
-def resolve(request: HttpRequest, key: AccessKey) -> HttpResponse:
+def resolve(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
     source = source_param(request, DEFAULT_SOURCE)
     check = check_param(request)
     data = read_template(request)
@@ -172,7 +173,7 @@ def resolve(request: HttpRequest, key: AccessKey) -> HttpResponse:
 
 
 @api_view("GET")
-def values(request: HttpRequest, key: AccessKey) -> HttpResponse:
+def values(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
     keys = keys_param(request)
     output = format_param(request)
     source = source_param(request, "<values>")
@@ -193,7 +194,8 @@ def values(request: HttpRequest, key: AccessKey) -> HttpResponse:
         if not error.problems:
             raise unavailable(error) from None
         # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
-        asked = keys if keys is not None else [problem.key for problem in error.problems]
+        # (Each problem names its key: the text was made from Token Keys.)
+        asked = keys if keys is not None else [p.key for p in error.problems if p.key is not None]
         report = check_text(values_text(asked), key.context, source=source, at=now)
         return report_response(report, key, failed=True)
     if output == "json":

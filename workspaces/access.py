@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -39,7 +39,8 @@ def get_workspace_for(
 
 
 def get_object_in[M: Model](
-    workspace: Workspace, model: type[M], pk: int | str | UUID, **filters: Any
+    workspace: Workspace, model: type[M] | QuerySet[M], pk: int | str | UUID, **filters: Any
 ) -> M:
-    """Fetch one object of `model` that belongs to `workspace`, or 404."""
+    """Fetch one object of `model` (a model, or a queryset of one) that belongs to `workspace`,
+    or 404."""
     return get_object_or_404(model, workspace=workspace, pk=pk, **filters)

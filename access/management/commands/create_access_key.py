@@ -7,9 +7,10 @@ environment, product or app, or an invalid name, expiry or network (the message 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 
 from access.models import DEFAULT_EXPIRY_DAYS, AccessKey
 from tokens.cli import usage_error, use_context
@@ -39,7 +40,7 @@ def parse_expiry(text: str) -> int | dt.date | None:
 class Command(BaseCommand):
     help = HELP
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--workspace", required=True, metavar="SLUG")
         parser.add_argument("--environment", required=True, metavar="SLUG")
         parser.add_argument("--product", metavar="SLUG", help="Bind the key to this product.")
@@ -62,7 +63,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--description", default="")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         context = use_context(
             options["workspace"], options["environment"], options["product"], options["app"]
         )
