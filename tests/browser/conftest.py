@@ -8,6 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+
+# A modal round trip (htmx request, Django's live server, a swap) can take a few seconds on a
+# loaded 2-core machine; Playwright's default of 5 s made the slowest ones fail at random.
+expect.set_options(timeout=15_000)
 
 AXE_JS = Path(__file__).resolve().parents[2] / ".tools/axe/node_modules/axe-core/axe.min.js"
 AXE_FAILS_ON = ("serious", "critical")
