@@ -300,8 +300,10 @@ class AccessKey(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_keys")
     name = models.CharField(max_length=NAME_MAX_LENGTH)
     description = models.CharField(max_length=DESCRIPTION_MAX_LENGTH, blank=True)
-    # The use context. Deleting an environment, product or app deletes the keys bound to it:
-    # a key that lost its product must never fall back to the whole environment.
+    # The use context. An environment, product or app with keys bound to it cannot be deleted
+    # from the pages or the admin (`deletion_blocker`); deleting it otherwise (its workspace, a
+    # shell) deletes the keys: a key that lost its product must never fall back to the whole
+    # environment.
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="access_keys"
     )

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.factories import AppFactory, EnvironmentFactory, ProductFactory, TokenFactory
+from access.models import AccessKey
+from tests.factories import (
+    AppFactory,
+    EnvironmentFactory,
+    ProductFactory,
+    TokenFactory,
+    make_access_key,
+)
 from tests.helpers import HTMX, triggers
 from workspaces.models import App, Environment, Product
 
@@ -210,6 +217,26 @@ def test_deleting_an_item_a_token_uses_is_refused(
     assert message in confirm
     assert "disabled>Delete" in confirm.replace("\n", "")
     assert model.objects.filter(pk=item.pk).exists()
+
+
+@pytest.mark.parametrize(("kind", "model", "factory", "noun", "page"), KINDS)
+def test_deleting_an_item_an_access_key_is_bound_to_is_refused(
+    owner_client, workspace, kind, model, factory, noun, page
+):
+    item = factory(workspace=workspace, name="Busy")
+    context = {"environment": item} if kind == "environments" else {kind[:-1]: item}
+    row, _key = make_access_key(workspace, name="ci-deploy", **context)
+    url = reverse("catalog_delete", args=["acme", kind, item.pk])
+
+    response = owner_client.post(url, headers=HTMX)
+
+    assert response.status_code == 200
+    assert (
+        f"{noun.capitalize()} “Busy” is used by 1 access key (ci-deploy). "
+        "Delete that access key before deleting it."
+    ) in response.content.decode()
+    assert model.objects.filter(pk=item.pk).exists()
+    assert AccessKey.objects.filter(pk=row.pk).exists(), "the key is not deleted with it"
 
 
 # --- roles -------------------------------------------------------------------------------------

@@ -319,3 +319,15 @@ def test_deletion_blocker_counts_many_tokens():
         "Environment “Production” is used by 5 tokens (KEY_0, KEY_1, KEY_2 and 2 more). "
         "Remove it from those tokens before deleting it."
     )
+
+
+def test_deletion_blocker_names_the_access_keys_bound_to_the_item(workspace):
+    from tests.factories import make_access_key
+
+    production = workspace.environments.get(slug="production")
+    make_access_key(workspace, name="ci-deploy", environment=production)
+
+    assert production.deletion_blocker() == (
+        "Environment “Production” is used by 1 access key (ci-deploy). "
+        "Delete that access key before deleting it."
+    )

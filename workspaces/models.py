@@ -221,6 +221,8 @@ class WorkspaceCatalogItem(models.Model):
         # The reverse of Token.environments, .products and .apps (related_name="tokens"); of
         # Any, as this app imports nothing from tokens.
         tokens: RelatedManager[Any]
+        # The reverse of AccessKey.environment, .product and .app (related_name="access_keys").
+        access_keys: RelatedManager[Any]
 
     class Meta:
         abstract = True
@@ -259,18 +261,26 @@ class WorkspaceCatalogItem(models.Model):
 
         Tokens name it in their scope or environments; deleting it would silently widen or break
         them (a token scoped to one deleted product would become usable by every product).
+        Access keys are bound to it; deleting it would delete them and cut off whoever uses them.
         """
-        keys = list(self.tokens.order_by("key").values_list("key", flat=True)[:4])
-        if not keys:
-            return None
-        in_use = len(keys) if len(keys) < 4 else self.tokens.count()
-        named = ", ".join(keys[:3]) + (f" and {in_use - 3} more" if in_use > 3 else "")
-        tokens = "token" if in_use == 1 else "tokens"
-        noun = str(self._meta.verbose_name)
-        return (
-            f"{noun.capitalize()} “{self.name}” is used by {in_use} {tokens} ({named}). "
-            f"Remove it from {'that token' if in_use == 1 else 'those tokens'} before deleting it."
-        )
+        noun = str(self._meta.verbose_name).capitalize()
+        for related, what in ((self.tokens, "token"), (self.access_keys, "access key")):
+            field = "key" if what == "token" else "name"
+            names = list(related.order_by(field).values_list(field, flat=True)[:4])
+            if not names:
+                continue
+            in_use = len(names) if len(names) < 4 else related.count()
+            named = ", ".join(names[:3]) + (f" and {in_use - 3} more" if in_use > 3 else "")
+            plural = what if in_use == 1 else f"{what}s"
+            if what == "token":
+                remedy = f"Remove it from {'that token' if in_use == 1 else 'those tokens'}"
+            else:
+                remedy = f"Delete {'that access key' if in_use == 1 else 'those access keys'}"
+            return (
+                f"{noun} “{self.name}” is used by {in_use} {plural} ({named}). "
+                f"{remedy} before deleting it."
+            )
+        return None
 
 
 def _names(item: Workspace | WorkspaceCatalogItem) -> dict:
