@@ -16,10 +16,19 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views import defaults
 
 from access.models import AccessKey
 from api import dotenv
-from api.auth import ApiError, ApiHttpRequest, api_view, public_view, unauthorized
+from api.auth import (
+    ApiError,
+    ApiHttpRequest,
+    api_view,
+    error_response,
+    no_store,
+    public_view,
+    unauthorized,
+)
 from api.openapi import schema
 from tokens import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
@@ -224,3 +233,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @public_view("GET", "HEAD")
 def openapi(request: HttpRequest) -> HttpResponse:
     return JsonResponse(schema(), json_dumps_params={"indent": 2})
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The project's 404 (`handler404`): under /api/ the API's JSON error, so a client with a
+    typo in its URL gets an answer it can read; elsewhere Django's page (templates/404.html)."""
+    if request.path.startswith("/api/"):
+        return no_store(
+            error_response(404, "There is no such API endpoint (see /api/v1/openapi.json).")
+        )
+    return defaults.page_not_found(request, exception)

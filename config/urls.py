@@ -6,6 +6,8 @@ from django.urls import include, path
 from api.views import healthz
 from workspaces.reauth import reauthenticate
 
+handler404 = "api.views.page_not_found"
+
 admin.site.site_header = "Coffer administration"
 admin.site.site_title = "Coffer admin"
 
