@@ -56,6 +56,8 @@ class AuditAction(models.TextChoices):
     ACCESS_KEY_CREATED = "access_key.created", "Access key created"
     ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
     ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
+    VERSION_RESTORED = "token.version_restored", "Version restored"
+    VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:

@@ -215,8 +215,8 @@ def test_a_resolve_costs_the_same_queries_whatever_the_references(
 
 def queries_per_resolve() -> int:
     """In a test transaction (its two savepoints counted too); on PostgreSQL the last-used
-    UPDATE and the audit INSERT are one statement."""
-    return 9 if connection.vendor == "postgresql" else 10
+    UPDATE, the usage upsert and the audit INSERT are one statement."""
+    return 9 if connection.vendor == "postgresql" else 11
 
 
 def test_a_database_outage_is_a_json_503(client, setup, caplog):

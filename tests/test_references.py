@@ -410,9 +410,9 @@ def test_query_count_is_constant_whatever_the_number_of_references(
     context = UseContext(production, product=product)
     one = "$Secret{K0}\n"
     many = "".join(f"x: $Secret{{K{n}}}\n" for n in range(200)) * 3
-    # The usable tokens with their data key, then in a savepoint the last-used UPDATE and the
-    # audit INSERT (one statement on PostgreSQL).
-    writes = 1 if connection.vendor == "postgresql" else 2
+    # The usable tokens with their data key, then in a savepoint the last-used UPDATE, the
+    # usage upsert and the audit INSERT (one statement on PostgreSQL).
+    writes = 1 if connection.vendor == "postgresql" else 3
     with django_assert_max_num_queries(1 + 2 + writes):
         resolve_text(one, context)
     with django_assert_max_num_queries(1 + 2 + writes):

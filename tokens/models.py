@@ -225,6 +225,13 @@ class TokenQuerySet(models.QuerySet):
     def revoked(self) -> TokenQuerySet:
         return self.filter(status=TokenStatus.REVOKED)
 
+    def unused_since(self, moment: dt.datetime) -> TokenQuerySet:
+        """Not resolved since `moment`, and already there then (a token made yesterday has
+        not been "unused for 30 days")."""
+        return self.filter(created_at__lt=moment).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment)
+        )
+
     def with_relations(self) -> TokenQuerySet:
         return self.prefetch_related("products", "apps", "environments")
 
@@ -315,6 +322,7 @@ class TokenManager(_TokenManagerBase):
                 token.products.set(products)
                 token.apps.set(apps)
                 token.environments.set(environments)
+                token._keep_version(by=by)
                 AuditEvent.record(workspace, AuditAction.CREATED, by=by, token=token)
         except IntegrityError:
             # Another request stored the same key between our check and our insert.
@@ -323,7 +331,7 @@ class TokenManager(_TokenManagerBase):
             raise
         return token
 
-    @sensitive_variables("values", "dek", "keys")
+    @sensitive_variables("values")
     def reveal_values(
         self,
         tokens: Iterable[SealedValue],
@@ -335,25 +343,37 @@ class TokenManager(_TokenManagerBase):
         the tokens; any other workspace's is looked up. For the resolver only: the result must
         live no longer than the run that needs it.
         """
-        values: dict[uuid.UUID, str] = {}
-        keys: dict[int, tuple[bytes, str]] = {}  # workspace id -> (data key, master key id)
-        for token in tokens:
-            label = f"token {token.key} in workspace {token.workspace.slug}"
-            if token.workspace_id not in keys:
-                record = (data_keys or {}).get(token.workspace_id) or WorkspaceKey.existing_for(
-                    token.workspace, label=label
-                )
-                keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
-            dek, kek_id = keys[token.workspace_id]
-            values[token.pk] = crypto.decrypt_value(
-                dek,
-                bytes(token.ciphertext),
-                workspace_id=token.workspace_id,
-                token_id=token.pk,
-                version=token.value_version,
-                label=f"{label} (master key {kek_id!r})",
+        return {token.pk: value for token, value in reveal_each(tokens, data_keys)}
+
+
+@sensitive_variables("dek", "keys", "revealed")
+def reveal_each[S: SealedValue](
+    sealed: Iterable[S], data_keys: Mapping[int, WorkspaceKey] | None = None
+) -> list[tuple[S, str]]:
+    """(item, its plaintext) for each sealed value (a token's current value, or an old version
+    through `TokenVersion.sealed`), unwrapping each workspace's data key once: the one
+    decryption path. Raises crypto.CryptoError naming the token, its workspace and the master
+    key id."""
+    keys: dict[int, tuple[bytes, str]] = {}  # workspace id -> (data key, master key id)
+    revealed: list[tuple[S, str]] = []
+    for token in sealed:
+        label = f"token {token.key} in workspace {token.workspace.slug}"
+        if token.workspace_id not in keys:
+            record = (data_keys or {}).get(token.workspace_id) or WorkspaceKey.existing_for(
+                token.workspace, label=label
             )
-        return values
+            keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
+        dek, kek_id = keys[token.workspace_id]
+        value = crypto.decrypt_value(
+            dek,
+            bytes(token.ciphertext),
+            workspace_id=token.workspace_id,
+            token_id=token.pk,
+            version=token.value_version,
+            label=f"{label} (master key {kek_id!r})",
+        )
+        revealed.append((token, value))
+    return revealed
 
 
 PAST_EXPIRY_MESSAGE = "The Expiry Date must be in the future (tokens expire at 00:00 UTC that day)."
@@ -654,6 +674,8 @@ class Token(models.Model):
             for name in RELATION_FIELDS:
                 if name in changed:
                     getattr(current, name).set(relations[name])
+            if value:
+                current._keep_version(by=by)
             detail: dict[str, object] = {"changed": changed}
             if "key" in changed:
                 detail["previous_key"] = previous_key
@@ -669,6 +691,68 @@ class Token(models.Model):
         if not value:
             raise ValidationError({"value": ["Enter the token value."]})
         self.update(by=by, value=value)
+
+    def restore_version(self, version: int, *, by: User | None = None) -> int:
+        """Make an old version's value current again, as a new version (re-encrypted, so its
+        associated data names the new version; the Period restarts, as for any new value).
+        Returns the new version's number. Raises ValidationError for a revoked token, the
+        current version, or a version destroyed or no longer kept, changing nothing."""
+        with transaction.atomic():
+            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            if current.is_revoked:
+                raise ValidationError(REVOKED_MESSAGE)
+            if version == current.value_version:
+                raise ValidationError(f"Version {version} is already the current value.")
+            old = current.versions.filter(version=version, destroyed_at__isnull=True).first()
+            if old is None:
+                raise ValidationError(
+                    f"Version {version} cannot be restored: it was destroyed or is no longer kept."
+                )
+            old.token = current
+            current.value_version += 1
+            current._encrypt(old.reveal())
+            current.updated_by = by
+            current.updated_at = timezone.now()
+            current.save()
+            current._keep_version(by=by, restored_from=version)
+            AuditEvent.record(
+                current.workspace,
+                AuditAction.VERSION_RESTORED,
+                by=by,
+                token=current,
+                detail={"restored_version": version, "new_version": current.value_version},
+            )
+        self.refresh_from_db()
+        return self.value_version
+
+    def destroy_version(self, version: int, *, by: User | None = None) -> None:
+        """Erase one old version's ciphertext for good; History keeps that it existed, and who
+        destroyed it. The current version cannot be destroyed (delete the token, or restore
+        another version first)."""
+        with transaction.atomic():
+            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            if version == current.value_version:
+                raise ValidationError(
+                    f"Version {version} is the current value and cannot be destroyed: restore "
+                    "another version first, or delete the token."
+                )
+            destroyed = current.versions.filter(version=version, destroyed_at__isnull=True).update(
+                ciphertext=b"",
+                value_hint="",
+                destroyed_at=timezone.now(),
+                destroyed_by=by if getattr(by, "pk", None) else None,
+            )
+            if not destroyed:
+                raise ValidationError(
+                    f"Version {version} was already destroyed or is no longer kept."
+                )
+            AuditEvent.record(
+                current.workspace,
+                AuditAction.VERSION_DESTROYED,
+                by=by,
+                token=current,
+                detail={"destroyed_version": version},
+            )
 
     def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good: the token stays listed, can no longer be resolved or edited."""
@@ -720,6 +804,21 @@ class Token(models.Model):
         self.value_set_at = timezone.now()
         self._set_expiry()
 
+    def _keep_version(self, *, by: User | None, restored_from: int | None = None) -> None:
+        """Record the value just saved as a version in History, and destroy the versions
+        older than the last COFFER_TOKEN_VERSIONS (the current one included)."""
+        TokenVersion.objects.create(
+            token=self,
+            version=self.value_version,
+            ciphertext=self.ciphertext,
+            value_hint=self.value_hint,
+            set_at=self.value_set_at,
+            set_by=by if getattr(by, "pk", None) else None,
+            restored_from=restored_from,
+        )
+        kept = settings.COFFER_TOKEN_VERSIONS
+        self.versions.filter(version__lte=self.value_version - kept).delete()
+
     def reveal(self) -> str:
         """The plaintext value. Only the resolver calls this; never render or log it.
 
@@ -729,3 +828,155 @@ class Token(models.Model):
 
     def _set_expiry(self) -> None:
         self.expires_at = expiry_moment(self.expiry_date, self.period_days, self.value_set_at)
+
+
+# --- history: the versions of a value --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SealedVersion:
+    """An old version as `reveal_each` reads it: bound to its token (`pk`) and version."""
+
+    pk: uuid.UUID
+    key: str
+    ciphertext: bytes | memoryview
+    value_version: int
+    workspace: Workspace
+    workspace_id: int
+
+
+class TokenVersionQuerySet(models.QuerySet):
+    def sealed(self) -> TokenVersionQuerySet:
+        """The versions that still hold a ciphertext (not destroyed)."""
+        return self.filter(destroyed_at__isnull=True)
+
+    def newest_first(self) -> TokenVersionQuerySet:
+        return self.order_by("-version")
+
+
+class TokenVersion(models.Model):
+    """One value a token has had: its ciphertext, still bound (AES-GCM associated data) to its
+    token and version number, so it decrypts only as that version of that token. The current
+    version's ciphertext is the token's own; a token keeps the last COFFER_TOKEN_VERSIONS.
+
+    Never shows a value: History lists number, who set it and when, the hint, what it restored.
+    """
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    ciphertext = models.BinaryField(editable=False)
+    value_hint = models.CharField(max_length=4, blank=True, editable=False)
+    set_at = models.DateTimeField(default=timezone.now)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restored_from = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The version whose value this one restored."
+    )
+    destroyed_at = models.DateTimeField(null=True, blank=True)
+    destroyed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = TokenVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["token", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "version"], name="unique_token_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"version {self.version} of {self.token.key}"
+
+    @property
+    def hint(self) -> str:
+        return f"••••{self.value_hint}" if self.value_hint else ""
+
+    @property
+    def is_destroyed(self) -> bool:
+        return self.destroyed_at is not None
+
+    def sealed(self) -> _SealedVersion:
+        """This version as the one decryption path (`reveal_each`) takes it."""
+        return _SealedVersion(
+            pk=self.token_id,
+            key=self.token.key,
+            ciphertext=self.ciphertext,
+            value_version=self.version,
+            workspace=self.token.workspace,
+            workspace_id=self.token.workspace_id,
+        )
+
+    def reveal(self) -> str:
+        """The plaintext of this version (restoring it, or checking a backup decrypts). Never
+        render or log it. Raises crypto.CryptoError naming the token, its workspace and the
+        master key id; a destroyed version has nothing left to decrypt."""
+        if self.is_destroyed:
+            raise crypto.CryptoError(
+                f"version {self.version} of token {self.token.key} was destroyed."
+            )
+        ((_, value),) = reveal_each([self.sealed()])
+        return value
+
+
+# --- usage: where each token is resolved ----------------------------------------------------
+
+RECENT_USE_DAYS = 30  # "Used in the last 30 days by" in the Revoke and Delete dialogs
+UNUSED_FILTER_DAYS = (30, 90)  # the Tokens table's "Unused for N days" filter
+
+
+class TokenUsageQuerySet(models.QuerySet):
+    def since(self, moment: dt.datetime) -> TokenUsageQuerySet:
+        return self.filter(last_used_at__gte=moment)
+
+    def recent(self, at: dt.datetime | None = None) -> TokenUsageQuerySet:
+        """Used in the last RECENT_USE_DAYS, most recent first."""
+        at = at or timezone.now()
+        return self.since(at - dt.timedelta(days=RECENT_USE_DAYS)).latest_first()
+
+    def latest_first(self) -> TokenUsageQuerySet:
+        return self.order_by("-last_used_at", "-pk")
+
+
+class TokenUsage(models.Model):
+    """How often, and when first and last, one token was resolved in one context: environment,
+    product, app, who resolved it (an access key, or the OS user or `--actor` of
+    `manage.py resolve`) and the source's name. Written by the resolver in the same transaction
+    as its audit event, one upsert per resolve (tokens/references.py); `context` is a digest
+    of those fields, so each context is one row per token. Names are kept as they were when
+    used (as the audit trail keeps them): a context outlives a deleted access key or app."""
+
+    token = models.ForeignKey(Token, on_delete=models.CASCADE, related_name="usages")
+    context = models.CharField(max_length=64, editable=False)
+    environment = models.CharField(max_length=100)
+    product = models.CharField(max_length=100, blank=True)
+    app = models.CharField(max_length=100, blank=True)
+    access_key = models.CharField(max_length=100, blank=True)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=255)
+    use_count = models.PositiveBigIntegerField(default=1)
+    first_used_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = TokenUsageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_used_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "context"], name="unique_token_usage"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def who(self) -> str:
+        return f"access key {self.access_key}" if self.access_key else f"resolve as {self.actor}"
+
+    @property
+    def label(self) -> str:
+        """`Checkout · Production · access key ci-deploy · deploy.yaml`: product and app (when
+        given), environment, who, source."""
+        parts = [self.product, self.app, self.environment, self.who, self.source]
+        return " · ".join(part for part in parts if part)

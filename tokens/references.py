@@ -43,6 +43,7 @@ The grammar's patterns are compiled once for `str` and once for bytes, from `KEY
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -64,6 +65,7 @@ from tokens.models import (
     AuditEvent,
     Token,
     TokenStatus,
+    TokenUsage,
     UseContext,
     WorkspaceKey,
 )
@@ -718,9 +720,11 @@ def _record_use(
     count: int,
     extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Mark the tokens used and write the run's audit event, or raise ResolveError: in a
-    savepoint, the UPDATE the queryset would make and the event `AuditEvent.record` would
-    insert, as plain SQL (one statement on PostgreSQL, two elsewhere)."""
+    """Mark the tokens used, count the use in each token's usage for this context and write
+    the run's audit event, or raise ResolveError: in a savepoint, the UPDATE the queryset would
+    make, one upsert for every token's usage row and the event `AuditEvent.record` would
+    insert, as plain SQL (one statement on PostgreSQL, three elsewhere), whatever the number
+    of tokens."""
     user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
     workspace = context.environment.workspace
@@ -740,15 +744,21 @@ def _record_use(
         actor_name=name or (user.get_username() if user is not None else "system"),  # as record
         detail=detail,
     )
-    mark = [connection.ops.adapt_datetimefield_value(at), workspace.pk]
-    mark.extend(token.key for token in tokens)
+    when = connection.ops.adapt_datetimefield_value(at)
+    keys = [token.key for token in tokens]
+    mark = [when, workspace.pk, *keys]
+    usage = [*_usage_values(context, source=detail["source"], actor=event.actor_name,
+                            access_key=str(detail.get("access_key") or ""), when=when),
+             workspace.pk, *keys]  # fmt: skip
     columns, values = _insert_values(event)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":  # one statement: both or neither
-                cursor.execute(_mark_and_insert_sql(len(tokens), columns), [*mark, *values])
+            if connection.vendor == "postgresql":  # one statement: all or nothing
+                sql = _mark_and_insert_sql(len(tokens), columns)
+                cursor.execute(sql, [*mark, *usage, *values])
             else:
                 cursor.execute(_mark_used_sql(connection.vendor, len(tokens)), mark)
+                cursor.execute(_usage_upsert_sql(connection.vendor, len(tokens)), usage)
                 cursor.execute(_insert_sql(connection.vendor, columns), values)
     except DatabaseError as error:
         raise ResolveError(
@@ -769,9 +779,56 @@ def _mark_used_sql(vendor: str, count: int) -> str:
 
 @lru_cache(maxsize=256)
 def _mark_and_insert_sql(count: int, columns: tuple[str, ...]) -> str:
-    """PostgreSQL: the UPDATE as a data-modifying WITH of the INSERT, one round trip."""
+    """PostgreSQL: the UPDATE and the usage upsert as data-modifying WITHs of the INSERT, one
+    round trip."""
     return (
-        f"WITH used AS ({_mark_used_sql('postgresql', count)}) {_insert_sql('postgresql', columns)}"
+        f"WITH used AS ({_mark_used_sql('postgresql', count)}), "
+        f"counted AS ({_usage_upsert_sql('postgresql', count)}) "
+        f"{_insert_sql('postgresql', columns)}"
+    )
+
+
+# The columns of a usage row the upsert writes, after its token: the context's digest and
+# names, the count and the times.
+_USAGE_COLUMNS = ("context", "environment", "product", "app", "access_key", "actor", "source",
+                  "use_count", "first_used_at", "last_used_at")  # fmt: skip
+
+
+def _usage_values(
+    context: UseContext, *, source: str, actor: str, access_key: str, when: object
+) -> list:
+    """The values of `_USAGE_COLUMNS` for one resolve (each field cut to its column's length;
+    the digest is of the whole context, with the environment, product and app by id, so a
+    rename keeps the row and updates its names)."""
+    product, app = context.product, context.app
+    ids = (context.environment.pk, product.pk if product else "", app.pk if app else "")
+    digest = hashlib.sha256("\x1f".join(map(str, (*ids, actor, source))).encode()).hexdigest()
+    names = [context.environment.name, product.name if product else "", app.name if app else ""]
+    texts = [*names, access_key, actor, source]
+    limits = [TokenUsage._meta.get_field(name).max_length or 0 for name in _USAGE_COLUMNS[1:7]]
+    return [digest, *(text[:limit] for text, limit in zip(texts, limits, strict=True)), 1, when,
+            when]  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _usage_upsert_sql(vendor: str, count: int) -> str:
+    """One statement for every token of a resolve: insert its usage row for the context, or
+    count one more use and move its last use (`INSERT ... SELECT ... ON CONFLICT DO UPDATE`,
+    on SQLite and PostgreSQL alike). Parameters: `_usage_values`, the workspace id, the keys."""
+    q = connection.ops.quote_name
+    table = q(TokenUsage._meta.db_table)
+    columns = ", ".join(q(name) for name in _USAGE_COLUMNS)
+    t = lambda name: f"t.{_column(Token, name)}"  # noqa: E731
+    count_column, last = q("use_count"), q("last_used_at")
+    updated = [f"{count_column} = {table}.{count_column} + 1", f"{last} = excluded.{last}"]
+    updated += [f"{q(name)} = excluded.{q(name)}" for name in ("environment", "product", "app")]
+    return (
+        f"INSERT INTO {table} ({_column(TokenUsage, 'token')}, {columns}) "
+        f"SELECT {t('id')}, {', '.join(['%s'] * len(_USAGE_COLUMNS))} "
+        f"FROM {q(Token._meta.db_table)} t WHERE {t('workspace')} = %s "
+        f"AND {t('key')} IN ({', '.join(['%s'] * count)}) "
+        f"ON CONFLICT ({_column(TokenUsage, 'token')}, {q('context')}) "
+        f"DO UPDATE SET {', '.join(updated)}"
     )
 
 
