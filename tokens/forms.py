@@ -416,3 +416,32 @@ class DeleteTokenForm(forms.Form):
                 f"Type the key exactly as shown ({self.token.key}) to delete it."
             )
         return typed
+
+
+class VersionChoiceForm(forms.Form):
+    """Which version of a token's History to restore or destroy: one of `versions` (the old,
+    not destroyed ones), chosen in the dialog or preselected by the History row's link."""
+
+    version = forms.TypedChoiceField(
+        coerce=int,
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": "Choose a version.",
+            "invalid_choice": "That version cannot be chosen: it is the current value, was "
+            "destroyed or is no longer kept. Choose one from the list.",
+        },
+    )
+
+    def __init__(self, *args: Any, versions: list, initial_version: str = "", **kwargs: Any):
+        super().__init__(*args, auto_id="version_%s", **kwargs)
+        self.versions = versions
+        field = cast(forms.TypedChoiceField, self.fields["version"])
+        field.choices = [(str(version.version), str(version.version)) for version in versions]
+        if initial_version in {str(version.version) for version in versions}:
+            self.initial["version"] = initial_version
+
+    @property
+    def chosen(self) -> str:
+        """The version to show as selected: the one posted, or the one the link named."""
+        value = self["version"].value()
+        return str(value) if value not in (None, "") else ""

@@ -804,6 +804,23 @@ class Token(models.Model):
         self.value_set_at = timezone.now()
         self._set_expiry()
 
+    def recent_use(self, at: dt.datetime | None = None) -> RecentUse:
+        """The contexts that resolved this token in the last RECENT_USE_DAYS (one query; two
+        when there are more than RECENT_CONTEXTS_SHOWN)."""
+        at = at or timezone.now()
+        recent = self.usages.recent(at)
+        contexts = list(recent[: RECENT_CONTEXTS_SHOWN + 1])
+        since = at - dt.timedelta(days=RECENT_USE_DAYS)
+        more = 0
+        if len(contexts) > RECENT_CONTEXTS_SHOWN:
+            more = recent.count() - RECENT_CONTEXTS_SHOWN
+        return RecentUse(
+            contexts=contexts[:RECENT_CONTEXTS_SHOWN],
+            more=more,
+            ever_used=self.last_used_at is not None or bool(contexts),
+            unrecorded=not contexts and (self.last_used_at or since) > since,
+        )
+
     def _keep_version(self, *, by: User | None, restored_from: int | None = None) -> None:
         """Record the value just saved as a version in History, and destroy the versions
         older than the last COFFER_TOKEN_VERSIONS (the current one included)."""
@@ -923,7 +940,19 @@ class TokenVersion(models.Model):
 # --- usage: where each token is resolved ----------------------------------------------------
 
 RECENT_USE_DAYS = 30  # "Used in the last 30 days by" in the Revoke and Delete dialogs
+RECENT_CONTEXTS_SHOWN = 10
 UNUSED_FILTER_DAYS = (30, 90)  # the Tokens table's "Unused for N days" filter
+
+
+@dataclass(frozen=True)
+class RecentUse:
+    """What the Revoke and Delete dialogs say about where a token is used (`token.recent_use`)."""
+
+    contexts: list[TokenUsage]  # the first RECENT_CONTEXTS_SHOWN, most recent first
+    more: int  # how many more contexts used it in that time
+    ever_used: bool
+    unrecorded: bool = False  # used lately, but before Coffer recorded where
+    days: int = RECENT_USE_DAYS
 
 
 class TokenUsageQuerySet(models.QuerySet):

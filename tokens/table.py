@@ -19,7 +19,7 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from tokens.models import ExpiryState, Token, TokenQuerySet, TokenType
+from tokens.models import UNUSED_FILTER_DAYS, ExpiryState, Token, TokenQuerySet, TokenType
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ FILTER_PROBLEMS: dict[str | tuple[str, str | None], str] = {
     "type": f"That type does not exist, {CHOOSE_FROM_LIST}",
     "status": f"That status does not exist, {CHOOSE_FROM_LIST}",
     "env": f"That environment is not in this workspace, {CHOOSE_FROM_LIST}",
+    "unused": f"That period of disuse is not offered, {CHOOSE_FROM_LIST}",
 }
 
 
@@ -99,6 +100,15 @@ class TokenFilterForm(forms.Form):
     env = forms.ChoiceField(
         label="Environment",
         required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    unused = forms.TypedChoiceField(  # tokens nobody resolved lately (TokenQuerySet.unused_since)
+        label="Last use",
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[("", "Any last use")]
+        + [(str(days), f"Unused for {days} days") for days in UNUSED_FILTER_DAYS],
         widget=forms.Select(attrs={"class": "form-select"}),
     )
     sort = forms.ChoiceField(
@@ -144,7 +154,7 @@ class TokenFilterForm(forms.Form):
         if not hasattr(self, "cleaned_data"):
             self.is_valid()
         messages: list[str] = []
-        for name in ("q", "type", "status", "env"):
+        for name in ("q", "type", "status", "env", "unused"):
             if name not in self.errors:
                 continue
             code = self.errors[name].as_data()[0].code
@@ -164,7 +174,7 @@ class TokenFilterForm(forms.Form):
 
     @property
     def is_filtered(self) -> bool:
-        return any(name in self.values for name in ("q", "type", "status", "env"))
+        return any(name in self.values for name in ("q", "type", "status", "env", "unused"))
 
     def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
         values = self.values
@@ -184,6 +194,8 @@ class TokenFilterForm(forms.Form):
             tokens = tokens.revoked()
         if env := values.get("env"):
             tokens = tokens.filter(environments__slug=env)
+        if days := values.get("unused"):
+            tokens = tokens.unused_since(now - dt.timedelta(days=days))
         order = SORTS[values.get("sort", "key")][1]
         return tokens.order_by(order, "key", "pk")
 
@@ -242,7 +254,7 @@ class TokenRow:
     out once per request, so the template only prints."""
 
     token: TableToken
-    urls: dict[str, str]  # edit, revoke, delete
+    urls: dict[str, str]  # edit, revoke, delete, detail (History)
     status: str  # Active, Revoked, Expired
     expiry_state: ExpiryState
     highlighted: bool
@@ -261,7 +273,7 @@ def table_rows(
     placeholder = str(uuid.UUID(int=0))
     actions = {
         name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
-        for name in ("edit", "revoke", "delete")
+        for name in ("edit", "revoke", "delete", "detail")
     }
     rows = []
     for token in tokens:

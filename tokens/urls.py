@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tokens import views
+from tokens import history, views
 
 app_name = "tokens"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path("<uuid:pk>/edit/", views.token_edit, name="edit"),
     path("<uuid:pk>/revoke/", views.token_revoke, name="revoke"),
     path("<uuid:pk>/delete/", views.token_delete, name="delete"),
+    path("<uuid:pk>/", history.token_detail, name="detail"),
+    path("<uuid:pk>/restore/", history.version_restore, name="restore"),
+    path("<uuid:pk>/destroy-version/", history.version_destroy, name="destroy_version"),
 ]

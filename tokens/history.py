@@ -1,0 +1,179 @@
+"""A token's own page (its History, where it is used, its Activity) and the History's Restore
+and Destroy dialogs.
+
+History lists the versions of the value (`TokenVersion`), never a value. Restore makes an old
+version's value current again as a new version (`token.restore_version`); Destroy erases one
+old version for good (`token.destroy_version`). Viewers see everything; editors and owners also
+restore and destroy. Like the Tokens page, everything works as a plain page (POST, redirect, a
+toast) and as htmx (the dialog in the modal, then the page's History redraws itself).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
+
+from tokens.forms import VersionChoiceForm
+from tokens.models import AuditEvent, Token, TokenVersion
+from tokens.views import answers_crypto_errors, get_token_for, wants_fragment
+from workspaces.access import get_workspace_for
+from workspaces.htmx import modal_success, render_modal
+from workspaces.http import AuthenticatedHttpRequest
+from workspaces.models import Role, Workspace
+
+EVENTS_SHOWN = 50
+CONTEXTS_SHOWN = 100  # on the token's page (the dialogs: RECENT_CONTEXTS_SHOWN)
+HISTORY_CHANGED = "tokenHistoryChanged"
+
+
+def token_url(workspace: Workspace, token: Token) -> str:
+    return reverse("tokens:detail", args=[workspace.slug, token.pk])
+
+
+def versions_of(token: Token) -> QuerySet[TokenVersion]:
+    """The History rows: every version kept, newest first, with who set or destroyed it (the
+    ciphertext is never needed to list them)."""
+    return (
+        token.versions.defer("ciphertext").select_related("set_by", "destroyed_by").newest_first()
+    )
+
+
+def old_versions(token: Token) -> list[TokenVersion]:
+    """The versions Restore and Destroy may choose: kept, not destroyed, not the current one."""
+    return list(versions_of(token).sealed().exclude(version=token.value_version))
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_GET
+def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug)
+    token = get_token_for(workspace, pk)
+    now = timezone.now()
+    context = {
+        "nav": "tokens",
+        "token": Token.objects.with_relations().defer("ciphertext").get(pk=token.pk),
+        "versions": list(versions_of(token)),
+        "usages": list(token.usages.latest_first()[:CONTEXTS_SHOWN]),
+        "events": list(AuditEvent.objects.filter(token=token).newest_first()[:EVENTS_SHOWN]),
+        "can_manage": request.membership.can_manage_tokens,
+        "detail_url": token_url(workspace, token),
+        "list_url": reverse("tokens:list", args=[workspace.slug]),
+        "now": now,
+    }
+    page = "tokens/token_detail.html"
+    return render(request, f"{page}#token" if wants_fragment(request) else page, context)
+
+
+# --- Restore and Destroy ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VersionAction:
+    """What differs between the Restore and the Destroy dialog."""
+
+    name: str  # "restore" or "destroy"
+    title: str
+    submit_label: str
+    explanation: str
+
+    def perform(self, token: Token, version: int, request: AuthenticatedHttpRequest) -> str:
+        """Do it (raising ValidationError when a rule refuses) and say what was done."""
+        if self.name == "restore":
+            new = token.restore_version(version, by=request.user)
+            return (
+                f"Version {version} of {token.key} restored as version {new}: "
+                "every resolve now gets that value."
+            )
+        token.destroy_version(version, by=request.user)
+        return f"Version {version} of {token.key} destroyed for good."
+
+
+RESTORE = VersionAction(
+    "restore",
+    "Restore a version of {key}",
+    "Restore version",
+    "The chosen version's value becomes current again, as a new version: every resolve gets "
+    "it from now on, and the Period restarts today. The current value stays in History.",
+)
+DESTROY = VersionAction(
+    "destroy",
+    "Destroy a version of {key}",
+    "Destroy version",
+    "The chosen version's encrypted value is erased for good; it can never be restored. "
+    "History keeps a line saying it existed and who destroyed it.",
+)
+
+
+def version_dialog(
+    request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID, action: VersionAction
+) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    token = get_token_for(workspace, pk)
+    versions = old_versions(token)
+    form = VersionChoiceForm(
+        request.POST if request.method == "POST" else None,
+        versions=versions,
+        initial_version=request.GET.get("version", ""),
+    )
+    refusal = ""
+    if action is RESTORE and token.is_revoked:
+        refusal = "Revoked tokens cannot be restored: revoking is final. Its History is kept."
+    elif not versions:
+        refusal = f"{token.key} has no older version to {action.name}."
+    if request.method == "POST" and not refusal and form.is_valid():
+        try:
+            message = action.perform(token, form.cleaned_data["version"], request)
+        except ValidationError as refused:
+            form.add_error("version", refused)
+        else:
+            return modal_success(
+                request,
+                message=message,
+                event=HISTORY_CHANGED,
+                redirect_to=token_url(workspace, token),
+                id=str(token.pk),
+            )
+    return render_modal(
+        request,
+        "tokens/version_confirm.html",
+        {
+            "nav": "tokens",
+            "token": token,
+            "action": action,
+            "title": action.title.format(key=token.key),
+            "form": form,
+            "refusal": refusal,
+            "now": timezone.now(),
+            "cancel_url": token_url(workspace, token),
+        },
+    )
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+@answers_crypto_errors
+def version_restore(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    return version_dialog(request, slug, pk, RESTORE)
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def version_destroy(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    return version_dialog(request, slug, pk, DESTROY)
