@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.options import ActionLocation
+from django.contrib.admin.options import ActionLocation, InlineModelAdmin
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
@@ -29,6 +30,8 @@ from tokens.models import (
     AuditEvent,
     Token,
     TokenQuerySet,
+    TokenUsage,
+    TokenVersion,
 )
 from workspaces.admin import on_own_admin_pages
 from workspaces.models import WorkspaceCatalogItem
@@ -173,6 +176,77 @@ class StatusFilter(admin.SimpleListFilter):
         return tokens
 
 
+class ReadOnlyFormSet(BaseInlineFormSet):
+    """The rows of a ReadOnlyInline: never bound to what was posted (there is nothing of
+    theirs to post), so always valid, and never saved."""
+
+    new_objects: list[Any] = []  # what the admin's change message reads of a saved formset
+    changed_objects: list[Any] = []
+    deleted_objects: list[Any] = []
+
+    def is_valid(self) -> bool:
+        return True
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Shown on the token's change page, never changed there: History and usage are written
+    only by the model's methods and the resolver."""
+
+    formset = ReadOnlyFormSet
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TokenVersionInline(ReadOnlyInline):
+    """The versions of the value: number, when and by whom, hint, what it restored, whether it
+    was destroyed; never the ciphertext (it is not a field here, and not even read)."""
+
+    model = TokenVersion
+    verbose_name = "version"
+    fields = readonly_fields = (
+        "version",
+        "set_at",
+        "set_by",
+        "value_hint",
+        "restored_from",
+        "destroyed_at",
+        "destroyed_by",
+    )
+    ordering = ["-version"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TokenVersion]:
+        return super().get_queryset(request).defer("ciphertext").select_related("set_by")
+
+
+class TokenUsageInline(ReadOnlyInline):
+    """Where the token was resolved: each context, its use count, first and last use."""
+
+    model = TokenUsage
+    verbose_name = "use"
+    fields = readonly_fields = (
+        "environment",
+        "product",
+        "app",
+        "access_key",
+        "actor",
+        "source",
+        "use_count",
+        "first_used_at",
+        "last_used_at",
+    )
+    ordering = ["-last_used_at"]
+
+
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
     form = TokenAdminForm
@@ -182,6 +256,7 @@ class TokenAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     ordering = ["workspace__slug", "key"]
     actions = ["revoke_selected"]
+    inlines = [TokenVersionInline, TokenUsageInline]
     readonly_fields = [
         "value_summary",
         "expires_at",
@@ -215,6 +290,20 @@ class TokenAdmin(admin.ModelAdmin):
             history += ("updated_at", "updated_by", "revoked_at", "revoked_by", "last_used_at")
             fieldsets = [*fieldsets, ("Status and history", {"fields": history})]
         return fieldsets
+
+    def get_inline_instances(
+        self, request: HttpRequest, obj: Token | None = None
+    ) -> list[InlineModelAdmin[Any, Any]]:
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Token, inline: InlineModelAdmin[Any, Any], prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, ReadOnlyInline):  # shown as stored, whatever was posted
+            for bound in ("data", "files", "save_as_new"):
+                kwargs.pop(bound, None)
+        return kwargs
 
     def get_readonly_fields(self, request: HttpRequest, obj: Token | None = None) -> list[str]:
         # A token never moves to another workspace: its ciphertext is bound to this one.

@@ -433,7 +433,7 @@ class VersionChoiceForm(forms.Form):
     )
 
     def __init__(self, *args: Any, versions: list, initial_version: str = "", **kwargs: Any):
-        super().__init__(*args, auto_id="version_%s", **kwargs)
+        super().__init__(*args, **kwargs)
         self.versions = versions
         field = cast(forms.TypedChoiceField, self.fields["version"])
         field.choices = [(str(version.version), str(version.version)) for version in versions]

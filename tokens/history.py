@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from tokens.forms import VersionChoiceForm
-from tokens.models import AuditEvent, Token, TokenVersion
+from tokens.models import AuditEvent, Token, TokenVersion, TokenVersionQuerySet
 from tokens.views import answers_crypto_errors, get_token_for, wants_fragment
 from workspaces.access import get_workspace_for
 from workspaces.htmx import modal_success, render_modal
@@ -41,7 +40,7 @@ def token_url(workspace: Workspace, token: Token) -> str:
     return reverse("tokens:detail", args=[workspace.slug, token.pk])
 
 
-def versions_of(token: Token) -> QuerySet[TokenVersion]:
+def versions_of(token: Token) -> TokenVersionQuerySet:
     """The History rows: every version kept, newest first, with who set or destroyed it (the
     ciphertext is never needed to list them)."""
     return (

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import islice
 from operator import itemgetter
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
@@ -728,6 +728,7 @@ def _record_use(
     user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
     name = actor if isinstance(actor, str) else ""
     workspace = context.environment.workspace
+    detail_source = printable(source)
     detail = {
         **(extra or {}),
         "keys": sorted(token.key for token in tokens),
@@ -735,7 +736,7 @@ def _record_use(
         "environment": context.environment.slug,
         "product": context.product.slug if context.product else None,
         "app": context.app.slug if context.app else None,
-        "source": printable(source),
+        "source": detail_source,
     }
     event = AuditEvent(
         workspace=workspace,
@@ -747,7 +748,7 @@ def _record_use(
     when = connection.ops.adapt_datetimefield_value(at)
     keys = [token.key for token in tokens]
     mark = [when, workspace.pk, *keys]
-    usage = [*_usage_values(context, source=detail["source"], actor=event.actor_name,
+    usage = [*_usage_values(context, source=detail_source, actor=event.actor_name,
                             access_key=str(detail.get("access_key") or ""), when=when),
              workspace.pk, *keys]  # fmt: skip
     columns, values = _insert_values(event)
@@ -805,9 +806,16 @@ def _usage_values(
     digest = hashlib.sha256("\x1f".join(map(str, (*ids, actor, source))).encode()).hexdigest()
     names = [context.environment.name, product.name if product else "", app.name if app else ""]
     texts = [*names, access_key, actor, source]
-    limits = [TokenUsage._meta.get_field(name).max_length or 0 for name in _USAGE_COLUMNS[1:7]]
+    limits = _usage_text_lengths()
     return [digest, *(text[:limit] for text, limit in zip(texts, limits, strict=True)), 1, when,
             when]  # fmt: skip
+
+
+@cache
+def _usage_text_lengths() -> list[int]:
+    """The lengths of the usage row's text columns (environment to source)."""
+    fields = (TokenUsage._meta.get_field(name) for name in _USAGE_COLUMNS[1:7])
+    return [cast(models.CharField, field).max_length or 0 for field in fields]
 
 
 @lru_cache(maxsize=256)
