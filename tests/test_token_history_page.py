@@ -1,0 +1,69 @@
+"""The token's own page (`tokens:detail`), its Restore and Destroy dialogs, and the Revoke
+dialog's "Used in the last 30 days by"."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import AppFactory, TokenFactory
+from tests.helpers import HTMX, text, triggers
+from tokens.models import UseContext
+from tokens.references import resolve_text
+
+pytestmark = pytest.mark.django_db
+
+FIRST, SECOND = "first-value-" + "a" * 16, "second-value-" + "b" * 16
+
+
+@pytest.fixture
+def edited(workspace):
+    token = TokenFactory(workspace=workspace, key="API_KEY", value=FIRST)
+    token.set_value(SECOND)
+    return token
+
+
+def detail(workspace, token) -> str:
+    return reverse("tokens:detail", args=[workspace.slug, token.pk])
+
+
+def restore(workspace, token) -> str:
+    return reverse("tokens:restore", args=[workspace.slug, token.pk])
+
+
+def test_viewer_sees_history_without_actions_and_no_value(workspace, viewer_client, edited):
+    page = text(viewer_client.get(detail(workspace, edited)))
+    assert "History" in page and "Current" in page and "Never used." in page
+    assert "Restore version" not in page and "Destroy version" not in page
+    assert FIRST not in page and SECOND not in page
+    assert viewer_client.post(restore(workspace, edited), {"version": "0"}).status_code == 403
+
+
+def test_editor_restores_version_0_with_htmx(workspace, editor_client, edited):
+    assert 'aria-label="Restore version 0"' in text(editor_client.get(detail(workspace, edited)))
+    response = editor_client.post(restore(workspace, edited), {"version": "0"}, headers=HTMX)
+    assert response.status_code == 204
+    assert "tokenHistoryChanged" in triggers(response)
+    edited.refresh_from_db()
+    assert (edited.value_version, edited.reveal()) == (2, FIRST)
+
+
+def test_a_bad_version_re_shows_the_dialog_and_changes_nothing(workspace, editor_client, edited):
+    for data in ({}, {"version": "1"}, {"version": "x"}):
+        response = editor_client.post(restore(workspace, edited), data)
+        assert response.status_code == 200
+        assert "Choose" in text(response)
+    edited.refresh_from_db()
+    assert edited.value_version == 1
+
+
+def test_revoke_dialog_names_the_context_that_used_it(workspace, editor_client, edited):
+    checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
+    production = workspace.environments.get(slug="production")
+    resolve_text("$Secret{API_KEY}", UseContext(production, app=checkout), source="deploy.yaml",
+                 actor="ci")  # fmt: skip
+    url = reverse("tokens:revoke", args=[workspace.slug, edited.pk])
+    page = text(editor_client.get(url, headers=HTMX))
+    assert "Used in the last 30 days by" in page
+    assert "Checkout · Production · resolve as ci · deploy.yaml" in page
+    assert "1 use," in page
