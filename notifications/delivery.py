@@ -137,15 +137,15 @@ def pause(webhook: Webhook, now: dt.datetime) -> None:
         "have failed for 24 hours.\n\n"
         f"See its delivery log, fix the receiver, then resume it and redeliver:\n{link}\n"
     )
-    transaction.on_commit(
-        lambda: send_mail(
-            f"[Coffer] Webhook paused in {workspace.name}",
-            message,
-            None,
-            recipients,
-            fail_silently=True,
-        )
-    )
+    subject = f"[Coffer] Webhook paused in {workspace.name}"
+    transaction.on_commit(lambda: _mail_owners(subject, message, recipients))
+
+
+def _mail_owners(subject: str, message: str, recipients: list[str]) -> None:
+    try:
+        send_mail(subject, message, None, recipients)
+    except Exception:  # the pause stands; the delivery log and the page say it too
+        logger.exception("Could not mail the owners of a paused webhook")
 
 
 def redeliver(delivery: WebhookDelivery) -> WebhookDelivery:
