@@ -59,12 +59,6 @@ class WebhookForm(forms.ModelForm):
             raise forms.ValidationError(str(refused)) from None
         return url
 
-    def clean_description(self) -> str:
-        description = self.cleaned_data["description"]
-        if "\x00" in description:
-            raise forms.ValidationError("The description cannot contain NUL characters.")
-        return description
-
     @sensitive_variables("secret")
     def save_new(self, *, by) -> tuple[Webhook, str]:
         """Create the webhook; returns it and its signing secret (shown this once)."""
