@@ -7,7 +7,8 @@ hint or ciphertext.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -88,6 +89,12 @@ ACTIONS_OF_KIND = {
 }
 
 
+# Called with each new event (and its token, if any) inside the transaction that records it:
+# notifications/events.py turns token and access key events into webhook deliveries. A list
+# filled by the listener's app at start-up, so this base app imports none of them.
+RECORD_LISTENERS: list[Callable[[AuditEvent, Any], None]] = []
+
+
 class AuditEventQuerySet(models.QuerySet):
     def for_workspace(self, workspace) -> AuditEventQuerySet:
         return self.filter(workspace=workspace)
@@ -146,7 +153,7 @@ class AuditEvent(models.Model):
         detail: dict | None = None,
     ) -> AuditEvent:
         actor = by if by is not None and by.pk else None  # an unsaved user is no actor
-        return cls.objects.create(
+        event = cls.objects.create(
             workspace=workspace,
             action=action,
             actor=actor,
@@ -157,6 +164,9 @@ class AuditEvent(models.Model):
             token_key=token.key if token is not None else "",
             detail=detail or {},
         )
+        for listener in RECORD_LISTENERS:  # in this transaction: a rollback undoes theirs too
+            listener(event, token)
+        return event
 
     # --- what Activity shows ------------------------------------------------------------------
 

@@ -309,3 +309,30 @@ MAILERS = {
         ),
     }
 }
+
+# --- Notifications (notifications/): the background worker, expiry reminders, webhooks --------
+# Background work runs in a separate process, `manage.py db_worker` (Django's django.tasks with
+# the django-tasks-db database backend: the queue is a table, no other server is needed).
+INSTALLED_APPS += ["django_tasks_db", "notifications"]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Links in mails (reminders, a paused webhook) start with this.
+COFFER_BASE_URL = os.environ.get("COFFER_BASE_URL", "http://127.0.0.1:8000")
+
+
+def env_days(name: str, default: list[int]) -> list[int]:
+    items = env_list(name, [str(day) for day in default])
+    if not all(item.isdigit() and int(item) <= 3650 for item in items):
+        raise ImproperlyConfigured(
+            f"{name} is a comma-separated list of whole days, 0 to 3650 (e.g. 30,7,1,0)."
+        )
+    return [int(item) for item in items]
+
+
+COFFER_REMINDER_DAYS = env_days("COFFER_REMINDER_DAYS", [30, 7, 1, 0])
+# Webhook URLs must be https and resolve to public addresses, unless this allows private ones
+# (loopback, 10/8, ...) for development and tests.
+COFFER_WEBHOOK_ALLOW_PRIVATE = env_bool("COFFER_WEBHOOK_ALLOW_PRIVATE")
+COFFER_WEBHOOK_TIMEOUT = env_positive_int("COFFER_WEBHOOK_TIMEOUT", 10)
+COFFER_WEBHOOK_CA_FILE = os.environ.get("COFFER_WEBHOOK_CA_FILE", "")
+COFFER_WEBHOOK_RETRY_BASE = 30  # seconds before the first retry, doubling after each
+COFFER_WEBHOOK_RETRY_SECONDS = 24 * 3600  # retries stop, and a failing webhook is paused, after

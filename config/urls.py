@@ -19,5 +19,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("w/<slug:slug>/tokens/access-keys/", include("access.urls")),
     path("w/<slug:slug>/tokens/", include("tokens.urls")),
+    path("w/<slug:slug>/", include("notifications.urls")),
     path("", include("workspaces.urls")),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import factory
 from django.contrib.auth import get_user_model
@@ -181,4 +182,33 @@ def make_access_key(workspace, *, name: str = "ci-deploy", environment=None, **o
         environment = workspace.environments.get(slug="production")
     return AccessKey.objects.create_key(
         workspace=workspace, name=name, environment=environment, **options
+    )
+
+
+def make_webhook(
+    workspace, *, url: str = "https://hooks.example.com/coffer", events=None, **fields
+):
+    """(Webhook, its signing secret), saved as the Add webhook form saves it, without the form's
+    DNS check (tests choose their own addresses)."""
+    import secrets
+
+    from notifications.models import SECRET_PREFIX, EventType, Webhook
+
+    webhook = Webhook(
+        workspace=workspace,
+        url=url,
+        events=[str(e) for e in (events if events is not None else EventType.values)],
+        **fields,
+    )
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    webhook.set_secret(secret)
+    webhook.save(force_insert=True)
+    return webhook, secret
+
+
+def make_delivery(webhook, *, event_type: str = "token.revoked", body: str = "{}", **fields):
+    from notifications.models import WebhookDelivery
+
+    return WebhookDelivery.objects.create(
+        webhook=webhook, event_id=uuid.uuid4(), event_type=event_type, body=body, **fields
     )

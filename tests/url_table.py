@@ -30,6 +30,8 @@ from tests.factories import (
     UserFactory,
     WorkspaceFactory,
     make_access_key,
+    make_delivery,
+    make_webhook,
 )
 from tokens.models import Token
 from workspaces.models import Membership, Role, Workspace
@@ -63,6 +65,9 @@ class Objects:
     values: list[str] = field(default_factory=list)
     access_key: object = None  # an access key bound to the workspace's production
     access_key_secret: str = ""  # the whole key (the leak scan looks for it)
+    webhook: object = None  # a webhook with one delivery
+    webhook_secret: str = ""  # its signing secret (the leak scan looks for it)
+    delivery: object = None
 
 
 Kwargs = Callable[[Objects], dict]
@@ -124,6 +129,14 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _webhook(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.webhook.pk}
+
+
+def _delivery(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.webhook.pk, "delivery": o.delivery.pk}
+
+
 VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED_IN
 CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
 
@@ -158,6 +171,14 @@ ROUTES: list[Route | ApiRoute] = [
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
     Route("access:delete", _access_key, get=OWN, post=OWN),
+    Route("notifications:webhooks", _slug, get=OWN, post=None),
+    Route("notifications:webhook_create", _slug, get=OWN, post=OWN),
+    Route("notifications:deliveries", _webhook, get=OWN, post=None),
+    Route("notifications:webhook_edit", _webhook, get=OWN, post=OWN),
+    Route("notifications:webhook_delete", _webhook, get=OWN, post=OWN),
+    Route("notifications:redeliver", _delivery, get=None, post=OWN),
+    Route("notifications:reminders", _slug, get=VIEW, post=EDIT),
+    Route("notifications:workspace_reminders", _slug, get=None, post=OWN),
 ]
 
 
@@ -257,8 +278,23 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
     access_key, secret = make_access_key(
         workspace, name=f"{prefix.lower()}-deploy", environment=environment
     )
+    webhook, webhook_secret = make_webhook(
+        workspace, url=f"https://hooks.example.com/{prefix.lower()}"
+    )
+    delivery = make_delivery(webhook, body='{"type":"token.revoked"}')
     return Objects(
-        workspace, product, app, environment, created[0], member, values, access_key, secret
+        workspace,
+        product,
+        app,
+        environment,
+        created[0],
+        member,
+        values,
+        access_key,
+        secret,
+        webhook,
+        webhook_secret,
+        delivery,
     )
 
 

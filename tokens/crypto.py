@@ -296,3 +296,32 @@ def decrypt_value(
             f"{label}: cannot decrypt the value: the ciphertext is corrupted, was copied from "
             "another token, version or workspace, or the master key is wrong."
         ) from None
+
+
+# --- webhook signing secrets ------------------------------------------------------------------
+# A signing secret must be read back to sign each delivery, so it is encrypted like a value:
+# under its workspace's data key, bound to the workspace and the webhook.
+
+
+def _webhook_secret_aad(workspace_id: int, webhook_id: object) -> bytes:
+    return f"coffer:webhook-secret:v1:workspace={workspace_id}:webhook={webhook_id}".encode()
+
+
+@sensitive_variables()
+def encrypt_webhook_secret(
+    dek: bytes, secret: str, *, workspace_id: int, webhook_id: object
+) -> bytes:
+    return _seal(dek, secret.encode("utf-8"), _webhook_secret_aad(workspace_id, webhook_id))
+
+
+@sensitive_variables()
+def decrypt_webhook_secret(
+    dek: bytes, blob: bytes, *, workspace_id: int, webhook_id: object, label: str
+) -> str:
+    try:
+        return _open(dek, blob, _webhook_secret_aad(workspace_id, webhook_id)).decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise CryptoError(
+            f"{label}: cannot decrypt the signing secret: it is corrupted, was copied from "
+            "another webhook or workspace, or the master key is wrong."
+        ) from None

@@ -30,6 +30,8 @@ class Workspace(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Expiry reminder mails (notifications/reminders.py); an owner turns them off on Reminders.
+    reminders_enabled = models.BooleanField("Send expiry reminders", default=True)
 
     objects = WorkspaceQuerySet.as_manager()
 
@@ -93,6 +95,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
+    # This member's own choice: expiry reminder mails for this workspace (owners and editors).
+    expiry_reminders = models.BooleanField("Email me expiry reminders", default=True)
 
     class Meta:
         ordering = ["workspace", "user__username"]

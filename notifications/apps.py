@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class NotificationsConfig(AppConfig):
+    name = "notifications"
+    verbose_name = "Notifications"
+
+    def ready(self) -> None:
+        from audit.models import RECORD_LISTENERS
+        from notifications.events import audit_event_recorded
+
+        if audit_event_recorded not in RECORD_LISTENERS:
+            RECORD_LISTENERS.append(audit_event_recorded)

@@ -1,0 +1,214 @@
+"""The Webhooks page (owners): list, create (the secret shown once), edit, delete, each
+webhook's delivery log with Redeliver; and the Reminders page (each member's own choice, and
+the owners' switch for the workspace). Plain pages and htmx fragments, never cached."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from notifications.delivery import redeliver as redeliver_event
+from notifications.forms import ReminderPreferenceForm, WebhookForm, WorkspaceRemindersForm
+from notifications.models import Webhook, WebhookAttempt, WebhookDelivery
+from notifications.reminders import thresholds
+from workspaces.access import get_object_in, get_workspace_for
+from workspaces.htmx import modal_success, render_modal
+from workspaces.http import AuthenticatedHttpRequest
+from workspaces.models import Role, Workspace
+
+CHANGED = "webhooksChanged"
+DELIVERIES_SHOWN = 50
+
+
+def get_webhook_for(workspace: Workspace, pk: uuid.UUID) -> Webhook:
+    """A webhook of `workspace` (404 otherwise); fetch the workspace with get_workspace_for."""
+    return get_object_in(workspace, Webhook, pk)
+
+
+def list_url(workspace: Workspace) -> str:
+    return reverse("notifications:webhooks", args=[workspace.slug])
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_GET
+def webhook_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    context = {
+        "nav": "webhooks",
+        "webhooks": list(Webhook.objects.for_workspace(workspace)),
+        "table_url": list_url(workspace),
+    }
+    fragment = request.htmx and not request.htmx.history_restore_request
+    template = "notifications/webhooks.html#table" if fragment else "notifications/webhooks.html"
+    return render(request, template, context)
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    form = WebhookForm(request.POST if request.method == "POST" else None, workspace=workspace)
+    if request.method == "POST" and form.is_valid():
+        webhook, secret = form.save_new(by=request.user)
+        context = {
+            "nav": "webhooks",
+            "webhook": webhook,
+            "secret": secret,
+            "done_url": list_url(workspace),
+        }
+        return render_modal(request, "notifications/webhook_created.html", context)
+    return render_modal(
+        request,
+        "notifications/webhook_form.html",
+        {"nav": "webhooks", "form": form, "title": "Add webhook", "submit_label": "Add webhook",
+         "cancel_url": list_url(workspace)},
+    )  # fmt: skip
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    form = WebhookForm(
+        request.POST if request.method == "POST" else None, instance=webhook, workspace=workspace
+    )
+    if request.method == "POST" and form.is_valid():
+        form.save_changes()
+        return modal_success(
+            request, message="Webhook saved.", event=CHANGED, redirect_to=list_url(workspace)
+        )
+    return render_modal(
+        request,
+        "notifications/webhook_form.html",
+        {"nav": "webhooks", "form": form, "title": "Edit webhook", "submit_label": "Save webhook",
+         "cancel_url": list_url(workspace)},
+    )  # fmt: skip
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def webhook_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    if request.method == "POST":
+        webhook.delete()
+        return modal_success(
+            request,
+            message=f"Webhook {webhook.url} deleted with its delivery log.",
+            event=CHANGED,
+            redirect_to=list_url(workspace),
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "nav": "webhooks",
+            "title": "Delete this webhook?",
+            "intro": f"{webhook.url} will be sent nothing more, and its delivery log is deleted.",
+            "submit_label": "Delete webhook",
+            "submit_class": "btn-danger",
+            "cancel_url": list_url(workspace),
+        },
+    )
+
+
+@login_required
+@never_cache
+@require_GET
+def webhook_deliveries(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    deliveries = (
+        WebhookDelivery.objects.filter(webhook=webhook)
+        .defer("body")
+        .prefetch_related(
+            Prefetch("attempts", WebhookAttempt.objects.order_by("-attempted_at", "-id"))
+        )[:DELIVERIES_SHOWN]
+    )
+    context = {"nav": "webhooks", "webhook": webhook, "deliveries": deliveries}
+    return render(request, "notifications/deliveries.html", context)
+
+
+@login_required
+@never_cache
+@require_POST
+def redeliver(
+    request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID, delivery: uuid.UUID
+) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    original = get_object_or_404(WebhookDelivery, webhook=webhook, pk=delivery)
+    log_url = reverse("notifications:deliveries", args=[workspace.slug, webhook.pk])
+    if not webhook.active:
+        messages.error(request, "This webhook is paused: resume it (Edit, Active) to redeliver.")
+    else:
+        redeliver_event(original)
+        messages.success(request, f"Redelivery of {original.event_type} queued.")
+    return redirect(log_url)
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def reminders(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(
+        request, slug, Role.EDITOR if request.method == "POST" else Role.VIEWER
+    )
+    membership = request.membership
+    form = ReminderPreferenceForm(
+        request.POST if request.method == "POST" else None,
+        initial={"expiry_reminders": membership.expiry_reminders},
+    )
+    if request.method == "POST" and form.is_valid():
+        membership.expiry_reminders = form.cleaned_data["expiry_reminders"]
+        membership.save(update_fields=["expiry_reminders"])
+        messages.success(
+            request,
+            "You will get expiry reminders for this workspace."
+            if membership.expiry_reminders
+            else "You will get no more expiry reminders for this workspace.",
+        )
+        return redirect("notifications:reminders", slug=workspace.slug)
+    context = {
+        "nav": "reminders",
+        "form": form,
+        "workspace_form": WorkspaceRemindersForm(
+            initial={"reminders_enabled": workspace.reminders_enabled}
+        ),
+        "is_recipient_role": membership.can(Role.EDITOR),
+        "is_owner": membership.can(Role.OWNER),
+        "thresholds": thresholds(),
+    }
+    return render(request, "notifications/reminders.html", context)
+
+
+@login_required
+@never_cache
+@require_POST
+def workspace_reminders(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    form = WorkspaceRemindersForm(request.POST)
+    form.is_valid()  # a lone checkbox: absent means off, never an error
+    workspace.reminders_enabled = bool(form.cleaned_data.get("reminders_enabled"))
+    workspace.save(update_fields=["reminders_enabled"])
+    state = "on" if workspace.reminders_enabled else "off"
+    messages.success(request, f"Expiry reminders are {state} for {workspace.name}.")
+    return redirect("notifications:reminders", slug=workspace.slug)
