@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "tokens",
     "access",
     "api",
+    "backups",
 ]
 
 MIDDLEWARE = [
