@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any
 
 from django.db import connections
+from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
 from tokens import crypto
@@ -138,12 +139,12 @@ def check_database(using: str, sources: Iterable[Source] = ()) -> Report:
 
 @contextmanager
 def database_alias(alias: str, settings_dict: dict[str, Any]) -> Iterator[str]:
-    """A connection alias for a throwaway database, for as long as the block runs."""
-    connections.settings[alias] = settings_dict
+    """A connection alias for a throwaway database, for as long as the block runs (this thread
+    only; it is never added to the DATABASES setting)."""
+    wrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias)
+    connections[alias] = wrapper
     try:
         yield alias
     finally:
-        if hasattr(connections._connections, alias):  # type: ignore[attr-defined]  # Local
-            connections[alias].close()
-            del connections[alias]
-        connections.settings.pop(alias, None)
+        wrapper.close()
+        del connections[alias]

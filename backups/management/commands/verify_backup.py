@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -116,9 +115,8 @@ class Command(BaseCommand):
                         "Its schema is older than this Coffer's: migrating the throwaway copy "
                         "first, as `migrate` will after a restore."
                     )
-                    call_command(
-                        "migrate", database=alias, interactive=False, verbosity=0, skip_checks=True
-                    )
+                    executor = MigrationExecutor(connections[alias])
+                    executor.migrate(executor.loader.graph.leaf_nodes())
                     problems = []
                 report = check_database(alias)
         except BackupError as error:
