@@ -47,8 +47,8 @@ class JsonFormatter(logging.Formatter):
         status = getattr(record, "status_code", None)
         if isinstance(status, int):
             entry["status"] = status
-        request = getattr(record, "request", None)
-        if hasattr(request, "method") and hasattr(request, "path"):
+        request: Any = getattr(record, "request", None)
+        if request is not None and hasattr(request, "method") and hasattr(request, "path"):
             entry["method"], entry["path"] = str(request.method), str(request.path)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
