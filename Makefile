@@ -24,7 +24,7 @@ $(UV):
 
 setup: $(UV)
 	$(UV) sync --frozen --python "$(PYTHON)" --quiet
-	$(PY) -m compileall -q config tokens workspaces
+	$(PY) -m compileall -q config $(patsubst %/apps.py,%,$(wildcard */apps.py))
 
 run: setup
 	COFFER_DEBUG=1 $(PY) manage.py migrate --no-input
