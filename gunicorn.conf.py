@@ -59,6 +59,29 @@ errorlog = "-"
 loglevel = os.environ.get("COFFER_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
+# COFFER_LOG_FORMAT=json: gunicorn's own lines (errors, and the access log as fields: address,
+# method, path, status, bytes, duration, user agent) are JSON objects too, one per line.
+if os.environ.get("COFFER_LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = {
+        "formatters": {"json": {"()": "config.json_logs.JsonFormatter"}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            },
+            "error_console": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        },
+    }
+
 # The heartbeat files of the workers: in memory where there is a /dev/shm (a container's disk
 # may be slow enough to make healthy workers look stuck).
 if os.path.isdir("/dev/shm"):

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "tokens",
     "access",
     "api",
+    "backups",
 ]
 
 MIDDLEWARE = [
@@ -286,6 +287,20 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# --- Log format (ops): COFFER_LOG_FORMAT=json writes one JSON object per line for log shippers
+# (config/json_logs.py; gunicorn.conf.py does the same for gunicorn's own logs). ---------------
+COFFER_LOG_FORMAT = os.environ.get("COFFER_LOG_FORMAT", "").strip().lower() or "text"
+if COFFER_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(
+        f"COFFER_LOG_FORMAT must be text or json, not {os.environ['COFFER_LOG_FORMAT']!r}."
+    )
+if COFFER_LOG_FORMAT == "json":
+    LOGGING = {
+        **LOGGING,
+        "formatters": {"json": {"()": "config.json_logs.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    }
 
 # Outgoing mail (password resets, error reports to ADMINS): printed to the console in
 # development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say
