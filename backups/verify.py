@@ -23,7 +23,8 @@ from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
 from tokens import crypto
-from tokens.models import Token, WorkspaceKey
+from notifications.models import Webhook
+from tokens.models import Token, TokenVersion, WorkspaceKey
 from workspaces.models import Workspace
 
 
@@ -64,8 +65,50 @@ def token_values(using: str) -> Iterator[Sealed]:
         )
 
 
+def token_versions(using: str) -> Iterator[Sealed]:
+    """Every version a token keeps (History), the current one included; destroyed ones hold
+    nothing."""
+    versions = (
+        TokenVersion.objects.using(using)
+        .sealed()
+        .select_related("token")
+        .only("id", "version", "ciphertext", "token__id", "token__key", "token__workspace_id")
+        .order_by("token__workspace_id", "token__key", "version")
+    )
+    for row in versions.iterator(chunk_size=500):
+        yield Sealed(
+            row.token.workspace_id,
+            f"version {row.version} of token {row.token.key}",
+            partial(
+                crypto.decrypt_value,
+                blob=bytes(row.ciphertext),
+                workspace_id=row.token.workspace_id,
+                token_id=row.token.pk,
+                version=row.version,
+            ),
+        )
+
+
+def webhook_secrets(using: str) -> Iterator[Sealed]:
+    """Each webhook's signing secret (it must be read back to sign deliveries)."""
+    hooks = Webhook.objects.using(using).only("id", "workspace_id", "url", "secret_ciphertext")
+    for hook in hooks.order_by("workspace_id", "created_at", "id").iterator(chunk_size=500):
+        yield Sealed(
+            hook.workspace_id,
+            f"signing secret of webhook {hook.url}",
+            partial(
+                crypto.decrypt_webhook_secret,
+                blob=bytes(hook.secret_ciphertext),
+                workspace_id=hook.workspace_id,
+                webhook_id=hook.pk,
+            ),
+        )
+
+
 SOURCES: list[Source] = [
     Source("token values", token_values),
+    Source("token versions", token_versions),
+    Source("webhook signing secrets", webhook_secrets),
 ]
 
 

@@ -327,3 +327,36 @@ def test_verify_output_never_holds_a_value(tmp_path):
     everything = (backup_out + out + err + live_out + live_err).encode()
     assert "TOKEN_0" in err
     assert hits(everything, list(values.values())) == []
+
+
+def test_old_versions_and_webhook_secrets_are_checked_too(tmp_path):
+    """History keeps old ciphertexts and webhooks keep their signing secrets: a backup must
+    bring those back as well, and a damaged old version is named."""
+    from notifications.models import Webhook
+    from tests.factories import make_webhook
+    from tokens.models import TokenVersion
+
+    (token,) = make_tokens("acme", {"ROTATED": secrets.token_hex(20)})
+    token.set_value(secrets.token_hex(20))
+    token.set_value(secrets.token_hex(20))
+    make_webhook(token.workspace)
+    assert Webhook.objects.count() == 1
+    output = tmp_path / "good.backup"
+    assert run("backup", "--output", str(output))[0] == 0
+
+    status, out, err = run("verify_backup", str(output))
+
+    assert status == 0, err
+    versions = TokenVersion.objects.sealed().count()
+    assert versions >= 3
+    assert f"Token versions: {versions} checked, {versions} decrypt and authenticate." in out
+    assert "Webhook signing secrets: 1 checked, 1 decrypt and authenticate." in out
+
+    oldest = TokenVersion.objects.sealed().order_by("version").first()
+    assert oldest is not None and oldest.version != Token.objects.get().value_version
+    damaged = bytearray(bytes(oldest.ciphertext))
+    damaged[20] ^= 0x01
+    TokenVersion.objects.filter(pk=oldest.pk).update(ciphertext=bytes(damaged))
+    status, out, err = run("verify_backup", "--live")
+    assert status == 1
+    assert f"FAILED: version {oldest.version} of token ROTATED in workspace acme" in err
