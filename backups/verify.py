@@ -22,8 +22,8 @@ from django.db import connections
 from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
 from notifications.models import Webhook
+from tokens import crypto
 from tokens.models import Token, TokenVersion, WorkspaceKey
 from workspaces.models import Workspace
 

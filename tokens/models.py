@@ -244,21 +244,31 @@ class TokenQuerySet(models.QuerySet):
             for obj in (context.product, context.app)
         ):
             return self.none()
+        environment = Token.environments.through.objects.filter(
+            token=OuterRef("pk"), environment=context.environment
+        )
+        return (
+            self.active(at)
+            .filter(workspace_id=workspace_id)
+            .filter(Exists(environment))
+            .in_scope_of(product=context.product, app=context.app)
+        )
+
+    def in_scope_of(
+        self, *, product: Product | int | None = None, app: App | int | None = None
+    ) -> TokenQuerySet:
+        """The tokens a product and/or app may use by their scope (as `unusable_reason` says
+        it): scoped to no product and no app, or to this product, or to this app."""
         token = OuterRef("pk")
         products = Token.products.through.objects.filter(token=token)
         apps = Token.apps.through.objects.filter(token=token)
         # Exists & Exists gives a Q, Q | Exists a Combinable: hence the wide type.
         in_scope: Q | Combinable = ~Exists(products) & ~Exists(apps)
-        if context.product is not None:
-            in_scope |= Exists(products.filter(product=context.product))
-        if context.app is not None:
-            in_scope |= Exists(apps.filter(app=context.app))
-        environment = Token.environments.through.objects.filter(
-            token=token, environment=context.environment
-        )
-        return (
-            self.active(at).filter(workspace_id=workspace_id).filter(Exists(environment), in_scope)
-        )
+        if product is not None:
+            in_scope |= Exists(products.filter(product=product))
+        if app is not None:
+            in_scope |= Exists(apps.filter(app=app))
+        return self.filter(in_scope)
 
 
 class SealedValue(Protocol):

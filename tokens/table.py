@@ -11,11 +11,11 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet, Value
 from django.urls import reverse
 from django.utils import timezone
 
@@ -64,7 +64,11 @@ FILTER_PROBLEMS: dict[str | tuple[str, str | None], str] = {
     "status": f"That status does not exist, {CHOOSE_FROM_LIST}",
     "env": f"That environment is not in this workspace, {CHOOSE_FROM_LIST}",
     "unused": f"That period of disuse is not offered, {CHOOSE_FROM_LIST}",
+    "product": f"That product is not in this workspace, {CHOOSE_FROM_LIST}",
+    "app": f"That app is not in this workspace, {CHOOSE_FROM_LIST}",
 }
+# The filters that narrow the listing (the search box and the selects), as the URL names them.
+NARROWING = ("q", "type", "status", "env", "product", "app", "unused")
 
 
 class TokenFilterForm(forms.Form):
@@ -111,6 +115,18 @@ class TokenFilterForm(forms.Form):
         + [(str(days), f"Unused for {days} days") for days in UNUSED_FILTER_DAYS],
         widget=forms.Select(attrs={"class": "form-select"}),
     )
+    # Product and app: the tokens that product or app may use, as the resolver decides it (scoped
+    # to it, or to no product and no app at all: "All products & apps").
+    product = forms.ChoiceField(
+        label="Product",
+        required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
+    app = forms.ChoiceField(
+        label="App",
+        required=False,
+        widget=forms.Select(attrs={"class": "form-select"}),
+    )
     sort = forms.ChoiceField(
         label="Sort by",
         required=False,
@@ -129,10 +145,18 @@ class TokenFilterForm(forms.Form):
 
     def __init__(self, data: Mapping[str, Any] | None, *, workspace: Workspace) -> None:
         super().__init__(data, auto_id="filter_%s")
-        self.environments = list(workspace.environments.all())
-        cast(forms.ChoiceField, self.fields["env"]).choices = [("", "All environments")] + [
-            (env.slug, env.name) for env in self.environments
-        ]
+        catalog = catalog_choices(workspace)
+        self.environments = catalog["env"]
+        self.products = {item.slug: item for item in catalog["product"]}
+        self.apps = {item.slug: item for item in catalog["app"]}
+        for name, everything in (
+            ("env", "All environments"),
+            ("product", "All products"),
+            ("app", "All apps"),
+        ):
+            cast(forms.ChoiceField, self.fields[name]).choices = [("", everything)] + [
+                (item.slug, item.name) for item in catalog[name]
+            ]
 
     @property
     def values(self) -> dict[str, Any]:
@@ -154,7 +178,7 @@ class TokenFilterForm(forms.Form):
         if not hasattr(self, "cleaned_data"):
             self.is_valid()
         messages: list[str] = []
-        for name in ("q", "type", "status", "env", "unused"):
+        for name in NARROWING:
             if name not in self.errors:
                 continue
             code = self.errors[name].as_data()[0].code
@@ -174,7 +198,7 @@ class TokenFilterForm(forms.Form):
 
     @property
     def is_filtered(self) -> bool:
-        return any(name in self.values for name in ("q", "type", "status", "env", "unused"))
+        return any(name in self.values for name in NARROWING)
 
     def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
         values = self.values
@@ -196,8 +220,36 @@ class TokenFilterForm(forms.Form):
             tokens = tokens.filter(environments__slug=env)
         if days := values.get("unused"):
             tokens = tokens.unused_since(now - dt.timedelta(days=days))
+        product, app = values.get("product"), values.get("app")
+        if product or app:
+            tokens = tokens.in_scope_of(
+                product=self.products[product].pk if product else None,
+                app=self.apps[app].pk if app else None,
+            )
         order = SORTS[values.get("sort", "key")][1]
         return tokens.order_by(order, "key", "pk")
+
+
+class CatalogChoice(NamedTuple):
+    pk: int
+    slug: str
+    name: str
+
+
+def catalog_choices(workspace: Workspace) -> dict[str, list[CatalogChoice]]:
+    """The workspace's environments, products and apps by name, for the filters: one query."""
+    parts = [
+        model.objects.filter(workspace=workspace)
+        .annotate(kind=Value(kind))
+        .values_list("kind", "pk", "slug", "name")
+        .order_by()
+        for kind, model in (("env", Environment), ("product", Product), ("app", App))
+    ]
+    rows = parts[0].union(*parts[1:], all=True).order_by("kind", "name", "pk")
+    catalog: dict[str, list[CatalogChoice]] = {"env": [], "product": [], "app": []}
+    for kind, pk, slug, name in rows:
+        catalog[kind].append(CatalogChoice(pk, slug, name))
+    return catalog
 
 
 def list_url(workspace: Workspace, params: Mapping[str, object] | None = None) -> str:
