@@ -33,7 +33,9 @@ run: setup
 	@echo "  Coffer is starting on http://127.0.0.1:$(PORT)/"
 	@echo "  Sign in as:  demo / $(DEMO_PASSWORD)"
 	@echo
-	COFFER_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@echo "  The background worker (webhooks, reminders) runs beside it and stops with it."
+	COFFER_DEBUG=1 $(PY) manage.py db_worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT; \
+	  COFFER_DEBUG=1 $(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 browser:
 	@bash scripts/ensure-chromium.sh
