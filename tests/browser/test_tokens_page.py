@@ -341,7 +341,8 @@ def test_delete_asks_for_the_key_typed(page: Page, live_server, transactional_db
     row(page, "GITHUB_OAUTH_TOKEN").get_by_role("link", name="Delete GITHUB_OAUTH_TOKEN").click()
     dialog = page.get_by_role("dialog", name="Delete GITHUB_OAUTH_TOKEN?")
     expect(dialog.get_by_text(WARNING)).to_be_visible()
-    expect(dialog.get_by_text("Never used")).to_be_visible()
+    expect(dialog.get_by_text("Never used", exact=True)).to_be_visible()  # its Last used
+    expect(dialog.get_by_text("Never used.", exact=True)).to_be_visible()  # nobody resolved it
     confirm = dialog.get_by_label("Type GITHUB_OAUTH_TOKEN to confirm")
     expect(confirm).to_be_focused()
     delete = dialog.get_by_role("button", name="Delete token")
