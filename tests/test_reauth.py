@@ -16,7 +16,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from access.models import AccessKey
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
-from tests.helpers import HTMX, access_key_data, access_url, text
+from tests.helpers import HTMX, access_key_data, access_url, age_authentication, text
 from workspaces.models import Role
 from workspaces.reauth import SESSION_KEY
 
@@ -53,9 +53,7 @@ def signed_in(user, minutes_ago: float = 0) -> Client:
     )
     assert response.status_code == 302, "signed in"
     if minutes_ago:
-        session = client.session
-        session[SESSION_KEY] -= int(minutes_ago * 60)
-        session.save()
+        age_authentication(client, minutes_ago * 60)
     return client
 
 
