@@ -6,11 +6,15 @@ from typing import Any
 
 from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import SignupForm as AllauthSignupForm
+from allauth.account.models import EmailAddress
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from workspaces.models import Role
@@ -88,3 +92,73 @@ class ReauthenticateForm(_ThrottledCodeMixin, AllauthReauthenticateForm):
 class InvitationForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=254)
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.VIEWER)
+
+
+class InvitationSignupForm(forms.Form):
+    """A new account from an invitation: the email is the invited address, not asked again."""
+
+    username = forms.CharField(
+        label="Username",
+        max_length=150,
+        help_text="Letters, digits and @ . + - _ only. You sign in with it.",
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}),
+    )
+    password1 = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label="Password (again)",
+        strip=False,
+        max_length=4096,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean_username(self) -> str:
+        User = get_user_model()
+        username = self.cleaned_data["username"].strip()
+        User.username_validator(username)
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("That username is taken. Choose another.")
+        return username
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", "The two passwords differ. Type the same one twice.")
+        elif first and cleaned.get("username"):
+            User = get_user_model()
+            try:
+                password_validation.validate_password(first, User(username=cleaned["username"]))
+            except forms.ValidationError as error:
+                self.add_error("password1", error)
+        return cleaned
+
+    def save(self, *, email: str):
+        """Create the account (with the invited email as its address for password resets)."""
+        User = get_user_model()
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    username=self.cleaned_data["username"],
+                    email=email,
+                    password=self.cleaned_data["password1"],
+                )
+        except IntegrityError:
+            raise ValidationError("That username was taken meanwhile. Choose another.") from None
+        # allauth's address book; an address another account has stays that account's alone
+        # (and nobody is told it exists).
+        if not EmailAddress.objects.filter(email__iexact=email).exists():
+            EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
+        return user
+
+
+class TwoFactorRequirementForm(forms.Form):
+    require_two_factor = forms.BooleanField(
+        label="Require two-factor authentication",
+        required=False,
+        help_text="Members without it are sent to set up an authenticator app first.",
+    )

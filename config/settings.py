@@ -117,6 +117,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.WorkspaceTwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 

@@ -137,3 +137,12 @@ def age_authentication(client, seconds: float) -> None:
         {**record, "at": record["at"] - seconds} for record in session.get(SESSION_KEY, [])
     ]
     session.save()
+
+
+def invitation_link(message) -> str:
+    """The invitation link (path) in a mail Coffer sent."""
+    import re
+
+    match = re.search(r"https?://[^/\s]+(/invitations/[^/\s]+/)", message.body)
+    assert match, "the mail holds an invitation link"
+    return match.group(1)

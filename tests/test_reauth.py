@@ -23,8 +23,14 @@ from workspaces.reauth import SESSION_KEY
 pytestmark = pytest.mark.django_db
 
 REAUTH = reverse("reauthenticate")
-# Every view that needs a recent password, by URL name. Add each new one here.
-PROTECTED = {"access:create"}
+# Every view that needs a recent password, by URL name, with what its URL takes. Add each new
+# one here.
+PROTECTED = {
+    "access:create": lambda ws, other: [ws.slug],
+    "member_edit": lambda ws, other: [ws.slug, other.pk],
+    "member_remove": lambda ws, other: [ws.slug, other.pk],
+    "two_factor": lambda ws, other: [ws.slug],
+}
 
 
 def protected_url_names(patterns=None, namespace: str = "") -> set[str]:
@@ -57,12 +63,24 @@ def signed_in(user, minutes_ago: float = 0) -> Client:
     return client
 
 
+@pytest.fixture
+def other_member(workspace):
+    return MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+
+
+def protected_url(name: str, workspace, other_member=None) -> str:
+    if other_member is None:
+        other_member = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+    return reverse(name, args=PROTECTED[name](workspace, other_member))
+
+
 def protected_urls(workspace) -> list[str]:
-    return [reverse(name, args=[workspace.slug]) for name in sorted(PROTECTED)]
+    other = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+    return [protected_url(name, workspace, other) for name in sorted(PROTECTED)]
 
 
 def test_the_protected_views_are_exactly_the_listed_ones():
-    assert protected_url_names() == PROTECTED
+    assert protected_url_names() == set(PROTECTED)
 
 
 def test_the_window_is_fifteen_minutes_by_default():
@@ -75,21 +93,42 @@ def test_signing_in_opens_the_window(workspace, owner):
         assert client.get(path).status_code == 200
 
 
+def state(workspace) -> tuple:
+    """What the protected views could change: access keys, memberships, the 2FA requirement."""
+    workspace.refresh_from_db()
+    return (
+        AccessKey.objects.count(),
+        sorted(workspace.memberships.values_list("user__username", "role")),
+        workspace.require_two_factor,
+    )
+
+
 @pytest.mark.parametrize("name", sorted(PROTECTED))
-def test_every_protected_view_refuses_without_recent_authentication(workspace, owner, name):
+def test_every_protected_view_refuses_without_recent_authentication(
+    workspace, owner, other_member, name
+):
     client = signed_in(owner, minutes_ago=16)
-    path = reverse(name, args=[workspace.slug])
+    path = protected_url(name, workspace, other_member)
     expected = f"{REAUTH}?next={quote(path, safe='')}"
+    data = {**access_key_data(workspace), "role": "owner", "require_two_factor": "on"}
+    before = state(workspace)
 
     response = client.get(path)
     assert response.status_code == 302 and response["Location"] == expected
-    response = client.post(path, access_key_data(workspace))
+    response = client.post(path, data)
     assert response.status_code == 302 and response["Location"] == expected
     response = client.get(path, headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == expected
-    response = client.post(path, access_key_data(workspace), headers=HTMX)
+    response = client.post(path, data, headers=HTMX)
     assert response["HX-Redirect"] == expected
-    assert not AccessKey.objects.exists(), "nothing was created"
+    assert state(workspace) == before, "nothing changed"
+
+
+@pytest.mark.parametrize("name", sorted(PROTECTED))
+def test_every_protected_view_works_within_the_window(workspace, owner, other_member, name):
+    client = signed_in(owner, minutes_ago=14)
+
+    assert client.get(protected_url(name, workspace, other_member)).status_code == 200
 
 
 def test_a_session_without_a_recorded_time_is_refused(workspace, owner):
