@@ -226,6 +226,7 @@ MFA_FORMS = {
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Coffer"
 MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown once after set-up or regeneration, then never
 MFA_TRUST_ENABLED = False
 DEFAULT_FROM_EMAIL = os.environ.get("COFFER_EMAIL_FROM", "Coffer <coffer@localhost>")
 

@@ -4,6 +4,7 @@ from allauth.account import views as account_views
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import account
 from api.views import healthz
 from workspaces.reauth import reauthenticate
 
@@ -23,6 +24,8 @@ urlpatterns = [
     path("accounts/logout/", account_views.logout, name="logout"),
     path("accounts/password/change/", account_views.password_change, name="password_change"),
     path("accounts/password/reset/", account_views.password_reset, name="password_reset"),
+    # allauth's two-factor overview is the Account page (password, email and two-factor).
+    path("accounts/2fa/", account, name="mfa_index"),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("api.urls")),
     path("healthz", healthz, name="healthz"),
