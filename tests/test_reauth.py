@@ -1,7 +1,10 @@
 """Sudo mode (workspaces/reauth.py): sensitive views want a password given within the window.
 
-Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") restarts it.
-Every view marked @recent_auth_required is found through the URL resolver and checked.
+Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") or an
+authenticator code restarts it. Every view marked @recent_auth_required is found through the URL
+resolver and checked (PROTECTED: creating an access key, changing a role, removing a member,
+requiring two-factor), and so are allauth's two-factor settings (ALLAUTH_PROTECTED), which use
+the same window and the same page. Changing one's password asks for the current one.
 """
 
 from __future__ import annotations
@@ -238,3 +241,60 @@ def test_anonymous_users_are_sent_to_sign_in(workspace):
         response = client.get(path)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+
+
+# --- allauth's sensitive pages use the same window and the same page -------------------------
+
+# Two-factor settings (allauth's views, behind its reauthentication_required). They read the
+# same session records, so one confirmation covers them and ours.
+ALLAUTH_PROTECTED = ["mfa_activate_totp", "mfa_deactivate_totp", "mfa_generate_recovery_codes"]
+
+
+def give_two_factor(user) -> None:
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    TOTP.activate(user, generate_totp_secret())
+    RecoveryCodes.activate(user)
+
+
+@pytest.mark.parametrize("name", ALLAUTH_PROTECTED)
+def test_two_factor_settings_refuse_without_recent_authentication(workspace, owner, name):
+    from allauth.mfa.models import Authenticator
+
+    client = signed_in(owner, minutes_ago=16)
+    if name != "mfa_activate_totp":
+        give_two_factor(owner)
+    before = sorted(Authenticator.objects.values_list("type", "data"))
+    path = reverse(name)
+
+    for response in (client.get(path), client.post(path, {"code": "123456"})):
+        assert response.status_code == 302
+        assert response["Location"].startswith(f"{REAUTH}?next=")
+    assert sorted(Authenticator.objects.values_list("type", "data")) == before
+
+    client.post(REAUTH, {"password": DEFAULT_PASSWORD})
+    assert client.get(path).status_code == 200, "one confirmation covers allauth's pages too"
+
+
+def test_one_confirmation_covers_both_kinds_of_page(workspace, owner, other_member):
+    client = signed_in(owner, minutes_ago=16)
+    give_two_factor(owner)
+    client.post(REAUTH, {"password": DEFAULT_PASSWORD})
+
+    assert client.get(reverse("mfa_generate_recovery_codes")).status_code == 200
+    assert client.get(protected_url("member_edit", workspace, other_member)).status_code == 200
+
+
+def test_changing_the_password_asks_for_the_current_one(owner):
+    client = signed_in(owner)
+    new = "another-long-passphrase-77"
+
+    response = client.post(
+        reverse("password_change"),
+        {"oldpassword": "not-it", "password1": new, "password2": new},
+    )
+
+    assert response.status_code == 200
+    owner.refresh_from_db()
+    assert owner.check_password(DEFAULT_PASSWORD)
