@@ -13,9 +13,6 @@ from django.http import HttpRequest
 
 from tokens import crypto
 
-# The session key that marks a sign-up started from a valid invitation link (accounts/views.py).
-INVITATION_SESSION_KEY = "_coffer_invitation"
-
 
 class AccountAdapter(DefaultAccountAdapter):
     error_messages = {
@@ -40,8 +37,9 @@ class AccountAdapter(DefaultAccountAdapter):
         super().add_message(request, level, message_template, *args, **kwargs)
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
-        """Sign-up is by invitation (accounts/views.py) unless COFFER_OPEN_SIGNUP is on."""
-        return settings.COFFER_OPEN_SIGNUP or bool(request.session.get(INVITATION_SESSION_KEY))
+        """allauth's open sign-up page is off unless COFFER_OPEN_SIGNUP is on; invitations have
+        their own sign-up (accounts/views.py)."""
+        return settings.COFFER_OPEN_SIGNUP
 
 
 class MFAAdapter(DefaultMFAAdapter):
