@@ -165,11 +165,12 @@ def invitation_open(request: HttpRequest, key: str) -> HttpResponse:
     it (as allauth's password reset does), so it stays out of later pages, the Referer header
     and the sign-in page's `next`."""
     if Invitation.find(key) is None:
+        # 200, not 404: Django logs every 4xx with its path, and a mistyped or replaced link's
+        # path is most of a key.
         return _unusable(
             request,
             "This invitation link is not valid. Check that you copied the whole link, or ask an "
             "owner of the workspace for a new invitation.",
-            404,
         )
     request.session[INVITATION_KEY_SESSION] = key
     return redirect("invitation_accept")
