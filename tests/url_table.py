@@ -173,6 +173,7 @@ ROUTES: list[Route | ApiRoute] = [
     Route("tokens:detail", _token, get=VIEW, post=None),
     Route("tokens:restore", _token, get=EDIT, post=EDIT),
     Route("tokens:destroy_version", _token, get=EDIT, post=EDIT),
+    Route("tokens:bulk", _slug, get=None, post=EDIT),
     Route("imports:start", _slug, get=EDIT, post=EDIT),
     Route("imports:preview", _pending_import, get=EDIT, post=EDIT),
     Route("access:list", _slug, get=VIEW, post=None),
