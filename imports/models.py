@@ -4,7 +4,7 @@ The preview never echoes a value, not even in a hidden field, so the file stays 
 one `PendingImport` row holding the text encrypted under the workspace's data key (bound to the
 workspace and the row's id, tokens/crypto.py), addressed by its random UUID. It lives
 PENDING_IMPORT_MINUTES at most and is deleted once imported or cancelled; making a new one
-sweeps away the workspace's stale ones.
+sweeps away the stale ones.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class PendingImport(models.Model):
     @classmethod
     @sensitive_variables("text", "dek")
     def seal(cls, workspace: Workspace, text: str, *, by: User) -> PendingImport:
-        """Keep `text` encrypted for the preview; drop the workspace's stale pending imports."""
-        cls.objects.filter(workspace=workspace).stale().delete()
+        """Keep `text` encrypted for the preview; drop every stale pending import (an index on
+        created_at makes that cheap, and no abandoned file outlives the next import)."""
+        cls.objects.stale().delete()
         pending = cls(workspace=workspace, created_by=by)
         dek = WorkspaceKey.dek_for(workspace, label=f"import in workspace {workspace.slug}")
         pending.ciphertext = crypto.encrypt_pending_import(

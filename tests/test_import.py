@@ -3,11 +3,17 @@ replace, a thousand lines, hostile files, and never a value in a response."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from imports.models import PendingImport
 from imports.parsing import (
@@ -18,7 +24,7 @@ from imports.parsing import (
     parse_entries,
     read_source,
 )
-from tests.factories import TokenFactory
+from tests.factories import TokenFactory, make_webhook
 from tests.helpers import text
 from tokens.models import VALUE_MAX_BYTES, AuditAction, AuditEvent, Token
 
@@ -320,3 +326,79 @@ def test_no_value_in_any_response_of_the_flow(workspace, editor_client):
     responses.append(editor_client.get(reverse("tokens:list", args=[workspace.slug])))
     for response in responses:
         assert SECRET not in text(response)
+
+
+# --- properties, versions, webhooks, the preview's queries --------------------------------------
+
+KEYS = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,40}", fullmatch=True)
+PLAIN_VALUES = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="'\\\x00", exclude_categories=["Cs"]),
+    min_size=1,
+    max_size=60,
+)
+
+
+@given(st.dictionaries(KEYS, PLAIN_VALUES, min_size=1, max_size=8))
+@hypothesis_settings(max_examples=60, deadline=None)
+def test_single_quoted_values_round_trip(values):
+    source = "".join(f"{key}='{value}'\n" for key, value in values.items())
+    entries = parse_entries(source)
+    assert {e.key: e.value for e in entries} == values
+    assert all(e.state is EntryState.NEW for e in entries)
+
+
+@given(st.text(max_size=300))
+@hypothesis_settings(max_examples=100, deadline=None)
+def test_any_text_parses_without_error_or_stray_values(source):
+    for entry in parse_entries(source):
+        assert entry.line >= 1
+        if entry.state is EntryState.INVALID:
+            assert entry.reason and entry.value is None
+
+
+def test_replace_keeps_only_the_configured_number_of_versions(workspace, editor_client, settings):
+    settings.COFFER_TOKEN_VERSIONS = 2
+    token = TokenFactory(workspace=workspace, key="ROTATED", value="version-zero-value")
+    for n in range(3):
+        pending, _ = pending_of(editor_client, workspace, text=f"ROTATED={SECRET}-{n}\n")
+        editor_client.post(preview_url(workspace, pending), options(workspace, existing="replace"))
+    token.refresh_from_db()
+    assert token.value_version == 3 and token.reveal() == f"{SECRET}-2"
+    assert list(token.versions.values_list("version", flat=True)) == [3, 2]
+
+
+def test_each_imported_token_reaches_the_webhooks(workspace, editor_client):
+    from notifications.models import WebhookDelivery
+
+    make_webhook(workspace, events=["token.created"])
+    pending, _ = pending_of(editor_client, workspace, text=f"A={SECRET}\nB={SECRET}\n")
+    editor_client.post(preview_url(workspace, pending), options(workspace))
+    bodies = list(WebhookDelivery.objects.values_list("body", flat=True))
+    assert len(bodies) == 2 and all(SECRET not in body for body in bodies)
+
+
+def test_preview_of_a_thousand_lines_takes_a_few_queries(
+    workspace, editor_client, django_assert_max_num_queries
+):
+    lines = "".join(f"KEY_{n:04d}=value-{n}\n" for n in range(1000))
+    pending, _ = pending_of(editor_client, workspace, text=lines)
+    with django_assert_max_num_queries(12):
+        page = text(editor_client.get(preview_url(workspace, pending)))
+    assert page.count("<td>New</td>") == 1000
+
+
+def test_a_stale_pending_import_is_gone(workspace, editor_client):
+    pending, _ = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
+    PendingImport.objects.update(created_at=timezone.now() - dt.timedelta(minutes=31))
+    assert editor_client.get(preview_url(workspace, pending)).status_code == 404
+    assert (
+        editor_client.post(preview_url(workspace, pending), options(workspace)).status_code == 404
+    )
+    assert not Token.objects.exists()
+
+
+def test_a_new_import_sweeps_away_stale_ones(workspace, other_workspace, editor_client):
+    PendingImport.seal(other_workspace, f"OLD={SECRET}\n", by=editor_client.user)
+    PendingImport.objects.update(created_at=timezone.now() - dt.timedelta(hours=2))
+    pending_of(editor_client, workspace, text="NEW=1\n")
+    assert list(PendingImport.objects.values_list("workspace", flat=True)) == [workspace.pk]
