@@ -53,6 +53,7 @@ def render_start(
 
 
 @csrf_exempt  # checked by import_start_checked, once the upload limit is set
+@never_cache
 def import_start(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """A .env file may be larger than a token value: this view alone keeps up to 1 MiB of an
     upload (in memory, as every upload here). The limit must be set before anything reads the

@@ -198,6 +198,7 @@ def test_ten_megabytes_pasted_gets_the_same_clear_message(workspace, editor_clie
     response = editor_client.post(start_url(workspace), {"text": "A=" + "x" * 10_000_000})
     assert response.status_code == 413
     assert "at most 1 MiB" in text(response)
+    assert "no-store" in response["Cache-Control"]
     assert not PendingImport.objects.exists()
 
 
