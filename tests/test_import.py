@@ -403,3 +403,21 @@ def test_a_new_import_sweeps_away_stale_ones(workspace, other_workspace, editor_
     PendingImport.objects.update(created_at=timezone.now() - dt.timedelta(hours=2))
     pending_of(editor_client, workspace, text="NEW=1\n")
     assert list(PendingImport.objects.values_list("workspace", flat=True)) == [workspace.pk]
+
+
+def test_a_ten_megabyte_upload_is_never_held_whole(workspace, editor_client, upload_peak):
+    big = b"A=" + b"x" * (10 * 1024 * 1024)
+    response = editor_client.post(start_url(workspace), {"env_file": upload(big)})
+    assert "10,485,762 bytes" in text(response)
+    assert upload_peak["chunks"] > 1
+    assert 0 < upload_peak["kept"] <= IMPORT_MAX_BYTES
+
+
+def test_other_uploads_keep_their_64_kib_limit(workspace, editor_client, upload_peak):
+    """Raising the limit for the import does not raise it for a token value's file."""
+    editor_client.post(
+        reverse("tokens:create", args=[workspace.slug]),
+        {"key": "FROM_FILE", "value_file": upload(b"k" * 200_000), "type": "api_key"},
+    )
+    assert upload_peak["kept"] <= VALUE_MAX_BYTES
+    assert not Token.objects.exists()
