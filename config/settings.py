@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "access",
     "api",
     "backups",
+    "imports",
     "accounts",
 ]
 
@@ -344,9 +345,10 @@ if COFFER_LOG_FORMAT == "json":
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     }
 
-# Outgoing mail (password resets, error reports to ADMINS): printed to the console in
+# Outgoing mail (password resets, reminders, error reports to ADMINS): printed to the console in
 # development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say
-# otherwise) in production.
+# otherwise) in production; written as files to COFFER_EMAIL_FILE_PATH when that is set (a
+# staging machine with no mail server, or a test that runs the worker as its own process).
 MAILERS = {
     "default": {
         "BACKEND": (
@@ -369,6 +371,13 @@ MAILERS = {
         ),
     }
 }
+if os.environ.get("COFFER_EMAIL_FILE_PATH"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": os.environ["COFFER_EMAIL_FILE_PATH"]},
+        }
+    }
 
 # --- Notifications (notifications/): the background worker, expiry reminders, webhooks --------
 # Background work runs in a separate process, `manage.py db_worker` (Django's django.tasks with

@@ -22,6 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import Invitation
+from imports.models import PendingImport
 from tests.factories import (
     AppFactory,
     EnvironmentFactory,
@@ -69,6 +70,7 @@ class Objects:
     webhook: object = None  # a webhook with one delivery
     webhook_secret: str = ""  # its signing secret (the leak scan looks for it)
     delivery: object = None
+    pending_import: object = None  # a .env file between its preview and its import
     invitation: object = None  # a pending invitation to the workspace
     invitation_key: str = ""  # its key (the leak scan looks for it)
 
@@ -132,6 +134,10 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _pending_import(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.pending_import.pk}
+
+
 def _webhook(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.webhook.pk}
 
@@ -179,6 +185,9 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("tokens:detail", _token, get=VIEW, post=None),
     Route("tokens:restore", _token, get=EDIT, post=EDIT),
     Route("tokens:destroy_version", _token, get=EDIT, post=EDIT),
+    Route("tokens:bulk", _slug, get=None, post=EDIT),
+    Route("imports:start", _slug, get=EDIT, post=EDIT),
+    Route("imports:preview", _pending_import, get=EDIT, post=EDIT),
     Route("access:list", _slug, get=VIEW, post=None),
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
@@ -323,6 +332,9 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         workspace, url=f"https://hooks.example.com/{prefix.lower()}"
     )
     delivery = make_delivery(webhook, body='{"type":"token.revoked"}')
+    pending_import = PendingImport.seal(
+        workspace, f"{prefix.upper()}_IMPORTED={values[0]}\n", by=member.user
+    )
     invitation, invitation_key = Invitation.create(
         workspace, email=f"invited@{prefix.lower()}.example", role=Role.EDITOR, by=None
     )
@@ -339,6 +351,7 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         webhook,
         webhook_secret,
         delivery,
+        pending_import,
         invitation,
         invitation_key,
     )
