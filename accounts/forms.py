@@ -6,7 +6,6 @@ from typing import Any
 
 from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import SignupForm as AllauthSignupForm
-from allauth.account.models import EmailAddress
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
 from axes.handlers.proxy import AxesProxyHandler
@@ -149,11 +148,7 @@ class InvitationSignupForm(forms.Form):
                 )
         except IntegrityError:
             raise ValidationError("That username was taken meanwhile. Choose another.") from None
-        # allauth's address book; an address another account has stays that account's alone
-        # (and nobody is told it exists).
-        if not EmailAddress.objects.filter(email__iexact=email).exists():
-            EmailAddress.objects.create(user=user, email=email, primary=True, verified=True)
-        return user
+        return user  # accounts/signals.py puts the address in allauth's book
 
 
 class TwoFactorRequirementForm(forms.Form):
