@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from workspaces.models import Role
+from workspaces.models import Role, Workspace
 
 
 class LoginForm(AllauthLoginForm):
@@ -91,6 +91,24 @@ class ReauthenticateForm(_ThrottledCodeMixin, AllauthReauthenticateForm):
 class InvitationForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=254)
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.VIEWER)
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+
+    def clean_email(self) -> str:
+        """Refuse what the owner can already see: a member's address (listed on Members) or a
+        pending invitation. Whether an account exists elsewhere is never told."""
+        email = self.cleaned_data["email"].strip()
+        if self.workspace.memberships.filter(user__email__iexact=email).exists():
+            raise forms.ValidationError(
+                f"A member of {self.workspace.name} already uses this address."
+            )
+        if self.workspace.invitations.pending().filter(email__iexact=email).exists():
+            raise forms.ValidationError(
+                "This address has a pending invitation. Resend it from the list instead."
+            )
+        return email
 
 
 class InvitationSignupForm(forms.Form):

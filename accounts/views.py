@@ -58,7 +58,7 @@ def _link_shown_once(request, invitation: Invitation, key: str, *, resent: bool)
 @require_http_methods(["GET", "POST"])
 def invitation_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = InvitationForm(request.POST if request.method == "POST" else None)
+    form = InvitationForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         invitation, key = Invitation.create(
             workspace,

@@ -100,6 +100,18 @@ def test_a_bad_invitation_is_refused_with_a_message(owner_client, workspace, dat
     assert not Invitation.objects.exists()
 
 
+def test_a_members_address_or_a_pending_one_is_refused(owner_client, workspace):
+    MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+    invite(owner_client, email="new@example.com")
+
+    member = text(invite(owner_client, email="ZED@example.com", headers=HTMX))
+    pending = text(invite(owner_client, email="new@example.com", headers=HTMX))
+
+    assert "A member of Acme already uses this address." in member
+    assert "This address has a pending invitation. Resend it from the list instead." in pending
+    assert Invitation.objects.count() == 1
+
+
 @pytest.mark.parametrize("member", ["editor_client", "viewer_client"])
 def test_only_owners_invite(request, member, workspace):
     client = request.getfixturevalue(member)
@@ -272,7 +284,7 @@ def test_a_bad_sign_up_is_refused_and_the_link_still_works(
 
 def test_a_member_already_in_the_workspace_is_told(owner_client, workspace, mailoutbox):
     MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
-    invite(owner_client, email="zed@example.com")
+    invite(owner_client, email="zeds-other-address@example.com")  # the link reached zed
     zed = Client()
     zed.post(reverse("login"), {"username": "zed", "password": DEFAULT_PASSWORD})
     zed.get(invitation_link(mailoutbox[0]))
