@@ -162,6 +162,17 @@ def test_a_newcomer_signs_up_from_the_link_and_joins_with_the_role(
     assert Invitation.objects.get().accepted_by == user
 
 
+def test_the_key_is_never_kept_in_a_session(owner_client, workspace, mailoutbox):
+    from django.contrib.sessions.models import Session
+
+    invite(owner_client)
+    link = invitation_link(mailoutbox[0])
+    sign_up(Client(), link, again=None, password="short")  # refused: the link still pending
+
+    for session in Session.objects.all():
+        assert key_of(link) not in str(session.get_decoded())
+
+
 def test_a_signed_in_person_accepts(owner_client, workspace, mailoutbox, outsider_client):
     invite(owner_client, email="mallory@example.com", role="viewer")
     outsider_client.get(invitation_link(mailoutbox[0]))
