@@ -24,11 +24,18 @@ class WorkspaceTwoFactorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, TwoFactorRequired):
             return None
-        messages.warning(
-            request,
+        text = (
             f"{exception.workspace_name} requires two-factor authentication. "
-            "Set up an authenticator app to continue.",
+            "Set up an authenticator app to continue."
         )
+        # Several requests of one page (a fragment refresh beside a reload) say it once.
+        storage = messages.get_messages(request)
+        pending = [
+            *getattr(storage, "_loaded_messages", []),
+            *getattr(storage, "_queued_messages", []),
+        ]
+        if not any(str(message) == text for message in pending):
+            messages.warning(request, text)
         url = f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}"
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)

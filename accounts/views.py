@@ -286,9 +286,11 @@ def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
         return modal_success(
             request,
             message=message,
-            event="membersChanged",
+            # Not membersChanged: the whole page reloads (the owner may be sent to set it up
+            # themselves), and a list refresh racing it would be sent there too.
+            event="workspaceChanged",
             redirect_to=reverse("members", args=[slug]),
-            reload=True,  # the owner may be sent to set it up themselves
+            reload=True,
         )
     return render_modal(
         request,
