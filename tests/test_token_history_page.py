@@ -4,9 +4,11 @@ dialog's "Used in the last 30 days by"."""
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.factories import AppFactory, TokenFactory
+from tests.factories import AppFactory, TokenFactory, UserFactory
 from tests.helpers import HTMX, text, triggers
 from tokens.models import UseContext
 from tokens.references import resolve_text
@@ -67,3 +69,30 @@ def test_revoke_dialog_names_the_context_that_used_it(workspace, editor_client, 
     assert "Used in the last 30 days by" in page
     assert "Checkout · Production · resolve as ci · deploy.yaml" in page
     assert "1 use," in page
+
+
+def _token_with(workspace, count: int):
+    """A token with `count` versions, `count` usage contexts and `count` audit events of its
+    own (a new app and source for each use), by `count` different people."""
+    token = TokenFactory(workspace=workspace, key=f"TOKEN_{count}", value=FIRST)
+    production = workspace.environments.get(slug="production")
+    for n in range(1, count):
+        token.set_value(f"{SECOND}{n}", by=UserFactory(username=f"setter{count}_{n}"))
+    for n in range(count):
+        app = AppFactory(workspace=workspace, name=f"App {count}-{n}", slug=f"app-{count}-{n}")
+        resolve_text(f"$Secret{{{token.key}}}", UseContext(production, app=app),
+                     source=f"deploy-{n}.yaml", actor="ci")  # fmt: skip
+    assert token.versions.count() == count and token.usages.count() == count
+    return token
+
+
+def test_the_token_page_costs_the_same_queries_with_1_or_10_versions_and_uses(
+    workspace, viewer_client, django_assert_num_queries
+):
+    small, large = _token_with(workspace, 1), _token_with(workspace, 10)
+    viewer_client.get(detail(workspace, small))  # the session is loaded once, as in real use
+    with CaptureQueriesContext(connection) as one:
+        assert viewer_client.get(detail(workspace, small)).status_code == 200
+    with django_assert_num_queries(len(one)):
+        page = text(viewer_client.get(detail(workspace, large)))
+    assert page.count("deploy-") == 10 and "setter10_9" in page
