@@ -508,7 +508,7 @@ def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_
         scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
     page = scan.surfaces["viewer detail"]
     assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
-    assert "Restored from version 1" in page and "Destroyed by" in page, "control: History"
+    assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
     assert not scan.hits(values)
 
     blobs = [bytes(token.ciphertext)] + [bytes(v.ciphertext) for v in token.versions.all()]

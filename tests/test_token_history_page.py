@@ -41,8 +41,8 @@ def test_viewer_sees_history_without_actions_and_no_value(workspace, viewer_clie
     assert viewer_client.post(restore(workspace, edited), {"version": "0"}).status_code == 403
 
 
-def test_editor_restores_version_0_with_htmx(workspace, editor_client, edited):
-    assert 'aria-label="Restore version 0"' in text(editor_client.get(detail(workspace, edited)))
+def test_editor_restores_the_first_version_with_htmx(workspace, editor_client, edited):
+    assert 'aria-label="Restore version 1"' in text(editor_client.get(detail(workspace, edited)))
     response = editor_client.post(restore(workspace, edited), {"version": "0"}, headers=HTMX)
     assert response.status_code == 204
     assert "tokenHistoryChanged" in triggers(response)
@@ -96,3 +96,22 @@ def test_the_token_page_costs_the_same_queries_with_1_or_10_versions_and_uses(
     with django_assert_num_queries(len(one)):
         page = text(viewer_client.get(detail(workspace, large)))
     assert page.count("deploy-") == 10 and "setter10_9" in page
+
+
+def test_people_count_versions_from_1_while_storage_counts_from_0(workspace, editor_client, edited):
+    """The first value is "version 1" on History, in the dialogs, the toast and Activity; the
+    stored number (bound into the ciphertext's associated data) stays 0."""
+    page = text(editor_client.get(detail(workspace, edited)))
+    assert "version 2, set" in page, "the Value line names the current version"
+    assert 'aria-label="Restore version 1"' in page and 'aria-label="Restore version 0"' not in page
+    dialog = text(editor_client.get(restore(workspace, edited) + "?version=0", headers=HTMX))
+    assert 'value="0" checked' in dialog, "the form posts the stored number"
+    assert ">Version 1 · set" in dialog and "Current: version 2" in dialog
+
+    response = editor_client.post(restore(workspace, edited), {"version": "0"})
+    page = text(editor_client.get(response["Location"]))
+    assert "Version 1 of API_KEY restored as version 3" in page
+    assert "Restored from version 1" in page
+    assert "Restored version: 1; New version: 3" in page, "the Activity line"
+    assert sorted(edited.versions.values_list("version", flat=True)) == [0, 1, 2]
+    assert edited.versions.get(version=0).number == 1

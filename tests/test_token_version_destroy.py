@@ -118,8 +118,8 @@ def test_history_keeps_the_line_and_says_who_destroyed_it(workspace, editor_clie
     editor_client.post(destroy(workspace, edited), {"version": "0"})
     page = text(editor_client.get(detail(workspace, edited)))
     assert "Destroyed by eddie" in page
-    assert 'aria-label="Destroy version 0"' not in page
-    assert 'aria-label="Restore version 0"' not in page
+    assert 'aria-label="Destroy version 1"' not in page
+    assert 'aria-label="Restore version 1"' not in page
     assert page.count("<tr>") >= 3, "both versions are still listed"
 
 
