@@ -1,7 +1,7 @@
 """The Webhooks page in a real browser: an owner adds a webhook, copies its signing secret (shown
 once), a revoke is delivered signed to an HTTPS receiver on 127.0.0.1, the delivery log shows
-it, and Redeliver sends it again. axe-core checks the Webhooks page, the form, the secret
-dialog, the delivery log and the Reminders page.
+it, Redeliver sends it again, and Rotate secret gives a new secret. axe-core checks the
+Webhooks page, the form, the secret and rotate dialogs, the delivery log and the Reminders page.
 """
 
 from __future__ import annotations
@@ -95,6 +95,18 @@ def test_owner_adds_a_webhook_and_redelivers_a_signed_event(
     page.reload()
     expect(log.get_by_role("row")).to_have_count(3)
     expect(log.get_by_role("row").nth(1)).to_contain_text("redelivery")
+
+    page.get_by_role("link", name="Webhooks", exact=True).first.click()
+    page.get_by_role("link", name=f"Rotate the signing secret of {receiver.url()}").click()
+    confirm = page.get_by_role("dialog", name="Rotate the signing secret?")
+    expect(confirm).to_contain_text("The current secret stops working at once")
+    axe_dialog(page, axe)
+    confirm.get_by_role("button", name="Rotate secret").click()
+    rotated = page.get_by_role("dialog", name="New signing secret")
+    new_secret = rotated.get_by_label("Signing secret").input_value()
+    assert SECRET_RE.match(new_secret) and new_secret != secret
+    rotated.get_by_role("link", name="Done").click()
+    expect(page.get_by_role("table", name="Webhooks of Acme")).to_contain_text(new_secret[:10])
 
     page.get_by_role("link", name="Reminders").click()
     expect(page.get_by_role("heading", name="Expiry reminders")).to_be_visible()
