@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "access",
     "api",
     "backups",
+    "imports",
 ]
 
 MIDDLEWARE = [

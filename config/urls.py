@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include("api.urls")),
     path("healthz", healthz, name="healthz"),
     path("w/<slug:slug>/tokens/access-keys/", include("access.urls")),
+    path("w/<slug:slug>/tokens/import/", include("imports.urls")),
     path("w/<slug:slug>/tokens/", include("tokens.urls")),
     path("w/<slug:slug>/", include("notifications.urls")),
     path("", include("workspaces.urls")),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from imports.models import PendingImport
 from tests.factories import (
     AppFactory,
     EnvironmentFactory,
@@ -68,6 +69,7 @@ class Objects:
     webhook: object = None  # a webhook with one delivery
     webhook_secret: str = ""  # its signing secret (the leak scan looks for it)
     delivery: object = None
+    pending_import: object = None  # a .env file between its preview and its import
 
 
 Kwargs = Callable[[Objects], dict]
@@ -129,6 +131,10 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _pending_import(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.pending_import.pk}
+
+
 def _webhook(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.webhook.pk}
 
@@ -167,6 +173,9 @@ ROUTES: list[Route | ApiRoute] = [
     Route("tokens:detail", _token, get=VIEW, post=None),
     Route("tokens:restore", _token, get=EDIT, post=EDIT),
     Route("tokens:destroy_version", _token, get=EDIT, post=EDIT),
+    Route("tokens:bulk", _slug, get=None, post=EDIT),
+    Route("imports:start", _slug, get=EDIT, post=EDIT),
+    Route("imports:preview", _pending_import, get=EDIT, post=EDIT),
     Route("access:list", _slug, get=VIEW, post=None),
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
@@ -283,6 +292,9 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         workspace, url=f"https://hooks.example.com/{prefix.lower()}"
     )
     delivery = make_delivery(webhook, body='{"type":"token.revoked"}')
+    pending_import = PendingImport.seal(
+        workspace, f"{prefix.upper()}_IMPORTED={values[0]}\n", by=member.user
+    )
     return Objects(
         workspace,
         product,
@@ -296,6 +308,7 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         webhook,
         webhook_secret,
         delivery,
+        pending_import,
     )
 
 

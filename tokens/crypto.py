@@ -325,3 +325,30 @@ def decrypt_webhook_secret(
             f"{label}: cannot decrypt the signing secret: it is corrupted, was copied from "
             "another webhook or workspace, or the master key is wrong."
         ) from None
+
+
+# --- pending imports --------------------------------------------------------------------------
+# A .env file between its preview and its import is kept as one ciphertext under its
+# workspace's data key, bound to the workspace and the pending import's id.
+
+
+def _import_aad(workspace_id: int, import_id: object) -> bytes:
+    return f"coffer:import:v1:workspace={workspace_id}:import={import_id}".encode()
+
+
+@sensitive_variables()
+def encrypt_pending_import(dek: bytes, text: str, *, workspace_id: int, import_id: object) -> bytes:
+    return _seal(dek, text.encode("utf-8"), _import_aad(workspace_id, import_id))
+
+
+@sensitive_variables()
+def decrypt_pending_import(
+    dek: bytes, blob: bytes, *, workspace_id: int, import_id: object, label: str
+) -> str:
+    try:
+        return _open(dek, blob, _import_aad(workspace_id, import_id)).decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise CryptoError(
+            f"{label}: cannot decrypt the pending import: it is corrupted, was copied from "
+            "another workspace, or the master key is wrong."
+        ) from None

@@ -405,6 +405,20 @@ def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
     return {}
 
 
+def key_grammar_error(key: str) -> str:
+    """Why `key` is not a Token Key by its grammar and length (the form's words), or ""."""
+    if not key:
+        return "Enter a Token Key."
+    if len(key) > KEY_MAX_LENGTH:
+        return f"A Token Key has at most {KEY_MAX_LENGTH} characters."
+    if not KEY_RE.match(key):
+        return (
+            "A Token Key starts with a letter or underscore and contains only letters, "
+            "digits and underscores (e.g. PAYMENT_API_KEY)."
+        )
+    return ""
+
+
 def value_size_message(size: int) -> str:
     """Why a value of `size` bytes is refused (a form checking an uploaded file says it too)."""
     return f"The value is {size:,} bytes; the limit is 64 KiB ({VALUE_MAX_BYTES:,} bytes)."
@@ -553,15 +567,8 @@ class Token(models.Model):
     ) -> dict[str, list[str]]:
         """Every broken rule except the value's, as {field: [message]}; empty when all hold."""
         errors: dict[str, list[str]] = {}
-        if not self.key:
-            errors["key"] = ["Enter a Token Key."]
-        elif len(self.key) > KEY_MAX_LENGTH:
-            errors["key"] = [f"A Token Key has at most {KEY_MAX_LENGTH} characters."]
-        elif not KEY_RE.match(self.key):
-            errors["key"] = [
-                "A Token Key starts with a letter or underscore and contains only letters, "
-                "digits and underscores (e.g. PAYMENT_API_KEY)."
-            ]
+        if grammar := key_grammar_error(self.key):
+            errors["key"] = [grammar]
         elif self.key_is_taken():
             errors["key"] = [duplicate_key_message(self.key)]
         if len(self.description) > DESCRIPTION_MAX_LENGTH:
@@ -800,10 +807,11 @@ class Token(models.Model):
 
     # --- encryption (through tokens/crypto.py only) ---------------------------------------
 
-    @sensitive_variables("value")
-    def _encrypt(self, value: str) -> None:
-        """Encrypt `value` as this token's current version; set the hint, set time and expiry."""
-        dek = WorkspaceKey.dek_for(
+    @sensitive_variables("value", "dek")
+    def _encrypt(self, value: str, *, dek: bytes | None = None) -> None:
+        """Encrypt `value` as this token's current version; set the hint, set time and expiry.
+        `dek`: the workspace's data key, when the caller already unwrapped it (many tokens)."""
+        dek = dek or WorkspaceKey.dek_for(
             self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
         )
         self.ciphertext = crypto.encrypt_value(

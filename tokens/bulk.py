@@ -1,0 +1,237 @@
+"""Acting on many tokens of the Tokens page at once: Revoke selected, Delete selected, Change
+environments.
+
+The table's checkboxes belong to one plain <form> (templates/tokens/_bulk_bar.html) that posts
+here; this view answers with a confirmation page listing the keys (a modal with htmx), whose
+own form posts back with `confirm`. Only then does tokens/lifecycle.py change anything, in one
+transaction with one audit event per token. A selection naming a token of another workspace,
+or no token at all, is refused whole: nothing changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from tokens import lifecycle
+from tokens.forms import CatalogChoiceField
+from tokens.models import Token
+from tokens.table import list_url
+from tokens.views import BREAKS_SERVICES
+from workspaces.access import get_workspace_for
+from workspaces.htmx import modal_success, render_modal
+from workspaces.http import AuthenticatedHttpRequest
+from workspaces.models import Role, Workspace
+
+BULK_MAX_TOKENS = 500  # a page holds at most 100; a forged post cannot lock the whole table
+ACTIONS = {
+    "revoke": "Revoke selected",
+    "delete": "Delete selected",
+    "environments": "Change environments",
+}
+NOTHING_SELECTED = "Select at least one token first."
+REFUSED_SELECTION = (
+    "The selection names tokens that are not in this workspace (or no longer exist), so "
+    "nothing was changed. Go back to the Tokens page and select again."
+)
+
+
+class TokenSelectionField(forms.ModelMultipleChoiceField):
+    """Token ids of one workspace; any other id refuses the whole selection."""
+
+    widget = forms.MultipleHiddenInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            queryset=Token.objects.none(),
+            required=False,
+            error_messages={
+                "invalid_choice": REFUSED_SELECTION,
+                "invalid_pk_value": REFUSED_SELECTION,
+                "list": REFUSED_SELECTION,
+            },
+            **kwargs,
+        )
+
+
+class BulkSelectionForm(forms.Form):
+    """What the table sent: an action and the checked tokens (or all of the page's)."""
+
+    action = forms.ChoiceField(
+        choices=list(ACTIONS.items()),
+        error_messages={
+            "required": "Choose what to do with the selected tokens.",
+            "invalid_choice": "That action does not exist: choose Revoke selected, Delete "
+            "selected or Change environments.",
+        },
+    )
+    tokens = TokenSelectionField()
+    all_on_page = forms.BooleanField(required=False)
+    page_tokens = TokenSelectionField()
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("tokens", "page_tokens"):
+            field = cast(TokenSelectionField, self.fields[name])
+            field.queryset = Token.objects.for_workspace(workspace).order_by("key")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if self.errors:
+            return data
+        chosen = data.get("page_tokens") if data.get("all_on_page") else data.get("tokens")
+        selection = list(chosen or [])
+        if not selection:
+            raise forms.ValidationError(NOTHING_SELECTED)
+        if len(selection) > BULK_MAX_TOKENS:
+            raise forms.ValidationError(
+                f"Select at most {BULK_MAX_TOKENS} tokens at once; nothing was changed."
+            )
+        data["selection"] = sorted(selection, key=lambda token: token.key)
+        return data
+
+    @property
+    def selection(self) -> list[Token]:
+        return self.cleaned_data["selection"]
+
+    @property
+    def problem(self) -> str:
+        """The one message that refuses this selection (form errors say it once)."""
+        messages = [error for errors in self.errors.values() for error in errors]
+        return str(messages[0]) if messages else ""
+
+
+class BulkConfirmForm(forms.Form):
+    """The confirmation: the count typed for a deletion, the environments for a change."""
+
+    confirm_count = forms.CharField(
+        required=False,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "off",
+                "inputmode": "numeric",
+                "class": "form-control",
+                "spellcheck": "false",
+            }
+        ),
+    )
+    environments = CatalogChoiceField(
+        label="Environments",
+        required=False,
+        queryset=None,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    def __init__(
+        self, *args: Any, workspace: Workspace, action: str, count: int, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.action, self.count = action, count
+        self.fields["confirm_count"].label = f"Type {count} to confirm"
+        cast(
+            CatalogChoiceField, self.fields["environments"]
+        ).queryset = workspace.environments.all()
+
+    def clean_confirm_count(self) -> str:
+        typed = self.cleaned_data["confirm_count"].strip()
+        if self.action == "delete" and typed != str(self.count):
+            raise forms.ValidationError(
+                f"Type the number of tokens exactly as shown ({self.count}) to delete them."
+            )
+        return typed
+
+    def clean_environments(self) -> list:
+        environments = list(self.cleaned_data["environments"])
+        if self.action == "environments" and not environments:
+            raise forms.ValidationError("Choose at least one environment.")
+        return environments
+
+
+def perform(
+    request: AuthenticatedHttpRequest,
+    workspace: Workspace,
+    action: str,
+    selection: list[Token],
+    confirm: BulkConfirmForm,
+) -> str:
+    """Do the action; the message the user sees after it."""
+    pks = [token.pk for token in selection]
+    if action == "revoke":
+        revoked = lifecycle.revoke_many(workspace, pks, by=request.user)
+        left = len(selection) - len(revoked)
+        extra = f" {left} already revoked, left as they were." if left else ""
+        return f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''}.{extra}"
+    if action == "delete":
+        deleted = lifecycle.delete_many(workspace, pks, by=request.user)
+        return f"Deleted {len(deleted)} token{'s' if len(deleted) != 1 else ''} for good."
+    environments = confirm.cleaned_data["environments"]
+    changed = lifecycle.set_environments_many(workspace, pks, environments, by=request.user)
+    names = ", ".join(env.name for env in environments)
+    return f"Environments of {len(changed)} token{'s' if len(changed) != 1 else ''} set to {names}."
+
+
+@login_required
+@never_cache
+@require_POST
+def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    selection = BulkSelectionForm(request.POST, workspace=workspace)
+    context: dict[str, Any] = {"nav": "tokens", "cancel_url": list_url(workspace)}
+    if not selection.is_valid():
+        context |= {"title": "Nothing was changed", "refusal": selection.problem}
+        # Ids of other workspaces (or gone) are a bad request; no action or token, a slip.
+        forged = not request.htmx and bool({"tokens", "page_tokens"} & set(selection.errors))
+        return render_modal(
+            request, "tokens/bulk_confirm.html", context, status=400 if forged else 200
+        )
+    action, tokens = selection.cleaned_data["action"], selection.selection
+    confirming = "confirm" in request.POST
+    confirm = BulkConfirmForm(
+        request.POST if confirming else None,
+        workspace=workspace,
+        action=action,
+        count=len(tokens),
+        initial={"environments": shared_environments(tokens)},
+    )
+    if confirming and confirm.is_valid():
+        return modal_success(
+            request,
+            message=perform(request, workspace, action, tokens, confirm),
+            event="tokensChanged",
+            redirect_to=list_url(workspace),
+        )
+    noun = f"{len(tokens)} token{'s' if len(tokens) != 1 else ''}"
+    context |= {
+        "action": action,
+        "tokens": tokens,
+        "form": confirm,
+        "revoked": sum(token.is_revoked for token in tokens),
+        "title": {
+            "revoke": f"Revoke {noun}?",
+            "delete": f"Delete {noun}?",
+            "environments": f"Change the environments of {noun}",
+        }[action],
+        "warning": BREAKS_SERVICES,
+        "submit_label": {
+            "revoke": f"Revoke {noun}",
+            "delete": f"Delete {noun}",
+            "environments": "Change environments",
+        }[action],
+    }
+    return render_modal(request, "tokens/bulk_confirm.html", context)
+
+
+def shared_environments(tokens: list[Token]) -> list[int]:
+    """The environments every selected token has (the change's starting point): one query."""
+    through = Token.environments.through
+    pairs = through.objects.filter(token__in=tokens).values_list("token_id", "environment_id")
+    per_token: dict[object, set[int]] = {token.pk: set() for token in tokens}
+    for token_id, env_id in pairs:
+        per_token[token_id].add(env_id)
+    return sorted(set.intersection(*per_token.values())) if per_token else []
