@@ -120,12 +120,47 @@
       custom.hidden = !on;
       custom.querySelectorAll("input").forEach((input) => { input.disabled = !on; });
     };
+    // Arrowing through a closed select changes its value at every step: that is browsing, not a
+    // choice, so only a choice made otherwise (a click, Enter in the open list) moves the focus
+    // on to Custom days.
+    let browsing = false;
+    select.addEventListener("keydown", (event) => {
+      browsing = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]
+        .includes(event.key) || (event.key.length === 1 && event.key !== " ");
+    });
+    select.addEventListener("pointerdown", () => { browsing = false; });
     sync();
     select.addEventListener("change", () => {
       sync();
       const input = custom.querySelector("input");
-      if (select.value === "custom" && input) input.focus();
+      if (select.value === "custom" && input && !browsing) input.focus();
+      browsing = false;
     });
+  }
+
+  // Tabs ([role=tablist] of links): arrow keys, Home and End move between them (one tab stop);
+  // Enter follows the link.
+  function tabList(list) {
+    const tabs = Array.from(list.querySelectorAll("[role=tab]"));
+    tabs.forEach((tab) => {
+      tab.tabIndex = tab.getAttribute("aria-selected") === "true" ? 0 : -1;
+    });
+    list.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(document.activeElement);
+      if (at < 0) return;
+      const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      tabs[(next + tabs.length) % tabs.length].focus();
+    });
+  }
+
+  // The phone drawer is a dialog while open (Bootstrap adds the role): give it its title.
+  function drawer(element) {
+    element.addEventListener("show.bs.offcanvas", () => {
+      element.setAttribute("aria-labelledby", element.dataset.drawerTitle);
+    });
+    element.addEventListener("hidden.bs.offcanvas", () => element.removeAttribute("aria-labelledby"));
   }
 
   // Access key expiry: the date input ([data-expiry-date]) only for "On a date", the warning
@@ -202,6 +237,8 @@
     each(root, "[data-expiry-select]", expirySelect);
     each(root, "[data-original-key]", keyInput);
     each(root, "[data-drop-empty]", dropEmpty);
+    each(root, "[role=tablist]", tabList);
+    each(root, "[data-drawer-title]", drawer);
     modalContent(root);
     highlightPending();
   }
@@ -209,24 +246,61 @@
   // --- Page-wide events: the modal shell, server-sent events (HX-Trigger), errors ----------
 
   // Keyboard users get their place back when the modal closes: the button that opened it, or
-  // its successor in the refreshed table (same label), or the changed row's copy button.
+  // its successor in the refreshed table (same label), or the changed row's copy button, or
+  // (the row was deleted) the row now in its place, or the result count.
+  //
+  // A change closes the modal and redraws the table at about the same time. If the redraw is
+  // still on its way when the modal has closed, the place is found once it has settled (the old
+  // button would be replaced under the focus), so the outcome never depends on which came first.
   let opener = null;
+  let refreshPending = false;
+  let focusAfterRefresh = null;
   function rememberOpener(event) {
     const target = event.detail.target;
     const shell = modalShell();
     if (target && target.id === "modal-content" && shell && !shell.classList.contains("show")) {
-      opener = { element: event.detail.elt, label: event.detail.elt.getAttribute("aria-label") };
+      const element = event.detail.elt;
+      const row = element.closest("tr");
+      const rows = row ? Array.from(row.parentElement.children) : [];
+      opener = {
+        element: element,
+        label: element.getAttribute("aria-label"),
+        rowIndex: row ? rows.indexOf(row) : -1,
+      };
     }
   }
-  function restoreFocus() {
-    if (!opener) return;
-    const { element, label } = opener;
-    opener = null;
-    if (document.activeElement && document.activeElement !== document.body) return;
-    let next = element && element.isConnected ? element : null;
-    if (!next && label) next = document.querySelector('[aria-label="' + CSS.escape(label) + '"]');
+  function focusLost() {
+    const active = document.activeElement;
+    return !active || active === document.body || !active.isConnected;
+  }
+  function placeFor(place) {
+    const { element, label, rowIndex } = place;
+    if (element && element.isConnected) return element;
+    let next = label ? document.querySelector('[aria-label="' + CSS.escape(label) + '"]') : null;
     if (!next) next = document.querySelector("tr.row-highlight [data-copy]");
+    if (!next && rowIndex >= 0) {
+      const rows = document.querySelectorAll("#token-table tbody tr");
+      const row = rows[Math.min(rowIndex, rows.length - 1)];
+      if (row) next = row.querySelector("[data-copy], a, button");
+    }
+    if (!next) next = document.querySelector("#token-table [data-announce]");
+    return next;
+  }
+  function restoreFocus(place) {
+    if (!place || !focusLost()) return;
+    const next = placeFor(place);
     if (next) next.focus({ preventScroll: true });
+  }
+
+  // Redrawn regions ([data-announce-for=ID] names the live region of the one with that id) say
+  // what they now show: the result count after a sort, a page, a filter or a delete.
+  function announce(region) {
+    if (!region.id) return;
+    const live = document.querySelector('[data-announce-for="' + CSS.escape(region.id) + '"]');
+    const source = region.querySelector("[data-announce]");
+    if (!live || !source) return;
+    live.textContent = "";
+    setTimeout(() => { live.textContent = source.dataset.announce; }, 100);
   }
 
   function errorMessage(status) {
@@ -239,11 +313,23 @@
   function listen() {
     document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
     document.addEventListener("htmx:beforeRequest", rememberOpener);
+    document.addEventListener("htmx:afterSettle", (event) => {
+      const region = event.detail.elt;
+      if (!region || region.id !== "token-table") return;
+      refreshPending = false;
+      if (focusAfterRefresh) {
+        const place = focusAfterRefresh;
+        focusAfterRefresh = null;
+        restoreFocus(place);
+      }
+      announce(region);
+    });
 
     const shell = modalShell();
     if (shell) {
       shell.addEventListener("shown.bs.modal", () => {
-        const first = shell.querySelector("[autofocus], input:not([type=hidden]), select, textarea");
+        const first = shell.querySelector("[autofocus]")
+          || shell.querySelector("input:not([type=hidden]), select, textarea");
         if (first) first.focus();
       });
       shell.addEventListener("hidden.bs.modal", () => {
@@ -253,7 +339,10 @@
         const refresh = content.querySelector("[data-refresh-on-close]");
         content.innerHTML = "";
         if (refresh) document.body.dispatchEvent(new CustomEvent(refresh.dataset.refreshOnClose));
-        restoreFocus();
+        const place = opener;
+        opener = null;
+        if (refreshPending) focusAfterRefresh = place;
+        else restoreFocus(place);
       });
     }
 
@@ -265,6 +354,7 @@
       showToast(event.detail.message, event.detail.level);
     });
     document.addEventListener("tokensChanged", (event) => {
+      refreshPending = Boolean(document.getElementById("token-table"));
       pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
     });
     document.addEventListener("htmx:responseError", (event) => {
