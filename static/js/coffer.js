@@ -203,6 +203,106 @@
     });
   }
 
+  // An input the server re-renders empty but htmx keeps (hx-preserve: the Token Value after an
+  // invalid submit) gets the server's verdict on it from its wrapper, and the message under it
+  // says whether the typed value is still there.
+  function preservedInput(wrapper) {
+    const input = document.getElementById(wrapper.dataset.preservedInput);
+    if (!input) return;
+    if (wrapper.dataset.invalid === "true") input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    const field = wrapper.parentElement;
+    const again = field.querySelector("[data-value-again]");
+    const kept = field.querySelector("[data-value-kept]");
+    if (again && kept && input.value) {
+      again.hidden = true;
+      kept.hidden = false;
+    }
+  }
+
+  // The error summary's links take the focus to their field (a fragment link only scrolls).
+  function errorLink(link) {
+    link.addEventListener("click", (event) => {
+      const field = document.getElementById(link.getAttribute("href").slice(1));
+      if (!field) return;
+      event.preventDefault();
+      revealField(field);
+    });
+  }
+
+  // Focus a field and bring it into view with its message, which may sit below the modal's
+  // fold (the footer used to hide the Expiry Date's).
+  function revealField(field) {
+    field.focus({ preventScroll: true });
+    const block = field.closest("fieldset, [class*=col-]") || field;
+    block.scrollIntoView({ block: "nearest" });
+  }
+
+  // Expiry preview ([data-expiry-preview]): "Expires on …" from the Expiry Date and the Period
+  // as the server computes it (the date's 00:00 UTC, the Period from when the value is set:
+  // now, or for an unchanged value when it was set; the earlier wins).
+  function expiryPreview(preview) {
+    const form = preview.closest("form");
+    if (!form) return;
+    const date = form.elements.namedItem("expiry_date");
+    const period = form.elements.namedItem("period");
+    const custom = form.elements.namedItem("period_custom");
+    const value = form.elements.namedItem("value");
+    const day = 24 * 60 * 60 * 1000;
+    const format = (moment) => moment.toLocaleDateString("en-US", {
+      timeZone: "UTC", month: "short", day: "numeric", year: "numeric",
+    });
+    const update = () => {
+      const moments = [];
+      if (date && /^\d{4}-\d{2}-\d{2}$/.test(date.value)) moments.push(new Date(date.value + "T00:00:00Z"));
+      let days = period && period.value && period.value !== "custom" ? Number(period.value) : null;
+      if (period && period.value === "custom" && custom && custom.value) days = Number(custom.value);
+      if (!period && custom && custom.value) days = Number(custom.value);
+      if (days && days > 0 && Number.isInteger(days)) {
+        const setAt = form.dataset.valueSetAt && !(value && value.value) ? new Date(form.dataset.valueSetAt) : new Date();
+        moments.push(new Date(setAt.getTime() + days * day));
+      }
+      if (!moments.length) {
+        preview.textContent = "Never expires: both fields are empty.";
+      } else {
+        const first = new Date(Math.min.apply(null, moments.map((m) => m.getTime())));
+        const inDays = Math.round((first.getTime() - Date.now()) / day);
+        const when = inDays > 1 ? " (in " + inDays + " days)" : inDays === 1 ? " (tomorrow)" : "";
+        preview.textContent = "Expires on " + format(first) + " at "
+          + first.toISOString().slice(11, 16) + " UTC" + when + ".";
+      }
+      preview.hidden = false;
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    update();
+  }
+
+  // Forms in the modal ([data-guard-changes]) ask before a close would throw away what was
+  // typed: "unsaved" (re-rendered after an invalid submit) always, "changed" once it differs
+  // from how it opened.
+  function snapshot(form) {
+    const parts = [];
+    Array.from(form.elements).forEach((element) => {
+      if (!element.name || element.type === "hidden") return;
+      if (element.type === "file") parts.push(element.files.length);
+      else if (element.type === "checkbox" || element.type === "radio") parts.push(element.checked);
+      else parts.push(element.value);
+    });
+    return JSON.stringify(parts);
+  }
+  // Kept in memory, never in the page: the snapshot holds what was typed, secrets included.
+  const openedAs = new WeakMap();
+  function guardChanges(form) {
+    openedAs.set(form, snapshot(form));
+  }
+  function hasUnsavedWork(form) {
+    if (!form || !form.isConnected) return false;
+    if (form.dataset.guardChanges === "unsaved") return true;
+    return snapshot(form) !== openedAs.get(form);
+  }
+  const DISCARD_QUESTION = "Discard what you typed in this form? Nothing has been saved.";
+
   // Content swapped into the modal (a form or a confirmation) opens it; a form re-rendered
   // with errors takes the user to the first one.
   function modalContent(root) {
@@ -210,7 +310,7 @@
     const shell = modalShell();
     if (!shell.classList.contains("show")) modal().show();
     const invalid = root.querySelector('[aria-invalid="true"], .is-invalid input');
-    if (invalid) invalid.focus();
+    if (invalid) revealField(invalid);
   }
 
   // The row a modal just created or changed flashes once the table has refreshed: the server
@@ -239,6 +339,10 @@
     each(root, "[data-drop-empty]", dropEmpty);
     each(root, "[role=tablist]", tabList);
     each(root, "[data-drawer-title]", drawer);
+    each(root, "[data-preserved-input]", preservedInput);
+    each(root, "[data-error-link]", errorLink);
+    each(root, "[data-expiry-preview]", expiryPreview);
+    each(root, "form[data-guard-changes]", guardChanges);
     modalContent(root);
     highlightPending();
   }
@@ -326,7 +430,14 @@
     });
 
     const shell = modalShell();
+    let saved = false; // closing because the server accepted the form: nothing to lose
     if (shell) {
+      shell.addEventListener("hide.bs.modal", (event) => {
+        const form = shell.querySelector("form[data-guard-changes]");
+        if (!saved && hasUnsavedWork(form) && !window.confirm(DISCARD_QUESTION)) event.preventDefault();
+        saved = false;
+      });
+      shell.addEventListener("show.bs.modal", () => { saved = false; });
       shell.addEventListener("shown.bs.modal", () => {
         const first = shell.querySelector("[autofocus]")
           || shell.querySelector("input:not([type=hidden]), select, textarea");
@@ -347,6 +458,7 @@
     }
 
     document.addEventListener("closeModal", () => {
+      saved = true;
       const instance = modal();
       if (instance) instance.hide();
     });

@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.test_tokens_page import acme
 from tests.factories import UserFactory, make_access_key, make_delivery, make_webhook
 from tests.helpers import sign_in
 from tokens.models import Token
 
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS: dict[str, ViewportSize] = {
+    "desktop": {"width": 1280, "height": 900},
+    "phone": {"width": 390, "height": 844},
+}
 
 # (case, path under /w/acme/ (or absolute), what to click to open the modal, the dialog's name)
 CASES = [
@@ -71,7 +74,7 @@ def open_case(page: Page, live_server, paths: dict[str, str], path: str, opener,
         return
     kind, name = opener
     if kind == "switcher":
-        if page.viewport_size["width"] < 992:
+        if (page.viewport_size or VIEWPORTS["desktop"])["width"] < 992:
             page.get_by_role("button", name="Open navigation").click()
         page.get_by_role("button", name="Switch workspace").click()
         page.get_by_role("link", name=name).click()
