@@ -438,12 +438,25 @@
         saved = false;
       });
       shell.addEventListener("show.bs.modal", () => { saved = false; });
+      // Bootstrap focuses the dialog itself when its fade-in ends. Someone quick (or a slow
+      // machine) may already be typing in a field by then: give the focus back to that field
+      // rather than lose their keystrokes, and only otherwise start on the first field.
+      let lastInside = null;
+      shell.addEventListener("focusin", (event) => {
+        if (event.target !== shell) {
+          lastInside = event.target;
+        } else if (lastInside && lastInside.isConnected && shell.contains(lastInside)) {
+          lastInside.focus();
+        }
+      });
       shell.addEventListener("shown.bs.modal", () => {
+        if (document.activeElement !== shell && shell.contains(document.activeElement)) return;
         const first = shell.querySelector("[autofocus]")
           || shell.querySelector("input:not([type=hidden]), select, textarea");
         if (first) first.focus();
       });
       shell.addEventListener("hidden.bs.modal", () => {
+        lastInside = null;
         const content = document.getElementById("modal-content");
         // Content that changed the page's data (a new access key shown once) names the event
         // that refreshes the table behind it: data-refresh-on-close="accessKeysChanged".
