@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 KEY_MAX_LENGTH = 128  # a Token Key's longest length (tokens/models.py holds the rule)
 
 # What the "changed" detail of a token edit may name, as the Tokens page labels it.
+# Detail fields naming a token version (Restore, Destroy): their summary counts from 1.
+VERSION_FIELDS = frozenset({"restored_version", "new_version", "destroyed_version"})
 FIELD_LABELS = {
     "key": "Token Key",
     "value": "Token Value",
@@ -213,6 +215,8 @@ class AuditEvent(models.Model):
                 continue
             if isinstance(value, list | tuple):
                 value = ", ".join(str(item) for item in value)
+            if name in VERSION_FIELDS and isinstance(value, int):
+                value += 1  # stored from 0 (as in the ciphertexts), shown from 1 as on History
             parts.append(f"{str(name).replace('_', ' ').capitalize()}: {value}")
         return "; ".join(parts)
 

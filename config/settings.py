@@ -316,6 +316,9 @@ COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", 
 # Token history (tokens/models.py, TokenVersion): how many versions of a value each token keeps,
 # the current one included; older ones are destroyed when a new value is set.
 COFFER_TOKEN_VERSIONS = env_positive_int("COFFER_TOKEN_VERSIONS", 10)
+# Distinct source names kept per token and context in its usage; later new names count as
+# "(other)" (a caller cannot grow the usage table without bound by inventing names).
+COFFER_USAGE_SOURCES = env_positive_int("COFFER_USAGE_SOURCES", 100)
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"

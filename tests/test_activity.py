@@ -74,14 +74,14 @@ def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(
     assert page.index("Role changed") < page.index("Invitation accepted")
     assert page.index("Invitation accepted") < page.index("Member invited")
     assert "Viewer → Editor" in page and "As Viewer" in page
-    assert '<td data-label="Subject">zed</td>' in page
-    assert '<td data-label="Subject">Payments</td>' in page
+    assert '<td data-label="Subject"><div>zed</div></td>' in page
+    assert '<td data-label="Subject"><div>Payments</div></td>' in page
 
 
 def test_an_access_key_event_names_the_key(owner_client, mixed_trail):
     _status, page = activity(owner_client, kind="access_keys")
 
-    assert '<td data-label="Subject">ci-deploy</td>' in page
+    assert '<td data-label="Subject"><div>ci-deploy</div></td>' in page
 
 
 @pytest.mark.parametrize("kind", KINDS)

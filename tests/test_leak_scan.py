@@ -41,12 +41,14 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from access.models import AccessKey
+from tests.factories import AppFactory, TokenFactory
 from tests.files import read_from_another_process
 from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens import crypto
-from tokens.models import Token
+from tokens.models import Token, UseContext
+from tokens.references import resolve_text
 
 MASTER_KEY_B64 = os.environ["COFFER_MASTER_KEYS"].split(":", 1)[1]
 
@@ -553,3 +555,54 @@ def test_technical_500_with_debug_on_hides_the_value(monkeypatch):
     scan = Scan()
     scan.add("technical 500", page)
     assert not scan.hits([value]), "the value is in the DEBUG page (POST data or frame variables)"
+
+
+# --- a token's own page: History, usage and the dialogs -----------------------------------
+
+
+@pytest.mark.django_db
+def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_client):
+    """A token with five versions (one restored, one destroyed) and usage in two contexts: its
+    page, History's dialogs and the Revoke/Delete dialogs for every role. Hints follow the UI's
+    rule: History and its dialogs list each kept version's hint (that is how a person tells
+    versions apart); the Revoke and Delete dialogs and the table show the current one only; a
+    destroyed version's hint is gone everywhere."""
+    values = [distinctive_value() for _ in range(4)]
+    token = TokenFactory(workspace=workspace, key="ROTATED", value=values[0])
+    for value in values[1:]:
+        token.set_value(value)
+    token.restore_version(1)  # version 4 holds values[1] again
+    token.destroy_version(0)
+    production = workspace.environments.get(slug="production")
+    checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
+    for app in (None, checkout):
+        resolve_text("$Secret{ROTATED}", UseContext(production, app=app), source="ci.yaml",
+                     actor="deployer")  # fmt: skip
+    token.refresh_from_db()
+    assert token.reveal() == values[1]
+
+    scan = Scan()
+    for role in ("owner", "editor", "viewer"):
+        client = role_client[role]
+        for name in ("detail", "restore", "destroy_version", "revoke", "delete"):
+            address = reverse(f"tokens:{name}", args=[workspace.slug, token.pk])
+            scan.add(f"{role} {name}", client.get(address))
+            scan.add(f"{role} {name} (htmx)", htmx(client, address))
+        scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
+    page = scan.surfaces["viewer detail"]
+    assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
+    assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
+    assert not scan.hits(values)
+
+    blobs = [bytes(token.ciphertext)] + [bytes(v.ciphertext) for v in token.versions.all()]
+    for blob in filter(None, blobs):
+        for form in (blob.hex(), base64.b64encode(blob).decode()):
+            assert not [n for n, c in scan.surfaces.items() if form[:24].lower() in c.lower()]
+
+    hint = lambda value: f"••••{value[-4:]}"  # noqa: E731
+    destroyed, current, old = hint(values[0]), hint(values[1]), [hint(v) for v in values[2:]]
+    assert not [name for name, content in scan.surfaces.items() if destroyed in content]
+    for name, content in scan.surfaces.items():
+        if name.split()[1] in ("revoke", "delete", "table"):
+            assert not [h for h in old if h in content], f"an old version's hint in {name}"
+    assert current in page and all(h in page for h in old), "control: History lists hints"

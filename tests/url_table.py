@@ -196,6 +196,7 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("notifications:webhook_create", _slug, get=OWN, post=OWN),
     Route("notifications:deliveries", _webhook, get=OWN, post=None),
     Route("notifications:webhook_edit", _webhook, get=OWN, post=OWN),
+    Route("notifications:webhook_rotate", _webhook, get=OWN, post=OWN),
     Route("notifications:webhook_delete", _webhook, get=OWN, post=OWN),
     Route("notifications:redeliver", _delivery, get=None, post=OWN),
     Route("notifications:reminders", _slug, get=VIEW, post=EDIT),

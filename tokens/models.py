@@ -719,11 +719,14 @@ class Token(models.Model):
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             if version == current.value_version:
-                raise ValidationError(f"Version {version} is already the current value.")
+                raise ValidationError(
+                    f"Version {version_number(version)} is already the current value."
+                )
             old = current.versions.filter(version=version, destroyed_at__isnull=True).first()
             if old is None:
                 raise ValidationError(
-                    f"Version {version} cannot be restored: it was destroyed or is no longer kept."
+                    f"Version {version_number(version)} cannot be restored: it was destroyed or "
+                    "is no longer kept."
                 )
             old.token = current
             current.value_version += 1
@@ -750,8 +753,8 @@ class Token(models.Model):
             current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
             if version == current.value_version:
                 raise ValidationError(
-                    f"Version {version} is the current value and cannot be destroyed: restore "
-                    "another version first, or delete the token."
+                    f"Version {version_number(version)} is the current value and cannot be "
+                    "destroyed: restore another version first, or delete the token."
                 )
             destroyed = current.versions.filter(version=version, destroyed_at__isnull=True).update(
                 ciphertext=b"",
@@ -761,7 +764,7 @@ class Token(models.Model):
             )
             if not destroyed:
                 raise ValidationError(
-                    f"Version {version} was already destroyed or is no longer kept."
+                    f"Version {version_number(version)} was already destroyed or is no longer kept."
                 )
             AuditEvent.record(
                 current.workspace,
@@ -854,6 +857,11 @@ class Token(models.Model):
         kept = settings.COFFER_TOKEN_VERSIONS
         self.versions.filter(version__lte=self.value_version - kept).delete()
 
+    @property
+    def version_number(self) -> int:
+        """The current version as people count it (from 1; see `version_number`)."""
+        return version_number(self.value_version)
+
     def reveal(self) -> str:
         """The plaintext value. Only the resolver calls this; never render or log it.
 
@@ -866,6 +874,12 @@ class Token(models.Model):
 
 
 # --- history: the versions of a value --------------------------------------------------------
+
+
+def version_number(version: int) -> int:
+    """The number people see for a stored version. Stored numbers start at 0 and are bound into
+    each ciphertext's associated data, so they stay as they are; people count from 1."""
+    return version + 1
 
 
 @dataclass(frozen=True)
@@ -922,7 +936,16 @@ class TokenVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"version {self.version} of {self.token.key}"
+        return f"version {self.number} of {self.token.key}"
+
+    @property
+    def number(self) -> int:
+        """This version as people count it (from 1)."""
+        return version_number(self.version)
+
+    @property
+    def restored_from_number(self) -> int | None:
+        return None if self.restored_from is None else version_number(self.restored_from)
 
     @property
     def hint(self) -> str:
@@ -949,7 +972,7 @@ class TokenVersion(models.Model):
         master key id; a destroyed version has nothing left to decrypt."""
         if self.is_destroyed:
             raise crypto.CryptoError(
-                f"version {self.version} of token {self.token.key} was destroyed."
+                f"version {self.number} of token {self.token.key} was destroyed."
             )
         ((_, value),) = reveal_each([self.sealed()])
         return value

@@ -75,23 +75,22 @@ def test_restore_undoes_an_overwrite_and_revoke_names_who_used_it(
     expect(history.get_by_role("row")).to_have_count(4)  # the header and three versions
     axe(page)
 
-    history.get_by_role("link", name="Destroy version 0").click()
+    history.get_by_role("link", name="Destroy version 1").click()
     destroy = page.get_by_role("dialog", name="Destroy a version of STRIPE_SECRET")
-    expect(destroy.get_by_role("radio", name=re.compile(r"^Version 0 "))).to_be_checked()
+    expect(destroy.get_by_role("radio", name=re.compile(r"^Version 1 "))).to_be_checked()
     axe_dialog(page, axe)
     destroy.get_by_role("link", name="Cancel").click()
     expect(destroy).to_be_hidden()
 
-    history.get_by_role("link", name="Restore version 0").click()
+    history.get_by_role("link", name="Restore version 1").click()
     restore = page.get_by_role("dialog", name="Restore a version of STRIPE_SECRET")
-    expect(restore.get_by_role("radio", name=re.compile(r"^Version 0 "))).to_be_checked()
+    expect(restore.get_by_role("radio", name=re.compile(r"^Version 1 "))).to_be_checked()
     axe_dialog(page, axe)
     restore.get_by_role("button", name="Restore version").click()
     expect(restore).to_be_hidden()
-    expect(
-        page.get_by_role("status").filter(has_text="Version 0 of STRIPE_SECRET restored")
-    ).to_be_visible()
-    expect(history.get_by_role("row").nth(1)).to_contain_text("Restored from version 0")
+    toast = page.get_by_role("status").filter(has_text="Version 1 of STRIPE_SECRET restored")
+    expect(toast).to_contain_text("restored as version 4")
+    expect(history.get_by_role("row").nth(1)).to_contain_text("Restored from version 1")
     expect(history.get_by_role("row").nth(1)).to_contain_text("Current")
     assert ORIGINAL not in page.content() and MISTAKE not in page.content()
 
