@@ -24,11 +24,17 @@ class WorkspaceTwoFactorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, TwoFactorRequired):
             return None
-        messages.warning(
-            request,
+        text = (
             f"{exception.workspace_name} requires two-factor authentication. "
-            "Set up an authenticator app to continue.",
+            "Set up an authenticator app to continue."
         )
+        # Several requests of one page (a redraw and its redirect) may each land here before
+        # the set-up page shows the message: say it once.
+        queued = messages.get_messages(request)
+        already = any(message.message == text for message in queued)
+        queued.used = False  # looking is not showing
+        if not already:
+            messages.warning(request, text)
         url = f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}"
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)

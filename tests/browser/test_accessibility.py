@@ -36,6 +36,11 @@ CASES = [
     ("reminders", "reminders/", None, None),
     ("webhooks", "webhooks/", None, None),
     ("deliveries", "{deliveries}", None, None),
+    ("import", "tokens/import/", None, None),
+    ("account", "/account/", None, None),
+    ("two-factor-set-up", "/accounts/2fa/totp/activate/", None, None),
+    ("password-change", "/accounts/password/change/", None, None),
+    ("email-addresses", "/accounts/email/", None, None),
     ("create-token", "tokens/", ("link", "Create Token"), "Create Token"),
     ("edit-token", "tokens/", ("link", "Edit DB_PASSWORD"), "Edit token"),
     ("revoke-token", "tokens/", ("link", "Revoke DB_PASSWORD"), "Revoke"),
@@ -45,8 +50,9 @@ CASES = [
     ("revoke-access-key", "tokens/access-keys/", ("link", "Revoke ci-deploy"), "Revoke"),
     ("add-product", "products/", ("link", "Add product"), "Add product"),
     ("add-environment", "environments/", ("link", "Add environment"), "Add environment"),
-    ("add-member", "members/", ("link", "Add member"), "Add member"),
+    ("invite-member", "members/", ("link", "Invite member"), "Invite member"),
     ("add-webhook", "webhooks/", ("link", "Add webhook"), "Add webhook"),
+    ("require-two-factor", "members/", ("link", "Two-factor: optional"), "Two-factor"),
     ("create-workspace", "tokens/", ("switcher", "Create workspace"), "workspace"),
 ]
 
@@ -69,8 +75,9 @@ def open_case(page: Page, live_server, paths: dict[str, str], path: str, opener,
     path = path.format(**paths)
     if opener and opener[0] == "switcher":
         path = "tokens/"
-    page.goto(f"{live_server.url}/w/acme/{path}")
+    page.goto(live_server.url + (path if path.startswith("/") else f"/w/acme/{path}"))
     if opener is None:
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
         return
     kind, name = opener
     if kind == "switcher":
