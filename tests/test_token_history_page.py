@@ -115,3 +115,14 @@ def test_people_count_versions_from_1_while_storage_counts_from_0(workspace, edi
     assert "Restored version: 1; New version: 3" in page, "the Activity line"
     assert sorted(edited.versions.values_list("version", flat=True)) == [0, 1, 2]
     assert edited.versions.get(version=0).number == 1
+
+
+def test_restore_and_destroy_open_the_modal_not_the_pages_swap(workspace, editor_client, edited):
+    """The page redraws itself with hx-target="this" hx-swap="outerHTML"; the History table
+    overrides both, or the dialog would replace the page (found in the browser)."""
+    page = text(editor_client.get(detail(workspace, edited)))
+    table = page[page.index('<table class="table align-middle activity-table history-table"') :]
+    assert table.startswith(
+        '<table class="table align-middle activity-table history-table" '
+        'hx-target="#modal-content" hx-swap="innerHTML">'
+    )
