@@ -61,6 +61,14 @@ class AuditAction(models.TextChoices):
     ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
     VERSION_RESTORED = "token.version_restored", "Version restored"
     VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
+    MEMBER_INVITED = "member.invited", "Member invited"
+    INVITATION_ACCEPTED = "member.invitation_accepted", "Invitation accepted"
+    INVITATION_REVOKED = "member.invitation_revoked", "Invitation revoked"
+    MEMBER_LEFT = "member.left", "Member left"
+    TWO_FACTOR_REQUIREMENT_CHANGED = (
+        "workspace.two_factor_changed",
+        "Two-factor requirement changed",
+    )
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:
@@ -184,7 +192,11 @@ class AuditEvent(models.Model):
         """What the event is about: a Token Key, a member's username, an item's name."""
         detail = self.detail or {}
         return self.token_key or str(
-            detail.get("member") or detail.get("name") or detail.get("access_key") or ""
+            detail.get("member")
+            or detail.get("name")
+            or detail.get("access_key")
+            or detail.get("email")
+            or ""
         )
 
     @property
@@ -223,6 +235,8 @@ class AuditEvent(models.Model):
             parts.append(f"Renamed “{renamed[0]}” to “{renamed[1]}”")
         if slug := detail.get("slug_changed"):
             parts.append(f"Slug {slug[0]} → {slug[1]}")
+        if "required" in detail:
+            parts.append("Two-factor required" if detail["required"] else "Two-factor optional")
         if not parts and detail.get("slug"):
             parts.append(f"Slug {detail['slug']}")
         return "; ".join(parts)

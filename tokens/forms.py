@@ -11,6 +11,7 @@ back either.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +20,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.debug import sensitive_variables
 
@@ -120,6 +122,7 @@ class TokenForm(forms.Form):
     key = forms.CharField(
         label="Token Key",
         max_length=KEY_MAX_LENGTH,
+        error_messages={"required": "Enter the token key."},
         help_text="Letters, digits and underscores, e.g. PAYMENT_API_KEY. "
         "Configurations reference it as $Secret{KEY}.",
         widget=forms.TextInput(
@@ -143,6 +146,9 @@ class TokenForm(forms.Form):
                 "autocomplete": "new-password",
                 **PASSWORD_MANAGER_IGNORE,
                 "spellcheck": "false",
+                # After an invalid submit htmx keeps this input, typed value and all, instead of
+                # the server's empty one: the value is never sent back (without JS it is empty).
+                "hx-preserve": "true",
             },
         ),
     )
@@ -216,7 +222,11 @@ class TokenForm(forms.Form):
         self.catalog_field("products").queryset = workspace.products.all()
         self.catalog_field("apps").queryset = workspace.apps.all()
         self.catalog_field("environments").queryset = workspace.environments.all()
+        # The date picker offers no day a new Expiry Date may not be (the server checks too).
+        tomorrow = timezone.now().astimezone(dt.UTC).date() + dt.timedelta(days=1)
+        self.fields["expiry_date"].widget.attrs["min"] = tomorrow.isoformat()
         if token is None:
+            self.fields["value"].widget.attrs["aria-required"] = "true"
             self.fields[
                 "value"
             ].help_text = "Stored encrypted and never shown again, not even to you."

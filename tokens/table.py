@@ -316,6 +316,25 @@ class TokenRow:
         """No product and no app: every product and app of the workspace may use it."""
         return not self.token.scope_products and not self.token.scope_apps
 
+    # A row shows this many scope chips; more collapse to the first few and a "+N" that opens
+    # the rest (so a token scoped to a dozen apps does not stretch the table past its card).
+    SCOPE_CHIPS_SHOWN = 4
+
+    @property
+    def scope_chips(self) -> list[tuple[str, str]]:
+        """(kind, name) for each product, then each app, of the token's scope."""
+        return [("product", p.name) for p in self.token.scope_products] + [
+            ("app", a.name) for a in self.token.scope_apps
+        ]
+
+    @property
+    def scope_split(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The chips shown, and those behind "+N" (none when all fit)."""
+        chips = self.scope_chips
+        if len(chips) <= self.SCOPE_CHIPS_SHOWN:
+            return chips, []
+        return chips[: self.SCOPE_CHIPS_SHOWN - 1], chips[self.SCOPE_CHIPS_SHOWN - 1 :]
+
 
 def table_rows(
     tokens: Iterable[TableToken], workspace: Workspace, now: dt.datetime, highlight: str = ""

@@ -141,12 +141,47 @@
       custom.hidden = !on;
       custom.querySelectorAll("input").forEach((input) => { input.disabled = !on; });
     };
+    // Arrowing through a closed select changes its value at every step: that is browsing, not a
+    // choice, so only a choice made otherwise (a click, Enter in the open list) moves the focus
+    // on to Custom days.
+    let browsing = false;
+    select.addEventListener("keydown", (event) => {
+      browsing = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"]
+        .includes(event.key) || (event.key.length === 1 && event.key !== " ");
+    });
+    select.addEventListener("pointerdown", () => { browsing = false; });
     sync();
     select.addEventListener("change", () => {
       sync();
       const input = custom.querySelector("input");
-      if (select.value === "custom" && input) input.focus();
+      if (select.value === "custom" && input && !browsing) input.focus();
+      browsing = false;
     });
+  }
+
+  // Tabs ([role=tablist] of links): arrow keys, Home and End move between them (one tab stop);
+  // Enter follows the link.
+  function tabList(list) {
+    const tabs = Array.from(list.querySelectorAll("[role=tab]"));
+    tabs.forEach((tab) => {
+      tab.tabIndex = tab.getAttribute("aria-selected") === "true" ? 0 : -1;
+    });
+    list.addEventListener("keydown", (event) => {
+      const at = tabs.indexOf(document.activeElement);
+      if (at < 0) return;
+      const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (next === undefined) return;
+      event.preventDefault();
+      tabs[(next + tabs.length) % tabs.length].focus();
+    });
+  }
+
+  // The phone drawer is a dialog while open (Bootstrap adds the role): give it its title.
+  function drawer(element) {
+    element.addEventListener("show.bs.offcanvas", () => {
+      element.setAttribute("aria-labelledby", element.dataset.drawerTitle);
+    });
+    element.addEventListener("hidden.bs.offcanvas", () => element.removeAttribute("aria-labelledby"));
   }
 
   // Access key expiry: the date input ([data-expiry-date]) only for "On a date", the warning
@@ -189,6 +224,106 @@
     });
   }
 
+  // An input the server re-renders empty but htmx keeps (hx-preserve: the Token Value after an
+  // invalid submit) gets the server's verdict on it from its wrapper, and the message under it
+  // says whether the typed value is still there.
+  function preservedInput(wrapper) {
+    const input = document.getElementById(wrapper.dataset.preservedInput);
+    if (!input) return;
+    if (wrapper.dataset.invalid === "true") input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+    const field = wrapper.parentElement;
+    const again = field.querySelector("[data-value-again]");
+    const kept = field.querySelector("[data-value-kept]");
+    if (again && kept && input.value) {
+      again.hidden = true;
+      kept.hidden = false;
+    }
+  }
+
+  // The error summary's links take the focus to their field (a fragment link only scrolls).
+  function errorLink(link) {
+    link.addEventListener("click", (event) => {
+      const field = document.getElementById(link.getAttribute("href").slice(1));
+      if (!field) return;
+      event.preventDefault();
+      revealField(field);
+    });
+  }
+
+  // Focus a field and bring it into view with its message, which may sit below the modal's
+  // fold (the footer used to hide the Expiry Date's).
+  function revealField(field) {
+    field.focus({ preventScroll: true });
+    const block = field.closest("fieldset, [class*=col-]") || field;
+    block.scrollIntoView({ block: "nearest" });
+  }
+
+  // Expiry preview ([data-expiry-preview]): "Expires on …" from the Expiry Date and the Period
+  // as the server computes it (the date's 00:00 UTC, the Period from when the value is set:
+  // now, or for an unchanged value when it was set; the earlier wins).
+  function expiryPreview(preview) {
+    const form = preview.closest("form");
+    if (!form) return;
+    const date = form.elements.namedItem("expiry_date");
+    const period = form.elements.namedItem("period");
+    const custom = form.elements.namedItem("period_custom");
+    const value = form.elements.namedItem("value");
+    const day = 24 * 60 * 60 * 1000;
+    const format = (moment) => moment.toLocaleDateString("en-US", {
+      timeZone: "UTC", month: "short", day: "numeric", year: "numeric",
+    });
+    const update = () => {
+      const moments = [];
+      if (date && /^\d{4}-\d{2}-\d{2}$/.test(date.value)) moments.push(new Date(date.value + "T00:00:00Z"));
+      let days = period && period.value && period.value !== "custom" ? Number(period.value) : null;
+      if (period && period.value === "custom" && custom && custom.value) days = Number(custom.value);
+      if (!period && custom && custom.value) days = Number(custom.value);
+      if (days && days > 0 && Number.isInteger(days)) {
+        const setAt = form.dataset.valueSetAt && !(value && value.value) ? new Date(form.dataset.valueSetAt) : new Date();
+        moments.push(new Date(setAt.getTime() + days * day));
+      }
+      if (!moments.length) {
+        preview.textContent = "Never expires: both fields are empty.";
+      } else {
+        const first = new Date(Math.min.apply(null, moments.map((m) => m.getTime())));
+        const inDays = Math.round((first.getTime() - Date.now()) / day);
+        const when = inDays > 1 ? " (in " + inDays + " days)" : inDays === 1 ? " (tomorrow)" : "";
+        preview.textContent = "Expires on " + format(first) + " at "
+          + first.toISOString().slice(11, 16) + " UTC" + when + ".";
+      }
+      preview.hidden = false;
+    };
+    form.addEventListener("input", update);
+    form.addEventListener("change", update);
+    update();
+  }
+
+  // Forms in the modal ([data-guard-changes]) ask before a close would throw away what was
+  // typed: "unsaved" (re-rendered after an invalid submit) always, "changed" once it differs
+  // from how it opened.
+  function snapshot(form) {
+    const parts = [];
+    Array.from(form.elements).forEach((element) => {
+      if (!element.name || element.type === "hidden") return;
+      if (element.type === "file") parts.push(element.files.length);
+      else if (element.type === "checkbox" || element.type === "radio") parts.push(element.checked);
+      else parts.push(element.value);
+    });
+    return JSON.stringify(parts);
+  }
+  // Kept in memory, never in the page: the snapshot holds what was typed, secrets included.
+  const openedAs = new WeakMap();
+  function guardChanges(form) {
+    openedAs.set(form, snapshot(form));
+  }
+  function hasUnsavedWork(form) {
+    if (!form || !form.isConnected) return false;
+    if (form.dataset.guardChanges === "unsaved") return true;
+    return snapshot(form) !== openedAs.get(form);
+  }
+  const DISCARD_QUESTION = "Discard what you typed in this form? Nothing has been saved.";
+
   // Content swapped into the modal (a form or a confirmation) opens it; a form re-rendered
   // with errors takes the user to the first one.
   function modalContent(root) {
@@ -196,7 +331,7 @@
     const shell = modalShell();
     if (!shell.classList.contains("show")) modal().show();
     const invalid = root.querySelector('[aria-invalid="true"], .is-invalid input');
-    if (invalid) invalid.focus();
+    if (invalid) revealField(invalid);
   }
 
   // The row a modal just created or changed flashes once the table has refreshed: the server
@@ -224,6 +359,12 @@
     each(root, "[data-expiry-select]", expirySelect);
     each(root, "[data-original-key]", keyInput);
     each(root, "[data-drop-empty]", dropEmpty);
+    each(root, "[role=tablist]", tabList);
+    each(root, "[data-drawer-title]", drawer);
+    each(root, "[data-preserved-input]", preservedInput);
+    each(root, "[data-error-link]", errorLink);
+    each(root, "[data-expiry-preview]", expiryPreview);
+    each(root, "form[data-guard-changes]", guardChanges);
     modalContent(root);
     highlightPending();
   }
@@ -231,24 +372,61 @@
   // --- Page-wide events: the modal shell, server-sent events (HX-Trigger), errors ----------
 
   // Keyboard users get their place back when the modal closes: the button that opened it, or
-  // its successor in the refreshed table (same label), or the changed row's copy button.
+  // its successor in the refreshed table (same label), or the changed row's copy button, or
+  // (the row was deleted) the row now in its place, or the result count.
+  //
+  // A change closes the modal and redraws the table at about the same time. If the redraw is
+  // still on its way when the modal has closed, the place is found once it has settled (the old
+  // button would be replaced under the focus), so the outcome never depends on which came first.
   let opener = null;
+  let refreshPending = false;
+  let focusAfterRefresh = null;
   function rememberOpener(event) {
     const target = event.detail.target;
     const shell = modalShell();
     if (target && target.id === "modal-content" && shell && !shell.classList.contains("show")) {
-      opener = { element: event.detail.elt, label: event.detail.elt.getAttribute("aria-label") };
+      const element = event.detail.elt;
+      const row = element.closest("tr");
+      const rows = row ? Array.from(row.parentElement.children) : [];
+      opener = {
+        element: element,
+        label: element.getAttribute("aria-label"),
+        rowIndex: row ? rows.indexOf(row) : -1,
+      };
     }
   }
-  function restoreFocus() {
-    if (!opener) return;
-    const { element, label } = opener;
-    opener = null;
-    if (document.activeElement && document.activeElement !== document.body) return;
-    let next = element && element.isConnected ? element : null;
-    if (!next && label) next = document.querySelector('[aria-label="' + CSS.escape(label) + '"]');
+  function focusLost() {
+    const active = document.activeElement;
+    return !active || active === document.body || !active.isConnected;
+  }
+  function placeFor(place) {
+    const { element, label, rowIndex } = place;
+    if (element && element.isConnected) return element;
+    let next = label ? document.querySelector('[aria-label="' + CSS.escape(label) + '"]') : null;
     if (!next) next = document.querySelector("tr.row-highlight [data-copy]");
+    if (!next && rowIndex >= 0) {
+      const rows = document.querySelectorAll("#token-table tbody tr");
+      const row = rows[Math.min(rowIndex, rows.length - 1)];
+      if (row) next = row.querySelector("[data-copy], a, button");
+    }
+    if (!next) next = document.querySelector("#token-table [data-announce]");
+    return next;
+  }
+  function restoreFocus(place) {
+    if (!place || !focusLost()) return;
+    const next = placeFor(place);
     if (next) next.focus({ preventScroll: true });
+  }
+
+  // Redrawn regions ([data-announce-for=ID] names the live region of the one with that id) say
+  // what they now show: the result count after a sort, a page, a filter or a delete.
+  function announce(region) {
+    if (!region.id) return;
+    const live = document.querySelector('[data-announce-for="' + CSS.escape(region.id) + '"]');
+    const source = region.querySelector("[data-announce]");
+    if (!live || !source) return;
+    live.textContent = "";
+    setTimeout(() => { live.textContent = source.dataset.announce; }, 100);
   }
 
   function errorMessage(status) {
@@ -261,25 +439,61 @@
   function listen() {
     document.addEventListener("htmx:load", (event) => enhance(event.detail.elt));
     document.addEventListener("htmx:beforeRequest", rememberOpener);
+    document.addEventListener("htmx:afterSettle", (event) => {
+      const region = event.detail.elt;
+      if (!region || region.id !== "token-table") return;
+      refreshPending = false;
+      if (focusAfterRefresh) {
+        const place = focusAfterRefresh;
+        focusAfterRefresh = null;
+        restoreFocus(place);
+      }
+      announce(region);
+    });
 
     const shell = modalShell();
+    let saved = false; // closing because the server accepted the form: nothing to lose
     if (shell) {
+      shell.addEventListener("hide.bs.modal", (event) => {
+        const form = shell.querySelector("form[data-guard-changes]");
+        if (!saved && hasUnsavedWork(form) && !window.confirm(DISCARD_QUESTION)) event.preventDefault();
+        saved = false;
+      });
+      shell.addEventListener("show.bs.modal", () => { saved = false; });
+      // Bootstrap focuses the dialog itself when its fade-in ends. Someone quick (or a slow
+      // machine) may already be typing in a field by then: give the focus back to that field
+      // rather than lose their keystrokes, and only otherwise start on the first field.
+      let lastInside = null;
+      shell.addEventListener("focusin", (event) => {
+        if (event.target !== shell) {
+          lastInside = event.target;
+        } else if (lastInside && lastInside.isConnected && shell.contains(lastInside)) {
+          lastInside.focus();
+        }
+      });
       shell.addEventListener("shown.bs.modal", () => {
-        const first = shell.querySelector("[autofocus], input:not([type=hidden]), select, textarea");
+        if (document.activeElement !== shell && shell.contains(document.activeElement)) return;
+        const first = shell.querySelector("[autofocus]")
+          || shell.querySelector("input:not([type=hidden]), select, textarea");
         if (first) first.focus();
       });
       shell.addEventListener("hidden.bs.modal", () => {
+        lastInside = null;
         const content = document.getElementById("modal-content");
         // Content that changed the page's data (a new access key shown once) names the event
         // that refreshes the table behind it: data-refresh-on-close="accessKeysChanged".
         const refresh = content.querySelector("[data-refresh-on-close]");
         content.innerHTML = "";
         if (refresh) document.body.dispatchEvent(new CustomEvent(refresh.dataset.refreshOnClose));
-        restoreFocus();
+        const place = opener;
+        opener = null;
+        if (refreshPending) focusAfterRefresh = place;
+        else restoreFocus(place);
       });
     }
 
     document.addEventListener("closeModal", () => {
+      saved = true;
       const instance = modal();
       if (instance) instance.hide();
     });
@@ -287,6 +501,7 @@
       showToast(event.detail.message, event.detail.level);
     });
     document.addEventListener("tokensChanged", (event) => {
+      refreshPending = Boolean(document.getElementById("token-table"));
       pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
     });
     document.addEventListener("htmx:responseError", (event) => {

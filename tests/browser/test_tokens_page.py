@@ -206,7 +206,7 @@ def test_escape_closes_the_modal_and_cancel_too(page: Page, live_server, transac
     expect(page).to_have_url(re.compile(r"/w/acme/tokens/$"))
 
 
-def test_invalid_input_is_explained_in_the_modal_and_the_value_asked_again(
+def test_invalid_input_is_explained_in_the_modal_and_the_value_kept_in_the_browser(
     page: Page, live_server, transactional_db
 ):
     acme()
@@ -216,18 +216,29 @@ def test_invalid_input_is_explained_in_the_modal_and_the_value_asked_again(
     dialog.get_by_label("Token Key").fill("STRIPE_SECRET")
     dialog.get_by_label("Token Value").fill("typed-secret-value")
     dialog.get_by_label("Description").fill("Kept after the error")
-    dialog.get_by_role("button", name="Create Token").click()
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        dialog.get_by_role("button", name="Create Token").click()
+    assert "typed-secret-value" not in posted.value.text()  # the server never sends it back
 
     expect(dialog.get_by_text("A token with key STRIPE_SECRET already exists")).to_be_visible()
     expect(dialog.get_by_text("Choose at least one environment.")).to_be_visible()
     expect(dialog.get_by_label("Token Key")).to_be_focused()
+    expect(dialog.get_by_label("Token Key")).to_have_attribute("aria-invalid", "true")
     expect(dialog.get_by_label("Description")).to_have_value("Kept after the error")
-    expect(dialog.get_by_label("Token Value")).to_have_value("")
-    expect(dialog.get_by_text("the value you typed was not sent back")).to_be_visible()
+    # The browser kept what was typed (hx-preserve), and says so.
+    expect(dialog.get_by_label("Token Value")).to_have_value("typed-secret-value")
+    expect(dialog.get_by_text("The value you typed is still in the field")).to_be_visible()
+    expect(dialog.get_by_text("the value you typed was not sent back")).to_be_hidden()
     assert "typed-secret-value" not in page.content()
 
+    # The summary at the top links to each field with a problem.
+    summary = dialog.get_by_role("alert").filter(has_text="Please correct")
+    summary.get_by_role("link", name="Environments").click()
+    expect(
+        dialog.get_by_role("group", name="Environments").get_by_label("Production")
+    ).to_be_focused()
+
     dialog.get_by_label("Token Key").fill("STRIPE_RESTRICTED")
-    dialog.get_by_label("Token Value").fill("typed-secret-value")
     dialog.get_by_role("group", name="Environments").get_by_label("Sandbox").check()
     dialog.get_by_role("button", name="Create Token").click()
     expect(dialog).to_be_hidden()
@@ -260,11 +271,12 @@ def test_a_pem_key_is_loaded_from_a_file_exactly(
     dialog.get_by_role("button", name="Create Token").click()
 
     expect(dialog.get_by_text("Type a value or choose a file, not both.")).to_be_visible()
-    expect(dialog.get_by_label("Token Value")).to_have_value("")
+    expect(dialog.get_by_label("Token Value")).to_have_value("typed-too")  # kept by the browser
     expect(dialog.get_by_label("Or load the value from a file")).to_have_value("")
     assert "signing-key.pem" not in page.content()
     assert not Token.objects.filter(key="SIGNING_KEY").exists()
 
+    dialog.get_by_label("Token Value").fill("")
     dialog.get_by_label("Or load the value from a file").set_input_files(key_file)
     page.set_viewport_size({"width": 1280, "height": 1240})
     page.wait_for_timeout(300)
