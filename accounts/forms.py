@@ -8,6 +8,7 @@ from allauth.account.forms import LoginForm as AllauthLoginForm
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from allauth.mfa.base.forms import AuthenticateForm as AllauthAuthenticateForm
 from allauth.mfa.base.forms import ReauthenticateForm as AllauthReauthenticateForm
+from allauth.mfa.totp.forms import ActivateTOTPForm as AllauthActivateTOTPForm
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
@@ -16,7 +17,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from workspaces.models import Role
+from tokens import crypto
+from workspaces.models import Role, Workspace
 
 
 class LoginForm(AllauthLoginForm):
@@ -92,6 +94,24 @@ class InvitationForm(forms.Form):
     email = forms.EmailField(label="Email", max_length=254)
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.VIEWER)
 
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+
+    def clean_email(self) -> str:
+        """Refuse what the owner can already see: a member's address (listed on Members) or a
+        pending invitation. Whether an account exists elsewhere is never told."""
+        email = self.cleaned_data["email"].strip()
+        if self.workspace.memberships.filter(user__email__iexact=email).exists():
+            raise forms.ValidationError(
+                f"A member of {self.workspace.name} already uses this address."
+            )
+        if self.workspace.invitations.pending().filter(email__iexact=email).exists():
+            raise forms.ValidationError(
+                "This address has a pending invitation. Resend it from the list instead."
+            )
+        return email
+
 
 class InvitationSignupForm(forms.Form):
     """A new account from an invitation: the email is the invited address, not asked again."""
@@ -157,3 +177,35 @@ class TwoFactorRequirementForm(forms.Form):
         required=False,
         help_text="Members without it are sent to set up an authenticator app first.",
     )
+
+
+PENDING_TOTP_SESSION = "_coffer_pending_totp"
+
+
+class ActivateTOTPForm(AllauthActivateTOTPForm):
+    """allauth keeps the secret being set up in the session in the clear until it is confirmed;
+    here it is kept sealed (tokens/crypto.py), as the stored one is, so a database copy taken
+    during set-up reveals it no more than one taken after."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from allauth.core import context
+        from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY, generate_totp_secret
+
+        super().__init__(*args, **kwargs)
+        session = context.request.session
+        session.pop(SECRET_SESSION_KEY, None)  # allauth's clear copy never reaches the store
+        sealed = session.get(PENDING_TOTP_SESSION) if self.is_bound else None
+        try:
+            self.secret = crypto.decrypt_account_secret(sealed) if sealed else ""
+        except crypto.CryptoError:
+            self.secret = ""
+        if not self.secret:
+            self.secret = generate_totp_secret()
+            session[PENDING_TOTP_SESSION] = crypto.encrypt_account_secret(self.secret)
+
+    def clean_code(self) -> str:
+        from allauth.core import context
+
+        code = super().clean_code()
+        context.request.session.pop(PENDING_TOTP_SESSION, None)  # confirmed: stored from now on
+        return code

@@ -108,6 +108,12 @@ class Invitation(models.Model):
             return None
         return cls.objects.select_related("workspace").filter(key_hash=hash_key(key)).first()
 
+    @classmethod
+    def find_by_hash(cls, key_hash: str) -> Invitation | None:
+        if not isinstance(key_hash, str) or len(key_hash) != 64:
+            return None
+        return cls.objects.select_related("workspace").filter(key_hash=key_hash).first()
+
     def _new_key(self) -> str:
         key = secrets.token_urlsafe(KEY_BYTES)
         self.key_hash = hash_key(key)

@@ -58,7 +58,7 @@ def _link_shown_once(request, invitation: Invitation, key: str, *, resent: bool)
 @require_http_methods(["GET", "POST"])
 def invitation_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = InvitationForm(request.POST if request.method == "POST" else None)
+    form = InvitationForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         invitation, key = Invitation.create(
             workspace,
@@ -154,17 +154,20 @@ def _unusable(request: HttpRequest, reason: str, status: int = 200) -> HttpRespo
     return render(request, "accounts/invitation_unusable.html", {"reason": reason}, status=status)
 
 
-INVITATION_KEY_SESSION = "_coffer_invitation_key"
+# The session keeps the hash of the opened link's key, never the key: session rows are stored
+# readable by whoever reads the database, and the key would let them join.
+INVITATION_SESSION = "_coffer_invitation"
 
 
 @sensitive_variables("key")
 @never_cache
 @require_http_methods(["GET"])
 def invitation_open(request: HttpRequest, key: str) -> HttpResponse:
-    """The link in the mail. The key moves into the session and the browser to a URL without
-    it (as allauth's password reset does), so it stays out of later pages, the Referer header
-    and the sign-in page's `next`."""
-    if Invitation.find(key) is None:
+    """The link in the mail. The browser moves on to a URL without the key (as allauth's
+    password reset does), so it stays out of later pages, the Referer header and the sign-in
+    page's `next`; the session remembers which invitation by the key's hash."""
+    invitation = Invitation.find(key)
+    if invitation is None:
         # 200, not 404: Django logs every 4xx with its path, and a mistyped or replaced link's
         # path is most of a key.
         return _unusable(
@@ -172,7 +175,7 @@ def invitation_open(request: HttpRequest, key: str) -> HttpResponse:
             "This invitation link is not valid. Check that you copied the whole link, or ask an "
             "owner of the workspace for a new invitation.",
         )
-    request.session[INVITATION_KEY_SESSION] = key
+    request.session[INVITATION_SESSION] = invitation.key_hash
     return redirect("invitation_accept")
 
 
@@ -182,13 +185,13 @@ def invitation_open(request: HttpRequest, key: str) -> HttpResponse:
 def invitation_accept(request: HttpRequest) -> HttpResponse:
     """Anyone holding the link may use it once: a person without an account creates one here;
     a signed-in person accepts. Nothing here tells whether an account exists for an email."""
-    invitation = Invitation.find(request.session.get(INVITATION_KEY_SESSION, ""))
+    invitation = Invitation.find_by_hash(request.session.get(INVITATION_SESSION, ""))
     if invitation is None:
         return _unusable(
             request, "Open the invitation link from your mail to join a workspace.", 404
         )
     if reason := invitation.unusable_reason():
-        request.session.pop(INVITATION_KEY_SESSION, None)
+        request.session.pop(INVITATION_SESSION, None)
         return _unusable(request, f"{reason} Ask an owner of the workspace for a new one.")
     workspace = invitation.workspace
     context: dict = {"invitation": invitation, "workspace_invited": workspace}
@@ -217,7 +220,7 @@ def invitation_accept(request: HttpRequest) -> HttpResponse:
 
 
 def _joined(request: HttpRequest, invitation: Invitation) -> HttpResponse:
-    request.session.pop(INVITATION_KEY_SESSION, None)
+    request.session.pop(INVITATION_SESSION, None)
     messages.success(
         request,
         f"Welcome to {invitation.workspace.name}. You joined as {invitation.get_role_display()}.",
@@ -283,9 +286,11 @@ def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
         return modal_success(
             request,
             message=message,
-            event="membersChanged",
+            # Not membersChanged: the whole page reloads (the owner may be sent to set it up
+            # themselves), and a list refresh racing it would be sent there too.
+            event="workspaceChanged",
             redirect_to=reverse("members", args=[slug]),
-            reload=True,  # the owner may be sent to set it up themselves
+            reload=True,
         )
     return render_modal(
         request,

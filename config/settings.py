@@ -223,6 +223,7 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Coffer] "
 ACCOUNT_RATE_LIMITS = {"login_failed": None, "login": None}
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 MFA_FORMS = {
+    "activate_totp": "accounts.forms.ActivateTOTPForm",
     "authenticate": "accounts.forms.AuthenticateForm",
     "reauthenticate": "accounts.forms.ReauthenticateForm",
 }

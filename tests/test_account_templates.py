@@ -88,3 +88,17 @@ def test_the_invitation_form_posts_need_the_csrf_token(workspace):
 
     assert client.post(reverse("invitation_accept"), data).status_code == 403
     assert not workspace.memberships.filter(user__username="x").exists()
+
+
+def test_the_set_password_and_confirm_email_pages():
+    user = UserFactory(username="alice", password=None)  # e.g. made in the admin, no password
+    client = Client()
+    client.force_login(user)
+    response = client.get(reverse("account_set_password"))
+    assert response.status_code == 200
+    assert "/static/css/coffer.css" in text(response)
+    assert_strict_headers(response, "set password")
+
+    response = client.get(reverse("account_confirm_email", args=["not-a-key"]))
+    assert "/static/css/coffer.css" in text(response) and "Menu:" not in text(response)
+    assert_strict_headers(response, "confirm email")

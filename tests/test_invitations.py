@@ -100,6 +100,18 @@ def test_a_bad_invitation_is_refused_with_a_message(owner_client, workspace, dat
     assert not Invitation.objects.exists()
 
 
+def test_a_members_address_or_a_pending_one_is_refused(owner_client, workspace):
+    MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+    invite(owner_client, email="new@example.com")
+
+    member = text(invite(owner_client, email="ZED@example.com", headers=HTMX))
+    pending = text(invite(owner_client, email="new@example.com", headers=HTMX))
+
+    assert "A member of Acme already uses this address." in member
+    assert "This address has a pending invitation. Resend it from the list instead." in pending
+    assert Invitation.objects.count() == 1
+
+
 @pytest.mark.parametrize("member", ["editor_client", "viewer_client"])
 def test_only_owners_invite(request, member, workspace):
     client = request.getfixturevalue(member)
@@ -148,6 +160,17 @@ def test_a_newcomer_signs_up_from_the_link_and_joins_with_the_role(
     user = Membership.objects.get(user__username="newbie").user
     assert user.email == "newbie@example.com" and user.check_password(NEW_PASSWORD)
     assert Invitation.objects.get().accepted_by == user
+
+
+def test_the_key_is_never_kept_in_a_session(owner_client, workspace, mailoutbox):
+    from django.contrib.sessions.models import Session
+
+    invite(owner_client)
+    link = invitation_link(mailoutbox[0])
+    sign_up(Client(), link, again=None, password="short")  # refused: the link still pending
+
+    for session in Session.objects.all():
+        assert key_of(link) not in str(session.get_decoded())
 
 
 def test_a_signed_in_person_accepts(owner_client, workspace, mailoutbox, outsider_client):
@@ -272,7 +295,7 @@ def test_a_bad_sign_up_is_refused_and_the_link_still_works(
 
 def test_a_member_already_in_the_workspace_is_told(owner_client, workspace, mailoutbox):
     MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
-    invite(owner_client, email="zed@example.com")
+    invite(owner_client, email="zeds-other-address@example.com")  # the link reached zed
     zed = Client()
     zed.post(reverse("login"), {"username": "zed", "password": DEFAULT_PASSWORD})
     zed.get(invitation_link(mailoutbox[0]))

@@ -264,3 +264,19 @@ def test_access_keys_keep_working_when_two_factor_is_required(workspace, token):
     response = Client().get(reverse("api:values"), headers={"Authorization": f"Bearer {secret}"})
 
     assert response.status_code == 200
+
+
+def test_the_secret_being_set_up_is_not_kept_in_the_clear(olivia):
+    from django.contrib.sessions.models import Session
+
+    client = Client()
+    sign_in(client)
+    page = text(client.get(SETUP))
+    secret = re.search(r'id="authenticator-secret" type="text" value="([A-Z2-7]+)"', page)[1]
+    refused = client.post(SETUP, {"code": other_code(secret)})
+    assert f'value="{secret}"' in text(refused), "the same secret while setting up"
+
+    for session in Session.objects.all():
+        assert secret not in str(session.get_decoded())
+    response = client.post(SETUP, {"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302, "the sealed secret is the one confirmed"
