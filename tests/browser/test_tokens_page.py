@@ -153,8 +153,9 @@ def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
     expect(environments.get_by_label("Sandbox")).to_be_visible()
     environments.get_by_label("Production").check()
 
-    page.set_viewport_size({"width": 1280, "height": 1240})
+    page.set_viewport_size({"width": 1280, "height": 1400})
     page.wait_for_timeout(300)  # the modal's fade-in
+    dialog.locator(".modal-body").evaluate("(body) => { body.scrollTop = 0; }")
     page.screenshot(path=SCREENSHOTS / "create-token-modal.png")
     page.set_viewport_size({"width": 1280, "height": 860})
 
