@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -41,10 +42,43 @@ REFUSED_SELECTION = (
 )
 
 
+ALREADY_GONE = (
+    "The selected tokens no longer exist: they were deleted since the page was loaded (by an "
+    "earlier click on this button, or by someone else). Nothing more was changed."
+)
+
+
+def some_gone(gone: int, selected: int) -> str:
+    verb = "no longer exists" if gone == 1 else "no longer exist"
+    return (
+        f"{gone} of the {selected} selected tokens {verb}: deleted since the page was loaded, "
+        "by someone else or in another tab. Nothing was changed. Go back to the Tokens page "
+        "and select again."
+    )
+
+
 class TokenSelectionField(forms.ModelMultipleChoiceField):
-    """Token ids of one workspace; any other id refuses the whole selection."""
+    """Token ids of one workspace; any other id refuses the whole selection. Ids that name no
+    token at all (deleted since the table was drawn: a second click, another user) refuse it
+    with a message saying so (code "gone"), rather than one suggesting a forgery."""
 
     widget = forms.MultipleHiddenInput
+
+    def clean(self, value: Any) -> Any:
+        try:
+            return super().clean(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid_choice":
+                raise
+            selected = {str(pk) for pk in value or []}
+            mine = cast(QuerySet[Token], self.queryset).filter(pk__in=selected)
+            found = {str(pk) for pk in mine.values_list("pk", flat=True)}
+            missing = selected - found
+            # Token ids are random UUIDs, so "exists in no workspace" tells an outsider nothing.
+            if Token.objects.filter(pk__in=missing).exists():
+                raise
+            message = ALREADY_GONE if not found else some_gone(len(missing), len(selected))
+            raise forms.ValidationError(message, code="gone") from None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -186,7 +220,12 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     if not selection.is_valid():
         context |= {"title": "Nothing was changed", "refusal": selection.problem}
         # Ids of other workspaces (or gone) are a bad request; no action or token, a slip.
-        forged = not request.htmx and bool({"tokens", "page_tokens"} & set(selection.errors))
+        # All of them deleted meanwhile (a double click on Delete): said, and not an error.
+        forged = (
+            not request.htmx
+            and bool({"tokens", "page_tokens"} & set(selection.errors))
+            and selection.problem != ALREADY_GONE
+        )
         return render_modal(
             request, "tokens/bulk_confirm.html", context, status=400 if forged else 200
         )
