@@ -266,3 +266,30 @@ def test_tokens_deleted_by_someone_else_meanwhile_refuse_the_whole(
         assert "Nothing was changed." in text(response)
     assert Token.objects.count() == 2 and not Token.objects.revoked().exists()
     assert not AuditEvent.objects.filter(action__in=[AuditAction.REVOKED, AuditAction.DELETED])
+
+
+def test_a_second_revoke_says_there_was_nothing_to_revoke(workspace, editor_client, tokens):
+    data = confirmed("revoke", tokens)
+    editor_client.post(bulk_url(workspace), data)
+    again = editor_client.post(bulk_url(workspace), data)
+    page = text(editor_client.get(again["Location"]))
+    assert "Nothing to revoke: the selected tokens were already revoked." in page
+    assert "Revoked 0 tokens" not in page
+    assert AuditEvent.objects.filter(action=AuditAction.REVOKED).count() == 3
+
+
+def test_a_second_environment_change_says_nothing_changed(workspace, editor_client, tokens):
+    canary = EnvironmentFactory(workspace=workspace, name="Canary", slug="canary")
+    data = confirmed("environments", tokens, environments=[canary.pk])
+    editor_client.post(bulk_url(workspace), data)
+    again = editor_client.post(bulk_url(workspace), data)
+    page = text(editor_client.get(again["Location"]))
+    assert "Nothing to change: the selected tokens already had Canary" in page
+    assert AuditEvent.objects.filter(action=AuditAction.UPDATED).count() == 3
+
+
+def test_the_confirmation_ignores_a_second_click_while_the_first_runs(
+    workspace, editor_client, tokens
+):
+    page = text(editor_client.post(bulk_url(workspace), selection("revoke", tokens), headers=HTMX))
+    assert 'hx-sync="this:drop"' in page and 'hx-disabled-elt="find [type=submit]"' in page

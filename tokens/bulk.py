@@ -198,6 +198,8 @@ def perform(
     pks = [token.pk for token in selection]
     if action == "revoke":
         revoked = lifecycle.revoke_many(workspace, pks, by=request.user)
+        if not revoked:  # a second click, or someone else was quicker
+            return "Nothing to revoke: the selected tokens were already revoked."
         left = len(selection) - len(revoked)
         extra = f" {left} already revoked, left as they were." if left else ""
         return f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''}.{extra}"
@@ -207,6 +209,8 @@ def perform(
     environments = confirm.cleaned_data["environments"]
     changed = lifecycle.set_environments_many(workspace, pks, environments, by=request.user)
     names = ", ".join(env.name for env in environments)
+    if not changed:
+        return f"Nothing to change: the selected tokens already had {names} (or are revoked)."
     return f"Environments of {len(changed)} token{'s' if len(changed) != 1 else ''} set to {names}."
 
 
