@@ -496,3 +496,19 @@ def test_pasted_text_keeps_the_files_line_breaks_in_values(workspace, editor_cli
     editor_client.post(preview_url(workspace, pending), options(workspace))
     assert Token.objects.get(key="PEM").reveal() == "-----BEGIN KEY-----\nabc\n-----END KEY-----"
     assert Token.objects.get(key="B").reveal() == "2"
+
+
+def test_references_and_dollar_braces_in_values_are_kept_and_said(workspace, editor_client):
+    source = (
+        "DB_URL=postgres://app:$Secret{DB_PASSWORD}@db/app\n"
+        'GREETING="hello ${USER}"\n'
+        f"PLAIN={SECRET}\n"
+    )
+    pending, page = pending_of(editor_client, workspace, text=source)
+    assert "contains $Secret{…}: kept as written" in page
+    assert "contains ${…}: kept as written, not expanded" in page
+    assert page.count("kept as written") == 2
+    assert "DB_PASSWORD" not in page and "USER" not in page and SECRET not in page
+    editor_client.post(preview_url(workspace, pending), options(workspace))
+    assert Token.objects.get(key="DB_URL").reveal() == "postgres://app:$Secret{DB_PASSWORD}@db/app"
+    assert Token.objects.get(key="GREETING").reveal() == "hello ${USER}"
