@@ -293,3 +293,12 @@ def test_the_confirmation_ignores_a_second_click_while_the_first_runs(
 ):
     page = text(editor_client.post(bulk_url(workspace), selection("revoke", tokens), headers=HTMX))
     assert 'hx-sync="this:drop"' in page and 'hx-disabled-elt="find [type=submit]"' in page
+
+
+def test_a_stale_selection_redraws_the_table_behind_the_modal(workspace, editor_client, tokens):
+    data = confirmed("revoke", tokens)
+    tokens[0].delete()
+    response = editor_client.post(bulk_url(workspace), data, headers=HTMX)
+    assert "1 of the 3 selected tokens no longer exists" in text(response)
+    assert "tokensChanged" in triggers(response)
+    assert not Token.objects.revoked().exists()

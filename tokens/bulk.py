@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
 from tokens import lifecycle
 from tokens.forms import CatalogChoiceField
@@ -135,6 +136,10 @@ class BulkSelectionForm(forms.Form):
         return self.cleaned_data["selection"]
 
     @property
+    def has_gone_tokens(self) -> bool:
+        return any(self.has_error(name, "gone") for name in ("tokens", "page_tokens"))
+
+    @property
     def problem(self) -> str:
         """The one message that refuses this selection (form errors say it once)."""
         messages = [error for errors in self.errors.values() for error in errors]
@@ -230,9 +235,13 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
             and bool({"tokens", "page_tokens"} & set(selection.errors))
             and selection.problem != ALREADY_GONE
         )
-        return render_modal(
+        response = render_modal(
             request, "tokens/bulk_confirm.html", context, status=400 if forged else 200
         )
+        if request.htmx and selection.has_gone_tokens:
+            # The table behind the modal still shows the deleted rows: redraw it.
+            trigger_client_event(response, "tokensChanged", {})
+        return response
     action, tokens = selection.cleaned_data["action"], selection.selection
     confirming = "confirm" in request.POST
     confirm = BulkConfirmForm(

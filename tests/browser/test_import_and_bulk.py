@@ -212,3 +212,28 @@ def test_back_after_importing_and_the_phone_size(
     settled(page)
     axe(page, "#modal")
     context.close()
+
+
+def test_a_token_deleted_by_someone_else_before_the_confirmation(
+    page: Page, live_server, transactional_db, axe
+):
+    workspace = workspace_with_owner("slow")
+    for n in range(3):
+        TokenFactory(workspace=workspace, key=f"STALE_{n}")
+    sign_in(page, live_server, "slow")
+    page.goto(f"{live_server.url}/w/acme/tokens/")
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Revoke selected").click()
+    dialog = page.get_by_role("dialog", name="Revoke 3 tokens?")
+    settled(page)
+    Token.objects.get(key="STALE_1").delete()  # another editor, meanwhile
+    dialog.get_by_role("button", name="Revoke 3 tokens").click()
+    refusal = page.get_by_role("dialog", name="Nothing was changed")
+    expect(refusal.get_by_role("alert")).to_contain_text(
+        "1 of the 3 selected tokens no longer exists"
+    )
+    expect(page.get_by_text("1–2 of 2 tokens")).to_be_visible()  # the table behind, redrawn
+    axe(page, "#modal")
+    refusal.get_by_role("link", name="Back to Tokens").click()
+    expect(refusal).to_be_hidden()
+    assert not Token.objects.revoked().exists()
