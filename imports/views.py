@@ -140,6 +140,8 @@ def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
         "nav": "tokens",
         "form": form,
         "preview": preview(pending),
+        "pending": pending,
+        "minutes": PENDING_IMPORT_MINUTES,
         "error": error,
         "start_url": reverse("imports:start", args=[workspace.slug]),
         "cancel_url": list_url(workspace),
