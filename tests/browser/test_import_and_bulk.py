@@ -237,3 +237,22 @@ def test_a_token_deleted_by_someone_else_before_the_confirmation(
     refusal.get_by_role("link", name="Back to Tokens").click()
     expect(refusal).to_be_hidden()
     assert not Token.objects.revoked().exists()
+
+
+def test_the_preview_keeps_ordinary_keys_on_one_line(page: Page, live_server, transactional_db):
+    """A long reason in the last column squeezed the Key column until NEW_STRIPE wrapped as
+    NEW_ST / RIPE at 1280 px."""
+    workspace_with_owner("wide")
+    sign_in(page, live_server, "wide")
+    page.goto(f"{live_server.url}/w/acme/tokens/import/")
+    page.get_by_label("Paste the contents of a .env file").fill(
+        "NEW_STRIPE=1\nDB_URL=x:$Secret{DB_PASS}@h\n9BAD=3\n"
+    )
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.get_by_role("heading", name="Preview import")).to_be_visible()
+    lines = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table td:nth-child(2)')).map(td => {
+            const range = document.createRange(); range.selectNodeContents(td);
+            return range.getClientRects().length; })"""
+    )
+    assert lines == [1, 1, 1], lines
