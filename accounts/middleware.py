@@ -28,13 +28,12 @@ class WorkspaceTwoFactorMiddleware:
             f"{exception.workspace_name} requires two-factor authentication. "
             "Set up an authenticator app to continue."
         )
-        # Several requests of one page (a fragment refresh beside a reload) say it once.
-        storage = messages.get_messages(request)
-        pending = [
-            *getattr(storage, "_loaded_messages", []),
-            *getattr(storage, "_queued_messages", []),
-        ]
-        if not any(str(message) == text for message in pending):
+        # Several requests of one page (a redraw and its redirect) may each land here before
+        # the set-up page shows the message: say it once.
+        queued = messages.get_messages(request)
+        already = any(message.message == text for message in queued)
+        queued.used = False  # looking is not showing
+        if not already:
             messages.warning(request, text)
         url = f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}"
         if getattr(request, "htmx", False):

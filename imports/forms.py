@@ -84,7 +84,9 @@ class ImportSourceForm(forms.Form):
                 upload.seek(0)
                 self.source_text = read_source(upload.read())
             else:
-                self.source_text = read_source(text)
+                # A browser sends a textarea's line breaks as CRLF whatever the file had; a
+                # .env file's are LF, and a multi-line value must not gain a CR per line.
+                self.source_text = read_source(text.replace("\r\n", "\n"))
         except ImportRefused as refused:
             self.add_error("env_file" if upload is not None else "text", str(refused))
         return cleaned

@@ -31,6 +31,11 @@ class ImportConflict(Exception):
     """A key was created meanwhile (nothing was imported); the message is safe to show."""
 
 
+class ImportGone(Exception):
+    """The pending import was imported or cancelled meanwhile (a second click on Import, or
+    another tab): nothing more was imported."""
+
+
 @dataclass(frozen=True)
 class Preview:
     entries: list[Entry]
@@ -76,19 +81,31 @@ def preview(pending: PendingImport, *, lock: bool = False) -> Preview:
     return Preview(entries)
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Outcome:
     created: int
     replaced: int
-    skipped: int
+    kept: int  # existing keys left as they were (Skip existing)
+    not_imported: int  # invalid lines and revoked keys
+
+    @property
+    def skipped(self) -> int:
+        return self.kept + self.not_imported
 
     @property
     def message(self) -> str:
-        parts = [f"Imported {self.created} new token{'s' if self.created != 1 else ''}"]
+        parts = [f"Imported {_plural(self.created, 'new token')}"]
         if self.replaced:
             parts.append(f"replaced the value of {self.replaced}")
-        if self.skipped:
-            parts.append(f"skipped {self.skipped} line{'s' if self.skipped != 1 else ''}")
+        if self.kept:
+            verb = "exists" if self.kept == 1 else "exist"
+            parts.append(f"skipped {self.kept} that already {verb}")
+        if self.not_imported:
+            parts.append(f"left out {_plural(self.not_imported, 'invalid or revoked line')}")
         return ", ".join(parts) + "."
 
 
@@ -99,6 +116,10 @@ def run_import(pending: PendingImport, options: ImportOptionsForm, *, by: User) 
     data = options.cleaned_data
     try:
         with transaction.atomic():
+            # Deleting first claims the pending import: a second click on Import (or another
+            # tab) waits here for this transaction, then finds nothing to delete and stops.
+            if not PendingImport.objects.filter(pk=pending.pk).delete()[0]:
+                raise ImportGone
             entries = preview(pending, lock=True).entries
             new = {e.key: e.value for e in entries if e.state is EntryState.NEW and e.value}
             replacing = {
@@ -119,14 +140,15 @@ def run_import(pending: PendingImport, options: ImportOptionsForm, *, by: User) 
                 if options.replace
                 else []
             )
-            pending.delete()
     except IntegrityError:
         raise ImportConflict(
             "Someone created one of these keys while you were importing, so nothing was "
             "imported. Preview the file again."
         ) from None
+    existing = sum(entry.state is EntryState.EXISTS for entry in entries)
     return Outcome(
         created=len(created),
         replaced=len(replaced),
-        skipped=len(entries) - len(created) - len(replaced),
+        kept=existing - len(replaced),
+        not_imported=len(entries) - len(created) - existing,
     )

@@ -57,6 +57,11 @@ class PendingImport(models.Model):
     def __str__(self) -> str:
         return f"pending import {self.pk} in {self.workspace_id}"
 
+    @property
+    def expires_at(self) -> dt.datetime:
+        """When the preview closes: its page says so, so a tab left open is no surprise."""
+        return self.created_at + dt.timedelta(minutes=PENDING_IMPORT_MINUTES)
+
     @classmethod
     @sensitive_variables("text", "dek")
     def seal(cls, workspace: Workspace, text: str, *, by: User) -> PendingImport:

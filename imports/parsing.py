@@ -26,6 +26,17 @@ IMPORT_MAX_BYTES = 1024 * 1024  # 1 MiB: thousands of ordinary lines, nothing li
 IMPORT_MAX_LINES = 5_000
 
 
+# Resolving inserts a value once and never scans it again (tokens/references.py), and
+# python-dotenv's own parser does not expand ${VAR}: both are kept as written, and said so.
+SECRET_REFERENCE_NOTE = (
+    "Its value contains $Secret{…}: kept as written. A token's value is never resolved, so "
+    "this reference will not be replaced by the other token's value."
+)
+INTERPOLATION_NOTE = (
+    "Its value contains ${…}: kept as written, not expanded from other lines or the environment."
+)
+
+
 class ImportRefused(ValueError):
     """The whole source is refused (nothing is imported); the message is safe to show."""
 
@@ -46,6 +57,7 @@ class Entry:
     value: str | None = field(default=None, repr=False)
     state: EntryState = EntryState.NEW
     reason: str = ""
+    note: str = ""  # said beside an importable entry; never quotes the value
 
     @property
     def importable(self) -> bool:
@@ -123,6 +135,10 @@ def parse_entries(text: str) -> list[Entry]:
             entry.state, entry.reason = EntryState.INVALID, "No value: write KEY=VALUE."
         elif errors := value_errors(binding.value, required=True).get("value"):
             entry.state, entry.reason, entry.value = EntryState.INVALID, errors[0], None
+        elif "$Secret{" in binding.value:
+            entry.note = SECRET_REFERENCE_NOTE
+        elif "${" in binding.value:
+            entry.note = INTERPOLATION_NOTE
         entries.append(entry)
     last_line: dict[str, int] = {}
     for entry in entries:

@@ -12,7 +12,7 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -21,8 +21,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from imports.forms import ImportOptionsForm, ImportSourceForm
-from imports.importer import ImportConflict, preview, run_import
-from imports.models import PendingImport
+from imports.importer import ImportConflict, ImportGone, preview, run_import
+from imports.models import PENDING_IMPORT_MINUTES, PendingImport
 from imports.parsing import IMPORT_MAX_BYTES
 from tokens.table import list_url
 from tokens.uploads import CappedUploadHandler
@@ -37,9 +37,29 @@ TOO_BIG = (
 )
 
 
-def get_pending_for(workspace: Workspace, pk: uuid.UUID) -> PendingImport:
-    """A pending import of `workspace` not yet expired (404 otherwise)."""
-    return get_object_in(workspace, PendingImport.objects.fresh(), pk)
+def get_pending_for(workspace: Workspace, pk: uuid.UUID) -> PendingImport | None:
+    """A pending import of `workspace` not yet expired, or None."""
+    try:
+        return get_object_in(workspace, PendingImport.objects.fresh(), pk)
+    except Http404:
+        return None
+
+
+def render_gone(
+    request: AuthenticatedHttpRequest, workspace: Workspace, pk: uuid.UUID
+) -> HttpResponse:
+    """The preview a user comes back to (Back after importing, a second click on Import, a tab
+    left open past its expiry): a page saying what became of it, not a bare 404. Still a 404,
+    for an id of another workspace looks exactly the same."""
+    expired = PendingImport.objects.stale().filter(workspace=workspace, pk=pk).exists()
+    context = {
+        "nav": "tokens",
+        "expired": expired,
+        "minutes": PENDING_IMPORT_MINUTES,
+        "start_url": reverse("imports:start", args=[workspace.slug]),
+        "tokens_url": list_url(workspace),
+    }
+    return render(request, "imports/import_gone.html", context, status=404)
 
 
 def render_start(
@@ -96,6 +116,8 @@ def import_start_checked(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
 def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     pending = get_pending_for(workspace, pk)
+    if pending is None:
+        return render_gone(request, workspace, pk)
     if request.method == "POST" and "cancel" in request.POST:
         pending.delete()
         messages.info(request, "Import cancelled: nothing was imported.")
@@ -109,6 +131,8 @@ def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
             outcome = run_import(pending, form, by=request.user)
         except ImportConflict as conflict:
             error = str(conflict)
+        except ImportGone:
+            return render_gone(request, workspace, pk)
         else:
             messages.success(request, outcome.message)
             return redirect(list_url(workspace))
@@ -116,6 +140,8 @@ def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
         "nav": "tokens",
         "form": form,
         "preview": preview(pending),
+        "pending": pending,
+        "minutes": PENDING_IMPORT_MINUTES,
         "error": error,
         "start_url": reverse("imports:start", args=[workspace.slug]),
         "cancel_url": list_url(workspace),

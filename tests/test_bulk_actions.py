@@ -238,3 +238,67 @@ def test_one_transaction_and_bounded_queries(
     with django_assert_max_num_queries(2 * 100 + 15):
         editor_client.post(bulk_url(workspace), confirmed("revoke", many))
     assert Token.objects.revoked().count() == 100
+
+
+# --- a selection gone stale: a second click, someone else's deletion -------------------------
+
+
+def test_a_second_click_on_delete_says_they_are_gone(workspace, editor_client, tokens):
+    data = confirmed("delete", tokens, confirm_count="3")
+    assert editor_client.post(bulk_url(workspace), data).status_code == 302
+    again = editor_client.post(bulk_url(workspace), data)
+    assert again.status_code == 200
+    assert "The selected tokens no longer exist" in text(again)
+    assert "Nothing more was changed." in text(again) and "not in this workspace" not in text(again)
+    assert AuditEvent.objects.filter(action=AuditAction.DELETED).count() == 3
+
+
+@pytest.mark.parametrize("action", ["revoke", "delete", "environments"])
+def test_tokens_deleted_by_someone_else_meanwhile_refuse_the_whole(
+    workspace, editor_client, tokens, action
+):
+    env = workspace.environments.first()
+    data = confirmed(action, tokens, confirm_count="3", environments=[env.pk])
+    tokens[1].delete()  # another user, between the selection and the confirmation
+    for headers in ({}, HTMX):
+        response = editor_client.post(bulk_url(workspace), data, headers=headers)
+        assert "1 of the 3 selected tokens no longer exists" in text(response)
+        assert "Nothing was changed." in text(response)
+    assert Token.objects.count() == 2 and not Token.objects.revoked().exists()
+    assert not AuditEvent.objects.filter(action__in=[AuditAction.REVOKED, AuditAction.DELETED])
+
+
+def test_a_second_revoke_says_there_was_nothing_to_revoke(workspace, editor_client, tokens):
+    data = confirmed("revoke", tokens)
+    editor_client.post(bulk_url(workspace), data)
+    again = editor_client.post(bulk_url(workspace), data)
+    page = text(editor_client.get(again["Location"]))
+    assert "Nothing to revoke: the selected tokens were already revoked." in page
+    assert "Revoked 0 tokens" not in page
+    assert AuditEvent.objects.filter(action=AuditAction.REVOKED).count() == 3
+
+
+def test_a_second_environment_change_says_nothing_changed(workspace, editor_client, tokens):
+    canary = EnvironmentFactory(workspace=workspace, name="Canary", slug="canary")
+    data = confirmed("environments", tokens, environments=[canary.pk])
+    editor_client.post(bulk_url(workspace), data)
+    again = editor_client.post(bulk_url(workspace), data)
+    page = text(editor_client.get(again["Location"]))
+    assert "Nothing to change: the selected tokens already had Canary" in page
+    assert AuditEvent.objects.filter(action=AuditAction.UPDATED).count() == 3
+
+
+def test_the_confirmation_ignores_a_second_click_while_the_first_runs(
+    workspace, editor_client, tokens
+):
+    page = text(editor_client.post(bulk_url(workspace), selection("revoke", tokens), headers=HTMX))
+    assert 'hx-sync="this:drop"' in page and 'hx-disabled-elt="find [type=submit]"' in page
+
+
+def test_a_stale_selection_redraws_the_table_behind_the_modal(workspace, editor_client, tokens):
+    data = confirmed("revoke", tokens)
+    tokens[0].delete()
+    response = editor_client.post(bulk_url(workspace), data, headers=HTMX)
+    assert "1 of the 3 selected tokens no longer exists" in text(response)
+    assert "tokensChanged" in triggers(response)
+    assert not Token.objects.revoked().exists()

@@ -224,7 +224,7 @@ def test_preview_marks_new_existing_revoked_and_invalid(workspace, editor_client
     _, page = pending_of(
         editor_client, workspace, text=f"NEW={SECRET}\nEXISTING=2\nGONE=3\n9NINE=4\n"
     )
-    assert "1 new, 1 already exist, 1 revoked, 1 invalid" in page
+    assert "1 new, 1 already exists, 1 revoked, 1 invalid" in page
     assert "Already exists" in page
     assert "Not imported: Already exists and is revoked" in page
     assert "Invalid: A Token Key starts with a letter" in page
@@ -421,3 +421,101 @@ def test_other_uploads_keep_their_64_kib_limit(workspace, editor_client, upload_
     )
     assert upload_peak["kept"] <= VALUE_MAX_BYTES
     assert not Token.objects.exists()
+
+
+# --- coming back to a preview, clicking twice, what the user is told -------------------------
+
+
+def test_back_after_importing_says_the_preview_is_closed(workspace, editor_client):
+    pending, _ = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
+    editor_client.post(preview_url(workspace, pending), options(workspace))
+    response = editor_client.get(preview_url(workspace, pending))
+    assert response.status_code == 404
+    page = text(response)
+    assert "This import preview is closed" in page
+    assert "already imported or cancelled" in page and "nothing more was imported" in page
+    assert reverse("tokens:list", args=[workspace.slug]) in page and start_url(workspace) in page
+
+
+def test_a_preview_left_open_past_its_expiry_says_it_expired(workspace, editor_client):
+    pending, _ = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
+    PendingImport.objects.update(created_at=timezone.now() - dt.timedelta(minutes=31))
+    response = editor_client.post(preview_url(workspace, pending), options(workspace))
+    assert response.status_code == 404
+    assert "This preview expired" in text(response) and "30 minutes" in text(response)
+    assert "Nothing was imported" in text(response) and SECRET not in text(response)
+    assert not Token.objects.exists()
+
+
+def test_a_second_click_on_import_replaces_nothing_again(workspace, editor_client):
+    token = TokenFactory(workspace=workspace, key="EXISTING", value="old-value")
+    pending, _ = pending_of(editor_client, workspace, text=f"EXISTING={SECRET}\nNEW=1\n")
+    url, data = preview_url(workspace, pending), options(workspace, existing="replace")
+    assert editor_client.post(url, data).status_code == 302
+    again = editor_client.post(url, data)
+    assert again.status_code == 404 and "already imported or cancelled" in text(again)
+    assert token.versions.count() == 2  # the first import's new version, no third
+
+
+def test_two_requests_on_one_preview_import_once(workspace, editor_client):
+    """Two tabs (or a double click) holding the same preview: the one that comes second finds it
+    claimed and imports nothing, even though it loaded the preview before the first finished."""
+    from imports.forms import ImportOptionsForm
+    from imports.importer import ImportGone, run_import
+
+    TokenFactory(workspace=workspace, key="EXISTING", value="old-value")
+    editor = editor_client.user
+    pending = PendingImport.seal(workspace, f"EXISTING={SECRET}\nNEW=1\n", by=editor)
+    first, second = PendingImport.objects.get(), PendingImport.objects.get()
+    form = ImportOptionsForm(options(workspace, existing="replace"), workspace=workspace)
+    assert form.is_valid()
+    assert run_import(first, form, by=editor).created == 1
+    with pytest.raises(ImportGone):
+        run_import(second, form, by=editor)
+    assert Token.objects.get(key="EXISTING").versions.count() == 2
+    assert pending.pk and not PendingImport.objects.exists()
+
+
+def test_the_result_tells_existing_keys_from_invalid_lines(workspace, editor_client):
+    TokenFactory(workspace=workspace, key="EXISTING")
+    pending, _ = pending_of(editor_client, workspace, text=f"NEW={SECRET}\nEXISTING=2\n9BAD=3\n")
+    response = editor_client.post(preview_url(workspace, pending), options(workspace))
+    page = text(editor_client.get(response["Location"]))
+    assert (
+        "Imported 1 new token, skipped 1 that already exists, left out 1 invalid or revoked "
+        "line." in page
+    )
+
+
+def test_pasted_text_keeps_the_files_line_breaks_in_values(workspace, editor_client):
+    """A browser sends a textarea's line breaks as CRLF whatever the file had: a multi-line
+    value pasted gets the LF line breaks a .env file has, as the same file uploaded does."""
+    pasted = 'PEM="-----BEGIN KEY-----\r\nabc\r\n-----END KEY-----"\r\nB=2\r\n'
+    pending, page = pending_of(editor_client, workspace, text=pasted)
+    assert "2 new" in page
+    editor_client.post(preview_url(workspace, pending), options(workspace))
+    assert Token.objects.get(key="PEM").reveal() == "-----BEGIN KEY-----\nabc\n-----END KEY-----"
+    assert Token.objects.get(key="B").reveal() == "2"
+
+
+def test_references_and_dollar_braces_in_values_are_kept_and_said(workspace, editor_client):
+    source = (
+        "DB_URL=postgres://app:$Secret{DB_PASSWORD}@db/app\n"
+        'GREETING="hello ${USER}"\n'
+        f"PLAIN={SECRET}\n"
+    )
+    pending, page = pending_of(editor_client, workspace, text=source)
+    assert "contains $Secret{…}: kept as written" in page
+    assert "contains ${…}: kept as written, not expanded" in page
+    assert page.count("kept as written") == 2
+    assert "DB_PASSWORD" not in page and "USER" not in page and SECRET not in page
+    editor_client.post(preview_url(workspace, pending), options(workspace))
+    assert Token.objects.get(key="DB_URL").reveal() == "postgres://app:$Secret{DB_PASSWORD}@db/app"
+    assert Token.objects.get(key="GREETING").reveal() == "hello ${USER}"
+
+
+def test_the_preview_says_until_when_it_stays_open(workspace, editor_client):
+    pending, page = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
+    closes = (pending.created_at + dt.timedelta(minutes=30)).astimezone(dt.UTC)
+    assert f"Import before {closes:%Y-%m-%d %H:%M} UTC" in page
+    assert "kept 30 minutes from the preview, then deleted." in page

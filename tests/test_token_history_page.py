@@ -112,6 +112,18 @@ def test_people_count_versions_from_1_while_storage_counts_from_0(workspace, edi
     page = text(editor_client.get(response["Location"]))
     assert "Version 1 of API_KEY restored as version 3" in page
     assert "Restored from version 1" in page
-    assert "Restored version: 1; New version: 3" in page, "the Activity line"
+    assert "Restored version: 1" in page and "New version: 3" in page, "the Activity line"
     assert sorted(edited.versions.values_list("version", flat=True)) == [0, 1, 2]
     assert edited.versions.get(version=0).number == 1
+
+
+def test_restore_and_destroy_open_the_modal_not_the_pages_swap(workspace, editor_client, edited):
+    """The page redraws itself with hx-target="this" hx-swap="outerHTML"; the History table
+    overrides both, or the dialog would replace the page (found in the browser)."""
+    page = text(editor_client.get(detail(workspace, edited)))
+    history = page[page.index('<table class="table align-middle activity-table history-table"') :]
+    assert (
+        history.split("</thead>", 1)[1]
+        .lstrip()
+        .startswith('<tbody hx-target="#modal-content" hx-swap="innerHTML">')
+    )

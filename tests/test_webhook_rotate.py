@@ -53,7 +53,7 @@ def test_the_list_offers_rotate_secret(owner_client, hook):
     webhook, _ = hook
     page = text(owner_client.get(url("webhooks")))
     assert f'href="{url("webhook_rotate", webhook.pk)}"' in page
-    assert 'aria-label="Rotate the signing secret of https://93.184.216.34/coffer"' in page
+    assert 'aria-label="Rotate secret of webhook https://93.184.216.34/coffer"' in page
 
 
 @pytest.mark.django_db

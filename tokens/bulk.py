@@ -14,9 +14,11 @@ from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
 from tokens import lifecycle
 from tokens.forms import CatalogChoiceField
@@ -41,10 +43,43 @@ REFUSED_SELECTION = (
 )
 
 
+ALREADY_GONE = (
+    "The selected tokens no longer exist: they were deleted since the page was loaded (by an "
+    "earlier click on this button, or by someone else). Nothing more was changed."
+)
+
+
+def some_gone(gone: int, selected: int) -> str:
+    verb = "no longer exists" if gone == 1 else "no longer exist"
+    return (
+        f"{gone} of the {selected} selected tokens {verb}: deleted since the page was loaded, "
+        "by someone else or in another tab. Nothing was changed. Go back to the Tokens page "
+        "and select again."
+    )
+
+
 class TokenSelectionField(forms.ModelMultipleChoiceField):
-    """Token ids of one workspace; any other id refuses the whole selection."""
+    """Token ids of one workspace; any other id refuses the whole selection. Ids that name no
+    token at all (deleted since the table was drawn: a second click, another user) refuse it
+    with a message saying so (code "gone"), rather than one suggesting a forgery."""
 
     widget = forms.MultipleHiddenInput
+
+    def clean(self, value: Any) -> Any:
+        try:
+            return super().clean(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid_choice":
+                raise
+            selected = {str(pk) for pk in value or []}
+            mine = cast(QuerySet[Token], self.queryset).filter(pk__in=selected)
+            found = {str(pk) for pk in mine.values_list("pk", flat=True)}
+            missing = selected - found
+            # Token ids are random UUIDs, so "exists in no workspace" tells an outsider nothing.
+            if Token.objects.filter(pk__in=missing).exists():
+                raise
+            message = ALREADY_GONE if not found else some_gone(len(missing), len(selected))
+            raise forms.ValidationError(message, code="gone") from None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
@@ -99,6 +134,10 @@ class BulkSelectionForm(forms.Form):
     @property
     def selection(self) -> list[Token]:
         return self.cleaned_data["selection"]
+
+    @property
+    def has_gone_tokens(self) -> bool:
+        return any(self.has_error(name, "gone") for name in ("tokens", "page_tokens"))
 
     @property
     def problem(self) -> str:
@@ -164,6 +203,8 @@ def perform(
     pks = [token.pk for token in selection]
     if action == "revoke":
         revoked = lifecycle.revoke_many(workspace, pks, by=request.user)
+        if not revoked:  # a second click, or someone else was quicker
+            return "Nothing to revoke: the selected tokens were already revoked."
         left = len(selection) - len(revoked)
         extra = f" {left} already revoked, left as they were." if left else ""
         return f"Revoked {len(revoked)} token{'s' if len(revoked) != 1 else ''}.{extra}"
@@ -173,6 +214,8 @@ def perform(
     environments = confirm.cleaned_data["environments"]
     changed = lifecycle.set_environments_many(workspace, pks, environments, by=request.user)
     names = ", ".join(env.name for env in environments)
+    if not changed:
+        return f"Nothing to change: the selected tokens already had {names} (or are revoked)."
     return f"Environments of {len(changed)} token{'s' if len(changed) != 1 else ''} set to {names}."
 
 
@@ -186,10 +229,19 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     if not selection.is_valid():
         context |= {"title": "Nothing was changed", "refusal": selection.problem}
         # Ids of other workspaces (or gone) are a bad request; no action or token, a slip.
-        forged = not request.htmx and bool({"tokens", "page_tokens"} & set(selection.errors))
-        return render_modal(
+        # All of them deleted meanwhile (a double click on Delete): said, and not an error.
+        forged = (
+            not request.htmx
+            and bool({"tokens", "page_tokens"} & set(selection.errors))
+            and selection.problem != ALREADY_GONE
+        )
+        response = render_modal(
             request, "tokens/bulk_confirm.html", context, status=400 if forged else 200
         )
+        if request.htmx and selection.has_gone_tokens:
+            # The table behind the modal still shows the deleted rows: redraw it.
+            trigger_client_event(response, "tokensChanged", {})
+        return response
     action, tokens = selection.cleaned_data["action"], selection.selection
     confirming = "confirm" in request.POST
     confirm = BulkConfirmForm(

@@ -833,7 +833,7 @@ def _usage_params(
     same_context = [env, prod, app_name, key_name, who]
     return [
         other, digest, *same_context, OTHER_SOURCES, cut_source, 1, when, when,  # the row
-        digest, *same_context, OTHER_SOURCES, settings.COFFER_USAGE_SOURCES,  # is it capped?
+        digest, *same_context, OTHER_SOURCES, settings.COFFER_USAGE_SOURCES - 1,  # capped?
         workspace_id, *keys,
     ]  # fmt: skip
 
@@ -863,16 +863,19 @@ def _usage_upsert_sql(vendor: str, count: int) -> str:
     same_context = " AND ".join(
         f"{u(name)} = %s" for name in ("environment", "product", "app", "access_key", "actor")
     )
+    # 1 when this source is new for the token and the context already has the most names:
+    # a known row answers at once (CASE stops there); otherwise "is there an Nth other name"
+    # reads at most N rows (LIMIT 1 OFFSET N-1), never counts them all.
     capped = (
-        f"(NOT EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
-        f"AND {u('context')} = %s) "
-        f"AND (SELECT COUNT(*) FROM {table} u WHERE u.{token_column} = {t('id')} "
-        f"AND {same_context} AND {u('source')} <> %s) >= %s)"
+        f"CASE WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
+        f"AND {u('context')} = %s) THEN 0 "
+        f"WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
+        f"AND {same_context} AND {u('source')} <> %s LIMIT 1 OFFSET %s) THEN 1 ELSE 0 END"
     )
     return (
         f"INSERT INTO {table} ({token_column}, {columns}) "
-        f"SELECT s.id, CASE WHEN s.capped THEN %s ELSE %s END, %s, %s, %s, %s, %s, "
-        f"CASE WHEN s.capped THEN %s ELSE %s END, %s, %s, %s "
+        f"SELECT s.id, CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s, %s, %s, "
+        f"CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s "
         f"FROM (SELECT {t('id')} AS id, {capped} AS capped "
         f"FROM {q(Token._meta.db_table)} t WHERE {t('workspace')} = %s "
         f"AND {t('key')} IN ({', '.join(['%s'] * count)})) s "

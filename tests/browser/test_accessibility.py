@@ -36,6 +36,7 @@ CASES = [
     ("reminders", "reminders/", None, None),
     ("webhooks", "webhooks/", None, None),
     ("deliveries", "{deliveries}", None, None),
+    ("import", "tokens/import/", None, None),
     ("create-token", "tokens/", ("link", "Create Token"), "Create Token"),
     ("edit-token", "tokens/", ("link", "Edit DB_PASSWORD"), "Edit token"),
     ("revoke-token", "tokens/", ("link", "Revoke DB_PASSWORD"), "Revoke"),

@@ -156,3 +156,103 @@ def test_bulk_actions_without_javascript(browser: Browser, live_server, transact
     expect(page).to_have_url(re.compile(r"/w/acme/tokens/$"))
     assert sorted(Token.objects.values_list("key", flat=True)) == ["PLAIN_0", "PLAIN_2"]
     context.close()
+
+
+def test_a_double_click_on_the_confirmation_acts_once(page: Page, live_server, transactional_db):
+    workspace = workspace_with_owner("quick")
+    for n in range(3):
+        TokenFactory(workspace=workspace, key=f"TWICE_{n}")
+    sign_in(page, live_server, "quick")
+    page.goto(f"{live_server.url}/w/acme/tokens/")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Revoke selected").click()
+    dialog = page.get_by_role("dialog", name="Revoke 3 tokens?")
+    settled(page)
+    dialog.get_by_role("button", name="Revoke 3 tokens").dblclick()
+    expect(page.get_by_role("status").filter(has_text="Revoked 3 tokens.")).to_be_visible()
+    page.wait_for_timeout(1500)  # what a second request would have answered by now
+    expect(page.get_by_role("status").filter(has_text="Nothing to revoke")).to_have_count(0)
+    assert len(posts) == 2, posts  # the selection, then one confirmation
+    assert AuditEvent.objects.filter(action=AuditAction.REVOKED).count() == 3
+
+
+def test_back_after_importing_and_the_phone_size(
+    browser: Browser, live_server, transactional_db, axe
+):
+    """At 390x844 the preview and a bulk confirmation pass axe; Back after importing lands on a
+    page saying the preview is closed, with a way on."""
+    workspace_with_owner("phone")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    sign_in(page, live_server, "phone")
+    page.goto(f"{live_server.url}/w/acme/tokens/import/")
+    page.get_by_label("Paste the contents of a .env file").fill(
+        f"\ufeffexport ONE={SECRET}\r\nTWO=2\r\nlower_key=3\r\n{'K' * 129}=4\r\n"
+    )
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.get_by_text("3 new, 0 already exist, 1 invalid.")).to_be_visible()
+    axe(page)
+    page.get_by_label("Production").check()
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Imported 3 new tokens")).to_be_visible()
+
+    page.go_back()
+    expect(page.get_by_role("heading", name="This import preview is closed")).to_be_visible()
+    expect(page.get_by_text("nothing more was imported")).to_be_visible()
+    axe(page)
+    page.get_by_role("link", name="Back to Tokens").click()
+    assert Token.objects.count() == 3
+
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Delete selected").click()
+    dialog = page.get_by_role("dialog", name="Delete 3 tokens?")
+    expect(dialog).to_be_visible()
+    settled(page)
+    axe(page, "#modal")
+    context.close()
+
+
+def test_a_token_deleted_by_someone_else_before_the_confirmation(
+    page: Page, live_server, transactional_db, axe
+):
+    workspace = workspace_with_owner("slow")
+    for n in range(3):
+        TokenFactory(workspace=workspace, key=f"STALE_{n}")
+    sign_in(page, live_server, "slow")
+    page.goto(f"{live_server.url}/w/acme/tokens/")
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Revoke selected").click()
+    dialog = page.get_by_role("dialog", name="Revoke 3 tokens?")
+    settled(page)
+    Token.objects.get(key="STALE_1").delete()  # another editor, meanwhile
+    dialog.get_by_role("button", name="Revoke 3 tokens").click()
+    refusal = page.get_by_role("dialog", name="Nothing was changed")
+    expect(refusal.get_by_role("alert")).to_contain_text(
+        "1 of the 3 selected tokens no longer exists"
+    )
+    expect(page.get_by_text("1–2 of 2 tokens")).to_be_visible()  # the table behind, redrawn
+    axe(page, "#modal")
+    refusal.get_by_role("link", name="Back to Tokens").click()
+    expect(refusal).to_be_hidden()
+    assert not Token.objects.revoked().exists()
+
+
+def test_the_preview_keeps_ordinary_keys_on_one_line(page: Page, live_server, transactional_db):
+    """A long reason in the last column squeezed the Key column until NEW_STRIPE wrapped as
+    NEW_ST / RIPE at 1280 px."""
+    workspace_with_owner("wide")
+    sign_in(page, live_server, "wide")
+    page.goto(f"{live_server.url}/w/acme/tokens/import/")
+    page.get_by_label("Paste the contents of a .env file").fill(
+        "NEW_STRIPE=1\nDB_URL=x:$Secret{DB_PASS}@h\n9BAD=3\n"
+    )
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.get_by_role("heading", name="Preview import")).to_be_visible()
+    lines = page.evaluate(
+        """() => Array.from(document.querySelectorAll('table td:nth-child(2)')).map(td => {
+            const range = document.createRange(); range.selectNodeContents(td);
+            return range.getClientRects().length; })"""
+    )
+    assert lines == [1, 1, 1], lines

@@ -161,3 +161,91 @@ def test_create_a_token_with_the_keyboard(page: Page, live_server, transactional
     assert Token.objects.get(key="KEYBOARD_TOKEN").reveal() == "typed-with-the-keyboard-only"
     # Back on the button that opened the modal.
     expect(page.get_by_role("link", name="Create Token")).to_be_focused()
+
+
+# For the focused element (or the chip round a focused checkbox): its outline's width, style,
+# and the contrast of its colour against the first opaque background behind it.
+FOCUS_RING = """() => {
+  let el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const chip = el.closest('.choice');
+  const ringed = chip && el.matches('.form-check-input') ? chip : el;
+  const style = getComputedStyle(ringed);
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const luminance = ([r, g, b]) => {
+    const [R, G, B] = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * R + 0.7152 * G + 0.0722 * B;
+  };
+  let behind = ringed.parentElement;
+  let background = null;
+  while (behind) {
+    const colour = rgb(getComputedStyle(behind).backgroundColor);
+    if (colour.length === 3 || colour[3] === 1) {
+      background = colour.slice(0, 3);
+      break;
+    }
+    behind = behind.parentElement;
+  }
+  background = background || [255, 255, 255];
+  const [a, b] = [luminance(rgb(style.outlineColor)), luminance(background)].sort((x, y) => y - x);
+  return {
+    name: (el.getAttribute('aria-label')
+      || (el.labels && el.labels[0] && el.labels[0].textContent)
+      || el.textContent || el.id || el.tagName)
+      .replace(/\\s+/g, ' ').trim().slice(0, 40),
+    width: parseFloat(style.outlineWidth),
+    style: style.outlineStyle,
+    contrast: Math.round(((a + 0.05) / (b + 0.05)) * 100) / 100,
+  };
+}"""
+
+
+def rings_while_tabbing(page: Page, stops: int) -> list[dict]:
+    found = []
+    for _ in range(stops):
+        page.keyboard.press("Tab")
+        ring = page.evaluate(FOCUS_RING)
+        if ring:
+            found.append(ring)
+    return found
+
+
+def weak(rings: list[dict]) -> list[dict]:
+    return [r for r in rings if r["style"] == "none" or r["width"] < 2 or r["contrast"] < 3]
+
+
+def test_every_focus_stop_has_a_visible_ring(page: Page, live_server, transactional_db):
+    acme()
+    sign_in(page, live_server, "olivia")
+    rings = rings_while_tabbing(page, 70)  # the sidebar, the filters, the headings, the rows
+    assert len(rings) >= 60
+    assert not weak(rings), weak(rings)
+
+    page.get_by_role("link", name="Create Token").click()
+    dialog = page.get_by_role("dialog", name="Create Token")
+    expect(dialog.get_by_label("Token Key")).to_be_focused()
+    rings = rings_while_tabbing(page, 30)  # every field, the choice chips, the buttons
+    assert any(r["name"] == "Payments" for r in rings), "the choice chips were reached"
+    assert not weak(rings), weak(rings)
+
+
+def test_the_tabs_move_with_the_arrow_keys(page: Page, live_server, transactional_db):
+    acme()
+    sign_in(page, live_server, "olivia")
+    tab_to(page, "Tokens", limit=40)  # the sidebar's link first, then the tab
+    tab_to(page, "Tokens", limit=40)
+    tokens_tab = page.get_by_role("tab", name="Tokens")
+    expect(tokens_tab).to_be_focused()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Access keys")).to_be_focused()
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="Activity")).to_be_focused()
+    page.keyboard.press("ArrowRight")  # wraps round
+    expect(tokens_tab).to_be_focused()
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/activity/$"))
+    expect(page.get_by_role("tab", name="Activity")).to_have_attribute("aria-selected", "true")

@@ -92,13 +92,40 @@ def test_no_sideways_scroll(page: Page, live_server, transactional_db, width):
     assert overflow(page) == {"page": 0, "boxes": []}, f"the modal at {width}px"
 
 
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_demo_workspace_fits_too(page: Page, live_server, transactional_db, width):
+    from tests.browser.test_tokens_page import acme
+
+    acme()  # tokens in every state: reminders, badges, revoked rows with fewer actions
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, live_server, "olivia")
+    assert overflow(page) == {"page": 0, "boxes": []}, f"at {width}px"
+    labels_fit = page.evaluate(
+        """() => {
+          const ctx = document.createElement('canvas').getContext('2d');
+          return Array.from(document.querySelectorAll('td[data-label]')).every((td) => {
+            const style = getComputedStyle(td);
+            const columns = style.gridTemplateColumns.split(' ');
+            if (style.display !== 'grid' || columns.length < 2) return true;  // label above
+            const before = getComputedStyle(td, '::before');
+            if (before.display === 'none') return true;
+            ctx.font = before.font;
+            const text = td.dataset.label.toUpperCase();
+            const spacing = parseFloat(before.letterSpacing) || 0;
+            return ctx.measureText(text).width + spacing * text.length <= parseFloat(columns[0]);
+          });
+        }"""
+    )
+    assert labels_fit, f"a field label runs under its value at {width}px"
+
+
 def test_many_chips_collapse_and_everything_stays_readable(
     page: Page, live_server, transactional_db
 ):
     crowded_workspace()
     sign_in(page, live_server, "olivia")
     crowded = page.get_by_role("row").filter(has_text="VERY_LONG_KEY")
-    scope = crowded.get_by_role("cell").nth(3)
+    scope = crowded.locator("td.col-scope")
     expect(scope.get_by_text("Product number 2", exact=True)).to_be_visible()
     more = scope.get_by_text("+13")
     expect(more).to_be_visible()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from django.utils import timezone
 from playwright.sync_api import Dialog, Page, expect
 
@@ -150,3 +151,29 @@ def test_the_expiry_is_previewed(page: Page, live_server, transactional_db):
     in_seven = timezone.now().astimezone(dt.UTC) + dt.timedelta(days=7)
     label = f"{in_seven:%b} {in_seven.day}, {in_seven.year}"
     expect(dialog.get_by_text(f"Expires on {label}")).to_be_visible()  # the earlier wins
+
+
+@pytest.fixture
+def no_js(browser):
+    context = browser.new_context(java_script_enabled=False)
+    yield context.new_page()
+    context.close()
+
+
+def test_without_javascript_the_value_is_cleared_and_the_message_says_so(
+    no_js: Page, live_server, transactional_db
+):
+    page = no_js
+    acme()
+    sign_in(page, live_server, "olivia")
+    page.goto(f"{live_server.url}/w/acme/tokens/new/")
+    page.get_by_label("Token Key").fill("STRIPE_SECRET")  # taken
+    page.get_by_label("Token Value").fill("typed-without-js")
+    page.get_by_role("button", name="Create Token").click()
+    expect(page.get_by_text("A token with key STRIPE_SECRET already exists")).to_be_visible()
+    expect(page.get_by_label("Token Value")).to_have_value("")
+    said = "the value you typed was not sent back to the browser, so the field is empty"
+    expect(page.get_by_text(said)).to_be_visible()
+    assert "typed-without-js" not in page.content()
+    summary = page.get_by_role("alert").filter(has_text="Please correct")
+    expect(summary.get_by_role("link", name="Token Key")).to_have_attribute("href", "#id_key")

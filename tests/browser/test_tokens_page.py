@@ -82,6 +82,14 @@ def acme(username: str = "olivia", role: Role = Role.OWNER, tokens: bool = True)
     return workspace
 
 
+def no_sideways_scroll(page: Page) -> bool:
+    """Neither the page nor the table's card reaches past its width."""
+    return page.evaluate(
+        """() => [document.documentElement, ...document.querySelectorAll('.card-table')]
+          .every((box) => box.scrollWidth <= box.clientWidth + 1)"""
+    )
+
+
 def toast(page: Page, text: str):
     return page.get_by_role("status").filter(has_text=text)
 
@@ -108,6 +116,7 @@ def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
     for heading in ("Key", "Type", "Description", "Scope", "Environments", "Expiry", "Status"):
         expect(table.get_by_role("columnheader", name=heading, exact=True)).to_be_visible()
     expect(table.get_by_role("columnheader", name="Last used")).to_be_visible()
+    assert no_sideways_scroll(page), "the README's screenshot would show an overflow"
     page.screenshot(path=SCREENSHOTS / "tokens-table.png")
 
     # Step 2: Create a Token: click Create Token, a configuration modal appears.
@@ -153,8 +162,9 @@ def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
     expect(environments.get_by_label("Sandbox")).to_be_visible()
     environments.get_by_label("Production").check()
 
-    page.set_viewport_size({"width": 1280, "height": 1240})
+    page.set_viewport_size({"width": 1280, "height": 1400})
     page.wait_for_timeout(300)  # the modal's fade-in
+    dialog.locator(".modal-body").evaluate("(body) => { body.scrollTop = 0; }")
     page.screenshot(path=SCREENSHOTS / "create-token-modal.png")
     page.set_viewport_size({"width": 1280, "height": 860})
 
@@ -459,6 +469,7 @@ def test_usable_at_390_pixels(page: Page, live_server, transactional_db):
     stripe = row(page, "STRIPE_SECRET")
     expect(stripe.get_by_role("link", name="Edit STRIPE_SECRET")).to_be_visible()
     expect(stripe).to_contain_text("Expires soon")
+    assert no_sideways_scroll(page), "the README's screenshot would show an overflow"
     page.screenshot(path=SCREENSHOTS / "tokens-mobile.png")
 
     page.get_by_label("Sort by").select_option(label="Expires first")
