@@ -55,3 +55,64 @@ class MFAAdapter(DefaultMFAAdapter):
 
     def decrypt(self, encrypted_text: str) -> str:
         return crypto.decrypt_account_secret(encrypted_text)
+
+
+# The fields of allauth's Authenticator.data that MFAAdapter.encrypt() sealed: a TOTP's secret,
+# the recovery codes' seed.
+SEALED_FIELDS = ("secret", "seed")
+
+
+def reseal_two_factor_secrets() -> tuple[int, list[str]]:
+    """Seal every two-factor secret still under an old master key again under the active one
+    (rotate_master_key), each authenticator in its own transaction. Returns (how many were
+    resealed, an error per authenticator that could not be opened, naming user and key)."""
+    from allauth.mfa.models import Authenticator
+    from django.db import transaction
+
+    active = crypto.key_ring().active_id
+    resealed, failures = 0, []
+    for pk in Authenticator.objects.order_by("pk").values_list("pk", flat=True):
+        with transaction.atomic():
+            authenticator = (
+                Authenticator.objects.select_for_update().select_related("user").filter(pk=pk)
+            ).first()
+            if authenticator is None:
+                continue  # removed meanwhile
+            data, changed = dict(authenticator.data), False
+            for field in SEALED_FIELDS:
+                stored = data.get(field)
+                if not isinstance(stored, str):
+                    continue
+                kek_id = crypto.account_secret_key_id(stored)
+                if kek_id is None or kek_id == active:
+                    continue
+                try:
+                    data[field] = crypto.encrypt_account_secret(
+                        crypto.decrypt_account_secret(stored)
+                    )
+                except (crypto.CryptoError, crypto.MasterKeyError) as error:
+                    failures.append(f"Two-factor of {authenticator.user}: {error}")
+                    changed = False
+                    break
+                changed = True
+            if changed:
+                authenticator.data = data
+                authenticator.save(update_fields=["data"])
+                resealed += 1
+    return resealed, failures
+
+
+def two_factor_key_use() -> dict[str, int]:
+    """How many authenticators each master key id still seals."""
+    from allauth.mfa.models import Authenticator
+
+    use: dict[str, int] = {}
+    for data in Authenticator.objects.values_list("data", flat=True):
+        ids = {
+            crypto.account_secret_key_id(data[field])
+            for field in SEALED_FIELDS
+            if isinstance(data, dict) and isinstance(data.get(field), str)
+        }
+        for kek_id in ids - {None}:
+            use[kek_id] = use.get(kek_id, 0) + 1
+    return use

@@ -274,7 +274,10 @@ def test_rotation_says_an_old_key_still_in_use_must_be_kept(db):
     ):
         call_command("rotate_master_key", stdout=out, stderr=StringIO())
     assert "Master key 'test1' is no longer used: it can be removed" in out.getvalue()
-    assert "Master key 'k0' is still used by 1 workspace(s): keep it." in out.getvalue()
+    assert (
+        "Master key 'k0' is still used by 1 workspace(s) and 0 two-factor secret(s): keep it."
+        in (out.getvalue())
+    )
 
 
 def test_rotation_without_a_usable_key_ring_is_a_command_error(db, tmp_path):

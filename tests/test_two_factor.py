@@ -280,3 +280,33 @@ def test_the_secret_being_set_up_is_not_kept_in_the_clear(olivia):
         assert secret not in str(session.get_decoded())
     response = client.post(SETUP, {"code": pyotp.TOTP(secret).now()})
     assert response.status_code == 302, "the sealed secret is the one confirmed"
+
+
+def test_master_key_rotation_reseals_two_factor_secrets_so_the_old_key_can_go(with_totp):
+    import base64
+    import os
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    secret, codes = with_totp
+    new_key = "k2:" + base64.b64encode(b"N" * 32).decode()
+    out = StringIO()
+    with override_settings(COFFER_MASTER_KEYS=f"{new_key},{os.environ['COFFER_MASTER_KEYS']}"):
+        call_command("rotate_master_key", stdout=out, stderr=StringIO())
+    assert "Re-sealed 2 two-factor secret(s) under master key 'k2'." in out.getvalue()
+    assert "Master key 'test1' is no longer used: it can be removed" in out.getvalue()
+    for authenticator in Authenticator.objects.all():
+        sealed = authenticator.data.get("secret") or authenticator.data.get("seed")
+        assert sealed.startswith("v1:k2:") and secret not in str(authenticator.data)
+
+    with override_settings(COFFER_MASTER_KEYS=new_key):  # the old key removed from the ring
+        client = Client()
+        assert sign_in(client)["Location"] == CODE_PAGE
+        assert client.post(CODE_PAGE, {"code": pyotp.TOTP(secret).now()}).status_code == 302
+        assert "_auth_user_id" in client.session
+        recovering = Client()
+        sign_in(recovering, address="203.0.113.8")
+        assert recovering.post(CODE_PAGE, {"code": codes[0]}).status_code == 302
+        assert "_auth_user_id" in recovering.session

@@ -400,3 +400,10 @@ def decrypt_account_secret(stored: str) -> str:
             f"Cannot decrypt a two-factor secret with master key {kek_id!r}: it is corrupted "
             "or the master key is wrong."
         ) from None
+
+
+def account_secret_key_id(stored: str) -> str | None:
+    """The master key id that sealed a stored account secret, or None if it is not one."""
+    prefix, _, rest = stored.partition(":")
+    kek_id, _, encoded = rest.partition(":")
+    return kek_id if prefix == ACCOUNT_SECRET_PREFIX and kek_id and encoded else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count
 
+from accounts.adapters import reseal_two_factor_secrets, two_factor_key_use
 from tokens import crypto
 from tokens.models import WorkspaceKey
 
@@ -46,13 +47,29 @@ class Command(BaseCommand):
             f"Re-wrapped {rewrapped} workspace data key(s) under master key {ring.active_id!r}"
             + (f"; {len(failures)} failed." if failures else ".")
         )
+        # People's two-factor secrets are sealed under a master key too (not a data key).
+        resealed, two_factor_failures = reseal_two_factor_secrets()
+        self.stdout.write(
+            f"Re-sealed {resealed} two-factor secret(s) under master key {ring.active_id!r}"
+            + (f"; {len(two_factor_failures)} failed." if two_factor_failures else ".")
+        )
+        for failure in two_factor_failures:
+            self.stderr.write(f"  {failure}")
         for failure in failures:
             self.stderr.write(f"  {failure}")
         self._report_master_key_use(ring)
-        if failures:
+        if failures or two_factor_failures:
+            still = [
+                *([f"{len(failures)} workspace data key(s)"] if failures else []),
+                *(
+                    [f"{len(two_factor_failures)} two-factor secret(s)"]
+                    if two_factor_failures
+                    else []
+                ),
+            ]
             raise CommandError(
-                f"{len(failures)} workspace data key(s) are still on an old master key. Fix the "
-                "key ring (each error names the workspace and the master key) and run again."
+                f"{' and '.join(still)} are still on an old master key. Fix the key ring (each "
+                "error names the workspace or user and the master key) and run again."
             )
 
     def _rotate(self, pending: list[int]) -> tuple[int, list[str]]:
@@ -86,11 +103,12 @@ class Command(BaseCommand):
 
     def _report_master_key_use(self, ring: crypto.KeyRing) -> None:
         in_use = dict(WorkspaceKey.objects.values_list("kek_id").annotate(n=Count("pk")).order_by())
+        two_factor = two_factor_key_use()
         for kek_id in ring.ids[1:]:
-            if in_use.get(kek_id):
+            if in_use.get(kek_id) or two_factor.get(kek_id):
                 self.stdout.write(
-                    f"Master key {kek_id!r} is still used by {in_use[kek_id]} workspace(s): "
-                    "keep it."
+                    f"Master key {kek_id!r} is still used by {in_use.get(kek_id, 0)} "
+                    f"workspace(s) and {two_factor.get(kek_id, 0)} two-factor secret(s): keep it."
                 )
             else:
                 self.stdout.write(
