@@ -93,10 +93,6 @@ class Outcome:
     not_imported: int  # invalid lines and revoked keys
 
     @property
-    def skipped(self) -> int:
-        return self.kept + self.not_imported
-
-    @property
     def message(self) -> str:
         parts = [f"Imported {_plural(self.created, 'new token')}"]
         if self.replaced:

@@ -302,3 +302,12 @@ def test_a_stale_selection_redraws_the_table_behind_the_modal(workspace, editor_
     assert "1 of the 3 selected tokens no longer exists" in text(response)
     assert "tokensChanged" in triggers(response)
     assert not Token.objects.revoked().exists()
+
+
+def test_the_bar_says_a_selection_covers_one_page(workspace, editor_client):
+    for n in range(30):
+        TokenFactory(workspace=workspace, key=f"MANY_{n:02d}")
+    url = reverse("tokens:list", args=[workspace.slug])
+    page = text(editor_client.get(url))
+    assert "Selecting covers this page only: 25 of 30 tokens." in page
+    assert "Selecting covers this page only" not in text(editor_client.get(url, {"per_page": 50}))

@@ -12,6 +12,8 @@
 - two owners demoting or removing each other at the same moment: exactly one succeeds, the
   workspace keeps an owner and the other gets "A workspace needs at least one owner", through
   the model and through the Members page.
+- 20 requests importing one .env preview at once (a double click, several tabs): one imports,
+  the 19 others find it gone; an existing key replaced gets one new version, not 20.
 
 SQLite serialises writers with one database lock, so these races only mean something on
 PostgreSQL; CI runs the suite there too.
@@ -382,3 +384,37 @@ def test_two_owners_on_the_members_page_at_once_leave_one_owner():
             if status == 200:
                 assert LAST_OWNER_MESSAGE in html
         assert ada.workspace.memberships.filter(role=Role.OWNER).count() == 1, round_
+
+
+def test_twenty_requests_on_one_import_preview_import_it_once():
+    """A double click, or several tabs holding one preview, with 'Replace their values': the
+    import claims its pending row first, so exactly one request imports and every other one
+    finds the preview gone; the existing token gets one new version, not twenty."""
+    from imports.forms import ImportOptionsForm
+    from imports.importer import ImportGone, run_import
+    from imports.models import PendingImport
+
+    workspace = WorkspaceFactory(slug="acme")
+    user = UserFactory()
+    existing = TokenFactory(workspace=workspace, key="EXISTING", value="old-value-000000")
+    PendingImport.seal(workspace, "EXISTING=new-value-111111\nNEW_ONE=new-222222\n", by=user)
+    environments = [env.pk for env in workspace.environments.all()]
+
+    def import_it(i: int):
+        close_old_connections()
+        pending = PendingImport.objects.get()
+        form = ImportOptionsForm(
+            {"type": "api_key", "environments": environments, "existing": "replace"},
+            workspace=workspace,
+        )
+        assert form.is_valid(), form.errors
+        return run_import(pending, form, by=user)
+
+    outcomes = in_threads(THREADS, import_it)
+    done = [o for o in outcomes if not isinstance(o, Exception)]
+    gone = [o for o in outcomes if isinstance(o, ImportGone)]
+    assert len(done) == 1 and len(gone) == THREADS - 1, outcomes
+    assert done[0].created == 1 and done[0].replaced == 1
+    assert existing.versions.count() == 2
+    assert Token.objects.filter(key="NEW_ONE").count() == 1
+    assert not PendingImport.objects.exists()

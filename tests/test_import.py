@@ -519,3 +519,14 @@ def test_the_preview_says_until_when_it_stays_open(workspace, editor_client):
     closes = (pending.created_at + dt.timedelta(minutes=30)).astimezone(dt.UTC)
     assert f"Import before {closes:%Y-%m-%d %H:%M} UTC" in page
     assert "kept 30 minutes from the preview, then deleted." in page
+
+
+def test_a_missing_option_is_named_and_linked(workspace, editor_client):
+    pending, _ = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
+    response = editor_client.post(
+        preview_url(workspace, pending), options(workspace) | {"environments": []}
+    )
+    page = text(response)
+    assert '<a href="#id_environments_0" data-error-link>Environments</a>' in page
+    assert "Choose at least one environment." in page
+    assert not Token.objects.exists()
