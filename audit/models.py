@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 KEY_MAX_LENGTH = 128  # a Token Key's longest length (tokens/models.py holds the rule)
 
 # What the "changed" detail of a token edit may name, as the Tokens page labels it.
+# Detail fields naming a token version (Restore, Destroy): their summary counts from 1.
+VERSION_FIELDS = frozenset({"restored_version", "new_version", "destroyed_version"})
 FIELD_LABELS = {
     "key": "Token Key",
     "value": "Token Value",
@@ -59,6 +61,14 @@ class AuditAction(models.TextChoices):
     ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
     VERSION_RESTORED = "token.version_restored", "Version restored"
     VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
+    MEMBER_INVITED = "member.invited", "Member invited"
+    INVITATION_ACCEPTED = "member.invitation_accepted", "Invitation accepted"
+    INVITATION_REVOKED = "member.invitation_revoked", "Invitation revoked"
+    MEMBER_LEFT = "member.left", "Member left"
+    TWO_FACTOR_REQUIREMENT_CHANGED = (
+        "workspace.two_factor_changed",
+        "Two-factor requirement changed",
+    )
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:
@@ -182,7 +192,11 @@ class AuditEvent(models.Model):
         """What the event is about: a Token Key, a member's username, an item's name."""
         detail = self.detail or {}
         return self.token_key or str(
-            detail.get("member") or detail.get("name") or detail.get("access_key") or ""
+            detail.get("member")
+            or detail.get("name")
+            or detail.get("access_key")
+            or detail.get("email")
+            or ""
         )
 
     @property
@@ -201,6 +215,8 @@ class AuditEvent(models.Model):
                 continue
             if isinstance(value, list | tuple):
                 value = ", ".join(str(item) for item in value)
+            if name in VERSION_FIELDS and isinstance(value, int):
+                value += 1  # stored from 0 (as in the ciphertexts), shown from 1 as on History
             parts.append(f"{str(name).replace('_', ' ').capitalize()}: {value}")
         return "; ".join(parts)
 
@@ -219,6 +235,8 @@ class AuditEvent(models.Model):
             parts.append(f"Renamed “{renamed[0]}” to “{renamed[1]}”")
         if slug := detail.get("slug_changed"):
             parts.append(f"Slug {slug[0]} → {slug[1]}")
+        if "required" in detail:
+            parts.append("Two-factor required" if detail["required"] else "Two-factor optional")
         if not parts and detail.get("slug"):
             parts.append(f"Slug {detail['slug']}")
         return "; ".join(parts)

@@ -78,7 +78,7 @@ def token_versions(using: str) -> Iterator[Sealed]:
     for row in versions.iterator(chunk_size=500):
         yield Sealed(
             row.token.workspace_id,
-            f"version {row.version} of token {row.token.key}",
+            f"version {row.number} of token {row.token.key}",
             partial(
                 crypto.decrypt_value,
                 blob=bytes(row.ciphertext),

@@ -91,12 +91,17 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "axes",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
     "audit",
     "workspaces",
     "tokens",
     "access",
     "api",
     "backups",
+    "imports",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -112,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.WorkspaceTwoFactorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -129,6 +136,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
                 "workspaces.context_processors.navigation",
+                "accounts.context_processors.signup",
             ],
         },
     },
@@ -171,7 +179,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # alone) stops guessing without letting a stranger lock a colleague out from elsewhere.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 AXES_FAILURE_LIMIT = int(os.environ.get("COFFER_LOGIN_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("COFFER_LOGIN_LOCKOUT_MINUTES", "15")))
@@ -186,9 +194,45 @@ AXES_VERBOSE = False  # no start-up banner on every manage.py command (resolve's
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
-# Sudo mode (workspaces/reauth.py): sensitive actions ask for the password again unless the user
-# signed in or confirmed it within this many minutes.
+# Sudo mode (workspaces/reauth.py): sensitive actions ask for the password (or a two-factor
+# code) again unless the user signed in or confirmed it within this many minutes.
 COFFER_REAUTH_MINUTES = env_positive_int("COFFER_REAUTH_MINUTES", 15)
+
+# --- Team accounts (accounts/): sign-in, sign-up from an invitation, two-factor, password reset.
+# django-allauth does the account flows (accounts/adapters.py adapts it to Coffer). Signing in
+# is by username; a new account comes from an invitation link, or from the open sign-up page
+# only when COFFER_OPEN_SIGNUP is on (off by default: a secrets manager is not for strangers).
+COFFER_OPEN_SIGNUP = env_bool("COFFER_OPEN_SIGNUP")
+# Invitation links stay valid this many days (accounts/models.py).
+COFFER_INVITATION_DAYS = env_positive_int("COFFER_INVITATION_DAYS", 7)
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.LoginForm", "signup": "accounts.forms.SignupForm"}
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"  # an invitation link proves the address it was sent to
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True  # one address per account: "Change email" replaces it
+ACCOUNT_SESSION_REMEMBER = True  # sessions end as config/sessions.py says, not at browser close
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 60 * COFFER_REAUTH_MINUTES
+ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Coffer] "
+# Sign-ins are counted and locked out by django-axes (above), not by allauth's counters; its
+# other limits (password reset mails, sign-ups, re-authentication) stay.
+ACCOUNT_RATE_LIMITS = {"login_failed": None, "login": None}
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+MFA_FORMS = {
+    "activate_totp": "accounts.forms.ActivateTOTPForm",
+    "authenticate": "accounts.forms.AuthenticateForm",
+    "reauthenticate": "accounts.forms.ReauthenticateForm",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Coffer"
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown once after set-up or regeneration, then never
+MFA_TRUST_ENABLED = False
+DEFAULT_FROM_EMAIL = os.environ.get("COFFER_EMAIL_FROM", "Coffer <coffer@localhost>")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -272,6 +316,9 @@ COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", 
 # Token history (tokens/models.py, TokenVersion): how many versions of a value each token keeps,
 # the current one included; older ones are destroyed when a new value is set.
 COFFER_TOKEN_VERSIONS = env_positive_int("COFFER_TOKEN_VERSIONS", 10)
+# Distinct source names kept per token and context in its usage; later new names count as
+# "(other)" (a caller cannot grow the usage table without bound by inventing names).
+COFFER_USAGE_SOURCES = env_positive_int("COFFER_USAGE_SOURCES", 100)
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"
@@ -302,9 +349,10 @@ if COFFER_LOG_FORMAT == "json":
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     }
 
-# Outgoing mail (password resets, error reports to ADMINS): printed to the console in
+# Outgoing mail (password resets, reminders, error reports to ADMINS): printed to the console in
 # development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say
-# otherwise) in production.
+# otherwise) in production; written as files to COFFER_EMAIL_FILE_PATH when that is set (a
+# staging machine with no mail server, or a test that runs the worker as its own process).
 MAILERS = {
     "default": {
         "BACKEND": (
@@ -319,11 +367,21 @@ MAILERS = {
                 "OPTIONS": {
                     "host": os.environ.get("COFFER_EMAIL_HOST", "localhost"),
                     "port": int(os.environ.get("COFFER_EMAIL_PORT", "25")),
+                    "username": os.environ.get("COFFER_EMAIL_USER", ""),
+                    "password": os.environ.get("COFFER_EMAIL_PASSWORD", ""),
+                    "use_tls": env_bool("COFFER_EMAIL_USE_TLS"),
                 }
             }
         ),
     }
 }
+if os.environ.get("COFFER_EMAIL_FILE_PATH"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+            "OPTIONS": {"file_path": os.environ["COFFER_EMAIL_FILE_PATH"]},
+        }
+    }
 
 # --- Notifications (notifications/): the background worker, expiry reminders, webhooks --------
 # Background work runs in a separate process, `manage.py db_worker` (Django's django.tasks with

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django import forms
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from notifications.http import UnsafeURL, resolve
-from notifications.models import SECRET_PREFIX, URL_MAX_LENGTH, EventType, Webhook
+from notifications.models import URL_MAX_LENGTH, EventType, Webhook, new_signing_secret
 from workspaces.models import Workspace
 
 DEFAULT_EVENTS = [
@@ -64,7 +62,7 @@ class WebhookForm(forms.ModelForm):
         """Create the webhook; returns it and its signing secret (shown this once)."""
         webhook: Webhook = self.save(commit=False)
         webhook.created_by = by
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = new_signing_secret()
         with transaction.atomic():
             webhook.set_secret(secret)
             webhook.save(force_insert=True)

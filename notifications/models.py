@@ -3,12 +3,13 @@
 Reminders are claimed one row per token, threshold and expiry (`ReminderClaim`): the unique
 constraint makes a second run, or a second worker at the same moment, skip what was sent.
 A webhook's signing secret is stored only encrypted under its workspace's data key (it must be
-read back to sign), and shown once, when it is made.
+read back to sign), and shown once, when it is made or rotated.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 RESPONSE_EXCERPT_BYTES = 1024
 URL_MAX_LENGTH = 2000
 SECRET_PREFIX = "whsec_"
+
+
+def new_signing_secret() -> str:
+    """A webhook signing secret: `whsec_` and 32 random bytes, URL-safe base64."""
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 class EventType(models.TextChoices):
@@ -113,6 +119,15 @@ class Webhook(models.Model):
             dek, secret, workspace_id=self.workspace_id, webhook_id=self.pk
         )
         self.secret_prefix = secret[: len(SECRET_PREFIX) + 4]
+
+    @sensitive_variables("secret")
+    def rotate_secret(self) -> str:
+        """Give the webhook a new signing secret and return it (shown this once). It signs
+        every attempt from now on, retries of earlier events included: the old one is gone."""
+        secret = new_signing_secret()
+        self.set_secret(secret)
+        self.save(update_fields=["secret_ciphertext", "secret_prefix"])
+        return secret
 
     @sensitive_variables("dek")
     def signing_secret(self) -> str:

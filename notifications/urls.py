@@ -11,6 +11,7 @@ urlpatterns = [
     path("webhooks/new/", views.webhook_create, name="webhook_create"),
     path("webhooks/<uuid:pk>/", views.webhook_deliveries, name="deliveries"),
     path("webhooks/<uuid:pk>/edit/", views.webhook_edit, name="webhook_edit"),
+    path("webhooks/<uuid:pk>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
     path("webhooks/<uuid:pk>/delete/", views.webhook_delete, name="webhook_delete"),
     path(
         "webhooks/<uuid:pk>/deliveries/<uuid:delivery>/redeliver/",

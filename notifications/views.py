@@ -1,4 +1,5 @@
-"""The Webhooks page (owners): list, create (the secret shown once), edit, delete, each
+"""The Webhooks page (owners): list, create (the secret shown once), edit, rotate the signing
+secret (the new one shown once), delete, each
 webhook's delivery log with Redeliver; and the Reminders page (each member's own choice, and
 the owners' switch for the workspace). Plain pages and htmx fragments, never cached."""
 
@@ -99,6 +100,37 @@ def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         {"nav": "webhooks", "form": form, "title": "Edit webhook", "submit_label": "Save webhook",
          "cancel_url": list_url(workspace)},
     )  # fmt: skip
+
+
+@login_required
+@never_cache
+@vary_on_headers("HX-Request")
+@require_http_methods(["GET", "POST"])
+def webhook_rotate(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    if request.method == "POST":
+        context = {
+            "nav": "webhooks",
+            "webhook": webhook,
+            "secret": webhook.rotate_secret(),
+            "heading": "New signing secret",
+            "done_url": list_url(workspace),
+        }
+        return render_modal(request, "notifications/webhook_created.html", context)
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "nav": "webhooks",
+            "title": "Rotate the signing secret?",
+            "intro": f"A new secret signs every delivery to {webhook.url} from now on, retries "
+            "of earlier events included. The current secret stops working at once: give the "
+            "receiver the new one right after.",
+            "submit_label": "Rotate secret",
+            "cancel_url": list_url(workspace),
+        },
+    )
 
 
 @login_required

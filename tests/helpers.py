@@ -125,3 +125,24 @@ def access_key_data(workspace, **overrides) -> dict:
         "allowed_addresses": "",
     }
     return data | overrides
+
+
+def age_authentication(client, seconds: float) -> None:
+    """Move every authentication record of `client`'s session `seconds` into the past (sudo
+    mode's window, workspaces/reauth.py, counts from the newest)."""
+    from workspaces.reauth import SESSION_KEY
+
+    session = client.session
+    session[SESSION_KEY] = [
+        {**record, "at": record["at"] - seconds} for record in session.get(SESSION_KEY, [])
+    ]
+    session.save()
+
+
+def invitation_link(message) -> str:
+    """The invitation link (path) in a mail Coffer sent."""
+    import re
+
+    match = re.search(r"https?://[^/\s]+(/invitations/[^/\s]+/)", message.body)
+    assert match, "the mail holds an invitation link"
+    return match.group(1)

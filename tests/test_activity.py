@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import AuditEventFactory, MembershipFactory, UserFactory
+from tests.helpers import invitation_link
 
 pytestmark = pytest.mark.django_db
 
@@ -51,9 +53,16 @@ def mixed_trail(workspace):
     )
 
 
-def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(owner_client, workspace):
-    UserFactory(username="zed")
-    owner_client.post(reverse("member_add", args=["acme"]), {"username": "zed", "role": "viewer"})
+def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(
+    owner_client, workspace, mailoutbox
+):
+    zed_client = Client()
+    zed_client.force_login(UserFactory(username="zed"))
+    owner_client.post(
+        reverse("invitation_create", args=["acme"]), {"email": "zed@example.com", "role": "viewer"}
+    )
+    zed_client.get(invitation_link(mailoutbox[-1]))
+    zed_client.post(reverse("invitation_accept"))
     zed = workspace.memberships.get(user__username="zed")
     owner_client.post(reverse("member_edit", args=["acme", zed.pk]), {"role": "editor"})
     owner_client.post(reverse("catalog_add", args=["acme", "products"]), {"name": "Payments"})
@@ -61,7 +70,9 @@ def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(owner_cli
     status, page = activity(owner_client)
 
     assert status == 200
-    assert page.index("Product added") < page.index("Role changed") < page.index("Member added")
+    assert page.index("Product added") < page.index("Role changed")
+    assert page.index("Role changed") < page.index("Invitation accepted")
+    assert page.index("Invitation accepted") < page.index("Member invited")
     assert "Viewer → Editor" in page and "As Viewer" in page
     assert '<td data-label="Subject"><div>zed</div></td>' in page
     assert '<td data-label="Subject"><div>Payments</div></td>' in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import AuditEventFactory
+from tests.factories import AuditEventFactory, TokenFactory
 from tests.helpers import HTMX, ROLES, selected_tab, text, url
 from tokens.models import AuditAction, AuditEvent
 
@@ -59,3 +59,15 @@ def test_activity_query_count_is_constant(workspace, owner_client, django_assert
     )
     with django_assert_max_num_queries(7):
         owner_client.get(url("activity", workspace))
+
+
+def test_activity_rows_link_to_their_token(workspace, viewer_client):
+    kept = TokenFactory(workspace=workspace, key="KEPT_KEY")
+    gone = TokenFactory(workspace=workspace, key="GONE_KEY")
+    gone.delete_token()
+    page = text(viewer_client.get(url("activity", workspace)))
+    detail = url("detail", workspace, kept)
+    assert f'<a href="{detail}"><code>KEPT_KEY</code></a>' in page
+    assert "<code>GONE_KEY</code>" in page, "a deleted token's events keep its key"
+    assert f'/tokens/{gone.pk}/"' not in page, "but no link to a page that is gone"
+    assert viewer_client.get(detail).status_code == 200

@@ -20,6 +20,7 @@ from django.urls import reverse
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import MembershipFactory, ProductFactory, UserFactory
+from tests.helpers import invitation_link
 from workspaces.models import Membership, Role, Workspace
 
 pytestmark = pytest.mark.django_db
@@ -37,15 +38,25 @@ def trail(workspace) -> list[tuple[str, str, dict]]:
 # --- members ---------------------------------------------------------------------------------
 
 
-def test_adding_changing_and_removing_a_member_are_recorded(owner_client, workspace):
-    UserFactory(username="zed")
-    owner_client.post(reverse("member_add", args=["acme"]), {"username": "zed", "role": "viewer"})
+def test_inviting_changing_and_removing_a_member_are_recorded(owner_client, workspace, mailoutbox):
+    zed_client = Client()
+    zed_client.force_login(UserFactory(username="zed"))
+    owner_client.post(
+        reverse("invitation_create", args=["acme"]), {"email": "zed@example.com", "role": "viewer"}
+    )
+    zed_client.get(invitation_link(mailoutbox[-1]))
+    zed_client.post(reverse("invitation_accept"))
     zed = Membership.objects.get(workspace=workspace, user__username="zed")
     owner_client.post(reverse("member_edit", args=["acme", zed.pk]), {"role": "editor"})
     owner_client.post(reverse("member_remove", args=["acme", zed.pk]))
 
     assert trail(workspace) == [
-        (AuditAction.MEMBER_ADDED, "olivia", {"member": "zed", "role": "viewer"}),
+        (AuditAction.MEMBER_INVITED, "olivia", {"email": "zed@example.com", "role": "viewer"}),
+        (
+            AuditAction.INVITATION_ACCEPTED,
+            "zed",
+            {"member": "zed", "email": "zed@example.com", "role": "viewer"},
+        ),
         (
             AuditAction.MEMBER_ROLE_CHANGED,
             "olivia",

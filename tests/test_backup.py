@@ -359,4 +359,4 @@ def test_old_versions_and_webhook_secrets_are_checked_too(tmp_path):
     TokenVersion.objects.filter(pk=oldest.pk).update(ciphertext=bytes(damaged))
     status, out, err = run("verify_backup", "--live")
     assert status == 1
-    assert f"FAILED: version {oldest.version} of token ROTATED in workspace acme" in err
+    assert f"FAILED: version {oldest.number} of token ROTATED in workspace acme" in err

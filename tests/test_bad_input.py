@@ -209,7 +209,7 @@ FORMS = [
     ("app add", "owner", "catalog_add", lambda w: ["acme", "apps"], 50),
     ("environment add", "owner", "catalog_add", lambda w: ["acme", "environments"], 50),
     ("product edit", "owner", "catalog_edit", lambda w: ["acme", "products", w.a.product.pk], 50),
-    ("member add", "owner", "member_add", lambda w: ["acme"], 70),
+    ("invite member", "owner", "invitation_create", lambda w: ["acme"], 70),
     ("member role", "owner", "member_edit", lambda w: ["acme", w.a.member.pk], 50),
     ("token create", "editor", "tokens:create", lambda w: ["acme"], 220),
     ("token edit", "editor", "tokens:edit", lambda w: ["acme", w.a.token.pk], 140),

@@ -70,12 +70,28 @@ def test_post_without_csrf_token_is_refused(route: Route):
 
 @pytest.mark.parametrize(
     "name",
-    ["login", "logout", "password_change", "password_reset", "reauthenticate", "admin:login"],
+    [
+        "login",
+        "logout",
+        "password_change",
+        "password_reset",
+        "reauthenticate",
+        "admin:login",
+        "account_signup",
+        "account_email",
+        "mfa_authenticate",
+        "mfa_activate_totp",
+        "mfa_deactivate_totp",
+        "mfa_generate_recovery_codes",
+        "mfa_reauthenticate",
+    ],
 )
 def test_sign_in_views_refuse_post_without_csrf_token(name):
     user = get_user_model().objects.create_user("csrf-user", password=None)
     client = Client(enforce_csrf_checks=True)
-    if name in {"logout", "password_change", "reauthenticate"}:
+    if name in {"logout", "password_change", "reauthenticate", "account_email"} or (
+        name.startswith("mfa_") and name != "mfa_authenticate"
+    ):
         client.force_login(user)
     response = client.post(reverse(name), {"username": "csrf-user", "password": "x"})
     assert response.status_code == 403

@@ -15,8 +15,10 @@ soon as it exists, and a view nobody described in `ROUTES` fails the first test 
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
+from tests.factories import UserFactory
 from tests.helpers import HTMX
 from tests.html_forms import main_form
 from tests.url_table import (
@@ -27,6 +29,7 @@ from tests.url_table import (
     World,
     build_world,
     project_url_names,
+    public_routes_in_project,
     routes_in_project,
 )
 from tokens.models import Token
@@ -132,6 +135,22 @@ def test_url_is_isolated_by_workspace_and_role(route: Route):
     print(f"\nisolation checks so far: {Checker.count}")
 
 
+@pytest.mark.parametrize("route", public_routes_in_project(), ids=lambda route: route.id)
+def test_public_pages_answer_everyone_and_show_no_workspace_data(route):
+    """The invitation link works for anyone holding it, signed in or not; without a link (or
+    with another workspace's) nothing of a workspace shows, and nothing breaks."""
+    world = build_world(tokens_per_workspace=1)
+    for who in ("anonymous", "viewer", "outsider"):
+        client = world.client(who)
+        for method in route.methods:
+            response = send(client, method, route.url(world.a))
+            assert response.status_code in {200, 302, 404}, (who, method, response.status_code)
+            page = response.content.decode()
+            for value in world.values:
+                assert value not in page
+            assert "Globex" not in page or who == "outsider"
+
+
 # --- the separately tested prefixes: the admin and Django's account views -------------------
 
 
@@ -170,13 +189,26 @@ def test_admin_is_for_staff_only():
 def test_account_views_need_sign_in_where_they_should():
     world = build_world(tokens_per_workspace=1)
     anonymous = world.client("anonymous")
-    for name in ("password_change", "password_change_done"):
+    signed_in_only = (
+        "password_change",
+        "account_email",
+        "mfa_index",
+        "mfa_activate_totp",
+        "mfa_view_recovery_codes",
+        "mfa_generate_recovery_codes",
+        "mfa_deactivate_totp",
+        "reauthenticate",
+    )
+    for name in signed_in_only:
         response = anonymous.get(reverse(name))
-        assert response.status_code == 302
-        assert response["Location"].startswith(LOGIN)
-    assert world.client("viewer").get(reverse("password_change")).status_code == 200
+        assert response.status_code == 302, name
+        assert response["Location"].startswith(LOGIN), name
+    with_password = Client()
+    with_password.force_login(UserFactory(username="has-a-password"))
+    assert with_password.get(reverse("password_change")).status_code == 200
     assert anonymous.get(LOGIN).status_code == 200
-    Checker.count += 4
+    assert anonymous.get(reverse("password_reset")).status_code == 200
+    Checker.count += len(signed_in_only) + 3
 
 
 @pytest.mark.parametrize("field", ["products", "apps", "environments"])

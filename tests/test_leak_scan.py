@@ -1,6 +1,8 @@
 """Leak scan: token values and access keys never appear anywhere but where they belong.
 
-(A value belongs in the resolver's output; an access key in the one response that creates it.)
+(A value belongs in the resolver's output; an access key in the one response that creates it;
+an invitation key in the invitation mail and the one response that shows its link; a TOTP
+secret on the set-up page and recovery codes on the page that shows them once.)
 
 Tokens get random, distinctive values (`cofferleak` + 32 hex digits). Then the whole product is
 exercised (every page and fragment for every role, the create/edit/revoke/delete forms, failed
@@ -39,12 +41,14 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from access.models import AccessKey
+from tests.factories import AppFactory, TokenFactory
 from tests.files import read_from_another_process
 from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens import crypto
-from tokens.models import Token
+from tokens.models import Token, UseContext
+from tokens.references import resolve_text
 
 MASTER_KEY_B64 = os.environ["COFFER_MASTER_KEYS"].split(":", 1)[1]
 
@@ -78,11 +82,16 @@ class Scan:
         name = name if name not in self.surfaces else f"{name} #{len(self.surfaces)}"
         self.surfaces[name] = content
 
-    def hits(self, values: list[str]) -> list[str]:
+    def hits(self, values: list[str], text_only: bool = False) -> list[str]:
+        """Where any value shows. `text_only`: skip byte surfaces (database files), where a short
+        all-digit value such as a recovery code could occur by chance (codes are derived from
+        an encrypted seed, never stored)."""
         found = []
         for name, content in self.surfaces.items():
             for value in values:
                 if isinstance(content, bytes):
+                    if text_only:
+                        continue
                     lowered = content.lower()
                     if any(needle.lower() in lowered for needle in byte_needles(value)):
                         found.append(f"{value} in {name}")
@@ -298,8 +307,74 @@ def exercise_mail(scan: Scan) -> None:
     get_user_model().objects.create_user("mailer", "mailer@example.com", "a-real-password-1")
     Client().post(reverse("password_reset"), {"email": "mailer@example.com"})
     assert mail.outbox, "control: a password-reset mail was sent"
+    invitations = [m for m in mail.outbox if " invited you to " in m.subject]
+    assert invitations, "control: invitation mails were sent (their link is where a key belongs)"
     for message in mail.outbox:
-        scan.add(f"mail {message.subject}", message.message().as_string())
+        if message not in invitations:
+            scan.add(f"mail {message.subject}", message.message().as_string())
+
+
+def exercise_accounts(world: World, scan: Scan, values: list[str], codes: list[str]) -> None:
+    """Invitations (invite, resend, open, sign up, reuse) and two-factor (set-up, sign-in with a
+    code and a recovery code, wrong codes): the key, the TOTP secret and the recovery codes may
+    show only in the one response that displays them (and the invitation mail)."""
+    import re
+
+    import pyotp
+
+    from tests.helpers import invitation_link
+
+    values += [world.a.invitation_key, world.b.invitation_key]
+    owner = world.client("owner")
+    invite = reverse("invitation_create", args=["acme"])
+    response = owner.post(invite, {"email": "scan@example.com", "role": "viewer"}, headers=HTMX)
+    assert "Invitation sent" in response.text  # the one display of the link: not scanned
+    first = invitation_link(mail.outbox[-1])
+    invitation = world.a.workspace.invitations.get(email="scan@example.com")
+    resend = reverse("invitation_resend", args=["acme", invitation.pk])
+    scan.add("invitation resend dialog", htmx(owner, resend))
+    assert "Invitation resent" in owner.post(resend, headers=HTMX).text
+    link = invitation_link(mail.outbox[-1])
+    values += [path.rstrip("/").rsplit("/", 1)[1] for path in (first, link)]
+    scan.add("invite form", htmx(owner, invite))
+    scan.add("invite refused", owner.post(invite, {"email": "nope", "role": "viewer"}))
+    scan.add("members with pending invitations", owner.get(reverse("members", args=["acme"])))
+    scan.add("old invitation link", Client().get(first))
+    newcomer = Client()
+    scan.add("invitation link", newcomer.get(link))
+    accept = reverse("invitation_accept")
+    scan.add("invitation accept page", newcomer.get(accept))
+    password = "scan-passphrase-that-is-long"
+    refused = {"username": "scanned", "password1": password, "password2": "other-passphrase-x"}
+    scan.add("invitation sign-up refused", newcomer.post(accept, refused))
+    done = {"username": "scanned", "password1": password, "password2": password}
+    response = newcomer.post(accept, done, follow=True)
+    assert "Welcome to Acme" in response.text
+    scan.add("invitation accepted, landing", response)
+    reuse = Client()
+    scan.add("invitation used again", reuse.get(link, follow=True))
+
+    # Two-factor: set up through the pages.
+    newcomer.post(reverse("login"), {"username": "scanned", "password": password})
+    setup = reverse("mfa_activate_totp")
+    page = newcomer.get(setup).text  # the one display of the secret: not scanned
+    secret = re.search(r'id="authenticator-secret" type="text" value="([A-Z2-7]+)"', page)[1]
+    values.append(secret)
+    response = newcomer.post(setup, {"code": pyotp.TOTP(secret).now()})
+    shown = newcomer.get(response["Location"]).text  # the one display of the codes
+    codes += re.search(r'id="recovery-codes"[^>]*>([^<]*)</textarea>', shown)[1].split()
+    assert len(codes) == 10
+    scan.add("recovery codes after their display", newcomer.get(reverse("mfa_view_recovery_codes")))
+    scan.add("account page with two-factor", newcomer.get(reverse("account")))
+    scan.add("two-factor off dialog", newcomer.get(reverse("mfa_deactivate_totp")))
+    scan.add("new recovery codes dialog", newcomer.get(reverse("mfa_generate_recovery_codes")))
+    again = Client()
+    again.post(reverse("login"), {"username": "scanned", "password": password})
+    code_page = reverse("mfa_authenticate")
+    scan.add("two-factor sign-in page", again.get(code_page))
+    scan.add("two-factor wrong code", again.post(code_page, {"code": "000000"}))
+    scan.add("two-factor recovery code", again.post(code_page, {"code": codes[0]}, follow=True))
+    scan.add("signed in with a recovery code", again.get(reverse("account")))
 
 
 def scan_cache(scan: Scan) -> None:
@@ -352,9 +427,11 @@ def test_no_value_on_any_surface(caplog, tmp_path):
     try:
         world = build_world(tokens_per_workspace=2)
         values = list(world.values) + [world.a.access_key_secret, world.b.access_key_secret]
+        codes: list[str] = []  # recovery codes: 8 digits, searched in text surfaces only
         exercise_token_pages(world, scan, values)
         exercise_access_key_pages(world, scan, values)
         exercise_resolve(world, scan, tmp_path)  # first, so Activity shows its audit event
+        exercise_accounts(world, scan, values, codes)
         exercise_admin(world, scan, values)
         exercise_every_page(world, scan)
         exercise_mail(scan)
@@ -372,10 +449,11 @@ def test_no_value_on_any_surface(caplog, tmp_path):
         assert "Resolved" in activity
     assert "ui-htmx" in activity and "Access key revoked" in activity, "control: key events"
     assert "ui-htmx" in scan.surfaces["viewer GET /w/acme/tokens/access-keys/"]
+    assert "Invitation accepted" in activity and "Member invited" in activity
     scan_cache(scan)
     scan_database(scan)
 
-    hits = scan.hits(values)
+    hits = scan.hits(values) + scan.hits(codes, text_only=True)
 
     print(
         f"\nleak scan: {len(values)} values x {len(scan.surfaces)} surfaces = "
@@ -383,6 +461,13 @@ def test_no_value_on_any_surface(caplog, tmp_path):
     )
     assert len(values) >= 12
     assert len(scan.surfaces) >= 200
+    if hits:  # where: a little context around the first hit in the logs
+        log = caplog.text
+        for value in values:
+            at = log.lower().find(value.lower())
+            if at >= 0:
+                print("CONTEXT:", log[max(0, at - 600) : at + 100])
+                break
     assert not hits, "\n".join(hits[:20])
     master_key_hits = [
         name
@@ -470,3 +555,54 @@ def test_technical_500_with_debug_on_hides_the_value(monkeypatch):
     scan = Scan()
     scan.add("technical 500", page)
     assert not scan.hits([value]), "the value is in the DEBUG page (POST data or frame variables)"
+
+
+# --- a token's own page: History, usage and the dialogs -----------------------------------
+
+
+@pytest.mark.django_db
+def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_client):
+    """A token with five versions (one restored, one destroyed) and usage in two contexts: its
+    page, History's dialogs and the Revoke/Delete dialogs for every role. Hints follow the UI's
+    rule: History and its dialogs list each kept version's hint (that is how a person tells
+    versions apart); the Revoke and Delete dialogs and the table show the current one only; a
+    destroyed version's hint is gone everywhere."""
+    values = [distinctive_value() for _ in range(4)]
+    token = TokenFactory(workspace=workspace, key="ROTATED", value=values[0])
+    for value in values[1:]:
+        token.set_value(value)
+    token.restore_version(1)  # version 4 holds values[1] again
+    token.destroy_version(0)
+    production = workspace.environments.get(slug="production")
+    checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
+    for app in (None, checkout):
+        resolve_text("$Secret{ROTATED}", UseContext(production, app=app), source="ci.yaml",
+                     actor="deployer")  # fmt: skip
+    token.refresh_from_db()
+    assert token.reveal() == values[1]
+
+    scan = Scan()
+    for role in ("owner", "editor", "viewer"):
+        client = role_client[role]
+        for name in ("detail", "restore", "destroy_version", "revoke", "delete"):
+            address = reverse(f"tokens:{name}", args=[workspace.slug, token.pk])
+            scan.add(f"{role} {name}", client.get(address))
+            scan.add(f"{role} {name} (htmx)", htmx(client, address))
+        scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
+    page = scan.surfaces["viewer detail"]
+    assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
+    assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
+    assert not scan.hits(values)
+
+    blobs = [bytes(token.ciphertext)] + [bytes(v.ciphertext) for v in token.versions.all()]
+    for blob in filter(None, blobs):
+        for form in (blob.hex(), base64.b64encode(blob).decode()):
+            assert not [n for n, c in scan.surfaces.items() if form[:24].lower() in c.lower()]
+
+    hint = lambda value: f"••••{value[-4:]}"  # noqa: E731
+    destroyed, current, old = hint(values[0]), hint(values[1]), [hint(v) for v in values[2:]]
+    assert not [name for name, content in scan.surfaces.items() if destroyed in content]
+    for name, content in scan.surfaces.items():
+        if name.split()[1] in ("revoke", "delete", "table"):
+            assert not [h for h in old if h in content], f"an old version's hint in {name}"
+    assert current in page and all(h in page for h in old), "control: History lists hints"

@@ -1,7 +1,10 @@
 """Sudo mode (workspaces/reauth.py): sensitive views want a password given within the window.
 
-Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") restarts it.
-Every view marked @recent_auth_required is found through the URL resolver and checked.
+Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") or an
+authenticator code restarts it. Every view marked @recent_auth_required is found through the URL
+resolver and checked (PROTECTED: creating an access key, changing a role, removing a member,
+requiring two-factor), and so are allauth's two-factor settings (ALLAUTH_PROTECTED), which use
+the same window and the same page. Changing one's password asks for the current one.
 """
 
 from __future__ import annotations
@@ -16,15 +19,21 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from access.models import AccessKey
 from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
-from tests.helpers import HTMX, access_key_data, access_url, text
+from tests.helpers import HTMX, access_key_data, access_url, age_authentication, text
 from workspaces.models import Role
 from workspaces.reauth import SESSION_KEY
 
 pytestmark = pytest.mark.django_db
 
 REAUTH = reverse("reauthenticate")
-# Every view that needs a recent password, by URL name. Add each new one here.
-PROTECTED = {"access:create"}
+# Every view that needs a recent password, by URL name, with what its URL takes. Add each new
+# one here.
+PROTECTED = {
+    "access:create": lambda ws, other: [ws.slug],
+    "member_edit": lambda ws, other: [ws.slug, other.pk],
+    "member_remove": lambda ws, other: [ws.slug, other.pk],
+    "two_factor": lambda ws, other: [ws.slug],
+}
 
 
 def protected_url_names(patterns=None, namespace: str = "") -> set[str]:
@@ -53,18 +62,28 @@ def signed_in(user, minutes_ago: float = 0) -> Client:
     )
     assert response.status_code == 302, "signed in"
     if minutes_ago:
-        session = client.session
-        session[SESSION_KEY] -= int(minutes_ago * 60)
-        session.save()
+        age_authentication(client, minutes_ago * 60)
     return client
 
 
+@pytest.fixture
+def other_member(workspace):
+    return MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+
+
+def protected_url(name: str, workspace, other_member=None) -> str:
+    if other_member is None:
+        other_member = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+    return reverse(name, args=PROTECTED[name](workspace, other_member))
+
+
 def protected_urls(workspace) -> list[str]:
-    return [reverse(name, args=[workspace.slug]) for name in sorted(PROTECTED)]
+    other = MembershipFactory(workspace=workspace, role=Role.VIEWER)
+    return [protected_url(name, workspace, other) for name in sorted(PROTECTED)]
 
 
 def test_the_protected_views_are_exactly_the_listed_ones():
-    assert protected_url_names() == PROTECTED
+    assert protected_url_names() == set(PROTECTED)
 
 
 def test_the_window_is_fifteen_minutes_by_default():
@@ -77,21 +96,42 @@ def test_signing_in_opens_the_window(workspace, owner):
         assert client.get(path).status_code == 200
 
 
+def state(workspace) -> tuple:
+    """What the protected views could change: access keys, memberships, the 2FA requirement."""
+    workspace.refresh_from_db()
+    return (
+        AccessKey.objects.count(),
+        sorted(workspace.memberships.values_list("user__username", "role")),
+        workspace.require_two_factor,
+    )
+
+
 @pytest.mark.parametrize("name", sorted(PROTECTED))
-def test_every_protected_view_refuses_without_recent_authentication(workspace, owner, name):
+def test_every_protected_view_refuses_without_recent_authentication(
+    workspace, owner, other_member, name
+):
     client = signed_in(owner, minutes_ago=16)
-    path = reverse(name, args=[workspace.slug])
+    path = protected_url(name, workspace, other_member)
     expected = f"{REAUTH}?next={quote(path, safe='')}"
+    data = {**access_key_data(workspace), "role": "owner", "require_two_factor": "on"}
+    before = state(workspace)
 
     response = client.get(path)
     assert response.status_code == 302 and response["Location"] == expected
-    response = client.post(path, access_key_data(workspace))
+    response = client.post(path, data)
     assert response.status_code == 302 and response["Location"] == expected
     response = client.get(path, headers=HTMX)
     assert response.status_code == 200 and response["HX-Redirect"] == expected
-    response = client.post(path, access_key_data(workspace), headers=HTMX)
+    response = client.post(path, data, headers=HTMX)
     assert response["HX-Redirect"] == expected
-    assert not AccessKey.objects.exists(), "nothing was created"
+    assert state(workspace) == before, "nothing changed"
+
+
+@pytest.mark.parametrize("name", sorted(PROTECTED))
+def test_every_protected_view_works_within_the_window(workspace, owner, other_member, name):
+    client = signed_in(owner, minutes_ago=14)
+
+    assert client.get(protected_url(name, workspace, other_member)).status_code == 200
 
 
 def test_a_session_without_a_recorded_time_is_refused(workspace, owner):
@@ -201,3 +241,60 @@ def test_anonymous_users_are_sent_to_sign_in(workspace):
         response = client.get(path)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+
+
+# --- allauth's sensitive pages use the same window and the same page -------------------------
+
+# Two-factor settings (allauth's views, behind its reauthentication_required). They read the
+# same session records, so one confirmation covers them and ours.
+ALLAUTH_PROTECTED = ["mfa_activate_totp", "mfa_deactivate_totp", "mfa_generate_recovery_codes"]
+
+
+def give_two_factor(user) -> None:
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    TOTP.activate(user, generate_totp_secret())
+    RecoveryCodes.activate(user)
+
+
+@pytest.mark.parametrize("name", ALLAUTH_PROTECTED)
+def test_two_factor_settings_refuse_without_recent_authentication(workspace, owner, name):
+    from allauth.mfa.models import Authenticator
+
+    client = signed_in(owner, minutes_ago=16)
+    if name != "mfa_activate_totp":
+        give_two_factor(owner)
+    before = sorted(Authenticator.objects.values_list("type", "data"))
+    path = reverse(name)
+
+    for response in (client.get(path), client.post(path, {"code": "123456"})):
+        assert response.status_code == 302
+        assert response["Location"].startswith(f"{REAUTH}?next=")
+    assert sorted(Authenticator.objects.values_list("type", "data")) == before
+
+    client.post(REAUTH, {"password": DEFAULT_PASSWORD})
+    assert client.get(path).status_code == 200, "one confirmation covers allauth's pages too"
+
+
+def test_one_confirmation_covers_both_kinds_of_page(workspace, owner, other_member):
+    client = signed_in(owner, minutes_ago=16)
+    give_two_factor(owner)
+    client.post(REAUTH, {"password": DEFAULT_PASSWORD})
+
+    assert client.get(reverse("mfa_generate_recovery_codes")).status_code == 200
+    assert client.get(protected_url("member_edit", workspace, other_member)).status_code == 200
+
+
+def test_changing_the_password_asks_for_the_current_one(owner):
+    client = signed_in(owner)
+    new = "another-long-passphrase-77"
+
+    response = client.post(
+        reverse("password_change"),
+        {"oldpassword": "not-it", "password1": new, "password2": new},
+    )
+
+    assert response.status_code == 200
+    owner.refresh_from_db()
+    assert owner.check_password(DEFAULT_PASSWORD)

@@ -137,7 +137,7 @@ def test_change_page_shows_a_hint_but_never_the_value_or_ciphertext(admin_client
     response = admin_client.get(change_url(token))
     assert response.status_code == 200
     content = response.content.decode()
-    assert f"Hidden (hint ••••{VALUE[-4:]}, version 0, set " in content
+    assert f"Hidden (hint ••••{VALUE[-4:]}, version 1, set " in content
     assert '<textarea name="new_value"' in content
     textarea = content.split('<textarea name="new_value"')[1].split("</textarea>")[0]
     assert textarea.split(">", 1)[1].strip() == ""  # renders empty

@@ -99,9 +99,9 @@ def test_restore_restarts_the_period(workspace):
 def test_restoring_the_current_destroyed_or_unknown_version_is_refused(edited):
     edited.destroy_version(0)
     for version, message in (
-        (2, "Version 2 is already the current value."),
-        (0, "Version 0 cannot be restored: it was destroyed or is no longer kept."),
-        (9, "Version 9 cannot be restored"),
+        (2, "Version 3 is already the current value."),
+        (0, "Version 1 cannot be restored: it was destroyed or is no longer kept."),
+        (9, "Version 10 cannot be restored"),
     ):
         with pytest.raises(ValidationError, match=message):
             edited.restore_version(version)

@@ -141,3 +141,11 @@ def test_editors_and_viewers_get_403(role_client, role, workspace):
 def test_the_sidebar_links_owners_to_webhooks(owner_client):
     page = owner_client.get(reverse("tokens:list", args=["acme"]))
     assert f'href="{url("webhooks")}"' in page.text
+
+
+def test_row_actions_open_the_modal_not_the_tables_own_swap(owner_client, workspace):
+    """The table redraws itself with hx-swap="outerHTML"; its rows override it, or Edit,
+    Rotate and Delete would replace the modal's content element (found in the browser)."""
+    make_webhook(workspace)
+    page = owner_client.get(url("webhooks")).text
+    assert '<tbody hx-target="#modal-content" hx-swap="innerHTML">' in page

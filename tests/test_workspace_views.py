@@ -30,7 +30,7 @@ def workspace_urls(workspace) -> list[tuple[str, str]]:
         for name in ("tokens:list", "products", "environments", "members")
     ]
     urls = [
-        reverse("member_add", args=[slug]),
+        reverse("invitation_create", args=[slug]),
         reverse("member_edit", args=[slug, member.pk]),
         reverse("member_remove", args=[slug, member.pk]),
     ]

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from accounts.models import Invitation
+from imports.models import PendingImport
 from tests.factories import (
     AppFactory,
     EnvironmentFactory,
@@ -68,6 +70,9 @@ class Objects:
     webhook: object = None  # a webhook with one delivery
     webhook_secret: str = ""  # its signing secret (the leak scan looks for it)
     delivery: object = None
+    pending_import: object = None  # a .env file between its preview and its import
+    invitation: object = None  # a pending invitation to the workspace
+    invitation_key: str = ""  # its key (the leak scan looks for it)
 
 
 Kwargs = Callable[[Objects], dict]
@@ -129,8 +134,16 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _pending_import(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.pending_import.pk}
+
+
 def _webhook(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.webhook.pk}
+
+
+def _invitation(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.invitation.pk}
 
 
 def _delivery(o: Objects) -> dict:
@@ -140,7 +153,7 @@ def _delivery(o: Objects) -> dict:
 VIEW, EDIT, OWN, ANY = Access.VIEWER, Access.EDITOR, Access.OWNER, Access.SIGNED_IN
 CATALOG_KINDS = (("products", "product"), ("apps", "app"), ("environments", "environment"))
 
-ROUTES: list[Route | ApiRoute] = [
+ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("home", lambda o: {}, get=ANY, post=None),
     Route("workspace_create", lambda o: {}, get=ANY, post=ANY),
     Route("products", _slug, get=VIEW, post=None),
@@ -155,7 +168,12 @@ ROUTES: list[Route | ApiRoute] = [
         for k, a in CATALOG_KINDS
     ],
     Route("members", _slug, get=VIEW, post=None),
-    Route("member_add", _slug, get=OWN, post=OWN),
+    Route("invitation_create", _slug, get=OWN, post=OWN),
+    Route("invitation_resend", _invitation, get=OWN, post=OWN),
+    Route("invitation_revoke", _invitation, get=OWN, post=OWN),
+    Route("two_factor", _slug, get=OWN, post=OWN),
+    Route("workspace_leave", _slug, get=VIEW, post=VIEW),
+    Route("account", lambda o: {}, get=ANY, post=None),
     Route("member_edit", _member, get=OWN, post=OWN),
     Route("member_remove", _member, get=OWN, post=OWN),
     Route("tokens:list", _slug, get=VIEW, post=None),
@@ -167,6 +185,9 @@ ROUTES: list[Route | ApiRoute] = [
     Route("tokens:detail", _token, get=VIEW, post=None),
     Route("tokens:restore", _token, get=EDIT, post=EDIT),
     Route("tokens:destroy_version", _token, get=EDIT, post=EDIT),
+    Route("tokens:bulk", _slug, get=None, post=EDIT),
+    Route("imports:start", _slug, get=EDIT, post=EDIT),
+    Route("imports:preview", _pending_import, get=EDIT, post=EDIT),
     Route("access:list", _slug, get=VIEW, post=None),
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
@@ -175,10 +196,35 @@ ROUTES: list[Route | ApiRoute] = [
     Route("notifications:webhook_create", _slug, get=OWN, post=OWN),
     Route("notifications:deliveries", _webhook, get=OWN, post=None),
     Route("notifications:webhook_edit", _webhook, get=OWN, post=OWN),
+    Route("notifications:webhook_rotate", _webhook, get=OWN, post=OWN),
     Route("notifications:webhook_delete", _webhook, get=OWN, post=OWN),
     Route("notifications:redeliver", _delivery, get=None, post=OWN),
     Route("notifications:reminders", _slug, get=VIEW, post=EDIT),
     Route("notifications:workspace_reminders", _slug, get=None, post=OWN),
+]
+
+
+@dataclass(frozen=True)
+class PublicRoute:
+    """A page anyone may open, signed in or not: the invitation link and the page it leads to.
+    The session walks skip it (anonymous users are not sent to sign in); the isolation test
+    checks it answers everyone without an error and shows no workspace's data."""
+
+    name: str
+    kwargs: Kwargs
+    methods: tuple[str, ...] = ("GET",)
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def url(self, objects: Objects) -> str:
+        return reverse(self.name, kwargs=self.kwargs(objects))
+
+
+ROUTES += [
+    PublicRoute("invitation_open", lambda o: {"key": o.invitation_key}),
+    PublicRoute("invitation_accept", lambda o: {}, methods=("GET", "POST")),
 ]
 
 
@@ -241,6 +287,11 @@ def routes_in_project() -> list[Route]:
     return [route for route in ROUTES if isinstance(route, Route) and route.name in names]
 
 
+def public_routes_in_project() -> list[PublicRoute]:
+    names = project_url_names()
+    return [route for route in ROUTES if isinstance(route, PublicRoute) and route.name in names]
+
+
 def api_routes_in_project() -> list[ApiRoute]:
     names = project_url_names()
     return [route for route in ROUTES if isinstance(route, ApiRoute) and route.name in names]
@@ -282,6 +333,12 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         workspace, url=f"https://hooks.example.com/{prefix.lower()}"
     )
     delivery = make_delivery(webhook, body='{"type":"token.revoked"}')
+    pending_import = PendingImport.seal(
+        workspace, f"{prefix.upper()}_IMPORTED={values[0]}\n", by=member.user
+    )
+    invitation, invitation_key = Invitation.create(
+        workspace, email=f"invited@{prefix.lower()}.example", role=Role.EDITOR, by=None
+    )
     return Objects(
         workspace,
         product,
@@ -295,6 +352,9 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         webhook,
         webhook_secret,
         delivery,
+        pending_import,
+        invitation,
+        invitation_key,
     )
 
 

@@ -214,15 +214,23 @@ class TokenVersionInline(ReadOnlyInline):
     model = TokenVersion
     verbose_name = "version"
     fields = readonly_fields = (
-        "version",
+        "number",
         "set_at",
         "set_by",
         "value_hint",
-        "restored_from",
+        "restored_from_number",
         "destroyed_at",
         "destroyed_by",
     )
     ordering = ["-version"]
+
+    @admin.display(description="version")
+    def number(self, version: TokenVersion) -> int:
+        return version.number
+
+    @admin.display(description="restored from")
+    def restored_from_number(self, version: TokenVersion) -> int | None:
+        return version.restored_from_number
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TokenVersion]:
         return super().get_queryset(request).defer("ciphertext").select_related("set_by")
@@ -389,7 +397,7 @@ class TokenAdmin(admin.ModelAdmin):
     def value_summary(self, token: Token) -> str:
         hint = f"hint {token.hint}, " if token.hint else ""
         set_at = token.value_set_at.astimezone(dt.UTC)
-        return f"Hidden ({hint}version {token.value_version}, set {set_at:%Y-%m-%d %H:%M} UTC)"
+        return f"Hidden ({hint}version {token.version_number}, set {set_at:%Y-%m-%d %H:%M} UTC)"
 
 
 @admin.register(AuditEvent)

@@ -325,3 +325,78 @@ def decrypt_webhook_secret(
             f"{label}: cannot decrypt the signing secret: it is corrupted, was copied from "
             "another webhook or workspace, or the master key is wrong."
         ) from None
+
+
+# --- pending imports --------------------------------------------------------------------------
+# A .env file between its preview and its import is kept as one ciphertext under its
+# workspace's data key, bound to the workspace and the pending import's id.
+
+
+def _import_aad(workspace_id: int, import_id: object) -> bytes:
+    return f"coffer:import:v1:workspace={workspace_id}:import={import_id}".encode()
+
+
+@sensitive_variables()
+def encrypt_pending_import(dek: bytes, text: str, *, workspace_id: int, import_id: object) -> bytes:
+    return _seal(dek, text.encode("utf-8"), _import_aad(workspace_id, import_id))
+
+
+@sensitive_variables()
+def decrypt_pending_import(
+    dek: bytes, blob: bytes, *, workspace_id: int, import_id: object, label: str
+) -> str:
+    try:
+        return _open(dek, blob, _import_aad(workspace_id, import_id)).decode("utf-8")
+    except (InvalidTag, UnicodeDecodeError):
+        raise CryptoError(
+            f"{label}: cannot decrypt the pending import: it is corrupted, was copied from "
+            "another workspace, or the master key is wrong."
+        ) from None
+
+
+# --- account secrets (two-factor) -------------------------------------------------------------
+# TOTP secrets and recovery-code seeds (allauth's MFA, through accounts/adapters.py) must be read
+# back to check a code, so they are encrypted: AES-256-GCM under a key derived (HKDF-SHA256)
+# from a master key of the ring, not a workspace's data key, as they belong to a person. The
+# stored text names the master key that sealed it: "v1:<kek id>:<base64 nonce+ciphertext>".
+
+ACCOUNT_SECRET_PREFIX = "v1"
+_ACCOUNT_SECRET_AAD = b"coffer:account-secret:v1"
+
+
+@sensitive_variables()
+def _account_secret_key(kek: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"coffer:account-secrets"
+    ).derive(kek)
+
+
+@sensitive_variables()
+def encrypt_account_secret(text: str) -> str:
+    """Seal a person's secret (a TOTP key) under the active master key; text safe to store."""
+    ring = key_ring()
+    blob = _seal(
+        _account_secret_key(ring.get(ring.active_id)), text.encode("utf-8"), _ACCOUNT_SECRET_AAD
+    )
+    return f"{ACCOUNT_SECRET_PREFIX}:{ring.active_id}:{base64.b64encode(blob).decode('ascii')}"
+
+
+@sensitive_variables()
+def decrypt_account_secret(stored: str) -> str:
+    """Open what encrypt_account_secret() sealed, or raise a CryptoError (no secret in it)."""
+    prefix, _, rest = stored.partition(":")
+    kek_id, _, encoded = rest.partition(":")
+    if prefix != ACCOUNT_SECRET_PREFIX or not kek_id or not encoded:
+        raise CryptoError("A two-factor secret is not in Coffer's encrypted form.")
+    try:
+        blob = base64.b64decode(encoded, validate=True)
+        key = _account_secret_key(key_ring().get(kek_id))
+        return _open(key, blob, _ACCOUNT_SECRET_AAD).decode("utf-8")
+    except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+        raise CryptoError(
+            f"Cannot decrypt a two-factor secret with master key {kek_id!r}: it is corrupted "
+            "or the master key is wrong."
+        ) from None

@@ -24,7 +24,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
 from tokens.forms import VersionChoiceForm
-from tokens.models import AuditEvent, Token, TokenVersion, TokenVersionQuerySet
+from tokens.models import (
+    AuditEvent,
+    Token,
+    TokenVersion,
+    TokenVersionQuerySet,
+    version_number,
+)
 from tokens.views import answers_crypto_errors, get_token_for, wants_fragment
 from workspaces.access import get_workspace_for
 from workspaces.htmx import modal_success, render_modal
@@ -93,11 +99,11 @@ class VersionAction:
         if self.name == "restore":
             new = token.restore_version(version, by=request.user)
             return (
-                f"Version {version} of {token.key} restored as version {new}: "
-                "every resolve now gets that value."
+                f"Version {version_number(version)} of {token.key} restored as version "
+                f"{version_number(new)}: every resolve now gets that value."
             )
         token.destroy_version(version, by=request.user)
-        return f"Version {version} of {token.key} destroyed for good."
+        return f"Version {version_number(version)} of {token.key} destroyed for good."
 
 
 RESTORE = VersionAction(

@@ -405,6 +405,20 @@ def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
     return {}
 
 
+def key_grammar_error(key: str) -> str:
+    """Why `key` is not a Token Key by its grammar and length (the form's words), or ""."""
+    if not key:
+        return "Enter a Token Key."
+    if len(key) > KEY_MAX_LENGTH:
+        return f"A Token Key has at most {KEY_MAX_LENGTH} characters."
+    if not KEY_RE.match(key):
+        return (
+            "A Token Key starts with a letter or underscore and contains only letters, "
+            "digits and underscores (e.g. PAYMENT_API_KEY)."
+        )
+    return ""
+
+
 def value_size_message(size: int) -> str:
     """Why a value of `size` bytes is refused (a form checking an uploaded file says it too)."""
     return f"The value is {size:,} bytes; the limit is 64 KiB ({VALUE_MAX_BYTES:,} bytes)."
@@ -553,15 +567,8 @@ class Token(models.Model):
     ) -> dict[str, list[str]]:
         """Every broken rule except the value's, as {field: [message]}; empty when all hold."""
         errors: dict[str, list[str]] = {}
-        if not self.key:
-            errors["key"] = ["Enter a Token Key."]
-        elif len(self.key) > KEY_MAX_LENGTH:
-            errors["key"] = [f"A Token Key has at most {KEY_MAX_LENGTH} characters."]
-        elif not KEY_RE.match(self.key):
-            errors["key"] = [
-                "A Token Key starts with a letter or underscore and contains only letters, "
-                "digits and underscores (e.g. PAYMENT_API_KEY)."
-            ]
+        if grammar := key_grammar_error(self.key):
+            errors["key"] = [grammar]
         elif self.key_is_taken():
             errors["key"] = [duplicate_key_message(self.key)]
         if len(self.description) > DESCRIPTION_MAX_LENGTH:
@@ -712,11 +719,14 @@ class Token(models.Model):
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             if version == current.value_version:
-                raise ValidationError(f"Version {version} is already the current value.")
+                raise ValidationError(
+                    f"Version {version_number(version)} is already the current value."
+                )
             old = current.versions.filter(version=version, destroyed_at__isnull=True).first()
             if old is None:
                 raise ValidationError(
-                    f"Version {version} cannot be restored: it was destroyed or is no longer kept."
+                    f"Version {version_number(version)} cannot be restored: it was destroyed or "
+                    "is no longer kept."
                 )
             old.token = current
             current.value_version += 1
@@ -743,8 +753,8 @@ class Token(models.Model):
             current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
             if version == current.value_version:
                 raise ValidationError(
-                    f"Version {version} is the current value and cannot be destroyed: restore "
-                    "another version first, or delete the token."
+                    f"Version {version_number(version)} is the current value and cannot be "
+                    "destroyed: restore another version first, or delete the token."
                 )
             destroyed = current.versions.filter(version=version, destroyed_at__isnull=True).update(
                 ciphertext=b"",
@@ -754,7 +764,7 @@ class Token(models.Model):
             )
             if not destroyed:
                 raise ValidationError(
-                    f"Version {version} was already destroyed or is no longer kept."
+                    f"Version {version_number(version)} was already destroyed or is no longer kept."
                 )
             AuditEvent.record(
                 current.workspace,
@@ -797,10 +807,11 @@ class Token(models.Model):
 
     # --- encryption (through tokens/crypto.py only) ---------------------------------------
 
-    @sensitive_variables("value")
-    def _encrypt(self, value: str) -> None:
-        """Encrypt `value` as this token's current version; set the hint, set time and expiry."""
-        dek = WorkspaceKey.dek_for(
+    @sensitive_variables("value", "dek")
+    def _encrypt(self, value: str, *, dek: bytes | None = None) -> None:
+        """Encrypt `value` as this token's current version; set the hint, set time and expiry.
+        `dek`: the workspace's data key, when the caller already unwrapped it (many tokens)."""
+        dek = dek or WorkspaceKey.dek_for(
             self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
         )
         self.ciphertext = crypto.encrypt_value(
@@ -846,6 +857,11 @@ class Token(models.Model):
         kept = settings.COFFER_TOKEN_VERSIONS
         self.versions.filter(version__lte=self.value_version - kept).delete()
 
+    @property
+    def version_number(self) -> int:
+        """The current version as people count it (from 1; see `version_number`)."""
+        return version_number(self.value_version)
+
     def reveal(self) -> str:
         """The plaintext value. Only the resolver calls this; never render or log it.
 
@@ -858,6 +874,12 @@ class Token(models.Model):
 
 
 # --- history: the versions of a value --------------------------------------------------------
+
+
+def version_number(version: int) -> int:
+    """The number people see for a stored version. Stored numbers start at 0 and are bound into
+    each ciphertext's associated data, so they stay as they are; people count from 1."""
+    return version + 1
 
 
 @dataclass(frozen=True)
@@ -914,7 +936,16 @@ class TokenVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"version {self.version} of {self.token.key}"
+        return f"version {self.number} of {self.token.key}"
+
+    @property
+    def number(self) -> int:
+        """This version as people count it (from 1)."""
+        return version_number(self.version)
+
+    @property
+    def restored_from_number(self) -> int | None:
+        return None if self.restored_from is None else version_number(self.restored_from)
 
     @property
     def hint(self) -> str:
@@ -941,7 +972,7 @@ class TokenVersion(models.Model):
         master key id; a destroyed version has nothing left to decrypt."""
         if self.is_destroyed:
             raise crypto.CryptoError(
-                f"version {self.version} of token {self.token.key} was destroyed."
+                f"version {self.number} of token {self.token.key} was destroyed."
             )
         ((_, value),) = reveal_each([self.sealed()])
         return value

@@ -53,6 +53,7 @@ from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, NamedTuple, cast
 
+from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -748,9 +749,9 @@ def _record_use(
     when = connection.ops.adapt_datetimefield_value(at)
     keys = [token.key for token in tokens]
     mark = [when, workspace.pk, *keys]
-    usage = [*_usage_values(context, source=detail_source, actor=event.actor_name,
-                            access_key=str(detail.get("access_key") or ""), when=when),
-             workspace.pk, *keys]  # fmt: skip
+    usage = _usage_params(context, source=detail_source, actor=event.actor_name,
+                          access_key=str(detail.get("access_key") or ""), when=when,
+                          workspace_id=workspace.pk, keys=keys)  # fmt: skip
     columns, values = _insert_values(event)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -795,20 +796,46 @@ _USAGE_COLUMNS = ("context", "environment", "product", "app", "access_key", "act
                   "use_count", "first_used_at", "last_used_at")  # fmt: skip
 
 
-def _usage_values(
-    context: UseContext, *, source: str, actor: str, access_key: str, when: object
-) -> list:
-    """The values of `_USAGE_COLUMNS` for one resolve (each field cut to its column's length;
-    the digest is of the whole context, with the environment, product and app by id, so a
+# Past COFFER_USAGE_SOURCES distinct source names for one token in one context (environment,
+# product, app, who), a new name is counted under this one: a caller sending endless names
+# cannot grow the usage table without bound.
+OTHER_SOURCES = "(other)"
+
+
+def _context_digest(context: UseContext, actor: str, source: str) -> str:
+    """The usage row's key: the whole context, with the environment, product and app by id (a
     rename keeps the row and updates its names)."""
     product, app = context.product, context.app
     ids = (context.environment.pk, product.pk if product else "", app.pk if app else "")
-    digest = hashlib.sha256("\x1f".join(map(str, (*ids, actor, source))).encode()).hexdigest()
+    return hashlib.sha256("\x1f".join(map(str, (*ids, actor, source))).encode()).hexdigest()
+
+
+def _usage_params(
+    context: UseContext,
+    *,
+    source: str,
+    actor: str,
+    access_key: str,
+    when: object,
+    workspace_id: int,
+    keys: list[str],
+) -> list:
+    """The parameters of `_usage_upsert_sql` for one resolve, in its order (each name cut to
+    its column's length)."""
+    product, app = context.product, context.app
     names = [context.environment.name, product.name if product else "", app.name if app else ""]
     texts = [*names, access_key, actor, source]
-    limits = _usage_text_lengths()
-    return [digest, *(text[:limit] for text, limit in zip(texts, limits, strict=True)), 1, when,
-            when]  # fmt: skip
+    env, prod, app_name, key_name, who, cut_source = (
+        text[:limit] for text, limit in zip(texts, _usage_text_lengths(), strict=True)
+    )
+    digest = _context_digest(context, actor, source)
+    other = _context_digest(context, actor, OTHER_SOURCES)
+    same_context = [env, prod, app_name, key_name, who]
+    return [
+        other, digest, *same_context, OTHER_SOURCES, cut_source, 1, when, when,  # the row
+        digest, *same_context, OTHER_SOURCES, settings.COFFER_USAGE_SOURCES - 1,  # capped?
+        workspace_id, *keys,
+    ]  # fmt: skip
 
 
 @cache
@@ -822,20 +849,38 @@ def _usage_text_lengths() -> list[int]:
 def _usage_upsert_sql(vendor: str, count: int) -> str:
     """One statement for every token of a resolve: insert its usage row for the context, or
     count one more use and move its last use (`INSERT ... SELECT ... ON CONFLICT DO UPDATE`,
-    on SQLite and PostgreSQL alike). Parameters: `_usage_values`, the workspace id, the keys."""
+    on SQLite and PostgreSQL alike). A new source name past COFFER_USAGE_SOURCES for that token
+    and context goes to the OTHER_SOURCES row instead. Parameters: `_usage_params`."""
     q = connection.ops.quote_name
     table = q(TokenUsage._meta.db_table)
     columns = ", ".join(q(name) for name in _USAGE_COLUMNS)
     t = lambda name: f"t.{_column(Token, name)}"  # noqa: E731
+    u = lambda name: f"u.{q(name)}"  # noqa: E731
+    token_column = _column(TokenUsage, "token")
     count_column, last = q("use_count"), q("last_used_at")
     updated = [f"{count_column} = {table}.{count_column} + 1", f"{last} = excluded.{last}"]
     updated += [f"{q(name)} = excluded.{q(name)}" for name in ("environment", "product", "app")]
+    same_context = " AND ".join(
+        f"{u(name)} = %s" for name in ("environment", "product", "app", "access_key", "actor")
+    )
+    # 1 when this source is new for the token and the context already has the most names:
+    # a known row answers at once (CASE stops there); otherwise "is there an Nth other name"
+    # reads at most N rows (LIMIT 1 OFFSET N-1), never counts them all.
+    capped = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
+        f"AND {u('context')} = %s) THEN 0 "
+        f"WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
+        f"AND {same_context} AND {u('source')} <> %s LIMIT 1 OFFSET %s) THEN 1 ELSE 0 END"
+    )
     return (
-        f"INSERT INTO {table} ({_column(TokenUsage, 'token')}, {columns}) "
-        f"SELECT {t('id')}, {', '.join(['%s'] * len(_USAGE_COLUMNS))} "
+        f"INSERT INTO {table} ({token_column}, {columns}) "
+        f"SELECT s.id, CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s, %s, %s, "
+        f"CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s "
+        f"FROM (SELECT {t('id')} AS id, {capped} AS capped "
         f"FROM {q(Token._meta.db_table)} t WHERE {t('workspace')} = %s "
-        f"AND {t('key')} IN ({', '.join(['%s'] * count)}) "
-        f"ON CONFLICT ({_column(TokenUsage, 'token')}, {q('context')}) "
+        f"AND {t('key')} IN ({', '.join(['%s'] * count)})) s "
+        "WHERE 1 = 1 "  # SQLite: an INSERT ... SELECT with an upsert needs a WHERE
+        f"ON CONFLICT ({token_column}, {q('context')}) "
         f"DO UPDATE SET {', '.join(updated)}"
     )
 

@@ -1,6 +1,8 @@
 """Uploaded files are held in memory, at most 64 KiB each, and never written to disk.
 
-Coffer's only upload is a token value from a file, at most 64 KiB (`VALUE_MAX_BYTES`). Django caps
+Coffer's uploads are a token value from a file, at most 64 KiB (`VALUE_MAX_BYTES`), and a .env
+file to import, for which imports/views.py raises the handler's `limit` to 1 MiB on that view
+alone. Django caps
 ordinary form data (`DATA_UPLOAD_MAX_MEMORY_SIZE`) but not files: its default handlers keep a file
 of any size, past 2.5 MB in a temporary file, so a 1 GB upload would fill the disk before the form
 refused it, and a secret would sit on disk in plaintext.

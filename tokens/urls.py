@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tokens import history, views
+from tokens import bulk, history, views
 
 app_name = "tokens"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.token_list, name="list"),
     path("activity/", views.activity, name="activity"),
     path("new/", views.token_create, name="create"),
+    path("bulk/", bulk.bulk_action, name="bulk"),
     path("<uuid:pk>/edit/", views.token_edit, name="edit"),
     path("<uuid:pk>/revoke/", views.token_revoke, name="revoke"),
     path("<uuid:pk>/delete/", views.token_delete, name="delete"),

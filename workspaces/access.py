@@ -19,9 +19,16 @@ from workspaces.models import Membership, Role, Workspace
 
 
 def get_workspace_for(
-    request: AuthenticatedHttpRequest, slug: str, role: Role = Role.VIEWER
+    request: AuthenticatedHttpRequest,
+    slug: str,
+    role: Role = Role.VIEWER,
+    *,
+    allow_without_two_factor: bool = False,
 ) -> Workspace:
     """Return the workspace `slug` if the user belongs to it with at least `role`.
+
+    A workspace that requires two-factor authentication sends a member without it to set it up
+    (TwoFactorRequired); only leaving the workspace is allowed without.
 
     The membership is attached as `request.membership` so templates can ask what the user may do.
     """
@@ -32,10 +39,28 @@ def get_workspace_for(
     )
     if membership is None:
         raise Http404("No such workspace.")
+    if membership.workspace.require_two_factor and not allow_without_two_factor:
+        require_two_factor(request.user, membership.workspace.name)
     if not membership.can(role):
         raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
     request.membership = membership
     return membership.workspace
+
+
+class TwoFactorRequired(Exception):
+    """The workspace requires two-factor authentication and the user has not set it up: the
+    middleware (workspaces/middleware.py) sends them to the set-up page."""
+
+    def __init__(self, workspace_name: str = "") -> None:
+        super().__init__(workspace_name)
+        self.workspace_name = workspace_name
+
+
+def require_two_factor(user, workspace_name: str) -> None:
+    from allauth.mfa.utils import is_mfa_enabled
+
+    if not is_mfa_enabled(user):
+        raise TwoFactorRequired(workspace_name)
 
 
 def get_object_in[M: Model](

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import QueryDict
@@ -169,42 +168,6 @@ def catalog_form(model: type[WorkspaceCatalogItem]) -> type[CatalogItemForm]:
 EnvironmentForm = catalog_form(Environment)
 ProductForm = catalog_form(Product)
 AppForm = catalog_form(App)
-
-
-class AddMemberForm(forms.Form):
-    username = forms.CharField(
-        label="Username or email", max_length=150, help_text="The person must have an account."
-    )
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.workspace = workspace
-
-    def clean_username(self) -> User:
-        name = self.cleaned_data["username"].strip()
-        User = get_user_model()
-        user = (
-            User.objects.filter(username=name).first()
-            or User.objects.filter(email__iexact=name).exclude(email="").first()
-        )
-        if user is None:
-            raise forms.ValidationError(
-                f"No account with username or email “{name}”. They must sign up first."
-            )
-        if Membership.objects.filter(workspace=self.workspace, user=user).exists():
-            raise forms.ValidationError(f"{user.get_username()} is already a member.")
-        return user
-
-    def save(self, *, by: User | None = None) -> Membership | None:
-        """Add the member; None (and a form error) if they were added meanwhile."""
-        user = self.cleaned_data["username"]
-        try:
-            with transaction.atomic():
-                return Membership.add(self.workspace, user, self.cleaned_data["role"], by=by)
-        except IntegrityError:
-            self.add_error("username", f"{user.get_username()} is already a member.")
-            return None
 
 
 class MemberRoleForm(forms.Form):

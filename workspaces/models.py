@@ -32,6 +32,9 @@ class Workspace(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Expiry reminder mails (notifications/reminders.py); an owner turns them off on Reminders.
     reminders_enabled = models.BooleanField("Send expiry reminders", default=True)
+    # Members without two-factor authentication are sent to set it up before any page of this
+    # workspace (workspaces/access.py); its API access keys keep working.
+    require_two_factor = models.BooleanField("Require two-factor authentication", default=False)
 
     objects = WorkspaceQuerySet.as_manager()
 
@@ -73,6 +76,24 @@ class Workspace(models.Model):
                 AuditEvent.record(self, AuditAction.WORKSPACE_CREATED, by=by, detail=_names(self))
             elif changes := _name_changes(before, self):
                 AuditEvent.record(self, AuditAction.WORKSPACE_RENAMED, by=by, detail=changes)
+
+    def set_two_factor_requirement(self, required: bool, *, by: User) -> bool:
+        """Require (or stop requiring) two-factor authentication; False if nothing changed."""
+        with transaction.atomic():
+            changed = (
+                Workspace.objects.filter(pk=self.pk)
+                .exclude(require_two_factor=required)
+                .update(require_two_factor=required)
+            )
+            self.require_two_factor = required
+            if changed:
+                AuditEvent.record(
+                    self,
+                    AuditAction.TWO_FACTOR_REQUIREMENT_CHANGED,
+                    by=by,
+                    detail={"name": self.name, "required": required},
+                )
+        return bool(changed)
 
 
 class Role(models.TextChoices):
@@ -166,12 +187,19 @@ class Membership(models.Model):
 
     def remove(self, *, by: User | None = None) -> None:
         """Remove this member; ValidationError if they are the workspace's last owner."""
+        self._delete(AuditAction.MEMBER_REMOVED, by=by)
+
+    def leave(self) -> None:
+        """The member leaves of their own accord ("Member left"); never the last owner."""
+        self._delete(AuditAction.MEMBER_LEFT, by=self.user)
+
+    def _delete(self, action: str, *, by: User | None) -> None:
         with transaction.atomic():
             current, owners = self._lock_for_change()
             if current.role == Role.OWNER and owners == 1:
                 raise ValidationError(LAST_OWNER_MESSAGE, code="last_owner")
             current.delete()
-            self._record(AuditAction.MEMBER_REMOVED, by, role=current.role)
+            self._record(action, by, role=current.role)
 
     def _lock_for_change(self) -> tuple[Membership, int]:
         """Lock the workspace's owner rows, then this row; this row as stored, and the owners.

@@ -1,15 +1,22 @@
-"""Sudo mode: sensitive actions ask for the password again unless it was given recently.
+"""Sudo mode: sensitive actions ask for the password (or a two-factor code) again unless it
+was given recently. ONE mechanism for every sensitive action, Coffer's and allauth's alike.
 
-As GitHub does it: signing in (the `user_logged_in` signal) and confirming the password at
-/accounts/reauthenticate/ record the moment in the session; a view marked
-`@recent_auth_required` runs only within COFFER_REAUTH_MINUTES (15 by default) of it, and
-otherwise sends the user to confirm their password and come back (`?next=`). htmx requests get
-an HX-Redirect to the same page. Wrong passwords go through `authenticate()` with the request,
-so django-axes counts them like failed sign-ins and locks the pair out the same way.
+As GitHub does it. The moment is kept where django-allauth keeps it: its authentication records
+in the session (`account_authentication_methods`). Signing in (any way, the `user_logged_in`
+signal), confirming the password at /accounts/reauthenticate/ (this module's page, which also
+answers allauth's `account_reauthenticate`) or confirming an authenticator code at
+/accounts/2fa/reauthenticate/ (allauth's) each append a record; a view marked
+`@recent_auth_required` runs only within COFFER_REAUTH_MINUTES (15 by default) of the newest,
+and otherwise sends the user to confirm and come back (`?next=`). htmx requests get an
+HX-Redirect to the same page. allauth's own sensitive pages (turning two-factor off, new
+recovery codes) use its `reauthentication_required` with ACCOUNT_REAUTHENTICATION_TIMEOUT set
+to the same window, and read the same records, so a user confirms once for both.
 
-Mark every sensitive view with the decorator (creating access keys today; role changes, member
-removal, workspace deletion, two-factor settings later): tests/test_reauth.py finds the marked
-views through the URL resolver and checks each one refuses without a recent password.
+Wrong passwords go through `authenticate()` with the request, so django-axes counts them like
+failed sign-ins and locks the pair out the same way (wrong codes too: accounts/forms.py).
+
+Mark every sensitive view with the decorator: tests/test_reauth.py finds the marked views
+through the URL resolver and checks each one refuses without a recent password.
 """
 
 from __future__ import annotations
@@ -18,6 +25,11 @@ import functools
 import time
 from urllib.parse import urlencode
 
+from allauth.account.internal.flows.login import (
+    AUTHENTICATION_METHODS_SESSION_KEY,
+    get_authentication_records,
+    record_authentication,
+)
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
@@ -34,17 +46,20 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from workspaces.http import HtmxHttpRequest
 
-SESSION_KEY = "_coffer_authenticated_at"  # seconds since the epoch, when the password was given
+# allauth's session key for its authentication records (each a dict with "at", seconds since
+# the epoch); tests age them to leave the window.
+SESSION_KEY = AUTHENTICATION_METHODS_SESSION_KEY
 
 
-def mark_authenticated(request: HttpRequest) -> None:
-    request.session[SESSION_KEY] = int(time.time())
+def mark_authenticated(request: HttpRequest, user=None, method: str = "password") -> None:
+    """Record that the user just proved who they are (opens the window)."""
+    record_authentication(request, user or request.user, method=method, reauthenticated=True)
 
 
 @receiver(user_logged_in, dispatch_uid="coffer-reauth-sign-in")
 def _signed_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
     if request is not None and hasattr(request, "session"):
-        mark_authenticated(request)
+        mark_authenticated(request, user, method="password")
 
 
 def window_seconds() -> int:
@@ -52,11 +67,14 @@ def window_seconds() -> int:
 
 
 def has_recent_auth(request: HttpRequest) -> bool:
-    """Whether the user gave their password (signing in or confirming it) within the window."""
-    given = request.session.get(SESSION_KEY)
-    if not isinstance(given, int) or isinstance(given, bool):
-        return False
-    return 0 <= time.time() - given < window_seconds()
+    """Whether the user proved who they are (signing in, a password, a code) within the window."""
+    records = get_authentication_records(request, request.user)
+    moments = [r["at"] for r in records if isinstance(r, dict) and _is_number(r.get("at"))]
+    return bool(moments) and 0 <= time.time() - max(moments) < window_seconds()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def reauth_url(next_path: str) -> str:
@@ -126,5 +144,16 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         mark_authenticated(request)
         return redirect(next_url)
-    context = {"form": form, "next": next_url, "minutes": settings.COFFER_REAUTH_MINUTES}
+    context = {
+        "form": form,
+        "next": next_url,
+        "minutes": settings.COFFER_REAUTH_MINUTES,
+        "has_two_factor": _has_two_factor(request.user),
+    }
     return render(request, "registration/reauthenticate.html", context)
+
+
+def _has_two_factor(user) -> bool:
+    from allauth.mfa.utils import is_mfa_enabled
+
+    return is_mfa_enabled(user)

@@ -21,7 +21,6 @@ urlpatterns = [
         name="catalog_delete",
     ),
     path("w/<slug:slug>/members/", views.members, name="members"),
-    path("w/<slug:slug>/members/add/", views.member_add, name="member_add"),
     path("w/<slug:slug>/members/<int:pk>/edit/", views.member_edit, name="member_edit"),
     path("w/<slug:slug>/members/<int:pk>/remove/", views.member_remove, name="member_remove"),
 ]

@@ -12,7 +12,6 @@ from django.views.decorators.vary import vary_on_headers
 
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.forms import (
-    AddMemberForm,
     AppForm,
     CatalogItemForm,
     EnvironmentForm,
@@ -31,6 +30,7 @@ from workspaces.models import (
     Workspace,
     WorkspaceCatalogItem,
 )
+from workspaces.reauth import recent_auth_required
 
 type CatalogKind = tuple[type[WorkspaceCatalogItem], type[CatalogItemForm], str]
 
@@ -194,36 +194,14 @@ def members(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     context = {
         "nav": "members",
         "members": workspace.memberships.select_related("user").order_by("user__username"),
+        "invitations": (
+            workspace.invitations.pending().select_related("invited_by")
+            if request.membership.can_manage_workspace
+            else []
+        ),
     }
     template = "workspaces/members.html#lists" if request.htmx else "workspaces/members.html"
     return render(request, template, context)
-
-
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
-def member_add(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
-    workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = AddMemberForm(request.POST if request.method == "POST" else None, workspace=workspace)
-    if request.method == "POST" and form.is_valid() and (membership := form.save(by=request.user)):
-        return modal_success(
-            request,
-            message=f"{membership.user.get_username()} added as {membership.get_role_display()}.",
-            event="membersChanged",
-            redirect_to=reverse("members", args=[slug]),
-        )
-    return render_modal(
-        request,
-        "modal_form.html",
-        {
-            "form": form,
-            "title": "Add member",
-            "intro": "Viewers read; editors also manage tokens; owners also manage the workspace.",
-            "submit_label": "Add member",
-            "cancel_url": reverse("members", args=[slug]),
-            "nav": "members",
-        },
-    )
 
 
 def _membership_in(workspace: Workspace, pk: int) -> Membership:
@@ -231,6 +209,7 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
 
 
 @login_required
+@recent_auth_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def member_edit(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
@@ -260,6 +239,7 @@ def member_edit(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpRe
 
 
 @login_required
+@recent_auth_required
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
 def member_remove(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:

@@ -110,6 +110,27 @@
     input.addEventListener("input", sync);
   }
 
+  // Bulk selection: [data-bulk-all] ("Select all on this page") checks or clears the rows'
+  // [data-bulk-item] boxes of its form; a row's box keeps it (and [data-bulk-count]) in step.
+  // Without JS the boxes still post: all_on_page makes the server take the page's tokens.
+  function bulkSelectAll(all) {
+    const formId = all.getAttribute("form");
+    const items = () => Array.from(document.querySelectorAll('[data-bulk-item][form="' + formId + '"]'));
+    const count = document.querySelector("#" + formId + " [data-bulk-count]");
+    const sync = () => {
+      const checked = items().filter((item) => item.checked).length;
+      all.checked = checked > 0 && checked === items().length;
+      all.indeterminate = checked > 0 && !all.checked;
+      if (count) count.textContent = checked ? checked + " selected:" : "With the selected tokens:";
+    };
+    all.addEventListener("change", () => {
+      items().forEach((item) => { item.checked = all.checked; });
+      sync();
+    });
+    items().forEach((item) => item.addEventListener("change", sync));
+    sync();
+  }
+
   // Period: the custom number of days ([data-period-custom]) is only asked for with "Custom"
   // in the [data-period-select] (without JS both show).
   function periodSelect(select) {
@@ -334,6 +355,7 @@
     each(root, "[data-toggle-password]", passwordToggle);
     each(root, "[data-confirm-match]", confirmInput);
     each(root, "[data-period-select]", periodSelect);
+    each(root, "[data-bulk-all]", bulkSelectAll);
     each(root, "[data-expiry-select]", expirySelect);
     each(root, "[data-original-key]", keyInput);
     each(root, "[data-drop-empty]", dropEmpty);

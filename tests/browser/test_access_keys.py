@@ -152,7 +152,9 @@ def test_sudo_mode_asks_for_the_password_once_the_window_has_passed(page: Page, 
     sign_in(page, live_server, "olivia")
     cookie = next(c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=cookie["value"])
-    session[SESSION_KEY] -= 16 * 60  # signed in 16 minutes ago
+    session[SESSION_KEY] = [  # signed in 16 minutes ago
+        {**record, "at": record["at"] - 16 * 60} for record in session[SESSION_KEY]
+    ]
     session.save()
 
     page.goto(f"{live_server.url}/w/acme/tokens/access-keys/")

@@ -36,6 +36,7 @@ CASES = [
     ("reminders", "reminders/", None, None),
     ("webhooks", "webhooks/", None, None),
     ("deliveries", "{deliveries}", None, None),
+    ("import", "tokens/import/", None, None),
     ("create-token", "tokens/", ("link", "Create Token"), "Create Token"),
     ("edit-token", "tokens/", ("link", "Edit DB_PASSWORD"), "Edit token"),
     ("revoke-token", "tokens/", ("link", "Revoke DB_PASSWORD"), "Revoke"),
@@ -45,7 +46,9 @@ CASES = [
     ("revoke-access-key", "tokens/access-keys/", ("link", "Revoke ci-deploy"), "Revoke"),
     ("add-product", "products/", ("link", "Add product"), "Add product"),
     ("add-environment", "environments/", ("link", "Add environment"), "Add environment"),
-    ("add-member", "members/", ("link", "Add member"), "Add member"),
+    ("invite-member", "members/", ("link", "Invite member"), "Invite member"),
+    ("leave-workspace", "members/", ("link", "Leave workspace"), "Leave Acme?"),
+    ("two-factor-setting", "members/", ("link", "Two-factor: optional"), "Two-factor"),
     ("add-webhook", "webhooks/", ("link", "Add webhook"), "Add webhook"),
     ("create-workspace", "tokens/", ("switcher", "Create workspace"), "workspace"),
 ]
@@ -107,6 +110,36 @@ def test_sign_in_page(page: Page, live_server, transactional_db, axe, viewport):
     page.get_by_role("button", name="Sign in").click()  # the error state too
     expect(page.get_by_text("This field is required.").first).to_be_visible()
     axe(page)
+
+
+ACCOUNT_PAGES = [
+    ("/account/", "Account"),
+    ("/accounts/2fa/totp/activate/", "Set up two-factor authentication"),
+    ("/accounts/password/change/", "Change password"),
+    ("/accounts/email/", "Change email"),
+    ("/accounts/reauthenticate/", "Confirm your password"),
+]
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_account_pages(page: Page, live_server, transactional_db, axe, viewport):
+    page.set_viewport_size(VIEWPORTS[viewport])
+    world()
+    sign_in(page, live_server, "olivia")
+    for path, heading in ACCOUNT_PAGES:
+        page.goto(f"{live_server.url}{path}")
+        expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        axe(page)
+    page.goto(f"{live_server.url}/accounts/logout/")
+    page.get_by_role("button", name="Sign out").last.click()
+    for path, heading in [
+        ("/accounts/password/reset/", "Reset your password"),
+        ("/accounts/signup/", "Sign-up is closed"),
+        ("/invitations/not-a-real-link-at-all-1234/", "This invitation cannot be used"),
+    ]:
+        page.goto(f"{live_server.url}{path}")
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        axe(page)
 
 
 def test_phone_navigation_drawer(page: Page, live_server, transactional_db, axe):

@@ -134,4 +134,4 @@ def test_viewer_sees_no_manage_buttons(page: Page, live_server, transactional_db
     expect(page.get_by_role("link", name="Add product")).to_have_count(0)
     page.goto(f"{live_server.url}/w/acme/members/")
     expect(page.get_by_role("cell", name="vera (you)")).to_be_visible()
-    expect(page.get_by_role("link", name="Add member")).to_have_count(0)
+    expect(page.get_by_role("link", name="Invite member")).to_have_count(0)

@@ -1,0 +1,41 @@
+"""Sends a member of a workspace that requires two-factor authentication to set it up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
+
+from workspaces.access import TwoFactorRequired
+
+
+class WorkspaceTwoFactorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, TwoFactorRequired):
+            return None
+        text = (
+            f"{exception.workspace_name} requires two-factor authentication. "
+            "Set up an authenticator app to continue."
+        )
+        # Several requests of one page (a redraw and its redirect) may each land here before
+        # the set-up page shows the message: say it once.
+        queued = messages.get_messages(request)
+        already = any(message.message == text for message in queued)
+        queued.used = False  # looking is not showing
+        if not already:
+            messages.warning(request, text)
+        url = f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}"
+        if getattr(request, "htmx", False):
+            return HttpResponseClientRedirect(url)
+        return redirect(url)

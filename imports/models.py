@@ -1,0 +1,90 @@
+"""A .env file between its preview and its import.
+
+The preview never echoes a value, not even in a hidden field, so the file stays on the server:
+one `PendingImport` row holding the text encrypted under the workspace's data key (bound to the
+workspace and the row's id, tokens/crypto.py), addressed by its random UUID. It lives
+PENDING_IMPORT_MINUTES at most and is deleted once imported or cancelled; making a new one
+sweeps away the stale ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from tokens import crypto
+from tokens.models import WorkspaceKey
+from workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+PENDING_IMPORT_MINUTES = 30
+
+
+class PendingImportQuerySet(models.QuerySet):
+    def fresh(self, at: dt.datetime | None = None) -> PendingImportQuerySet:
+        at = at or timezone.now()
+        return self.filter(created_at__gt=at - dt.timedelta(minutes=PENDING_IMPORT_MINUTES))
+
+    def stale(self, at: dt.datetime | None = None) -> PendingImportQuerySet:
+        at = at or timezone.now()
+        return self.filter(created_at__lte=at - dt.timedelta(minutes=PENDING_IMPORT_MINUTES))
+
+
+class PendingImport(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="pending_imports"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ciphertext = models.BinaryField(editable=False)
+
+    objects = PendingImportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"pending import {self.pk} in {self.workspace_id}"
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        """When the preview closes: its page says so, so a tab left open is no surprise."""
+        return self.created_at + dt.timedelta(minutes=PENDING_IMPORT_MINUTES)
+
+    @classmethod
+    @sensitive_variables("text", "dek")
+    def seal(cls, workspace: Workspace, text: str, *, by: User) -> PendingImport:
+        """Keep `text` encrypted for the preview; drop every stale pending import (an index on
+        created_at makes that cheap, and no abandoned file outlives the next import)."""
+        cls.objects.stale().delete()
+        pending = cls(workspace=workspace, created_by=by)
+        dek = WorkspaceKey.dek_for(workspace, label=f"import in workspace {workspace.slug}")
+        pending.ciphertext = crypto.encrypt_pending_import(
+            dek, text, workspace_id=workspace.pk, import_id=pending.pk
+        )
+        pending.save(force_insert=True)
+        return pending
+
+    @sensitive_variables("dek")
+    def text(self) -> str:
+        """The file's text, to parse again; never render or log it."""
+        label = f"import in workspace {self.workspace.slug}"
+        record = WorkspaceKey.existing_for(self.workspace, label=label)
+        return crypto.decrypt_pending_import(
+            record.unwrap(label=label),
+            bytes(self.ciphertext),
+            workspace_id=self.workspace_id,
+            import_id=self.pk,
+            label=f"{label} (master key {record.kek_id!r})",
+        )

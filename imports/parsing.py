@@ -1,0 +1,151 @@
+"""Reading a .env file into import entries, as python-dotenv reads it.
+
+`read_source` turns what the user sent (pasted text or an uploaded file's bytes) into text, or
+says why it cannot: too large, binary (NUL bytes), not UTF-8, too many lines. `parse_entries`
+then walks python-dotenv's own parser (`dotenv.parser.parse_stream`: `export`, single and double
+quotes, escapes, multi-line quoted values, comments) and checks each binding against the Token
+Key and value rules of tokens/models.py, so a line the Tokens form would refuse is refused here
+with the same words and its line number.
+
+An entry holds its value only so the import can store it; nothing here renders, logs or raises
+with a value in it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from django.views.decorators.debug import sensitive_variables
+from dotenv.parser import parse_stream
+
+from tokens.models import key_grammar_error, value_errors
+
+IMPORT_MAX_BYTES = 1024 * 1024  # 1 MiB: thousands of ordinary lines, nothing like a disk image
+IMPORT_MAX_LINES = 5_000
+
+
+# Resolving inserts a value once and never scans it again (tokens/references.py), and
+# python-dotenv's own parser does not expand ${VAR}: both are kept as written, and said so.
+SECRET_REFERENCE_NOTE = (
+    "Its value contains $Secret{…}: kept as written. A token's value is never resolved, so "
+    "this reference will not be replaced by the other token's value."
+)
+INTERPOLATION_NOTE = (
+    "Its value contains ${…}: kept as written, not expanded from other lines or the environment."
+)
+
+
+class ImportRefused(ValueError):
+    """The whole source is refused (nothing is imported); the message is safe to show."""
+
+
+class EntryState(StrEnum):
+    NEW = "new"
+    EXISTS = "exists"
+    EXISTS_REVOKED = "revoked"
+    INVALID = "invalid"
+
+
+@dataclass
+class Entry:
+    """One binding of the file: where it is, its key, its value (never shown) and its fate."""
+
+    line: int
+    key: str
+    value: str | None = field(default=None, repr=False)
+    state: EntryState = EntryState.NEW
+    reason: str = ""
+    note: str = ""  # said beside an importable entry; never quotes the value
+
+    @property
+    def importable(self) -> bool:
+        return self.state in (EntryState.NEW, EntryState.EXISTS)
+
+
+def size_message(size: int) -> str:
+    return (
+        f"The file is {size:,} bytes; an import takes at most 1 MiB ({IMPORT_MAX_BYTES:,} bytes). "
+        "Split it into smaller files."
+    )
+
+
+@sensitive_variables("data", "text")
+def read_source(data: bytes | str) -> str:
+    """The text of a pasted or uploaded .env file; ImportRefused says why it cannot be one."""
+    raw = data.encode("utf-8", errors="surrogatepass") if isinstance(data, str) else data
+    if len(raw) > IMPORT_MAX_BYTES:
+        raise ImportRefused(size_message(len(raw)))
+    if b"\x00" in raw:
+        raise ImportRefused(
+            "The file contains NUL bytes: it looks like a binary file, not a .env file. "
+            "Nothing was imported."
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportRefused(
+            f"The file is not UTF-8 text (the first invalid byte is at position "
+            f"{error.start:,}). Save it as UTF-8 and try again. Nothing was imported."
+        ) from None
+    lines = text.count("\n") + 1
+    if lines > IMPORT_MAX_LINES:
+        raise ImportRefused(
+            f"The file has {lines:,} lines; an import takes at most {IMPORT_MAX_LINES:,}. "
+            "Split it into smaller files. Nothing was imported."
+        )
+    if not text.strip():
+        raise ImportRefused("The file is empty: paste KEY=VALUE lines or choose a .env file.")
+    return text
+
+
+def first_line(original: str, line: int) -> int:
+    """The line a binding's text starts on: python-dotenv counts from the blank lines before
+    it, which its original string includes."""
+    blank = original[: len(original) - len(original.lstrip())]
+    return line + blank.count("\n")
+
+
+@sensitive_variables("text", "binding", "entries")
+def parse_entries(text: str) -> list[Entry]:
+    """One entry per binding of `text` (comments and blank lines left out), in file order.
+
+    A key given twice keeps its last value, as python-dotenv does; the earlier lines say so.
+    """
+    entries: list[Entry] = []
+    for binding in parse_stream(io.StringIO(text)):
+        line = first_line(binding.original.string, binding.original.line)
+        if binding.error:
+            entries.append(
+                Entry(
+                    line,
+                    key="",
+                    state=EntryState.INVALID,
+                    reason="Not a KEY=VALUE line (check its quotes).",
+                )
+            )
+            continue
+        if binding.key is None:  # a comment or a blank line
+            continue
+        entry = Entry(line, key=binding.key, value=binding.value)
+        if problem := key_grammar_error(binding.key):
+            entry.state, entry.reason, entry.value = EntryState.INVALID, problem, None
+        elif binding.value is None:
+            entry.state, entry.reason = EntryState.INVALID, "No value: write KEY=VALUE."
+        elif errors := value_errors(binding.value, required=True).get("value"):
+            entry.state, entry.reason, entry.value = EntryState.INVALID, errors[0], None
+        elif "$Secret{" in binding.value:
+            entry.note = SECRET_REFERENCE_NOTE
+        elif "${" in binding.value:
+            entry.note = INTERPOLATION_NOTE
+        entries.append(entry)
+    last_line: dict[str, int] = {}
+    for entry in entries:
+        if entry.state is not EntryState.INVALID:
+            last_line[entry.key] = entry.line
+    for entry in entries:
+        if entry.state is not EntryState.INVALID and last_line[entry.key] != entry.line:
+            entry.state, entry.value = EntryState.INVALID, None
+            entry.reason = f"{entry.key} is set again on line {last_line[entry.key]}, which wins."
+    return entries
