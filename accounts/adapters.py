@@ -36,6 +36,11 @@ class AccountAdapter(DefaultAccountAdapter):
             return
         super().add_message(request, level, message_template, *args, **kwargs)
 
+    def save_user(self, request, user, form, commit=True):
+        # allauth records the new account's address itself (accounts/signals.py must not).
+        user._signing_up_with_allauth = True
+        return super().save_user(request, user, form, commit=commit)
+
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         """allauth's open sign-up page is off unless COFFER_OPEN_SIGNUP is on; invitations have
         their own sign-up (accounts/views.py)."""

@@ -21,5 +21,5 @@ def ensure_email_address(user) -> None:
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="coffer-email-address")
 def _user_saved(sender, instance, raw: bool = False, **kwargs) -> None:
-    if not raw:
+    if not raw and not getattr(instance, "_signing_up_with_allauth", False):
         ensure_email_address(instance)

@@ -229,6 +229,7 @@ MFA_FORMS = {
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Coffer"
+MFA_TOTP_TOLERANCE = 1  # the code of the 30 s before or after counts too: phone clocks drift
 MFA_RECOVERY_CODE_COUNT = 10
 MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown once after set-up or regeneration, then never
 MFA_TRUST_ENABLED = False

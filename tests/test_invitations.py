@@ -344,3 +344,24 @@ def test_the_members_page_lists_pending_invitations_in_few_queries(
     with django_assert_max_num_queries(12):
         page = text(owner_client.get(reverse("members", args=["acme"])))
     assert page.count("Resend the invitation to") == 5
+
+
+def test_open_sign_up_works_when_turned_on(db, settings):
+    settings.COFFER_OPEN_SIGNUP = True
+    client = Client()
+    assert "Create a Coffer account" in text(client.get(reverse("account_signup")))
+    assert "Sign up" in text(client.get(reverse("login")))
+
+    response = client.post(
+        reverse("account_signup"),
+        {
+            "username": "solo",
+            "email": "solo@example.com",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+    )
+
+    assert response.status_code == 302
+    user = UserFactory._meta.model.objects.get(username="solo")
+    assert user.email == "solo@example.com" and not user.memberships.exists()

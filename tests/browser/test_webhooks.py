@@ -97,7 +97,7 @@ def test_owner_adds_a_webhook_and_redelivers_a_signed_event(
     expect(log.get_by_role("row").nth(1)).to_contain_text("redelivery")
 
     page.get_by_role("link", name="Webhooks", exact=True).first.click()
-    page.get_by_role("link", name=f"Rotate the signing secret of {receiver.url()}").click()
+    page.get_by_role("link", name=f"Rotate secret of webhook {receiver.url()}").click()
     confirm = page.get_by_role("dialog", name="Rotate the signing secret?")
     expect(confirm).to_contain_text("The current secret stops working at once")
     axe_dialog(page, axe)
