@@ -38,6 +38,12 @@ def tab_to(page: Page, name: str | re.Pattern[str], *, limit: int = 80, back: bo
     raise AssertionError(f"{name!r} never got the focus")
 
 
+def sign_in_to_tokens(page: Page, live_server) -> None:
+    """Sign in as olivia and wait for the Tokens page, so no key is pressed on the sign-in page."""
+    sign_in(page, live_server, "olivia")
+    expect(page.get_by_role("heading", name="Tokens", level=1)).to_be_visible()
+
+
 def live_region(page: Page):
     return page.locator("[data-announce-for=token-table]")
 
@@ -53,7 +59,7 @@ def test_skip_link_then_sort_keeps_the_focus_on_the_heading(
     page: Page, live_server, transactional_db
 ):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to content")
     expect(skip).to_be_focused()
@@ -75,7 +81,7 @@ def test_skip_link_then_sort_keeps_the_focus_on_the_heading(
 
 def test_next_page_keeps_the_focus_on_the_pager(page: Page, live_server, transactional_db):
     many_tokens(30)
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Next", limit=250)
     page.keyboard.press("Enter")
     expect(page.get_by_text("26–30 of 30 tokens")).to_be_visible()
@@ -93,7 +99,7 @@ def test_search_keeps_the_focus_in_the_box_and_reads_the_count(
     page: Page, live_server, transactional_db
 ):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Search tokens")
     page.keyboard.type("stripe")
     expect(page).to_have_url(re.compile(r"q=stripe"))
@@ -103,7 +109,7 @@ def test_search_keeps_the_focus_in_the_box_and_reads_the_count(
 
 def test_delete_through_its_dialog_lands_on_the_next_row(page: Page, live_server, transactional_db):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Delete GITHUB_OAUTH_TOKEN")
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Delete")
@@ -126,7 +132,7 @@ def test_delete_through_its_dialog_lands_on_the_next_row(page: Page, live_server
 
 def test_revoke_opens_on_cancel_and_escape_returns(page: Page, live_server, transactional_db):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Revoke DB_PASSWORD")
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Revoke")
@@ -138,7 +144,7 @@ def test_revoke_opens_on_cancel_and_escape_returns(page: Page, live_server, tran
 
 def test_create_a_token_with_the_keyboard(page: Page, live_server, transactional_db):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Create Token")
     page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog", name="Create Token")
@@ -219,7 +225,7 @@ def weak(rings: list[dict]) -> list[dict]:
 
 def test_every_focus_stop_has_a_visible_ring(page: Page, live_server, transactional_db):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     rings = rings_while_tabbing(page, 70)  # the sidebar, the filters, the headings, the rows
     assert len(rings) >= 60
     assert not weak(rings), weak(rings)
@@ -234,7 +240,7 @@ def test_every_focus_stop_has_a_visible_ring(page: Page, live_server, transactio
 
 def test_the_tabs_move_with_the_arrow_keys(page: Page, live_server, transactional_db):
     acme()
-    sign_in(page, live_server, "olivia")
+    sign_in_to_tokens(page, live_server)
     tab_to(page, "Tokens", limit=40)  # the sidebar's link first, then the tab
     tab_to(page, "Tokens", limit=40)
     tokens_tab = page.get_by_role("tab", name="Tokens")

@@ -177,3 +177,24 @@ def test_without_javascript_the_value_is_cleared_and_the_message_says_so(
     assert "typed-without-js" not in page.content()
     summary = page.get_by_role("alert").filter(has_text="Please correct")
     expect(summary.get_by_role("link", name="Token Key")).to_have_attribute("href", "#id_key")
+
+
+def test_the_other_modal_forms_ask_too(page: Page, live_server, transactional_db):
+    acme()
+    sign_in(page, live_server, "olivia")
+    page.goto(f"{live_server.url}/w/acme/products/")
+    page.get_by_role("link", name="Add product").click()
+    dialog = page.get_by_role("dialog", name="Add product")
+    dialog.get_by_label("Name").fill("Half a name")
+    page.wait_for_timeout(400)  # Bootstrap ignores Escape during the fade-in
+    asked: list[str] = []
+
+    def keep(question: Dialog) -> None:
+        asked.append(question.message)
+        question.dismiss()
+
+    page.once("dialog", keep)
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(400)
+    expect(dialog).to_be_visible()
+    assert asked == ["Discard what you typed in this form? Nothing has been saved."]
