@@ -109,10 +109,11 @@ def two_factor_key_use() -> dict[str, int]:
     use: dict[str, int] = {}
     for data in Authenticator.objects.values_list("data", flat=True):
         ids = {
-            crypto.account_secret_key_id(data[field])
+            kek_id
             for field in SEALED_FIELDS
             if isinstance(data, dict) and isinstance(data.get(field), str)
+            if (kek_id := crypto.account_secret_key_id(data[field])) is not None
         }
-        for kek_id in ids - {None}:
+        for kek_id in ids:
             use[kek_id] = use.get(kek_id, 0) + 1
     return use
