@@ -7,6 +7,8 @@ variable appearing, or refused with a reason (api/dotenv.py says which and why):
 - python-dotenv with its default settings (`dotenv_values(path)`: interpolation on, the file
   opened as text as its `load_dotenv` does);
 - Node's dotenv (npm, `make node-dotenv` pins it): `parse` and its `fast` parser;
+- Coffer's own Import (python-dotenv's parser, then the Token rules): one entry per value, and
+  each value it would import is exactly the one written (it refuses some itself, e.g. empty);
 - docker's `--env-file`, emulated by its documented rule, not run (no docker here): each line
   is `KEY=VALUE` taken literally to the end of the line, no quotes processed, no newline
   possible. It can only read exactly the values written bare, so those are checked with it.
@@ -28,6 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api import dotenv
+from imports.parsing import EntryState, parse_entries
 
 NODE_DOTENV = Path(__file__).resolve().parents[1] / ".tools/node-dotenv/node_modules/dotenv"
 SENTINEL = "OWNED"  # a variable that a value must never manage to set
@@ -122,6 +125,10 @@ def write_and_read_back(values: list[str], tmp_path: Path, node_dotenv) -> None:
     parsed, parsed_fast = node_dotenv(path)
     assert parsed == kept, "Node's dotenv"
     assert parsed_fast == kept, "Node's dotenv (fast)"
+    entries = parse_entries(path.read_text(encoding="utf-8"))
+    assert len(entries) == len(kept), "Coffer's Import: one entry per value"
+    imported = {e.key: e.value for e in entries if e.state is EntryState.NEW}
+    assert imported.items() <= kept.items(), "Coffer's Import"
     bare = {key: value for key, value in kept.items() if dotenv.BARE.fullmatch(value)}
     docker = docker_env_file(dotenv.encode(bare, "dotenv"))
     assert docker == bare, "docker --env-file"
