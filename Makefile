@@ -14,8 +14,11 @@ export UV_COMPILE_BYTECODE := 1
 # axe-core (npm) for the browser tests' accessibility checks, kept in .tools/ like uv.
 AXE_VERSION := 4.14.1
 AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
+# Node's dotenv (npm): one of the readers the API's format=dotenv is proven against.
+NODE_DOTENV_VERSION := 18.0.10
+NODE_DOTENV := .tools/node-dotenv/node_modules/dotenv/package.json
 
-.PHONY: setup run browser sqlite3-tool axe test test-fast lint typecheck format bench clean
+.PHONY: setup run browser sqlite3-tool axe node-dotenv test test-fast lint typecheck format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -49,10 +52,16 @@ $(AXE_JS):
 
 axe: $(AXE_JS)
 
-test: setup browser sqlite3-tool axe
+$(NODE_DOTENV):
+	@command -v npm >/dev/null || { echo "The dotenv reader tests need node and npm: apt-get install npm"; exit 1; }
+	npm install --no-audit --no-fund --no-save --prefix .tools/node-dotenv "dotenv@$(NODE_DOTENV_VERSION)"
+
+node-dotenv: $(NODE_DOTENV)
+
+test: setup browser sqlite3-tool axe node-dotenv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-fast: setup sqlite3-tool
+test-fast: setup sqlite3-tool node-dotenv
 	$(VENV)/bin/pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: setup

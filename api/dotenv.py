@@ -1,24 +1,93 @@
-"""Values as shell assignments, for `set -a; . ./values.env` or `eval "$(curl ...)"`.
+"""Values as `.env` lines (`format=dotenv`) or as POSIX shell assignments (`format=shell`).
 
-Each line is `KEY='value'`: inside single quotes a POSIX shell takes every byte literally
-(newlines, `"`, `$`, backticks, backslashes), so the only character to write specially is the
-quote itself, as `'\\''` (close the quote, an escaped quote, reopen). Token Keys are valid shell
-names by their grammar. A NUL byte cannot be held by a shell variable at all: such values are
-refused rather than silently cut (format=json carries them).
+`format=dotenv` writes each value with the one quoting that every common reader reads back as
+exactly that value: bash and dash (`set -a; . ./values.env`, `eval`), python-dotenv with its
+default settings, and Node's dotenv. The readers disagree about everything but a small common
+ground: python-dotenv decodes `\\\\` and `\\'` inside single quotes and replaces `${VAR}` in every
+quoting; Node's dotenv reads a carriage return as a line break and keeps backslashes in double
+quotes; a shell reads single quotes with no escapes at all. So a value is written
+
+- bare when it is only ASCII letters, digits and `_ . / : @ % + , = -` (docker's `--env-file`,
+  which takes a line literally to its end, reads these too);
+- otherwise in single quotes, which every reader takes literally (newlines, `"`, `$`, `#`,
+  backticks, a lone backslash) once the value holds no `'`, no `\\\\` and no final `\\`;
+- otherwise (it holds a `'`) in double quotes, which every reader takes literally once the
+  value holds no `"`, `$`, backtick or backslash.
+
+A value none of these carries is refused with the reason (`dotenv_problem`), never written in a
+form one of the readers would misread. `format=shell` (today's `KEY='value'` lines, `'` written
+as `'\\''`) carries any value but a NUL byte, for a POSIX shell only. Token Keys are valid
+variable names by their grammar, so keys are written as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
+
+BARE = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
+INTERPOLATED = re.compile(r"\$\{[^}]*\}")  # what python-dotenv would expand (and a little more)
+
+NUL = "a NUL character, which no shell variable can hold"
 
 
-def quote(value: str) -> str:
+def dotenv_problem(value: str) -> str:
+    """Why `value` cannot be written so that every reader reads it exactly, or ""."""
+    if "\x00" in value:
+        return NUL
+    if "\r" in value:
+        return "a carriage return, which python-dotenv and Node's dotenv read as a line break"
+    if INTERPOLATED.search(value):
+        return "${…}, which python-dotenv replaces with a variable even inside quotes"
+    if "\\\\" in value or value.endswith("\\"):
+        return "two backslashes in a row or one at the end, which python-dotenv reads as an escape"
+    if "'" in value and any(char in value for char in '"$`\\'):
+        return 'a single quote together with ", $, ` or \\, which no quoting keeps for every reader'
+    return ""
+
+
+def dotenv_quote(value: str) -> str:
+    """`value` quoted for every reader; call only when `dotenv_problem(value)` is ""."""
+    if BARE.fullmatch(value):
+        return value
+    if "'" not in value:
+        return f"'{value}'"
+    return f'"{value}"'
+
+
+def shell_problem(value: str) -> str:
+    return NUL if "\x00" in value else ""
+
+
+def shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
-def encode(values: Mapping[str, str]) -> str:
+FORMATS: dict[str, tuple[Callable[[str], str], Callable[[str], str]]] = {
+    "dotenv": (dotenv_problem, dotenv_quote),
+    "shell": (shell_problem, shell_quote),
+}
+
+
+def problems(values: Mapping[str, str], format: str) -> dict[str, str]:
+    """Each key whose value `format` cannot carry, with why (never the value itself)."""
+    problem = FORMATS[format][0]
+    return {key: reason for key, value in values.items() if (reason := problem(value))}
+
+
+def encode(values: Mapping[str, str], format: str = "dotenv") -> str:
+    """One `KEY=value` line per value; call only when `problems(values, format)` is empty."""
+    quote = FORMATS[format][1]
     return "".join(f"{key}={quote(value)}\n" for key, value in values.items())
 
 
-def unshellable_keys(values: Mapping[str, str]) -> list[str]:
-    return [key for key, value in values.items() if "\x00" in value]
+def refusal(refused: Mapping[str, str], format: str) -> str:
+    """The 422 message: each refused key and why, and which format carries them."""
+    listed = "; ".join(f"{key} holds {reason}" for key, reason in refused.items())
+    if format == "dotenv":
+        return (
+            f"These values cannot be written as dotenv that bash, dash, python-dotenv and Node's "
+            f"dotenv all read exactly: {listed}. Use format=shell (for a POSIX shell) or "
+            "format=json."
+        )
+    return f"These values cannot be written for a shell: {listed}. Use format=json."

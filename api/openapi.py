@@ -168,7 +168,11 @@ def schema() -> dict:
                     "summary": "Token values for environment injection",
                     "description": (
                         "The values of `keys`, or of every token usable in the key's context. "
-                        "`format=dotenv` gives `KEY='value'` lines a POSIX shell can source. "
+                        "`format=dotenv` gives `KEY=value` lines that bash, dash, python-dotenv "
+                        "and Node's dotenv all read exactly (bare, single- or double-quoted, "
+                        "whichever every reader takes literally); a value no such quoting "
+                        "carries is refused with 422 naming its key. `format=shell` gives "
+                        "`KEY='value'` lines for a POSIX shell only, any value but a NUL byte. "
                         "Any key that cannot be resolved: 422 with the report and no value."
                     ),
                     "parameters": [
@@ -183,7 +187,7 @@ def schema() -> dict:
                             "name": "format",
                             "in": "query",
                             "required": False,
-                            "schema": {"enum": ["json", "dotenv"], "default": "json"},
+                            "schema": {"enum": ["json", "dotenv", "shell"], "default": "json"},
                         },
                         SOURCE,
                     ],
@@ -204,7 +208,7 @@ def schema() -> dict:
                         "422": _json(
                             {"anyOf": [REPORT, ERROR]},
                             "Some key cannot be resolved (the report), or a value cannot be "
-                            "written as dotenv; no value.",
+                            "written in the format asked for; no value.",
                         ),
                     },
                 }

@@ -91,8 +91,8 @@ def keys_param(request: HttpRequest) -> list[str] | None:
 
 def format_param(request: HttpRequest) -> str:
     value = request.GET.get("format", "json")
-    if value not in {"json", "dotenv"}:
-        raise ApiError(400, "format is json or dotenv.")
+    if value not in {"json", *dotenv.FORMATS}:
+        raise ApiError(400, "format is json, dotenv or shell.")
     return value
 
 
@@ -199,6 +199,9 @@ def values(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
                 at=now,
                 detail=audit_detail(request, key),
             )
+            # Refused before the transaction commits: no "Resolved" event, no last use.
+            if output != "json" and (refused := dotenv.problems(found, output)):
+                raise ApiError(422, dotenv.refusal(refused, output))
     except ResolveError as error:
         if not error.problems:
             raise unavailable(error) from None
@@ -209,10 +212,7 @@ def values(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
         return report_response(report, key, failed=True)
     if output == "json":
         return JsonResponse(found)
-    if unshellable := dotenv.unshellable_keys(found):
-        raise ApiError(422, f"These values hold a NUL character, which a shell variable cannot "
-                       f"hold; use format=json: {', '.join(unshellable)}.")  # fmt: skip
-    return HttpResponse(dotenv.encode(found), content_type="text/plain; charset=utf-8")
+    return HttpResponse(dotenv.encode(found, output), content_type="text/plain; charset=utf-8")
 
 
 @public_view("GET", "HEAD")

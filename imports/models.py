@@ -37,6 +37,10 @@ class PendingImportQuerySet(models.QuerySet):
         at = at or timezone.now()
         return self.filter(created_at__lte=at - dt.timedelta(minutes=PENDING_IMPORT_MINUTES))
 
+    def made_by(self, user: User) -> PendingImportQuerySet:
+        """A preview lists the file's keys and its lines' fate: only its maker sees it."""
+        return self.filter(created_by=user)
+
 
 class PendingImport(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -7,6 +7,13 @@ quotes, escapes, multi-line quoted values, comments) and checks each binding aga
 Key and value rules of tokens/models.py, so a line the Tokens form would refuse is refused here
 with the same words and its line number.
 
+A line that is not a valid assignment (no `=`, a key the grammar refuses, nothing after the `=`
+but `=` signs, as a line of base64 ends) is reported by its line number only: such a line is
+often a piece of a secret (the body of an unquoted multi-line PEM key, a bare token), so its key
+is left empty and its text never reaches the preview, a message or the audit trail. A value that
+opens a `-----BEGIN …-----` block without its `-----END …-----` line was cut at the end of its
+line (a multi-line value must be quoted) and is refused rather than imported truncated.
+
 An entry holds its value only so the import can store it; nothing here renders, logs or raises
 with a value in it.
 """
@@ -14,6 +21,7 @@ with a value in it.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,6 +43,24 @@ SECRET_REFERENCE_NOTE = (
 INTERPOLATION_NOTE = (
     "Its value contains ${…}: kept as written, not expanded from other lines or the environment."
 )
+
+
+NOT_AN_ASSIGNMENT = "Not a KEY=VALUE line (check its quotes)."
+NO_VALUE = "No value: write KEY=VALUE."
+BASE64_LINE = "Not a KEY=VALUE line: it ends in = signs, as a line of base64 does."
+TRUNCATED_PEM = (
+    "Its value opens a -----BEGIN …----- block without its -----END …----- line, so only the "
+    "first line of a multi-line value was read: put the whole value in double quotes."
+)
+PEM_BEGIN = re.compile(r"-----BEGIN ([^\n-]+)-----")
+
+
+def truncated_pem(value: str) -> bool:
+    """Whether `value` opens a PEM block (-----BEGIN X-----) that it does not close."""
+    return any(
+        f"-----END {match[1]}-----" not in value[match.end() :]
+        for match in PEM_BEGIN.finditer(value)
+    )
 
 
 class ImportRefused(ValueError):
@@ -107,6 +133,22 @@ def first_line(original: str, line: int) -> int:
     return line + blank.count("\n")
 
 
+@sensitive_variables("key", "value")
+def malformed_reason(key: str | None, value: str | None, error: bool) -> str:
+    """Why a binding is not a valid KEY=VALUE assignment (its text is not to be shown), or ""."""
+    if error or key is None:
+        return NOT_AN_ASSIGNMENT
+    if problem := key_grammar_error(key):
+        return problem
+    if value is None:
+        return NO_VALUE
+    if not value:
+        return value_errors(value, required=True)["value"][0]
+    if not value.strip("="):
+        return BASE64_LINE
+    return ""
+
+
 @sensitive_variables("text", "binding", "entries")
 def parse_entries(text: str) -> list[Entry]:
     """One entry per binding of `text` (comments and blank lines left out), in file order.
@@ -116,25 +158,18 @@ def parse_entries(text: str) -> list[Entry]:
     entries: list[Entry] = []
     for binding in parse_stream(io.StringIO(text)):
         line = first_line(binding.original.string, binding.original.line)
-        if binding.error:
-            entries.append(
-                Entry(
-                    line,
-                    key="",
-                    state=EntryState.INVALID,
-                    reason="Not a KEY=VALUE line (check its quotes).",
-                )
-            )
+        if binding.key is None and not binding.error:  # a comment or a blank line
             continue
-        if binding.key is None:  # a comment or a blank line
+        if malformed := malformed_reason(binding.key, binding.value, binding.error):
+            # Reported by its line number only: the "key" may be a piece of a secret.
+            entries.append(Entry(line, key="", state=EntryState.INVALID, reason=malformed))
             continue
+        assert binding.key is not None and binding.value is not None
         entry = Entry(line, key=binding.key, value=binding.value)
-        if problem := key_grammar_error(binding.key):
-            entry.state, entry.reason, entry.value = EntryState.INVALID, problem, None
-        elif binding.value is None:
-            entry.state, entry.reason = EntryState.INVALID, "No value: write KEY=VALUE."
-        elif errors := value_errors(binding.value, required=True).get("value"):
+        if errors := value_errors(binding.value, required=True).get("value"):
             entry.state, entry.reason, entry.value = EntryState.INVALID, errors[0], None
+        elif truncated_pem(binding.value):
+            entry.state, entry.reason, entry.value = EntryState.INVALID, TRUNCATED_PEM, None
         elif "$Secret{" in binding.value:
             entry.note = SECRET_REFERENCE_NOTE
         elif "${" in binding.value:

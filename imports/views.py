@@ -37,10 +37,13 @@ TOO_BIG = (
 )
 
 
-def get_pending_for(workspace: Workspace, pk: uuid.UUID) -> PendingImport | None:
-    """A pending import of `workspace` not yet expired, or None."""
+def get_pending_for(
+    request: AuthenticatedHttpRequest, workspace: Workspace, pk: uuid.UUID
+) -> PendingImport | None:
+    """A pending import of `workspace` made by this user and not yet expired, or None (another
+    member's looks exactly like one that does not exist)."""
     try:
-        return get_object_in(workspace, PendingImport.objects.fresh(), pk)
+        return get_object_in(workspace, PendingImport.objects.fresh().made_by(request.user), pk)
     except Http404:
         return None
 
@@ -50,8 +53,9 @@ def render_gone(
 ) -> HttpResponse:
     """The preview a user comes back to (Back after importing, a second click on Import, a tab
     left open past its expiry): a page saying what became of it, not a bare 404. Still a 404,
-    for an id of another workspace looks exactly the same."""
-    expired = PendingImport.objects.stale().filter(workspace=workspace, pk=pk).exists()
+    for an id of another workspace or another member looks exactly the same."""
+    mine = PendingImport.objects.made_by(request.user)
+    expired = mine.stale().filter(workspace=workspace, pk=pk).exists()
     context = {
         "nav": "tokens",
         "expired": expired,
@@ -115,7 +119,7 @@ def import_start_checked(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
 @answers_crypto_errors
 def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
-    pending = get_pending_for(workspace, pk)
+    pending = get_pending_for(request, workspace, pk)
     if pending is None:
         return render_gone(request, workspace, pk)
     if request.method == "POST" and "cancel" in request.POST:

@@ -1,6 +1,6 @@
 """The API end to end: gunicorn with 2 workers, a real SQLite database, requests made by curl.
 
-What a CI job with only curl sees: resolve, check, values (JSON, and dotenv sourced by bash),
+What a CI job with only curl sees: resolve, check, values (JSON, and shell lines sourced by bash),
 the refusals (401, 403, 413, 422, 429) and a rate limit that holds across both workers, with
 the counters in the database and again on Redis.
 """
@@ -81,13 +81,15 @@ def test_values_as_json(server):
     assert json.loads(body) == server.values
 
 
-def test_values_as_dotenv_sourced_by_bash(server):
+def test_values_as_shell_lines_sourced_by_bash(server):
+    """Values no dotenv quoting carries for every reader (quotes with $ and backslashes): the
+    shell format carries them to bash exactly."""
     key = server.keys["spare1"]
     names = ["MULTILINE", "QUOTES", "DB_URL", "STRIPE_KEY"]
     printer = "; ".join(f'printf "%s\\0" "${name}"' for name in names)
     script = (
         f'set -euo pipefail; set -a; source <("$CURL" -sS --fail -H "Authorization: Bearer $KEY" '
-        f'"$URL/api/v1/values?format=dotenv&keys={",".join(names)}"); set +a; {printer}'
+        f'"$URL/api/v1/values?format=shell&keys={",".join(names)}"); set +a; {printer}'
     )
     result = subprocess.run(
         ["bash", "-c", script], capture_output=True, check=True, timeout=60,

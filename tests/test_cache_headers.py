@@ -28,7 +28,7 @@ def assert_no_store(response, where: str) -> None:
 @pytest.mark.parametrize("route", ROUTES, ids=lambda route: route.id)
 def test_every_url_is_no_store_for_a_signed_in_member(route):
     world = build_world(tokens_per_workspace=1)
-    client = world.client("owner")
+    client = world.client(route.only_for or "owner")
     url = route.url(world.a)
     if route.get is not None:
         for headers in ({}, HTMX):

@@ -54,7 +54,7 @@ def test_every_url_that_accepts_post_is_checked():
 @pytest.mark.parametrize("route", POST_ROUTES, ids=lambda route: route.id)
 def test_post_without_csrf_token_is_refused(route: Route):
     world = build_world(tokens_per_workspace=1)
-    client = csrf_client(world.users["owner"])
+    client = csrf_client(world.users[route.only_for or "owner"])
     url = route.url(world.a)
     before = database_state()
 

@@ -105,7 +105,7 @@ def assert_strict_headers(response, where: str) -> None:
 @pytest.mark.parametrize("route", GET_ROUTES, ids=lambda route: route.id)
 def test_every_page_and_fragment_has_strict_headers_and_no_inline_code(route):
     world = build_world(tokens_per_workspace=1)
-    client = world.client("owner")
+    client = world.client(route.only_for or "owner")
     url = route.url(world.a)
     for headers in ({}, HTMX):
         response = client.get(url, headers=headers)

@@ -301,6 +301,23 @@ def test_other_workspace_cannot_use_the_pending_import(
     assert not Token.objects.exists()
 
 
+def test_a_preview_is_visible_only_to_the_member_who_made_it(
+    workspace, editor_client, owner_client
+):
+    pending, page = pending_of(editor_client, workspace, text=f"PREVIEWED_KEY={SECRET}\n")
+    assert "PREVIEWED_KEY" in page
+    url = preview_url(workspace, pending)
+    for response in (
+        owner_client.get(url),
+        owner_client.post(url, options(workspace)),
+        owner_client.post(url, {"cancel": "1"}),
+    ):
+        assert response.status_code == 404
+        assert "PREVIEWED_KEY" not in text(response)
+    assert PendingImport.objects.exists() and not Token.objects.exists()
+    assert editor_client.get(url).status_code == 200
+
+
 def test_a_thousand_lines_in_one_import_with_bounded_queries(workspace, editor_client):
     lines = "".join(f"KEY_{n:04d}=value-{n}-{SECRET}\n" for n in range(1000))
     pending, page = pending_of(editor_client, workspace, env_file=upload(lines.encode()))

@@ -126,6 +126,8 @@ def test_url_is_isolated_by_workspace_and_role(route: Route):
                 check.expect(who, method, own_url, {405}, "the URL refuses this method")
             elif ROLE_ACCESS[role] < need:
                 check.expect(who, method, own_url, {403}, f"{need.name} role needed")
+            elif route.only_for and who != route.only_for:
+                check.expect(who, method, own_url, {404}, f"{route.only_for}'s object only")
             elif method == "POST":
                 final_post = final_post or who
             else:

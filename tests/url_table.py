@@ -70,7 +70,8 @@ class Objects:
     webhook: object = None  # a webhook with one delivery
     webhook_secret: str = ""  # its signing secret (the leak scan looks for it)
     delivery: object = None
-    pending_import: object = None  # a .env file between its preview and its import
+    pending_import: object = None  # a .env file between its preview and its import, made by
+    # the acting editor in A (Route.only_for) and by B's owner in B
     invitation: object = None  # a pending invitation to the workspace
     invitation_key: str = ""  # its key (the leak scan looks for it)
 
@@ -82,7 +83,9 @@ Kwargs = Callable[[Objects], dict]
 class Route:
     """How to reach one URL name (one variant of its arguments) and who may use each method.
 
-    `get`/`post` is None when the URL refuses that method (405).
+    `get`/`post` is None when the URL refuses that method (405). `only_for` names the one
+    acting user (e.g. "editor") whose object the URL addresses: any other member with the role
+    gets 404, as for an object that does not exist (a pending import is its maker's alone).
     """
 
     name: str
@@ -90,6 +93,7 @@ class Route:
     get: Access | None
     post: Access | None
     label: str = ""
+    only_for: str = ""
 
     def in_workspace(self, objects: Objects) -> bool:
         return "slug" in self.kwargs(objects)
@@ -187,7 +191,7 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("tokens:destroy_version", _token, get=EDIT, post=EDIT),
     Route("tokens:bulk", _slug, get=None, post=EDIT),
     Route("imports:start", _slug, get=EDIT, post=EDIT),
-    Route("imports:preview", _pending_import, get=EDIT, post=EDIT),
+    Route("imports:preview", _pending_import, get=EDIT, post=EDIT, only_for="editor"),
     Route("access:list", _slug, get=VIEW, post=None),
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
@@ -305,7 +309,7 @@ def distinctive_value() -> str:
     return f"cofferleak{secrets.token_hex(16)}"
 
 
-def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
+def _objects(workspace: Workspace, prefix: str, tokens: int, importer) -> Objects:
     product = ProductFactory(workspace=workspace, name=f"{prefix} Payments", slug="payments")
     app = AppFactory(workspace=workspace, name=f"{prefix} Checkout", slug="checkout")
     environment = EnvironmentFactory(workspace=workspace, name=f"{prefix} Staging", slug="staging")
@@ -334,7 +338,7 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
     )
     delivery = make_delivery(webhook, body='{"type":"token.revoked"}')
     pending_import = PendingImport.seal(
-        workspace, f"{prefix.upper()}_IMPORTED={values[0]}\n", by=member.user
+        workspace, f"{prefix.upper()}_IMPORTED={values[0]}\n", by=importer
     )
     invitation, invitation_key = Invitation.create(
         workspace, email=f"invited@{prefix.lower()}.example", role=Role.EDITOR, by=None
@@ -389,7 +393,7 @@ def build_world(tokens_per_workspace: int = 2) -> World:
         users[who] = UserFactory(username=f"{who}-user", password=None)  # fast: no hashing
         MembershipFactory(workspace=workspace, user=users[who], role=role)
     return World(
-        a=_objects(acme, "Acme", tokens_per_workspace),
-        b=_objects(globex, "Globex", tokens_per_workspace),
+        a=_objects(acme, "Acme", tokens_per_workspace, importer=users["editor"]),
+        b=_objects(globex, "Globex", tokens_per_workspace, importer=users["outsider"]),
         users=users,
     )
