@@ -80,7 +80,7 @@ COFFER_MASTER_KEYS = os.environ.get("COFFER_MASTER_KEYS", "")
 COFFER_MASTER_KEY_FILE = Path(os.environ.get("COFFER_MASTER_KEY_FILE") or DATA_DIR / "master.keys")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.CofferAdminConfig",  # the admin, signed into through allauth
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
