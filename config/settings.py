@@ -217,6 +217,9 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 60 * COFFER_REAUTH_MINUTES
 ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
+# The account's address is told of every change to how one signs in: a new password (changed or
+# reset), a new address (the old one is told), two-factor turned on or off, new recovery codes.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Coffer] "
 # Sign-ins are counted and locked out by django-axes (above), not by allauth's counters; its
 # other limits (password reset mails, sign-ups, re-authentication) stay.
