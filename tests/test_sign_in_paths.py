@@ -122,6 +122,24 @@ def test_password_reset_with_sign_in_on_still_asks_for_the_code(olivia, mailoutb
     assert client.get(reverse("home"))["Location"].startswith(LOGIN)
 
 
+def test_the_invitations_sign_up_signs_in_a_new_account_with_no_step_to_skip(olivia, workspace):
+    from accounts.models import Invitation
+
+    _invitation, key = Invitation.create(
+        workspace, email="newbie@example.com", role=Role.OWNER, by=olivia
+    )
+    client = Client()
+    client.get(reverse("invitation_open", args=[key]))
+    new = "a-long-unusual-passphrase-42"
+
+    client.post(
+        reverse("invitation_accept"), {"username": "newbie", "password1": new, "password2": new}
+    )
+
+    assert "_auth_user_id" in client.session, "signed in with the password just chosen"
+    assert client.get(access_url("create", workspace)).status_code == 200
+
+
 def test_djangos_own_sign_in_views_are_not_mounted():
     def callbacks(patterns):
         for entry in patterns:
