@@ -77,6 +77,25 @@ def test_a_sign_in_that_skipped_the_code_never_counts_as_recent(olivia, workspac
     assert client.get(create).status_code == 200, "the code opens it"
 
 
+def test_a_workspace_that_requires_two_factor_asks_a_session_that_skipped_the_code(
+    olivia, workspace
+):
+    workspace.set_two_factor_requirement(True, by=olivia)
+    client = Client()
+    password_step(client)
+    client.force_login(olivia)  # a login() that skipped the code step
+    tokens = reverse("tokens:list", args=["acme"])
+
+    response = client.get(tokens)
+
+    assert response["Location"] == f"{reverse('mfa_reauthenticate')}?next={quote(tokens, safe='')}"
+    page = client.get(response["Location"]).content.decode()
+    assert "Acme requires two-factor authentication. Enter a code" in page
+    response = client.post(response["Location"], {"code": pyotp.TOTP(olivia.secret).now()})
+    assert response["Location"] == tokens
+    assert client.get(tokens).status_code == 200
+
+
 def test_a_full_sign_in_with_the_code_opens_sudo_mode(olivia, workspace):
     client = signed_in_with_code(olivia, olivia.secret)
 

@@ -37,7 +37,6 @@ from allauth.account.internal.flows.login import (
     get_authentication_records,
     record_authentication,
 )
-from allauth.mfa.signals import authenticator_added
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
@@ -64,21 +63,24 @@ def mark_authenticated(request: HttpRequest, user=None, method: str = "password"
     record_authentication(request, user or request.user, method=method, reauthenticated=True)
 
 
-def passed_every_step(request: HttpRequest, user) -> bool:
-    """Whether this session proved every factor `user` has: for an account with two-factor, an
-    authenticator code was given in it (signing in, or confirming at the code page)."""
-    from allauth.mfa.utils import is_mfa_enabled
-
-    if not is_mfa_enabled(user):
-        return True
+def saw_second_factor(request: HttpRequest, user) -> bool:
+    """Whether an authenticator code of `user` was given in this session (signing in, setting
+    one up, or confirming at the code page)."""
     records = get_authentication_records(request, user)
     return any(isinstance(r, dict) and r.get("method") == "mfa" for r in records)
 
 
-@receiver(authenticator_added, dispatch_uid="coffer-reauth-authenticator-added")
-def _authenticator_added(sender, request: HttpRequest, user, authenticator, **kwargs) -> None:
-    # Setting up an authenticator took one of its codes: this session has seen the factor.
-    record_authentication(request, user, method="mfa", type=authenticator.type)
+def passed_every_step(request: HttpRequest, user) -> bool:
+    """Whether this session proved every factor `user` has."""
+    from allauth.mfa.utils import is_mfa_enabled
+
+    return not is_mfa_enabled(user) or saw_second_factor(request, user)
+
+
+def mark_second_factor_set_up(request: HttpRequest, user) -> None:
+    """Record that `user` just gave a code of the authenticator being set up: this session has
+    seen the second factor (accounts/forms.py, when the set-up code is right)."""
+    record_authentication(request, user, method="mfa", type="totp", set_up=True)
 
 
 @receiver(user_logged_in, dispatch_uid="coffer-reauth-sign-in")
