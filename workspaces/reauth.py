@@ -8,22 +8,24 @@ confirmed at /accounts/reauthenticate/ (this module's page, which also answers a
 `account_reauthenticate`) or an authenticator code confirmed at /accounts/2fa/reauthenticate/
 (allauth's) each append one; a view marked `@recent_auth_required` runs only within
 COFFER_REAUTH_MINUTES (15 by default) of the newest, and otherwise sends the user to confirm and
-come back (`?next=`). htmx requests get an HX-Redirect to the same page. allauth's own sensitive
-pages (turning two-factor off, new recovery codes, adding or removing an email address) use its
-`reauthentication_required` with ACCOUNT_REAUTHENTICATION_TIMEOUT set to the same window, and
-read the same records, so a user confirms once for both.
+come back (`?next=`). htmx requests get an HX-Redirect to the same page. allauth's Change email
+page is wrapped in the decorator (config/urls.py), and so are the admin's changes
+(config/admin_site.py). allauth's two-factor settings (set up, turn off, new recovery codes) use
+its `reauthentication_required` with ACCOUNT_REAUTHENTICATION_TIMEOUT set to the same window,
+and read the same records, so a user confirms once for both.
 
 A sign-in that skipped a step never counts: for an account with two-factor, a session in which
-no authenticator code was ever given (an `mfa` record) gets no record from signing in, and its
-password alone does not confirm (the page sends it to the code page). allauth records the
-password step of a sign-in before asking for the code, without the mark: a half-finished
-sign-in opens nothing.
+no authenticator code was ever given (an `mfa` record) gets no record from signing in, its
+password alone does not confirm (the page sends it to the code page), and a workspace that
+requires two-factor asks it for a code (workspaces/access.py). allauth records the password step
+of a sign-in before asking for the code, without the mark: a half-finished sign-in opens nothing.
 
 Wrong passwords go through `authenticate()` with the request, so django-axes counts them like
 failed sign-ins and locks the pair out the same way (wrong codes too: accounts/forms.py).
 
 Mark every sensitive view with the decorator: tests/test_reauth.py finds the marked views
-through the URL resolver and checks each one refuses without a recent password.
+through the URL resolver and checks each one refuses without a recent password, and checks that
+every other URL was reviewed as granting nothing.
 """
 
 from __future__ import annotations
