@@ -206,6 +206,9 @@ class ActivateTOTPForm(AllauthActivateTOTPForm):
     def clean_code(self) -> str:
         from allauth.core import context
 
+        from workspaces.reauth import mark_second_factor_set_up
+
         code = super().clean_code()
         context.request.session.pop(PENDING_TOTP_SESSION, None)  # confirmed: stored from now on
+        mark_second_factor_set_up(context.request, self.user)
         return code

@@ -1,4 +1,5 @@
-"""Sends a member of a workspace that requires two-factor authentication to set it up."""
+"""Sends a member of a workspace that requires two-factor authentication to set it up, or to
+give a code if this session never did."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ class WorkspaceTwoFactorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, TwoFactorRequired):
             return None
-        text = (
-            f"{exception.workspace_name} requires two-factor authentication. "
-            "Set up an authenticator app to continue."
+        text = f"{exception.workspace_name} requires two-factor authentication. " + (
+            "Enter a code from your authenticator app to continue."
+            if exception.code_needed
+            else "Set up an authenticator app to continue."
         )
         # Several requests of one page (a redraw and its redirect) may each land here before
         # the set-up page shows the message: say it once.
@@ -35,7 +37,8 @@ class WorkspaceTwoFactorMiddleware:
         queued.used = False  # looking is not showing
         if not already:
             messages.warning(request, text)
-        url = f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}"
+        page = "mfa_reauthenticate" if exception.code_needed else "mfa_activate_totp"
+        url = f"{reverse(page)}?{urlencode({'next': request.get_full_path()})}"
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)
         return redirect(url)

@@ -53,6 +53,7 @@ def _link_shown_once(request, invitation: Invitation, key: str, *, resent: bool)
 
 @sensitive_variables("key", "link")
 @login_required
+@recent_auth_required
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
@@ -85,6 +86,7 @@ def invitation_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
 
 @sensitive_variables("key", "link")
 @login_required
+@recent_auth_required
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])

@@ -80,7 +80,7 @@ COFFER_MASTER_KEYS = os.environ.get("COFFER_MASTER_KEYS", "")
 COFFER_MASTER_KEY_FILE = Path(os.environ.get("COFFER_MASTER_KEY_FILE") or DATA_DIR / "master.keys")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.CofferAdminConfig",  # the admin, signed into through allauth
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -217,6 +217,9 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 60 * COFFER_REAUTH_MINUTES
 ACCOUNT_REAUTHENTICATION_METHODS = ["password", "mfa"]
+# The account's address is told of every change to how one signs in: a new password (changed or
+# reset), a new address (the old one is told), two-factor turned on or off, new recovery codes.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Coffer] "
 # Sign-ins are counted and locked out by django-axes (above), not by allauth's counters; its
 # other limits (password reset mails, sign-ups, re-authentication) stay.

@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from allauth.account import views as account_views
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 
 from accounts.views import account
 from api.views import healthz
-from workspaces.reauth import reauthenticate
+from workspaces.reauth import reauthenticate, recent_auth_required
 
 handler404 = "api.views.page_not_found"
-
-admin.site.site_header = "Coffer administration"
-admin.site.site_title = "Coffer admin"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -24,6 +22,12 @@ urlpatterns = [
     path("accounts/logout/", account_views.logout, name="logout"),
     path("accounts/password/change/", account_views.password_change, name="password_change"),
     path("accounts/password/reset/", account_views.password_reset, name="password_reset"),
+    # Changing the email needs sudo mode: the address receives the password reset links.
+    path(
+        "accounts/email/",
+        login_required(recent_auth_required(account_views.email)),
+        name="account_email",
+    ),
     # allauth's two-factor overview is the Account page (password, email and two-factor).
     path("accounts/2fa/", account, name="mfa_index"),
     path("accounts/", include("allauth.urls")),

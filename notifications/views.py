@@ -25,6 +25,7 @@ from workspaces.access import get_object_in, get_workspace_for
 from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
+from workspaces.reauth import recent_auth_required
 
 CHANGED = "webhooksChanged"
 DELIVERIES_SHOWN = 50
@@ -56,6 +57,7 @@ def webhook_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@recent_auth_required
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
@@ -80,6 +82,7 @@ def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse
 
 
 @login_required
+@recent_auth_required
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])
@@ -103,6 +106,7 @@ def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
 
 
 @login_required
+@recent_auth_required
 @never_cache
 @vary_on_headers("HX-Request")
 @require_http_methods(["GET", "POST"])

@@ -146,3 +146,34 @@ def invitation_link(message) -> str:
     match = re.search(r"https?://[^/\s]+(/invitations/[^/\s]+/)", message.body)
     assert match, "the mail holds an invitation link"
     return match.group(1)
+
+
+# --- two-factor -----------------------------------------------------------------------------
+
+
+def give_two_factor(user) -> str:
+    """Turn TOTP (and recovery codes) on for `user`; the TOTP secret."""
+    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    RecoveryCodes.activate(user)
+    return secret
+
+
+def signed_in_with_code(user, secret: str, minutes_ago: float = 0, next_url: str = ""):
+    """A client that signed in on the sign-in page with the password, then the code."""
+    import pyotp
+    from django.test import Client
+
+    client = Client()
+    login = reverse("login") + (f"?next={next_url}" if next_url else "")
+    response = client.post(login, {"username": user.get_username(), "password": DEFAULT_PASSWORD})
+    assert response["Location"].startswith(reverse("mfa_authenticate")), "asked for the code"
+    response = client.post(reverse("mfa_authenticate"), {"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 302 and "_auth_user_id" in client.session, "signed in"
+    client.after_code = response["Location"]
+    if minutes_ago:
+        age_authentication(client, minutes_ago * 60)
+    return client

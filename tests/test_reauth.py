@@ -1,50 +1,161 @@
 """Sudo mode (workspaces/reauth.py): sensitive views want a password given within the window.
 
-Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") or an
-authenticator code restarts it. Every view marked @recent_auth_required is found through the URL
-resolver and checked (PROTECTED: creating an access key, changing a role, removing a member,
-requiring two-factor), and so are allauth's two-factor settings (ALLAUTH_PROTECTED), which use
-the same window and the same page. Changing one's password asks for the current one.
+Signing in (every step of it) starts the window; /accounts/reauthenticate/ ("Confirm your
+password") or an authenticator code restarts it. Every view marked @recent_auth_required is found
+through the URL resolver and checked (PROTECTED: every action that grants access or reveals a
+credential), and so are allauth's two-factor settings (ALLAUTH_PROTECTED), which use the same
+window and the same page. Every other URL is listed in REVIEWED as granting nothing, so a new
+view cannot be added without a decision. Changing one's password asks for the current one.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
+from allauth.account.models import EmailAddress
 from axes.models import AccessAttempt
 from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from access.models import AccessKey
-from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory
-from tests.helpers import HTMX, access_key_data, access_url, age_authentication, text
-from workspaces.models import Role
+from accounts.models import Invitation
+from notifications.models import Webhook
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, UserFactory, make_webhook
+from tests.helpers import (
+    HTMX,
+    access_key_data,
+    access_url,
+    age_authentication,
+    give_two_factor,
+    signed_in_with_code,
+    text,
+)
+from workspaces.models import Membership, Role, Workspace
 from workspaces.reauth import SESSION_KEY
 
 pytestmark = pytest.mark.django_db
 
 REAUTH = reverse("reauthenticate")
-# Every view that needs a recent password, by URL name, with what its URL takes. Add each new
-# one here.
+# Every view that grants access or reveals a credential, by URL name, with what its URL takes
+# (from `Things`, below). Add each new one here: test_every_url_is_protected_or_reviewed fails
+# until it is (and listed in REVIEWED if it grants nothing).
 PROTECTED = {
-    "access:create": lambda ws, other: [ws.slug],
-    "member_edit": lambda ws, other: [ws.slug, other.pk],
-    "member_remove": lambda ws, other: [ws.slug, other.pk],
-    "two_factor": lambda ws, other: [ws.slug],
+    "access:create": lambda t: [t.workspace.slug],
+    "member_edit": lambda t: [t.workspace.slug, t.member.pk],
+    "member_remove": lambda t: [t.workspace.slug, t.member.pk],
+    "two_factor": lambda t: [t.workspace.slug],
+    "invitation_create": lambda t: [t.workspace.slug],
+    "invitation_resend": lambda t: [t.workspace.slug, t.invitation.pk],
+    "notifications:webhook_create": lambda t: [t.workspace.slug],
+    "notifications:webhook_edit": lambda t: [t.workspace.slug, t.webhook.pk],
+    "notifications:webhook_rotate": lambda t: [t.workspace.slug, t.webhook.pk],
+    "account_email": lambda t: [],  # allauth's page, wrapped in config/urls.py
+}
+# allauth's pages that grant or reveal (two-factor settings): behind its reauthentication,
+# which reads the same records and asks on the same page (tested below).
+ALLAUTH_PROTECTED = {
+    "mfa_activate_totp": "sets up two-factor",
+    "mfa_deactivate_totp": "turns two-factor off",
+    "mfa_generate_recovery_codes": "new recovery codes",
+}
+# Every other URL, reviewed: it grants no access and reveals no credential, or it is a step of
+# signing in (the one flow, with its second factor) or of confirming.
+REVIEWED = {
+    # Signing in and out, and confirming (sudo mode itself).
+    "login": "sign-in: allauth's flow, then its code step",
+    "account_login": "the same page",
+    "mfa_authenticate": "sign-in's code step",
+    "account_confirm_login_code": "login by code (off)",
+    "logout": "signs out",
+    "account_logout": "the same page",
+    "account_inactive": "a notice",
+    "reauthenticate": "sudo mode's page",
+    "account_reauthenticate": "the same page",
+    "mfa_reauthenticate": "sudo mode by code",
+    "account_request_reauthentication_code": "re-authentication by mailed code (off)",
+    "account_confirm_reauthentication_code": "re-authentication by mailed code (off)",
+    # Passwords: changing asks for the current one; a reset needs the mailed link.
+    "password_change": "asks for the current password",
+    "account_change_password": "the same page",
+    "password_reset": "mails a link to the account's address",
+    "account_reset_password": "the same page",
+    "account_reset_password_done": "a notice",
+    "account_reset_password_from_key": "needs the mailed link; signs nobody in",
+    "account_reset_password_from_key_done": "a notice",
+    "account_set_password": "a first password; an account without one cannot sign in",
+    "account_signup": "open sign-up (off by default): a new account with no access",
+    "account_email_verification_sent": "a notice",
+    "account_confirm_email": "needs the mailed link; adding the address needed sudo",
+    # Two-factor pages that show nothing secret.
+    "mfa_index": "the Account page",
+    "account": "the Account page",
+    "mfa_view_recovery_codes": "shows codes once, right after set-up or regeneration",
+    "mfa_download_recovery_codes": "off (codes are shown once)",
+    # Invitations: joining needs the mailed link; revoking takes access away.
+    "invitation_open": "needs the mailed link",
+    "invitation_accept": "needs the mailed link",
+    "invitation_revoke": "takes access away",
+    "workspace_leave": "takes one's own access away",
+    # Workspace pages: values are write-only; access keys are shown once, at creation.
+    "home": "lists one's workspaces",
+    "workspace_create": "a new workspace of one's own",
+    "members": "lists members",
+    "products": "lists the catalog",
+    "environments": "lists the catalog",
+    "catalog_add": "the catalog",
+    "catalog_edit": "the catalog",
+    "catalog_delete": "the catalog",
+    "access:list": "key prefixes only",
+    "access:revoke": "takes access away",
+    "access:delete": "takes access away",
+    "imports:start": "writes values (write-only)",
+    "imports:preview": "key names only",
+    "tokens:list": "no values",
+    "tokens:activity": "no values",
+    "tokens:create": "writes a value (write-only)",
+    "tokens:bulk": "revokes, deletes, moves",
+    "tokens:edit": "writes a value (write-only)",
+    "tokens:revoke": "takes a value away",
+    "tokens:delete": "takes a value away",
+    "tokens:detail": "history without values",
+    "tokens:restore": "an older value back (write-only)",
+    "tokens:destroy_version": "takes a value away",
+    "notifications:webhooks": "secret prefixes only",
+    "notifications:deliveries": "the delivery log (no secrets)",
+    "notifications:webhook_delete": "stops deliveries",
+    "notifications:redeliver": "sends a stored event again to the same address",
+    "notifications:reminders": "one's own mail preference",
+    "notifications:workspace_reminders": "the workspace's reminder switch",
+    # The HTTP API authenticates each request by access key; no session, no sign-in.
+    "api:resolve": "access-key authenticated",
+    "api:values": "access-key authenticated",
+    "api:openapi": "the schema",
+    "healthz": "liveness",
 }
 
 
-def protected_url_names(patterns=None, namespace: str = "") -> set[str]:
+def url_names(patterns=None, namespace: str = "", only_protected: bool = False) -> set[str]:
+    """The URL names of the site (the admin's apart: test_admin_changes_need_recent_auth), or
+    only those marked @recent_auth_required."""
     found = set()
     for entry in get_resolver().url_patterns if patterns is None else patterns:
         if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue
             ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
-            found |= protected_url_names(entry.url_patterns, ns)
-        elif isinstance(entry, URLPattern) and getattr(entry.callback, "requires_recent_auth", 0):
+            found |= url_names(entry.url_patterns, ns, only_protected)
+        elif isinstance(entry, URLPattern) and (
+            not only_protected or getattr(entry.callback, "requires_recent_auth", False)
+        ):
             found.add(f"{namespace}{entry.name}")
     return found
+
+
+def protected_url_names() -> set[str]:
+    return url_names(only_protected=True)
 
 
 @pytest.fixture
@@ -66,54 +177,97 @@ def signed_in(user, minutes_ago: float = 0) -> Client:
     return client
 
 
+@dataclass
+class Things:
+    """What the protected views' URLs name: another member, a pending invitation, a webhook."""
+
+    workspace: Workspace
+    member: Membership
+    invitation: Invitation
+    webhook: Webhook
+
+
 @pytest.fixture
-def other_member(workspace):
-    return MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER)
+def things(workspace, owner) -> Things:
+    invitation, _key = Invitation.create(
+        workspace, email="pending@example.com", role=Role.VIEWER, by=owner
+    )
+    return Things(
+        workspace=workspace,
+        member=MembershipFactory(workspace=workspace, user__username="zed", role=Role.VIEWER),
+        invitation=invitation,
+        webhook=make_webhook(workspace)[0],
+    )
 
 
-def protected_url(name: str, workspace, other_member=None) -> str:
-    if other_member is None:
-        other_member = MembershipFactory(workspace=workspace, role=Role.VIEWER)
-    return reverse(name, args=PROTECTED[name](workspace, other_member))
+def protected_url(name: str, things: Things) -> str:
+    return reverse(name, args=PROTECTED[name](things))
 
 
-def protected_urls(workspace) -> list[str]:
-    other = MembershipFactory(workspace=workspace, role=Role.VIEWER)
-    return [protected_url(name, workspace, other) for name in sorted(PROTECTED)]
+def protected_urls(things: Things) -> list[str]:
+    return [protected_url(name, things) for name in sorted(PROTECTED)]
 
 
 def test_the_protected_views_are_exactly_the_listed_ones():
     assert protected_url_names() == set(PROTECTED)
 
 
+def test_every_url_is_protected_or_reviewed():
+    """A new view that grants access or reveals a credential cannot be added unprotected: every
+    URL is in PROTECTED (and marked), ALLAUTH_PROTECTED or REVIEWED as granting nothing."""
+    listed = set(PROTECTED) | set(ALLAUTH_PROTECTED) | set(REVIEWED)
+    assert url_names() - listed == set(), "unreviewed URLs: protect them or review them"
+    assert listed - url_names() == set(), "listed URLs that no longer exist"
+    assert not (set(PROTECTED) | set(ALLAUTH_PROTECTED)) & set(REVIEWED)
+
+
 def test_the_window_is_fifteen_minutes_by_default():
     assert settings.COFFER_REAUTH_MINUTES == 15
 
 
-def test_signing_in_opens_the_window(workspace, owner):
+def test_signing_in_opens_the_window(things, owner):
     client = signed_in(owner)
-    for path in protected_urls(workspace):
+    for path in protected_urls(things):
         assert client.get(path).status_code == 200
 
 
 def state(workspace) -> tuple:
-    """What the protected views could change: access keys, memberships, the 2FA requirement."""
+    """What the protected views could change: access keys, memberships, the 2FA requirement,
+    invitations (and their keys), webhooks (and their secrets)."""
     workspace.refresh_from_db()
     return (
         AccessKey.objects.count(),
         sorted(workspace.memberships.values_list("user__username", "role")),
         workspace.require_two_factor,
+        sorted(Invitation.objects.values_list("email", "role", "key_hash", "expires_at")),
+        sorted(
+            (w.url, w.description, w.events, w.active, bytes(w.secret_ciphertext))
+            for w in Webhook.objects.all()
+        ),
+        sorted(EmailAddress.objects.values_list("email", "verified", "primary")),
     )
 
 
+# One POST body for every protected form: a new access key, the role "owner", two-factor
+# required, an invitation of an outsider as owner, a webhook to an outside address, a new email.
+EVERY_FORM = {
+    "role": "owner",
+    "require_two_factor": "on",
+    "email": "attacker@evil.example",
+    "url": "https://hooks.evil.example/steal",
+    "description": "changed",
+    "events": ["token.revoked"],
+    "action_add": "",
+}
+
+
 @pytest.mark.parametrize("name", sorted(PROTECTED))
-def test_every_protected_view_refuses_without_recent_authentication(
-    workspace, owner, other_member, name
-):
+def test_every_protected_view_refuses_without_recent_authentication(things, owner, name):
+    workspace = things.workspace
     client = signed_in(owner, minutes_ago=16)
-    path = protected_url(name, workspace, other_member)
+    path = protected_url(name, things)
     expected = f"{REAUTH}?next={quote(path, safe='')}"
-    data = {**access_key_data(workspace), "role": "owner", "require_two_factor": "on"}
+    data = {**access_key_data(workspace), **EVERY_FORM}
     before = state(workspace)
 
     response = client.get(path)
@@ -128,10 +282,10 @@ def test_every_protected_view_refuses_without_recent_authentication(
 
 
 @pytest.mark.parametrize("name", sorted(PROTECTED))
-def test_every_protected_view_works_within_the_window(workspace, owner, other_member, name):
+def test_every_protected_view_works_within_the_window(things, owner, name):
     client = signed_in(owner, minutes_ago=14)
 
-    assert client.get(protected_url(name, workspace, other_member)).status_code == 200
+    assert client.get(protected_url(name, things)).status_code == 200
 
 
 def test_a_session_without_a_recorded_time_is_refused(workspace, owner):
@@ -235,9 +389,9 @@ def test_next_stays_on_this_site(workspace, owner, next_value):
     assert f'name="next" value="{reverse("home")}"' in page
 
 
-def test_anonymous_users_are_sent_to_sign_in(workspace):
+def test_anonymous_users_are_sent_to_sign_in(things):
     client = Client()
-    for path in (REAUTH, *protected_urls(workspace)):
+    for path in (REAUTH, *protected_urls(things)):
         response = client.get(path)
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
@@ -247,24 +401,16 @@ def test_anonymous_users_are_sent_to_sign_in(workspace):
 
 # Two-factor settings (allauth's views, behind its reauthentication_required). They read the
 # same session records, so one confirmation covers them and ours.
-ALLAUTH_PROTECTED = ["mfa_activate_totp", "mfa_deactivate_totp", "mfa_generate_recovery_codes"]
 
 
-def give_two_factor(user) -> None:
-    from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
-    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-
-    TOTP.activate(user, generate_totp_secret())
-    RecoveryCodes.activate(user)
-
-
-@pytest.mark.parametrize("name", ALLAUTH_PROTECTED)
+@pytest.mark.parametrize("name", sorted(ALLAUTH_PROTECTED))
 def test_two_factor_settings_refuse_without_recent_authentication(workspace, owner, name):
     from allauth.mfa.models import Authenticator
 
-    client = signed_in(owner, minutes_ago=16)
-    if name != "mfa_activate_totp":
-        give_two_factor(owner)
+    if name == "mfa_activate_totp":
+        client = signed_in(owner, minutes_ago=16)
+    else:
+        client = signed_in_with_code(owner, give_two_factor(owner), minutes_ago=16)
     before = sorted(Authenticator.objects.values_list("type", "data"))
     path = reverse(name)
 
@@ -277,13 +423,12 @@ def test_two_factor_settings_refuse_without_recent_authentication(workspace, own
     assert client.get(path).status_code == 200, "one confirmation covers allauth's pages too"
 
 
-def test_one_confirmation_covers_both_kinds_of_page(workspace, owner, other_member):
-    client = signed_in(owner, minutes_ago=16)
-    give_two_factor(owner)
+def test_one_confirmation_covers_both_kinds_of_page(things, owner):
+    client = signed_in_with_code(owner, give_two_factor(owner), minutes_ago=16)
     client.post(REAUTH, {"password": DEFAULT_PASSWORD})
 
     assert client.get(reverse("mfa_generate_recovery_codes")).status_code == 200
-    assert client.get(protected_url("member_edit", workspace, other_member)).status_code == 200
+    assert client.get(protected_url("member_edit", things)).status_code == 200
 
 
 def test_changing_the_password_asks_for_the_current_one(owner):

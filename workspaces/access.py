@@ -40,7 +40,7 @@ def get_workspace_for(
     if membership is None:
         raise Http404("No such workspace.")
     if membership.workspace.require_two_factor and not allow_without_two_factor:
-        require_two_factor(request.user, membership.workspace.name)
+        require_two_factor(request, membership.workspace.name)
     if not membership.can(role):
         raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
     request.membership = membership
@@ -48,19 +48,27 @@ def get_workspace_for(
 
 
 class TwoFactorRequired(Exception):
-    """The workspace requires two-factor authentication and the user has not set it up: the
-    middleware (workspaces/middleware.py) sends them to the set-up page."""
+    """The workspace requires two-factor authentication and the user has not set it up, or
+    (`code_needed`) has it but this session never gave a code: the middleware
+    (accounts/middleware.py) sends them to the set-up page, or the code page."""
 
-    def __init__(self, workspace_name: str = "") -> None:
+    def __init__(self, workspace_name: str = "", *, code_needed: bool = False) -> None:
         super().__init__(workspace_name)
         self.workspace_name = workspace_name
+        self.code_needed = code_needed
 
 
-def require_two_factor(user, workspace_name: str) -> None:
+def require_two_factor(request: AuthenticatedHttpRequest, workspace_name: str) -> None:
+    """Two-factor set up, and used in this session: a sign-in that skipped the code step (none
+    remains possible; this keeps the rule if one is ever added) does not count."""
     from allauth.mfa.utils import is_mfa_enabled
 
-    if not is_mfa_enabled(user):
+    from workspaces.reauth import saw_second_factor
+
+    if not is_mfa_enabled(request.user):
         raise TwoFactorRequired(workspace_name)
+    if not saw_second_factor(request, request.user):
+        raise TwoFactorRequired(workspace_name, code_needed=True)
 
 
 def get_object_in[M: Model](

@@ -2,21 +2,30 @@
 was given recently. ONE mechanism for every sensitive action, Coffer's and allauth's alike.
 
 As GitHub does it. The moment is kept where django-allauth keeps it: its authentication records
-in the session (`account_authentication_methods`). Signing in (any way, the `user_logged_in`
-signal), confirming the password at /accounts/reauthenticate/ (this module's page, which also
-answers allauth's `account_reauthenticate`) or confirming an authenticator code at
-/accounts/2fa/reauthenticate/ (allauth's) each append a record; a view marked
-`@recent_auth_required` runs only within COFFER_REAUTH_MINUTES (15 by default) of the newest,
-and otherwise sends the user to confirm and come back (`?next=`). htmx requests get an
-HX-Redirect to the same page. allauth's own sensitive pages (turning two-factor off, new
-recovery codes) use its `reauthentication_required` with ACCOUNT_REAUTHENTICATION_TIMEOUT set
-to the same window, and read the same records, so a user confirms once for both.
+in the session (`account_authentication_methods`). Only records marked `reauthenticated` count,
+as in allauth: a sign-in that passed every step (the `user_logged_in` signal), the password
+confirmed at /accounts/reauthenticate/ (this module's page, which also answers allauth's
+`account_reauthenticate`) or an authenticator code confirmed at /accounts/2fa/reauthenticate/
+(allauth's) each append one; a view marked `@recent_auth_required` runs only within
+COFFER_REAUTH_MINUTES (15 by default) of the newest, and otherwise sends the user to confirm and
+come back (`?next=`). htmx requests get an HX-Redirect to the same page. allauth's Change email
+page is wrapped in the decorator (config/urls.py), and so are the admin's changes
+(config/admin_site.py). allauth's two-factor settings (set up, turn off, new recovery codes) use
+its `reauthentication_required` with ACCOUNT_REAUTHENTICATION_TIMEOUT set to the same window,
+and read the same records, so a user confirms once for both.
+
+A sign-in that skipped a step never counts: for an account with two-factor, a session in which
+no authenticator code was ever given (an `mfa` record) gets no record from signing in, its
+password alone does not confirm (the page sends it to the code page), and a workspace that
+requires two-factor asks it for a code (workspaces/access.py). allauth records the password step
+of a sign-in before asking for the code, without the mark: a half-finished sign-in opens nothing.
 
 Wrong passwords go through `authenticate()` with the request, so django-axes counts them like
 failed sign-ins and locks the pair out the same way (wrong codes too: accounts/forms.py).
 
 Mark every sensitive view with the decorator: tests/test_reauth.py finds the marked views
-through the URL resolver and checks each one refuses without a recent password.
+through the URL resolver and checks each one refuses without a recent password, and checks that
+every other URL was reviewed as granting nothing.
 """
 
 from __future__ import annotations
@@ -56,9 +65,31 @@ def mark_authenticated(request: HttpRequest, user=None, method: str = "password"
     record_authentication(request, user or request.user, method=method, reauthenticated=True)
 
 
+def saw_second_factor(request: HttpRequest, user) -> bool:
+    """Whether an authenticator code of `user` was given in this session (signing in, setting
+    one up, or confirming at the code page)."""
+    records = get_authentication_records(request, user)
+    return any(isinstance(r, dict) and r.get("method") == "mfa" for r in records)
+
+
+def passed_every_step(request: HttpRequest, user) -> bool:
+    """Whether this session proved every factor `user` has."""
+    from allauth.mfa.utils import is_mfa_enabled
+
+    return not is_mfa_enabled(user) or saw_second_factor(request, user)
+
+
+def mark_second_factor_set_up(request: HttpRequest, user) -> None:
+    """Record that `user` just gave a code of the authenticator being set up: this session has
+    seen the second factor (accounts/forms.py, when the set-up code is right)."""
+    record_authentication(request, user, method="mfa", type="totp", set_up=True)
+
+
 @receiver(user_logged_in, dispatch_uid="coffer-reauth-sign-in")
 def _signed_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
-    if request is not None and hasattr(request, "session"):
+    # Any login() sends this signal, allauth's sign-in (after its code step) and any other; one
+    # that skipped the second factor opens no window.
+    if request is not None and hasattr(request, "session") and passed_every_step(request, user):
         mark_authenticated(request, user, method="password")
 
 
@@ -69,7 +100,11 @@ def window_seconds() -> int:
 def has_recent_auth(request: HttpRequest) -> bool:
     """Whether the user proved who they are (signing in, a password, a code) within the window."""
     records = get_authentication_records(request, request.user)
-    moments = [r["at"] for r in records if isinstance(r, dict) and _is_number(r.get("at"))]
+    moments = [
+        r["at"]
+        for r in records
+        if isinstance(r, dict) and r.get("reauthenticated") is True and _is_number(r.get("at"))
+    ]
     return bool(moments) and 0 <= time.time() - max(moments) < window_seconds()
 
 
@@ -140,6 +175,9 @@ class ReauthenticateForm(forms.Form):
 @require_http_methods(["GET", "POST"])
 def reauthenticate(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
+    if not passed_every_step(request, request.user):
+        # This session never saw the second factor: the password alone does not confirm.
+        return redirect(f"{reverse('mfa_reauthenticate')}?{urlencode({'next': next_url})}")
     form = ReauthenticateForm(request.POST if request.method == "POST" else None, request=request)
     if request.method == "POST" and form.is_valid():
         mark_authenticated(request)

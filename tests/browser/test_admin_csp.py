@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
@@ -43,10 +45,11 @@ def test_admin_changelist_and_change_form_work_under_strict_csp(
     token = TokenFactory(workspace=workspace, key="PAYMENT_API_KEY", value="v" * 24)
     console = watch(page)
 
-    page.goto(f"{live_server.url}/admin/login/")
+    page.goto(f"{live_server.url}/admin/login/")  # sent to the one sign-in page, and back
+    expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
     page.get_by_label("Username").fill(admin.username)
     page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
 
     page.goto(f"{live_server.url}/admin/tokens/token/")
