@@ -290,6 +290,9 @@ SESSION_ENGINE = "config.sessions"
 SESSION_COOKIE_AGE = 60 * env_positive_int("COFFER_SESSION_IDLE_MINUTES", 720)
 COFFER_SESSION_MAX_SECONDS = 86_400 * env_positive_int("COFFER_SESSION_MAX_DAYS", 7)
 SESSION_COOKIE_SAMESITE = "Lax"
+# Session values that grant access (allauth's password-reset key) are stored sealed
+# (accounts/sessions.py).
+SESSION_SERIALIZER = "accounts.sessions.SealingSerializer"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 
 # HTTPS: on by default in production; COFFER_HTTPS=false for a plain-HTTP deployment (or tests).
