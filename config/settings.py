@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -327,12 +328,41 @@ COFFER_USAGE_SOURCES = env_positive_int("COFFER_USAGE_SOURCES", 100)
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"
 
-LOGGING = {
+# Every handler writes a mailed link's key (invitation, password reset, email confirmation) as
+# `[redacted]` (config/log_redaction.py): the request lines of the development server, Django's
+# "Not Found: <path>" and the rest. Django's own "django" and "django.server" loggers are given
+# these handlers instead of its defaults (which would print the same lines unfiltered).
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "secret_paths": {"()": "config.log_redaction.RedactSecretPaths"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["secret_paths"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["secret_paths"],
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "secret_paths"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("COFFER_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         # Lockouts and repeated failures are warnings; the per-sign-in chatter is not logged.
         "axes": {"level": "WARNING"},
@@ -347,11 +377,9 @@ if COFFER_LOG_FORMAT not in {"text", "json"}:
         f"COFFER_LOG_FORMAT must be text or json, not {os.environ['COFFER_LOG_FORMAT']!r}."
     )
 if COFFER_LOG_FORMAT == "json":
-    LOGGING = {
-        **LOGGING,
-        "formatters": {"json": {"()": "config.json_logs.JsonFormatter"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
-    }
+    LOGGING["formatters"]["json"] = {"()": "config.json_logs.JsonFormatter"}
+    for handler in ("console", "django.server"):
+        LOGGING["handlers"][handler]["formatter"] = "json"
 
 # Outgoing mail (password resets, reminders, error reports to ADMINS): printed to the console in
 # development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say
