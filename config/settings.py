@@ -318,6 +318,26 @@ COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMI
 COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
 COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", "coffer")
 
+# Django's cache holds what every app process (gunicorn workers, several servers) must share:
+# allauth's used two-factor codes and its rate limits. It lives in the database (the table
+# coffer_cache, made by migrate: accounts.SharedCacheEntry), or on Redis with the API's
+# counters when COFFER_RATELIMIT_REDIS_URL is set. Never a per-process memory cache.
+if COFFER_RATELIMIT_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": COFFER_RATELIMIT_REDIS_URL,
+            "KEY_PREFIX": f"{COFFER_RATELIMIT_REDIS_PREFIX}:cache",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "coffer_cache",
+        }
+    }
+
 # Token history (tokens/models.py, TokenVersion): how many versions of a value each token keeps,
 # the current one included; older ones are destroyed when a new value is set.
 COFFER_TOKEN_VERSIONS = env_positive_int("COFFER_TOKEN_VERSIONS", 10)
