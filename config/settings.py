@@ -335,6 +335,10 @@ else:
         "default": {
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "coffer_cache",
+            # Past MAX_ENTRIES live entries it drops a third of them in key order, used codes
+            # first (Django's default is 300): entries live minutes, so this is never reached
+            # but by a flood, and a flood must not make a used code work again.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
     }
 
