@@ -322,6 +322,7 @@ COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", 
 # allauth's used two-factor codes and its rate limits. It lives in the database (the table
 # coffer_cache, made by migrate: accounts.SharedCacheEntry), or on Redis with the API's
 # counters when COFFER_RATELIMIT_REDIS_URL is set. Never a per-process memory cache.
+CACHES: dict[str, dict[str, Any]]
 if COFFER_RATELIMIT_REDIS_URL:
     CACHES = {
         "default": {
