@@ -9,6 +9,8 @@ Everything that differs between machines comes from the environment:
 
 The access log goes to stdout with the path only: a query string can carry a search a user
 would not want kept, and the referrer (another of our own URLs) is left out for the same reason.
+The key in a mailed link's path (invitation, password reset, email confirmation) is written as
+`[redacted]`, in both log formats (config/gunicorn_logging.py).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("COFFER_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+logger_class = "config.gunicorn_logging.GunicornLogger"
 
 # COFFER_LOG_FORMAT=json: gunicorn's own lines (errors, and the access log as fields: address,
 # method, path, status, bytes, duration, user agent) are JSON objects too, one per line.

@@ -191,3 +191,22 @@ class Invitation(models.Model):
         AuditEvent.record(
             self.workspace, action, by=by, detail={"email": self.email, "role": self.role, **extra}
         )
+
+
+class SharedCacheEntry(models.Model):
+    """The table of Django's database cache (CACHES in config/settings.py), made by migrate so a
+    fresh install needs no `createcachetable`. allauth keeps there what every app process must
+    see: used two-factor codes (a code works once, whichever process checks it) and its rate
+    limits (password-reset mails, sign-ups, re-authentication). Read and written only by
+    Django's DatabaseCache, never through this model; unused when COFFER_RATELIMIT_REDIS_URL
+    puts the cache on Redis. The columns are the ones `createcachetable` makes."""
+
+    cache_key = models.CharField(max_length=255, primary_key=True)
+    value = models.TextField()
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "coffer_cache"
+
+    def __str__(self) -> str:
+        return self.cache_key

@@ -5,7 +5,8 @@ Each line has `time` (UTC, ISO 8601), `level`, `logger`, `message`, and where th
 formatter in JSON mode) gets its fields instead: client address, method, path (never the query
 string), status, bytes, duration and user agent. Nothing else of a log record is written: not
 its arguments, not the request object Django attaches to request errors (only its method and
-path), so a value a form or a header carried cannot reach the log through this formatter.
+path, with a mailed link's key redacted as config/log_redaction.py says), so a value a form or
+a header carried cannot reach the log through this formatter.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import datetime as dt
 import json
 import logging
 from typing import Any
+
+from config.log_redaction import redact
 
 # gunicorn's access-log atoms -> our field names (the path `U` has no query string).
 ACCESS_FIELDS = {
@@ -49,7 +52,7 @@ class JsonFormatter(logging.Formatter):
             entry["status"] = status
         request: Any = getattr(record, "request", None)
         if request is not None and hasattr(request, "method") and hasattr(request, "path"):
-            entry["method"], entry["path"] = str(request.method), str(request.path)
+            entry["method"], entry["path"] = str(request.method), redact(str(request.path))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:

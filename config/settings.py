@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -293,6 +294,9 @@ SESSION_ENGINE = "config.sessions"
 SESSION_COOKIE_AGE = 60 * env_positive_int("COFFER_SESSION_IDLE_MINUTES", 720)
 COFFER_SESSION_MAX_SECONDS = 86_400 * env_positive_int("COFFER_SESSION_MAX_DAYS", 7)
 SESSION_COOKIE_SAMESITE = "Lax"
+# Session values that grant access (allauth's password-reset key) are stored sealed
+# (accounts/sessions.py).
+SESSION_SERIALIZER = "accounts.sessions.SealingSerializer"
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 
 # HTTPS: on by default in production; COFFER_HTTPS=false for a plain-HTTP deployment (or tests).
@@ -317,6 +321,31 @@ COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMI
 COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
 COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", "coffer")
 
+# Django's cache holds what every app process (gunicorn workers, several servers) must share:
+# allauth's used two-factor codes and its rate limits. It lives in the database (the table
+# coffer_cache, made by migrate: accounts.SharedCacheEntry), or on Redis with the API's
+# counters when COFFER_RATELIMIT_REDIS_URL is set. Never a per-process memory cache.
+CACHES: dict[str, dict[str, Any]]
+if COFFER_RATELIMIT_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": COFFER_RATELIMIT_REDIS_URL,
+            "KEY_PREFIX": f"{COFFER_RATELIMIT_REDIS_PREFIX}:cache",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "coffer_cache",
+            # Past MAX_ENTRIES live entries it drops a third of them in key order, used codes
+            # first (Django's default is 300): entries live minutes, so this is never reached
+            # but by a flood, and a flood must not make a used code work again.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
+
 # Token history (tokens/models.py, TokenVersion): how many versions of a value each token keeps,
 # the current one included; older ones are destroyed when a new value is set.
 COFFER_TOKEN_VERSIONS = env_positive_int("COFFER_TOKEN_VERSIONS", 10)
@@ -327,12 +356,41 @@ COFFER_USAGE_SOURCES = env_positive_int("COFFER_USAGE_SOURCES", 100)
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"
 
-LOGGING = {
+# Every handler writes a mailed link's key (invitation, password reset, email confirmation) as
+# `[redacted]` (config/log_redaction.py): the request lines of the development server, Django's
+# "Not Found: <path>" and the rest. Django's own "django" and "django.server" loggers are given
+# these handlers instead of its defaults (which would print the same lines unfiltered).
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "secret_paths": {"()": "config.log_redaction.RedactSecretPaths"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["secret_paths"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["secret_paths"],
+        },
+        "mail_admins": {
+            "level": "ERROR",
+            "class": "django.utils.log.AdminEmailHandler",
+            "filters": ["require_debug_false", "secret_paths"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("COFFER_LOG_LEVEL", "INFO")},
     "loggers": {
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
         "django.db.backends": {"level": "INFO"},
         # Lockouts and repeated failures are warnings; the per-sign-in chatter is not logged.
         "axes": {"level": "WARNING"},
@@ -347,11 +405,9 @@ if COFFER_LOG_FORMAT not in {"text", "json"}:
         f"COFFER_LOG_FORMAT must be text or json, not {os.environ['COFFER_LOG_FORMAT']!r}."
     )
 if COFFER_LOG_FORMAT == "json":
-    LOGGING = {
-        **LOGGING,
-        "formatters": {"json": {"()": "config.json_logs.JsonFormatter"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
-    }
+    LOGGING["formatters"]["json"] = {"()": "config.json_logs.JsonFormatter"}
+    for handler in ("console", "django.server"):
+        LOGGING["handlers"][handler]["formatter"] = "json"
 
 # Outgoing mail (password resets, reminders, error reports to ADMINS): printed to the console in
 # development, sent through an SMTP server (localhost:25 unless COFFER_EMAIL_HOST/PORT say

@@ -14,15 +14,6 @@ def _fast_password_hasher(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    """allauth counts some requests (password resets, sign-ups) in the cache: each test starts
-    with none, as a new process would."""
-    from django.core.cache import cache
-
-    cache.clear()
-
-
 @pytest.fixture
 def workspace(db):
     return WorkspaceFactory(name="Acme", slug="acme")

@@ -284,3 +284,23 @@ def test_a_bad_session_lifetime_is_refused_with_a_clear_message(bad):
     assert f"COFFER_SESSION_IDLE_MINUTES must be a whole number of at least 1, not {bad!r}" in (
         result.stderr
     )
+
+
+@pytest.mark.django_db
+def test_a_reset_key_stored_in_the_clear_before_sealing_is_dropped_not_trusted():
+    from django.core import signing
+
+    store = SessionStore()
+    store["kept"] = "yes"
+    store.save()
+    clear = signing.dumps(
+        {"kept": "yes", "_password_reset_key": "clear-key"},
+        salt=store.key_salt,
+        serializer=signing.JSONSerializer,
+        compress=True,
+    )
+    Session.objects.filter(session_key=stored_key(store.session_key)).update(session_data=clear)
+
+    loaded = SessionStore(store.session_key)
+    assert loaded["kept"] == "yes"
+    assert "_password_reset_key" not in loaded

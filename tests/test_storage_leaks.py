@@ -1,4 +1,5 @@
-"""What a stolen database holds: no token value, in any encoding, in any file or dump.
+"""What a stolen database holds: no token value, in any encoding, in any file or dump, and no
+session row that grants access (a reset key, a confirmation key, an invitation key, a password).
 
 These tests commit real rows (transactional tests), then read what a thief would get: the raw
 bytes of the SQLite test database with its -wal/-journal/-shm files, or a `pg_dump` of the
@@ -10,19 +11,24 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+from django.core import signing
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.factories import WorkspaceFactory
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.files import read_from_another_process
+from tests.helpers import invitation_link
 from tokens.models import Token, WorkspaceKey
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -216,3 +222,86 @@ def test_pg_dump_holds_no_token_value():
     assert marker.encode() in dump.stdout, "the dump does not contain the committed rows"
     assert b"COPY public.tokens_token" in dump.stdout
     assert hits(dump.stdout, values) == []
+
+
+# --- Session rows --------------------------------------------------------------------------
+# A session row is signed, not encrypted: whoever reads the table reads its values, without the
+# secret key, as below. Each flow of allauth (and ours) that keeps something in the session
+# between two requests must leave nothing there that opens an account.
+
+
+def session_rows_as_a_thief_reads_them() -> bytes:
+    """Every session row's values: the signed payload's base64 (zlib-compressed if it starts
+    with a dot) needs no key to read."""
+    rows = []
+    for data in Session.objects.values_list("session_data", flat=True):
+        payload = data.split(":", 1)[0]
+        raw = signing.b64_decode(payload.lstrip(".").encode())
+        rows.append(zlib.decompress(raw) if payload.startswith(".") else raw)
+    assert rows, "no session row to read"
+    return b"\n".join(rows)
+
+
+def mailed_path(message, prefix: str) -> str:
+    match = re.search(rf"https?://[^/\s]+({re.escape(prefix)}\S+/)", message.body)
+    assert match, message.body
+    return match.group(1)
+
+
+def test_a_password_reset_keeps_no_usable_key_in_the_session(mailoutbox):
+    user = UserFactory(username="resetter", email="resetter@example.com")
+    client = Client()
+    client.post(reverse("password_reset"), {"email": "resetter@example.com"})
+    link = mailed_path(mailoutbox[0], "/accounts/password/reset/key/")
+    key = link.rstrip("/").rpartition("-")[2]
+
+    form = client.get(link, follow=True)  # the view keeps the key in the session, then redirects
+    assert "Choose a new password" in form.content.decode()
+    stored = session_rows_as_a_thief_reads_them()
+    assert b"_password_reset_key" in stored, "the control: the scan sees allauth's session key"
+    assert hits(stored, [key]) == []
+
+    new = "a-brand-new-passphrase-77"
+    done = client.post(form.redirect_chain[-1][0], {"password1": new, "password2": new})
+    assert done.status_code == 302, "the sealed key still completes the reset"
+    user.refresh_from_db()
+    assert user.check_password(new)
+
+
+def test_an_email_confirmation_keeps_no_key_in_the_session(mailoutbox):
+    client = Client()
+    client.force_login(UserFactory(username="mover", email="mover@example.com"))
+    client.post(reverse("account_email"), {"action_add": "", "email": "mover@new.example"})
+    link = mailed_path(mailoutbox[0], "/accounts/confirm-email/")
+    key = link.rstrip("/").rpartition("/")[2]
+
+    assert client.get(link).status_code == 200
+    assert hits(session_rows_as_a_thief_reads_them(), [key]) == []
+    client.post(link)
+    assert hits(session_rows_as_a_thief_reads_them(), [key]) == []
+    assert get_user_model().objects.get(username="mover").email == "mover@new.example"
+
+
+def test_signing_up_keeps_no_password_or_invitation_key_in_the_session(mailoutbox, settings):
+    settings.COFFER_OPEN_SIGNUP = True
+    password = f"sign-up-{secrets.token_hex(8)}"
+    fields = {"password1": password, "password2": password}
+    opened = Client()
+    opened.post(
+        reverse("account_signup"), {"username": "solo", "email": "solo@example.com", **fields}
+    )
+    workspace = WorkspaceFactory(slug="joinme")
+    owner = Client()
+    owner.force_login(MembershipFactory(workspace=workspace, role="owner").user)
+    owner.post(
+        reverse("invitation_create", args=["joinme"]),
+        {"email": "newbie@example.com", "role": "editor"},
+    )
+    link = invitation_link(mailoutbox[-1])
+    invited = Client()
+    invited.get(link)
+    invited.post(reverse("invitation_accept"), {"username": "newbie", **fields})
+
+    assert get_user_model().objects.filter(username__in=["solo", "newbie"]).count() == 2
+    key = link.rstrip("/").rpartition("/")[2]
+    assert hits(session_rows_as_a_thief_reads_them(), [password, key]) == []

@@ -310,3 +310,19 @@ def test_master_key_rotation_reseals_two_factor_secrets_so_the_old_key_can_go(wi
         sign_in(recovering, address="203.0.113.8")
         assert recovering.post(CODE_PAGE, {"code": codes[0]}).status_code == 302
         assert "_auth_user_id" in recovering.session
+
+
+def test_a_used_code_stays_used_however_full_the_cache_gets(with_totp):
+    """Django's database cache drops entries in key order once it holds more than MAX_ENTRIES;
+    allauth's used-code marks sort first, so they must not be dropped while a code is valid."""
+    from allauth.mfa.totp.internal.auth import TOTP
+    from django.core.cache import cache
+
+    secret, _codes = with_totp
+    totp = TOTP(Authenticator.objects.get(type=Authenticator.Type.TOTP))
+    code = pyotp.TOTP(secret).now()
+    assert totp.validate_code(code)
+    for n in range(400):  # rate-limit entries of many clients, past Django's default of 300
+        cache.set(f"rl:filler-{n}", [n], 300)
+
+    assert not totp.validate_code(code), "a code works once"
