@@ -238,6 +238,7 @@ class ApiRoute:
     method: str
     public: bool = False
     body: bytes = b""
+    status: int = 200  # what a public URL answers the walk's request
 
     @property
     def id(self) -> str:
@@ -251,6 +252,14 @@ ROUTES += [
     ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
     ApiRoute("api:values", "GET"),
     ApiRoute("api:openapi", "GET", public=True),
+    # The OIDC exchange takes a CI job's token instead of a key: one no issuer signed is a 401.
+    ApiRoute(
+        "api:oidc_exchange",
+        "POST",
+        public=True,
+        body=b'{"identity": "acme/acme-ci", "token": "x.y.z"}',
+        status=401,
+    ),
     ApiRoute("healthz", "GET", public=True),
 ]
 
