@@ -2,9 +2,10 @@
 
 Signing in starts the window; /accounts/reauthenticate/ ("Confirm your password") or an
 authenticator code restarts it. Every view marked @recent_auth_required is found through the URL
-resolver and checked (PROTECTED: creating an access key, changing a role, removing a member,
-requiring two-factor), and so are allauth's two-factor settings (ALLAUTH_PROTECTED), which use
-the same window and the same page. Changing one's password asks for the current one.
+resolver and checked (PROTECTED: creating an access key or a workload identity, changing a
+role, removing a member, requiring two-factor), and so are allauth's two-factor settings
+(ALLAUTH_PROTECTED), which use the same window and the same page. Changing one's password
+asks for the current one.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ REAUTH = reverse("reauthenticate")
 # one here.
 PROTECTED = {
     "access:create": lambda ws, other: [ws.slug],
+    "identities:create": lambda ws, other: [ws.slug],
     "member_edit": lambda ws, other: [ws.slug, other.pk],
     "member_remove": lambda ws, other: [ws.slug, other.pk],
     "two_factor": lambda ws, other: [ws.slug],

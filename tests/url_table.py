@@ -34,6 +34,7 @@ from tests.factories import (
     make_access_key,
     make_delivery,
     make_webhook,
+    make_workload_identity,
 )
 from tokens.models import Token
 from workspaces.models import Membership, Role, Workspace
@@ -73,6 +74,7 @@ class Objects:
     pending_import: object = None  # a .env file between its preview and its import
     invitation: object = None  # a pending invitation to the workspace
     invitation_key: str = ""  # its key (the leak scan looks for it)
+    workload_identity: object = None  # a GitHub Actions identity bound to the staging
 
 
 Kwargs = Callable[[Objects], dict]
@@ -134,6 +136,10 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _identity(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.workload_identity.pk}
+
+
 def _pending_import(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.pending_import.pk}
 
@@ -192,6 +198,9 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
     Route("access:delete", _access_key, get=OWN, post=OWN),
+    Route("identities:list", _slug, get=VIEW, post=None),
+    Route("identities:create", _slug, get=OWN, post=OWN),
+    Route("identities:delete", _identity, get=OWN, post=OWN),
     Route("notifications:webhooks", _slug, get=OWN, post=None),
     Route("notifications:webhook_create", _slug, get=OWN, post=OWN),
     Route("notifications:deliveries", _webhook, get=OWN, post=None),
@@ -348,6 +357,13 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
     invitation, invitation_key = Invitation.create(
         workspace, email=f"invited@{prefix.lower()}.example", role=Role.EDITOR, by=None
     )
+    identity = make_workload_identity(
+        workspace,
+        name=f"{prefix.lower()}-ci",
+        issuer="https://token.actions.githubusercontent.com",
+        environment=environment,
+        conditions=[{"claim": "repository", "pattern": f"{prefix.lower()}/app"}],
+    )
     return Objects(
         workspace,
         product,
@@ -364,6 +380,7 @@ def _objects(workspace: Workspace, prefix: str, tokens: int = 2) -> Objects:
         pending_import,
         invitation,
         invitation_key,
+        identity,
     )
 
 
