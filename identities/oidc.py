@@ -7,7 +7,8 @@ Messages never repeat the token or its claims' values. In order:
 1. the token is a JWT of at most MAX_TOKEN_LENGTH characters whose header names RS256 or ES256
    (never `none`, never an HMAC: a public key is no secret) and a key id (`kid`);
 2. its `iss` is the identity's issuer;
-3. the key is the issuer's published key with that `kid`, of the algorithm's type: the keys
+3. the key is the issuer's published key with that `kid`, of the algorithm's type (RSA keys of
+   at least MIN_RSA_BITS, EC keys on P-256): the keys
    come from the issuer's discovery document (`/.well-known/openid-configuration`, whose
    `issuer` must be the identity's) and its `jwks_uri`, cached per issuer for
    JWKS_CACHE_SECONDS and fetched again at most once per REFETCH_SECONDS when a token names an
@@ -51,6 +52,7 @@ FETCH_TIMEOUT = 5.0
 MAX_TOKEN_LENGTH = 16 * 1024
 MAX_DOCUMENT_BYTES = 64 * 1024
 MAX_KEYS = 50
+MIN_RSA_BITS = 2048
 USER_AGENT = "Coffer-OIDC/1"
 
 
@@ -148,9 +150,12 @@ def signing_key(issuer: str, kid: object, algorithm: str) -> Any:
     ):
         raise Refused("algorithm", "The token's algorithm does not fit its key.")
     try:
-        return jwt.PyJWK(jwk, algorithm=algorithm).key
+        key = jwt.PyJWK(jwk, algorithm=algorithm).key
     except jwt.PyJWTError:
-        raise Refused("key", "The issuer's key for this kid is not a usable public key.") from None
+        key = None
+    if key is None or (algorithm == "RS256" and key.key_size < MIN_RSA_BITS):
+        raise Refused("key", "The issuer's key for this kid is not a usable public key.")
+    return key
 
 
 def _digest(issuer: str) -> str:

@@ -84,7 +84,7 @@ class SigningKey:
 
 
 class Issuer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, tls: bool = True) -> None:
         self.certificate, key = self_signed_certificate(folder)
         self.keys: list[SigningKey] = [SigningKey("RS256"), SigningKey("ES256")]
         self.fetches = 0
@@ -118,11 +118,13 @@ class Issuer:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.certificate, key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        if tls:  # plain http only for COFFER_OIDC_ALLOW_INSECURE_ISSUERS' own test
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate, key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.server.handle_error = lambda *args: None  # type: ignore[method-assign]
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> Issuer:

@@ -209,3 +209,22 @@ def test_glob_patterns_do_not_cross_slashes_unless_doubled():
     assert not pattern_matches("acme/*", ["acme/app"]), "only strings match"
     assert pattern_matches("repo:acme/*:ref:refs/heads/main", "repo:acme/app:ref:refs/heads/main")
     assert not pattern_matches("a.c", "abc"), "a dot is a dot"
+
+
+def test_a_plain_http_issuer_works_only_with_the_development_setting(
+    client, workspace, settings, tmp_path
+):
+    from tests.oidc_issuer import Issuer
+
+    with Issuer(tmp_path, tls=False) as plain:
+        settings.COFFER_OIDC_ALLOW_INSECURE_ISSUERS = True
+        make_workload_identity(workspace, issuer=plain.url)
+        assert exchange(client, plain.token()).status_code == 200
+
+        settings.COFFER_OIDC_ALLOW_INSECURE_ISSUERS = False
+        from django.core.cache import cache
+
+        cache.clear()
+        response = exchange(client, plain.token())
+        assert response.status_code == 503 and response.json()["check"] == "issuer_keys"
+        assert plain.fetches == 1, "no request to a plain-http issuer without the setting"

@@ -145,3 +145,12 @@ def test_refusals_count_as_failed_authentications(client, oidc_issuer, workspace
     response = exchange(client, oidc_issuer.token())
     assert response.status_code == 429, "even a good token waits out the address's failures"
     assert "Retry-After" in response
+
+
+def test_a_token_signed_with_a_weak_published_rsa_key_is_refused(client, oidc_issuer, workspace):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    make_workload_identity(workspace, issuer=oidc_issuer.url)
+    oidc_issuer.keys[0].private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    response = exchange(client, oidc_issuer.token())
+    assert response.status_code == 401 and response.json()["check"] == "key"
