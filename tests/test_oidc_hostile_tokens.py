@@ -147,6 +147,7 @@ def test_refusals_count_as_failed_authentications(client, oidc_issuer, workspace
     assert "Retry-After" in response
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 def test_a_token_signed_with_a_weak_published_rsa_key_is_refused(client, oidc_issuer, workspace):
     from cryptography.hazmat.primitives.asymmetric import rsa
 
