@@ -73,6 +73,26 @@ def network_errors(entries: Iterable[str]) -> tuple[list[str], list[str]]:
     return networks, errors
 
 
+def address_in(
+    address: str | None, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether `address` (an IPv4 or IPv6 address; None or junk is in none) is in one of
+    `networks` (an IPv4-mapped IPv6 address counts as its IPv4 address)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    candidates = [ip]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        candidates.append(ip.ipv4_mapped)  # ::ffff:203.0.113.5 is 203.0.113.5
+    return any(
+        candidate in network
+        for candidate in candidates
+        for network in networks
+        if candidate.version == network.version
+    )
+
+
 def expiry_errors(expires: object, now: dt.datetime) -> tuple[dt.datetime | None, list[str]]:
     """(expiry moment, messages) for `expires`: a number of days from now, a date (the key dies
     at 00:00 UTC that day, like a token's Expiry Date) or None for never."""
@@ -357,6 +377,15 @@ class AccessKey(models.Model):
         return f"access key {self.name} ({self.identifier}…)"[:150]
 
     @property
+    def rate_limit_bucket(self) -> str:
+        return f"key:{self.pk}"
+
+    @property
+    def audit_names(self) -> dict[str, str]:
+        """How a resolve's audit event and usage name the key."""
+        return {"access_key": self.name, "identifier": f"{self.identifier}…"}
+
+    @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
@@ -388,21 +417,7 @@ class AccessKey(models.Model):
 
     def allows_address(self, address: str | None) -> bool:
         """Whether a request from `address` may use the key (any address when no list)."""
-        if not self.allowed_networks:
-            return True
-        try:
-            ip = ipaddress.ip_address(address or "")
-        except ValueError:
-            return False
-        candidates = [ip]
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)  # ::ffff:203.0.113.5 is 203.0.113.5
-        return any(
-            candidate in network
-            for candidate in candidates
-            for network in self._networks
-            if candidate.version == network.version
-        )
+        return not self.allowed_networks or address_in(address, self._networks)
 
     # --- rules ----------------------------------------------------------------------------
 

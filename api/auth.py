@@ -35,6 +35,7 @@ from access import keys
 from access.models import AccessKey
 from api import ratelimit
 from config.middleware import client_ip_address
+from identities.models import CREDENTIAL_PREFIX, WorkloadCredential
 
 logger = logging.getLogger("coffer.api")
 
@@ -44,6 +45,11 @@ UNAUTHORIZED = (
 )
 UNAVAILABLE = "Coffer cannot answer right now; nothing was resolved. Try again shortly."
 RETRY_AFTER_UNAVAILABLE = 30
+
+
+# What authenticates an API request: an access key, or a workload identity's short-lived
+# credential (identities/), which answers the same questions (context, address, use, audit).
+Credential = AccessKey | WorkloadCredential
 
 
 class ApiHttpRequest(HttpRequest):
@@ -102,22 +108,32 @@ def too_many(message: str, decision: ratelimit.Decision) -> ApiError:
     )
 
 
-def authenticate(request: ApiHttpRequest) -> AccessKey:
-    """The request's usable access key, or ApiError (401, 403 or 429)."""
+def credential_store(presented: str) -> Any:
+    """Where a well-formed bearer credential is looked up (its prefix says which kind), or None
+    when its format or checksum says it is none (no query at all)."""
+    if keys.is_well_formed(presented):
+        return AccessKey.objects
+    if keys.is_well_formed(presented, CREDENTIAL_PREFIX):
+        return WorkloadCredential.objects
+    return None
+
+
+def authenticate(request: ApiHttpRequest) -> Credential:
+    """The request's usable access key or credential, or ApiError (401, 403 or 429)."""
     presented = bearer_key(request) or ""
-    if not keys.is_well_formed(presented):
-        raise unauthorized()  # the format and checksum say it is no key: no query at all
+    if (store := credential_store(presented)) is None:
+        raise unauthorized()
     address = client_address(request)
     failures = f"authfail:{address or 'unknown'}"
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
     if pending := ratelimit.pending_count(failures, failure_limit):
         # The counters are in the database: the address's failures come with the key's
         # lookup, in one round trip, and refuse it just the same.
-        key, count = AccessKey.objects.authenticate_reading(presented, pending.sql, pending.params)
+        key, count = store.authenticate_reading(presented, pending.sql, pending.params)
         refusal = pending.refusal(count)
     else:
         refusal = ratelimit.exceeded(failures, failure_limit)
-        key = None if refusal else AccessKey.objects.authenticate(presented)
+        key = None if refusal else store.authenticate(presented)
     if refusal:
         raise too_many("Too many failed authentications from this address", refusal)
     if key is None:
@@ -128,7 +144,7 @@ def authenticate(request: ApiHttpRequest) -> AccessKey:
         raise ApiError(
             403, f"This access key may not be used from your address ({address or 'unknown'})."
         )
-    decision = ratelimit.hit(f"key:{key.pk}", settings.COFFER_API_RATE_LIMIT)
+    decision = ratelimit.hit(key.rate_limit_bucket, settings.COFFER_API_RATE_LIMIT)
     if not decision.allowed:
         raise too_many("Too many requests with this access key", decision)
     request.client_address = address
@@ -138,7 +154,7 @@ def authenticate(request: ApiHttpRequest) -> AccessKey:
 def api_view(*methods: str) -> Callable:
     """An authenticated API endpoint: `view(request, key)`; see the module docstring."""
 
-    def decorator(view: Callable[[ApiHttpRequest, AccessKey], HttpResponse]) -> Callable:
+    def decorator(view: Callable[[ApiHttpRequest, Credential], HttpResponse]) -> Callable:
         @csrf_exempt
         @wraps(view)
         def wrapper(request: ApiHttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -168,7 +184,7 @@ def public_view(*methods: str) -> Callable:
 def answer(
     request: ApiHttpRequest,
     methods: tuple[str, ...],
-    view: Callable[[ApiHttpRequest, AccessKey], HttpResponse],
+    view: Callable[[ApiHttpRequest, Credential], HttpResponse],
     *args: Any,
     **kwargs: Any,
 ) -> HttpResponse:

@@ -213,6 +213,71 @@ def schema() -> dict:
                     },
                 }
             },
+            "/api/v1/auth/oidc": {
+                "post": {
+                    "operationId": "oidcExchange",
+                    "summary": "Exchange a CI job's OIDC token for a short-lived credential",
+                    "description": "The credential (cfw_...) is shown once and works as "
+                    "`Authorization: Bearer` on the other endpoints until `expires_at`, in the "
+                    "workload identity's context, or until the identity is deleted.",
+                    "security": [],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["identity", "token"],
+                                    "properties": {
+                                        "identity": {
+                                            "type": "string",
+                                            "description": "<workspace slug>/<identity name>",
+                                        },
+                                        "token": {"type": "string", "description": "The JWT."},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "credential": {"type": "string"},
+                                    "token_type": {"const": "Bearer"},
+                                    "expires_in": {"type": "integer"},
+                                    "expires_at": {"type": "string", "format": "date-time"},
+                                    "identity": {"type": "string"},
+                                    "environment": {"type": "string"},
+                                    "product": {"type": ["string", "null"]},
+                                    "app": {"type": ["string", "null"]},
+                                },
+                            },
+                            "The credential, shown this once.",
+                        ),
+                        "400": _error("The body is not the JSON object described."),
+                        "401": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "error": {"type": "string"},
+                                    "check": {"type": "string"},
+                                },
+                            },
+                            "Refused: `check` names the failed check (identity, address, "
+                            "format, algorithm, issuer, key, signature, exp, nbf, iat, "
+                            "audience, claims).",
+                        ),
+                        "413": _error("The body is over 32 KiB."),
+                        "429": COMMON_ERRORS["429"],
+                        "503": _error(
+                            "The issuer's keys, the database or the counters are unavailable.",
+                            retry_after=True,
+                        ),
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",

@@ -18,11 +18,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views import defaults
 
-from access.models import AccessKey
 from api import dotenv
 from api.auth import (
     ApiError,
     ApiHttpRequest,
+    Credential,
     api_view,
     error_response,
     no_store,
@@ -123,19 +123,15 @@ def read_template(request: HttpRequest) -> bytes:
 # --- answers ---------------------------------------------------------------------------------
 
 
-def report_response(report: CheckReport, key: AccessKey, *, failed: bool = False) -> JsonResponse:
+def report_response(report: CheckReport, key: Credential, *, failed: bool = False) -> JsonResponse:
     """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
     look, made for the report, finds every reference fine again: the race is lost)."""
     status = 422 if failed or not report.ok else 200
     return JsonResponse(report_payload(report, key.context), status=status)
 
 
-def audit_detail(request: ApiHttpRequest, key: AccessKey) -> dict:
-    return {
-        "access_key": key.name,
-        "identifier": f"{key.identifier}…",
-        "client_address": request.client_address,
-    }
+def audit_detail(request: ApiHttpRequest, key: Credential) -> dict:
+    return {**key.audit_names, "client_address": request.client_address}
 
 
 def unavailable(error: ResolveError) -> ApiError:
@@ -150,7 +146,7 @@ def unavailable(error: ResolveError) -> ApiError:
 
 
 @api_view("POST")
-def resolve(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
+def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     source = source_param(request, DEFAULT_SOURCE)
     check = check_param(request)
     data = read_template(request)
@@ -182,7 +178,7 @@ def resolve(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
 
 
 @api_view("GET")
-def values(request: ApiHttpRequest, key: AccessKey) -> HttpResponse:
+def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     keys = keys_param(request)
     output = format_param(request)
     source = source_param(request, "<values>")

@@ -59,6 +59,9 @@ class AuditAction(models.TextChoices):
     ACCESS_KEY_CREATED = "access_key.created", "Access key created"
     ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
     ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
+    WORKLOAD_IDENTITY_CREATED = "workload_identity.created", "Workload identity added"
+    WORKLOAD_IDENTITY_DELETED = "workload_identity.deleted", "Workload identity deleted"
+    WORKLOAD_IDENTITY_EXCHANGED = "workload_identity.exchanged", "Workload identity signed in"
     VERSION_RESTORED = "token.version_restored", "Version restored"
     VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
     MEMBER_INVITED = "member.invited", "Member invited"
@@ -91,7 +94,7 @@ KIND_PREFIXES = {
     AuditKind.MEMBERS: ("member.",),
     AuditKind.CATALOG: ("product.", "app.", "environment.", "workspace."),
     AuditKind.KEYS: ("master_key.",),
-    AuditKind.ACCESS_KEYS: ("access_key.",),
+    AuditKind.ACCESS_KEYS: ("access_key.", "workload_identity."),
 }
 ACTIONS_OF_KIND = {
     kind: [action for action in AuditAction if action.value.startswith(prefixes)]
@@ -195,6 +198,7 @@ class AuditEvent(models.Model):
             detail.get("member")
             or detail.get("name")
             or detail.get("access_key")
+            or detail.get("workload_identity")
             or detail.get("email")
             or ""
         )

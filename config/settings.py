@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "workspaces",
     "tokens",
     "access",
+    "identities",
     "api",
     "backups",
     "imports",
@@ -319,6 +320,16 @@ COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024
 COFFER_API_RATE_LIMIT = int(os.environ.get("COFFER_API_RATE_LIMIT") or 600)
 COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMIT") or 20)
 COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")
+# Workload identities (identities/): the minutes a credential from POST /api/v1/auth/oidc
+# lasts; and, for development only, OIDC issuers on plain http (any address).
+COFFER_OIDC_CREDENTIAL_MINUTES = env_positive_int("COFFER_OIDC_CREDENTIAL_MINUTES", 15)
+if COFFER_OIDC_CREDENTIAL_MINUTES > 60:
+    raise ImproperlyConfigured("COFFER_OIDC_CREDENTIAL_MINUTES is at most 60.")
+COFFER_OIDC_ALLOW_INSECURE_ISSUERS = env_bool("COFFER_OIDC_ALLOW_INSECURE_ISSUERS")
+if COFFER_OIDC_ALLOW_INSECURE_ISSUERS and not DEBUG:
+    raise ImproperlyConfigured(
+        "COFFER_OIDC_ALLOW_INSECURE_ISSUERS is for development and tests: it needs COFFER_DEBUG=1."
+    )
 COFFER_RATELIMIT_REDIS_PREFIX = os.environ.get("COFFER_RATELIMIT_REDIS_PREFIX", "coffer")
 
 # Django's cache holds what every app process (gunicorn workers, several servers) must share:

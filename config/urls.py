@@ -35,6 +35,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("", include("accounts.urls")),
     path("w/<slug:slug>/tokens/access-keys/", include("access.urls")),
+    path("w/<slug:slug>/tokens/workload-identities/", include("identities.urls")),
     path("w/<slug:slug>/tokens/import/", include("imports.urls")),
     path("w/<slug:slug>/tokens/", include("tokens.urls")),
     path("w/<slug:slug>/", include("notifications.urls")),

@@ -87,3 +87,15 @@ def upload_peak(monkeypatch) -> dict:
 
     monkeypatch.setattr(CappedUploadHandler, "receive_data_chunk", spy)
     return peak
+
+
+@pytest.fixture
+def oidc_issuer(tmp_path, settings):
+    """A running test OIDC issuer (tests/oidc_issuer.py) Coffer may fetch keys from: its
+    loopback address and self-signed certificate allowed, as for the webhook receiver."""
+    from tests.oidc_issuer import Issuer
+
+    with Issuer(tmp_path) as running:
+        settings.COFFER_WEBHOOK_ALLOW_PRIVATE = True
+        settings.COFFER_WEBHOOK_CA_FILE = str(running.certificate)
+        yield running

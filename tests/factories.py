@@ -212,3 +212,29 @@ def make_delivery(webhook, *, event_type: str = "token.revoked", body: str = "{}
     return WebhookDelivery.objects.create(
         webhook=webhook, event_id=uuid.uuid4(), event_type=event_type, body=body, **fields
     )
+
+
+def make_workload_identity(
+    workspace, *, issuer: str, name: str = "gh-deploy", environment=None, conditions=None, **options
+):
+    """A WorkloadIdentity through create_identity: GitHub Actions' deploy job of acme/app (on
+    main) by default, bound to the workspace's production."""
+    from identities.models import WorkloadIdentity
+    from tests.oidc_issuer import AUDIENCE
+
+    if environment is None:
+        environment = workspace.environments.get(slug="production")
+    if conditions is None:
+        conditions = [
+            {"claim": "repository", "pattern": "acme/app"},
+            {"claim": "ref", "pattern": "refs/heads/main"},
+        ]
+    options.setdefault("audience", AUDIENCE)
+    return WorkloadIdentity.objects.create_identity(
+        workspace=workspace,
+        name=name,
+        issuer=issuer,
+        conditions=conditions,
+        environment=environment,
+        **options,
+    )

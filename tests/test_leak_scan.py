@@ -172,6 +172,53 @@ def exercise_token_pages(world: World, scan: Scan, values: list[str]) -> None:
 KEY_PATTERN = r"cfr_[0-9A-Za-z]{49}"
 
 
+def exercise_workload_identity(world: World, scan: Scan, values: list[str], folder) -> None:
+    """A CI job's OIDC token exchanged for a credential (the exchange's answer is the one
+    place it belongs), the credential used, refused tokens, the identity deleted: neither the
+    token nor the credential appears anywhere else."""
+    import json
+
+    from django.test import override_settings
+
+    from tests.factories import make_workload_identity
+    from tests.oidc_issuer import Issuer
+
+    with (
+        Issuer(folder) as issuer,
+        override_settings(
+            COFFER_WEBHOOK_ALLOW_PRIVATE=True, COFFER_WEBHOOK_CA_FILE=str(issuer.certificate)
+        ),
+    ):
+        identity = make_workload_identity(
+            world.a.workspace, name="scan-ci", issuer=issuer.url, environment=world.a.environment
+        )
+        token = issuer.token()
+        job = Client()
+        body = json.dumps({"identity": "acme/scan-ci", "token": token})
+        answer = job.post(reverse("api:oidc_exchange"), body, content_type="application/json")
+        assert answer.status_code == 200, "control: the exchange works"
+        credential = answer.json()["credential"]
+        values += [token, credential]
+        used = job.get(reverse("api:values"), headers={"Authorization": f"Bearer {credential}"})
+        assert used.status_code == 200, "control: the credential works"
+        exchange = reverse("api:oidc_exchange")
+        for hostile in (issuer.token(repository="evil/app"), issuer.unsigned_token(), token + "x"):
+            body = json.dumps({"identity": "acme/scan-ci", "token": hostile})
+            refused = job.post(exchange, body, content_type="application/json")
+            scan.add("oidc exchange refused", refused)
+        owner = world.client("owner")
+        scan.add("identities tab", owner.get(reverse("identities:list", args=["acme"])))
+        delete = reverse("identities:delete", args=["acme", identity.pk])
+        scan.add("identity delete dialog", htmx(owner, delete))
+        assert owner.post(delete, {"confirm_name": "scan-ci"}, headers=HTMX).status_code == 204
+        after = job.get(reverse("api:values"), headers={"Authorization": f"Bearer {credential}"})
+        assert after.status_code == 401
+        scan.add("credential after deletion", after)
+        body = json.dumps({"identity": "acme/scan-ci", "token": token})
+        replayed = job.post(exchange, body, content_type="application/json")
+        scan.add("token replayed after deletion", replayed)
+
+
 def exercise_access_key_pages(world: World, scan: Scan, values: list[str]) -> None:
     """Create (htmx and plain), refuse, revoke and delete keys through the Access keys tab.
     The create responses are the one place a key belongs; everything after is scanned."""
@@ -434,6 +481,7 @@ def test_no_value_on_any_surface(caplog, tmp_path):
         codes: list[str] = []  # recovery codes: 8 digits, searched in text surfaces only
         exercise_token_pages(world, scan, values)
         exercise_access_key_pages(world, scan, values)
+        exercise_workload_identity(world, scan, values, tmp_path)
         exercise_resolve(world, scan, tmp_path)  # first, so Activity shows its audit event
         exercise_accounts(world, scan, values, codes)
         exercise_admin(world, scan, values)

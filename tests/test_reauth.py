@@ -44,6 +44,7 @@ REAUTH = reverse("reauthenticate")
 # until it is (and listed in REVIEWED if it grants nothing).
 PROTECTED = {
     "access:create": lambda t: [t.workspace.slug],
+    "identities:create": lambda t: [t.workspace.slug],
     "member_edit": lambda t: [t.workspace.slug, t.member.pk],
     "member_remove": lambda t: [t.workspace.slug, t.member.pk],
     "two_factor": lambda t: [t.workspace.slug],
@@ -111,6 +112,8 @@ REVIEWED = {
     "access:list": "key prefixes only",
     "access:revoke": "takes access away",
     "access:delete": "takes access away",
+    "identities:list": "names, issuers and conditions only",
+    "identities:delete": "takes access away",
     "imports:start": "writes values (write-only)",
     "imports:preview": "key names only",
     "tokens:list": "no values",
@@ -132,6 +135,7 @@ REVIEWED = {
     # The HTTP API authenticates each request by access key; no session, no sign-in.
     "api:resolve": "access-key authenticated",
     "api:values": "access-key authenticated",
+    "api:oidc_exchange": "a CI job's OIDC token for a short-lived credential; checked in full",
     "api:openapi": "the schema",
     "healthz": "liveness",
 }

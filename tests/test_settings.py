@@ -81,3 +81,23 @@ def test_development_keeps_a_generated_secret_key_in_the_data_dir(tmp_path):
     assert found["secret_key"] == key_file.read_text().strip()
     assert len(found["secret_key"]) >= 50
     assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_insecure_oidc_issuers_need_debug(tmp_path):
+    """Plain-http OIDC issuers are for development: refused at start-up in production."""
+    result = run(
+        ["manage.py", "check"],
+        tmp_path,
+        COFFER_SECRET_KEY="k" * 50,
+        COFFER_OIDC_ALLOW_INSECURE_ISSUERS="1",
+    )
+    assert result.returncode != 0
+    assert "COFFER_OIDC_ALLOW_INSECURE_ISSUERS is for development and tests" in result.stderr
+    allowed = run(
+        ["-c", "import django; django.setup(); from django.conf import settings as s; "
+         "print(s.COFFER_OIDC_ALLOW_INSECURE_ISSUERS, s.COFFER_OIDC_CREDENTIAL_MINUTES)"],
+        tmp_path,
+        COFFER_DEBUG="1",
+        COFFER_OIDC_ALLOW_INSECURE_ISSUERS="1",
+    )  # fmt: skip
+    assert allowed.stdout.split() == ["True", "15"], allowed.stderr

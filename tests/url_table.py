@@ -34,6 +34,7 @@ from tests.factories import (
     make_access_key,
     make_delivery,
     make_webhook,
+    make_workload_identity,
 )
 from tokens.models import Token
 from workspaces.models import Membership, Role, Workspace
@@ -74,6 +75,7 @@ class Objects:
     # the acting editor in A (Route.only_for) and by B's owner in B
     invitation: object = None  # a pending invitation to the workspace
     invitation_key: str = ""  # its key (the leak scan looks for it)
+    workload_identity: object = None  # a GitHub Actions identity bound to the staging
 
 
 Kwargs = Callable[[Objects], dict]
@@ -138,6 +140,10 @@ def _access_key(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.access_key.pk}
 
 
+def _identity(o: Objects) -> dict:
+    return {"slug": o.workspace.slug, "pk": o.workload_identity.pk}
+
+
 def _pending_import(o: Objects) -> dict:
     return {"slug": o.workspace.slug, "pk": o.pending_import.pk}
 
@@ -196,6 +202,9 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("access:create", _slug, get=OWN, post=OWN),
     Route("access:revoke", _access_key, get=OWN, post=OWN),
     Route("access:delete", _access_key, get=OWN, post=OWN),
+    Route("identities:list", _slug, get=VIEW, post=None),
+    Route("identities:create", _slug, get=OWN, post=OWN),
+    Route("identities:delete", _identity, get=OWN, post=OWN),
     Route("notifications:webhooks", _slug, get=OWN, post=None),
     Route("notifications:webhook_create", _slug, get=OWN, post=OWN),
     Route("notifications:deliveries", _webhook, get=OWN, post=None),
@@ -242,6 +251,7 @@ class ApiRoute:
     method: str
     public: bool = False
     body: bytes = b""
+    status: int = 200  # what a public URL answers the walk's request
 
     @property
     def id(self) -> str:
@@ -255,6 +265,14 @@ ROUTES += [
     ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
     ApiRoute("api:values", "GET"),
     ApiRoute("api:openapi", "GET", public=True),
+    # The OIDC exchange takes a CI job's token instead of a key: one no issuer signed is a 401.
+    ApiRoute(
+        "api:oidc_exchange",
+        "POST",
+        public=True,
+        body=b'{"identity": "acme/acme-ci", "token": "x.y.z"}',
+        status=401,
+    ),
     ApiRoute("healthz", "GET", public=True),
 ]
 
@@ -343,6 +361,13 @@ def _objects(workspace: Workspace, prefix: str, tokens: int, importer) -> Object
     invitation, invitation_key = Invitation.create(
         workspace, email=f"invited@{prefix.lower()}.example", role=Role.EDITOR, by=None
     )
+    identity = make_workload_identity(
+        workspace,
+        name=f"{prefix.lower()}-ci",
+        issuer="https://token.actions.githubusercontent.com",
+        environment=environment,
+        conditions=[{"claim": "repository", "pattern": f"{prefix.lower()}/app"}],
+    )
     return Objects(
         workspace,
         product,
@@ -359,6 +384,7 @@ def _objects(workspace: Workspace, prefix: str, tokens: int, importer) -> Object
         pending_import,
         invitation,
         invitation_key,
+        identity,
     )
 
 

@@ -1042,7 +1042,12 @@ class TokenUsage(models.Model):
 
     @property
     def who(self) -> str:
-        return f"access key {self.access_key}" if self.access_key else f"resolve as {self.actor}"
+        if self.access_key:
+            return f"access key {self.access_key}"
+        # A workload identity's credential (identities/) resolves under the identity's name.
+        if self.actor.startswith("workload identity "):
+            return self.actor
+        return f"resolve as {self.actor}"
 
     @property
     def label(self) -> str:

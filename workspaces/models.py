@@ -255,6 +255,8 @@ class WorkspaceCatalogItem(models.Model):
         tokens: RelatedManager[Any]
         # The reverse of AccessKey.environment, .product and .app (related_name="access_keys").
         access_keys: RelatedManager[Any]
+        # ... and of WorkloadIdentity's (related_name="workload_identities").
+        workload_identities: RelatedManager[Any]
 
     class Meta:
         abstract = True
@@ -293,21 +295,27 @@ class WorkspaceCatalogItem(models.Model):
 
         Tokens name it in their scope or environments; deleting it would silently widen or break
         them (a token scoped to one deleted product would become usable by every product).
-        Access keys are bound to it; deleting it would delete them and cut off whoever uses them.
+        Access keys and workload identities are bound to it; deleting it would delete them and
+        cut off whoever uses them.
         """
         noun = str(self._meta.verbose_name).capitalize()
-        for related, what in ((self.tokens, "token"), (self.access_keys, "access key")):
+        bound = (
+            (self.tokens, "token", "tokens"),
+            (self.access_keys, "access key", "access keys"),
+            (self.workload_identities, "workload identity", "workload identities"),
+        )
+        for related, what, whats in bound:
             field = "key" if what == "token" else "name"
             names = list(related.order_by(field).values_list(field, flat=True)[:4])
             if not names:
                 continue
             in_use = len(names) if len(names) < 4 else related.count()
             named = ", ".join(names[:3]) + (f" and {in_use - 3} more" if in_use > 3 else "")
-            plural = what if in_use == 1 else f"{what}s"
+            plural = what if in_use == 1 else whats
             if what == "token":
                 remedy = f"Remove it from {'that token' if in_use == 1 else 'those tokens'}"
             else:
-                remedy = f"Delete {'that access key' if in_use == 1 else 'those access keys'}"
+                remedy = f"Delete {f'that {what}' if in_use == 1 else f'those {whats}'}"
             return (
                 f"{noun} “{self.name}” is used by {in_use} {plural} ({named}). "
                 f"{remedy} before deleting it."

@@ -3,7 +3,7 @@
 Each case opens one page (and, for a modal, the link that opens it, clicked the way a user
 does) and fails on any serious or critical violation axe reports. The workspace is filled the
 way real ones are: tokens in every state, several scope chips, an access key, a webhook with a
-delivery, a token with an old version to restore.
+delivery, a token with an old version to restore, a workload identity.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import pytest
 from playwright.sync_api import Page, ViewportSize, expect
 
 from tests.browser.test_tokens_page import acme
-from tests.factories import UserFactory, make_access_key, make_delivery, make_webhook
+from tests.factories import (
+    UserFactory,
+    make_access_key,
+    make_delivery,
+    make_webhook,
+    make_workload_identity,
+)
 from tests.helpers import sign_in
 from tokens.models import Token
 
@@ -29,6 +35,7 @@ CASES = [
     ("tokens-filtered-empty", "tokens/?q=nothing-matches", None, None),
     ("activity", "tokens/activity/", None, None),
     ("access-keys", "tokens/access-keys/", None, None),
+    ("workload-identities", "tokens/workload-identities/", None, None),
     ("token-detail", "{detail}", None, None),
     ("products", "products/", None, None),
     ("environments", "environments/", None, None),
@@ -44,6 +51,18 @@ CASES = [
     ("restore-version", "{detail}", ("link", re.compile(r"^Restore version")), "Restore"),
     ("create-access-key", "tokens/access-keys/", ("link", "Create access key"), "access key"),
     ("revoke-access-key", "tokens/access-keys/", ("link", "Revoke ci-deploy"), "Revoke"),
+    (
+        "add-workload-identity",
+        "tokens/workload-identities/",
+        ("link", "Add workload identity"),
+        "Add workload identity",
+    ),
+    (
+        "delete-workload-identity",
+        "tokens/workload-identities/",
+        ("link", "Delete gh-deploy"),
+        "Delete gh-deploy?",
+    ),
     ("add-product", "products/", ("link", "Add product"), "Add product"),
     ("add-environment", "environments/", ("link", "Add environment"), "Add environment"),
     ("invite-member", "members/", ("link", "Invite member"), "Invite member"),
@@ -57,6 +76,7 @@ CASES = [
 def world() -> dict[str, str]:
     workspace = acme()
     make_access_key(workspace, name="ci-deploy")
+    make_workload_identity(workspace, issuer="https://token.actions.githubusercontent.com")
     webhook, _ = make_webhook(workspace)
     make_delivery(webhook)
     token = Token.objects.get(workspace=workspace, key="DB_PASSWORD")

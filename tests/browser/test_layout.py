@@ -20,6 +20,7 @@ from tests.factories import (
     UserFactory,
     WorkspaceFactory,
     make_access_key,
+    make_workload_identity,
 )
 from tests.helpers import sign_in
 from tokens.models import Token
@@ -33,7 +34,14 @@ LONG_DESCRIPTION = (
     "the payments team, who keep the runbook for it in the shared drive, before every quarter."
 )
 
-PAGES = ["tokens/", "tokens/activity/", "tokens/access-keys/", "{detail}", "products/"]
+PAGES = [
+    "tokens/",
+    "tokens/activity/",
+    "tokens/access-keys/",
+    "tokens/workload-identities/",
+    "{detail}",
+    "products/",
+]
 
 
 def crowded_workspace() -> str:
@@ -56,6 +64,15 @@ def crowded_workspace() -> str:
     )
     TokenFactory(workspace=workspace, key="SHORT_ONE", products=products[:1])
     make_access_key(workspace, name="a-rather-long-access-key-name-for-the-nightly-backup-job")
+    make_workload_identity(
+        workspace,
+        name="a-rather-long-workload-identity-name-for-the-nightly-deploy",
+        issuer="https://gitlab.example.com/a/very/long/path/for/a/self-hosted/gitlab/instance",
+        conditions=[
+            {"claim": "project_path", "pattern": "a-very-long-group-name/with-a-subgroup/**"},
+            {"claim": "sub", "pattern": "project_path:a-very-long-group-name/x:ref_type:branch"},
+        ],
+    )
     Token.objects.filter(pk=token.pk).update(value_hint="abcd")
     return f"tokens/{token.pk}/"
 
