@@ -15,7 +15,7 @@ export UV_COMPILE_BYTECODE := 1
 AXE_VERSION := 4.14.1
 AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup run browser sqlite3-tool axe test test-fast lint typecheck format bench clean
+.PHONY: setup run browser sqlite3-tool axe test test-fast screenshots lint typecheck format bench clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
@@ -54,6 +54,11 @@ test: setup browser sqlite3-tool axe
 
 test-fast: setup sqlite3-tool
 	$(VENV)/bin/pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+# The browser tests that take the docs' screenshots, saving them into docs/screenshots/ (a plain
+# `make test` takes them too, into a temporary folder, and changes no tracked file).
+screenshots: setup browser axe
+	COFFER_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -m screenshots -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
