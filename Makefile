@@ -15,10 +15,10 @@ export UV_COMPILE_BYTECODE := 1
 AXE_VERSION := 4.14.1
 AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
 
-.PHONY: setup run browser sqlite3-tool axe test test-fast screenshots lint typecheck format bench clean
+.PHONY: setup run browser sqlite3-tool axe test test-fast screenshots docs lint typecheck format bench clean
 
 $(UV):
-	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README.md)."; exit 1; }
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
@@ -60,6 +60,11 @@ test-fast: setup sqlite3-tool
 screenshots: setup browser axe
 	COFFER_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -m screenshots -p no:cacheprovider $(PYTEST_ARGS)
 
+# The documentation site (MkDocs, mkdocs.yml) into site/; --strict fails on any warning, such
+# as a link to a page or heading that does not exist.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -78,4 +83,4 @@ bench: setup
 	$(PY) bench/resolve.py
 
 clean:
-	rm -rf .venv .tools data
+	rm -rf .venv .tools data site
