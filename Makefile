@@ -18,10 +18,10 @@ AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
 NODE_DOTENV_VERSION := 18.0.10
 NODE_DOTENV := .tools/node-dotenv/node_modules/dotenv/package.json
 
-.PHONY: setup run browser sqlite3-tool axe node-dotenv test test-fast lint typecheck format bench clean
+.PHONY: setup run browser sqlite3-tool axe node-dotenv test test-fast screenshots docs lint typecheck format bench clean
 
 $(UV):
-	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README)."; exit 1; }
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README.md)."; exit 1; }
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
 
@@ -64,6 +64,16 @@ test: setup browser sqlite3-tool axe node-dotenv
 test-fast: setup sqlite3-tool node-dotenv
 	$(VENV)/bin/pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
+# The browser tests that take the docs' screenshots, saving them into docs/screenshots/ (a plain
+# `make test` takes them too, into a temporary folder, and changes no tracked file).
+screenshots: setup browser axe
+	COFFER_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -m screenshots -p no:cacheprovider $(PYTEST_ARGS)
+
+# The documentation site (MkDocs, mkdocs.yml) into site/; --strict fails on any warning, such
+# as a link to a page or heading that does not exist.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -82,4 +92,4 @@ bench: setup
 	$(PY) bench/resolve.py
 
 clean:
-	rm -rf .venv .tools data
+	rm -rf .venv .tools data site

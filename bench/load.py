@@ -22,7 +22,7 @@ What it does:
    request (a figure other processes on the machine do not distort), then stops gunicorn and
    drops the database.
 
-Nothing here is a test: the figures go in the README.
+Nothing here is a test: the figures go in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Coffer settings.
 
-Everything that differs between machines comes from environment variables (listed in the
-README). Defaults are the safe production ones: DEBUG is off unless COFFER_DEBUG asks for it.
+Everything that differs between machines comes from environment variables (listed in
+docs/operations.md). Defaults are the safe production ones: DEBUG is off unless COFFER_DEBUG
+asks for it.
 """
 
 from __future__ import annotations

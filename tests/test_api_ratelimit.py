@@ -27,7 +27,7 @@ def backend(request, settings):
         try:
             redis_client.Redis.from_url(REDIS_URL).ping()
         except redis_client.RedisError:
-            pytest.fail("Redis is expected at 127.0.0.1:6379 (see README: rate limiting)")
+            pytest.fail("Redis is expected at 127.0.0.1:6379 (see docs/development.md, CI)")
         settings.COFFER_RATELIMIT_REDIS_URL = REDIS_URL
     else:
         settings.COFFER_RATELIMIT_REDIS_URL = ""

@@ -55,7 +55,7 @@ def needed(route: Route, method: str) -> Access | None:
 
 
 class Checker:
-    """Sends one request per check and counts them (the README reports the total)."""
+    """Sends one request per check and counts them (docs/security.md reports the total)."""
 
     count = 0
 

@@ -1,7 +1,7 @@
-"""Restoring a backup, following the README's steps ("Backups and restore") command by command,
-in processes of their own as an operator runs them: SQLite (stop, replace, start) and
-PostgreSQL (pg_restore into an empty database), each ending with `verify_backup --live` and a
-resolve of every token that must give back the original values.
+"""Restoring a backup, following the documented steps (docs/operations.md, "Backups and restore")
+command by command, in processes of their own as an operator runs them: SQLite (stop, replace,
+start) and PostgreSQL (pg_restore into an empty database), each ending with
+`verify_backup --live` and a resolve of every token that must give back the original values.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def expected(slug: str, values: dict[str, str]) -> bytes:
 
 
 class Operator:
-    """Runs commands as the README says, in a shell-less list form, with Coffer's settings."""
+    """Runs commands as the docs say, in a shell-less list form, with Coffer's settings."""
 
     def __init__(self, env: dict[str, str], cwd: Path) -> None:
         self.env, self.cwd = env, cwd
@@ -152,7 +152,7 @@ def test_sqlite_restore_stop_replace_start_gives_back_every_value(tmp_path):
         operator.seed(DAMAGE)
     assert operator.resolve("acme").returncode == 1  # PEM is gone
 
-    # The README's steps, run in the data directory. 1. Coffer is stopped (above).
+    # The documented steps, run in the data directory. 1. Coffer is stopped (above).
     restore = Operator(operator.env, cwd=data_dir)
     restore.manage("verify_backup", str(backup))
     restore.run("sh", "-c", "mkdir before-restore && mv coffer.sqlite3* before-restore/")
@@ -200,7 +200,7 @@ def test_postgresql_restore_into_an_empty_database_gives_back_every_value(tmp_pa
             operator.manage("backup", "--output", str(backup))
         operator.seed(DAMAGE)
 
-        # The README's steps: check the backup, then restore it into a new, empty database.
+        # The documented steps: check the backup, then restore it into a new, empty database.
         restore = Operator({**env, "PGHOST": settings["HOST"], "PGUSER": settings["USER"],
                             "PGPORT": str(settings["PORT"])}, cwd=tmp_path)  # fmt: skip
         restore.manage("verify_backup", str(backup))
@@ -227,9 +227,9 @@ def test_postgresql_restore_into_an_empty_database_gives_back_every_value(tmp_pa
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def test_the_readme_gives_these_steps():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Backups and restore", 1)[1].split("\n## ", 1)[0]
+def test_the_operations_page_gives_these_steps():
+    page = (ROOT / "docs" / "operations.md").read_text()
+    section = page.split("## Backups and restore", 1)[1].split("\n## ", 1)[0]
     for step in (
         "python manage.py backup --output",
         "python manage.py verify_backup",

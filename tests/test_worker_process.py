@@ -3,7 +3,7 @@ Popen against the test database (a file SQLite database, or PostgreSQL when DATA
 so), settings through the environment, mail written as files by Django's file-based backend.
 
 A revoke becomes exactly one signed delivery that the HTTPS receiver on 127.0.0.1 verifies with
-the README's check; an expiring token gets exactly one reminder mail per threshold (30, 7, 1
+the user guide's check; an expiring token gets exactly one reminder mail per threshold (30, 7, 1
 days before and on the day) however many passes run. The worker's clock is moved forward (with
 time-machine, in the worker's own process) to each reminder day, since a test cannot wait weeks.
 """

@@ -3,7 +3,8 @@ certificate (made with `cryptography`), which records every request and answers 
 
 `Receiver.plan` is a list of `Reply` (status, delay, body, headers) taken one per request; once
 it is used up, every request gets 200. The server runs in daemon threads and stops when the
-fixture ends. `verify` is the README's signature check, so the tests hold the README to it.
+fixture ends. `verify` is the signature check the user guide gives (docs/user-guide.md,
+"Webhooks"), so the tests hold the docs to it (tests/test_docs.py).
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 def verify(secret: str, body: bytes, header: str, tolerance: int = 300, now=None) -> bool:
-    """The README's verification snippet (kept identical)."""
+    """The user guide's verification snippet (kept identical)."""
     parts = dict(item.split("=", 1) for item in header.split(","))
     timestamp = int(parts["t"])
     if abs((now or time.time()) - timestamp) > tolerance:

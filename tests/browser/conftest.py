@@ -54,6 +54,27 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+        if "screenshot" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.screenshots)  # `make screenshots` runs these
+
+
+@pytest.fixture
+def screenshot(tmp_path):
+    """`screenshot(page, "tokens-table")`: take a screenshot for the docs, and check it was taken.
+
+    It goes to the folder COFFER_SCREENSHOTS names (`make screenshots` sets docs/screenshots),
+    otherwise to the test's temporary folder: a plain `make test` changes no tracked file."""
+    asked = os.environ.get("COFFER_SCREENSHOTS")
+    folder = Path(asked) if asked else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def take(page, name: str, **options) -> Path:
+        path = folder / f"{name}.png"
+        page.screenshot(path=path, **options)
+        assert path.read_bytes().startswith(b"\x89PNG"), f"no screenshot written at {path}"
+        return path
+
+    return take
 
 
 @pytest.fixture(scope="session")

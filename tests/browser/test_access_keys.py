@@ -3,7 +3,7 @@
 Elements are found by role and label, as a user finds them. The key is copied with the modal's
 Copy key button (read back from the clipboard) and sent by the curl binary to the live server's
 API. axe-core checks the tab, the modals and the Confirm your password page; the screenshots go
-to docs/screenshots/.
+to docs/screenshots/ with `make screenshots`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import datetime as dt
 import shutil
 import subprocess
 from importlib import import_module
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -33,7 +32,6 @@ from tests.helpers import sign_in
 from workspaces.models import Role
 from workspaces.reauth import SESSION_KEY
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VALUE = "sk_live_browser_7f3e9a1c"
 
 
@@ -72,8 +70,7 @@ def acme():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe, screenshot):
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     acme()
     sign_in(page, live_server, "olivia")
@@ -88,7 +85,7 @@ def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe):
         "Expires soon"
     )
     axe(page)
-    page.screenshot(path=SCREENSHOTS / "access-keys-tab.png")
+    screenshot(page, "access-keys-tab")
 
     page.get_by_role("link", name="Create access key").first.click()
     dialog = page.get_by_role("dialog", name="Create access key")
@@ -104,7 +101,7 @@ def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe):
     expect(dialog.get_by_label("Expiry date")).to_be_visible()
     dialog.get_by_label("Expiry", exact=True).select_option(label="30 days")
     axe(page, "#modal")
-    page.screenshot(path=SCREENSHOTS / "create-access-key-modal.png")
+    screenshot(page, "create-access-key-modal")
 
     # A bad address: the form comes back in the modal with the message, nothing is made.
     dialog.get_by_label("Allowed addresses").fill("10.0.0.1/8")
@@ -124,7 +121,7 @@ def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe):
     expect(created.get_by_label("Try it")).to_contain_text(f"{live_server.url}/api/v1/resolve")
     assert key not in page.get_by_role("status").all_inner_texts()[0], "the toast names it only"
     axe(page, "#modal")
-    page.screenshot(path=SCREENSHOTS / "access-key-created.png")
+    screenshot(page, "access-key-created")
 
     assert curl_resolve(live_server, key) == ("200", f"STRIPE={VALUE}")
 

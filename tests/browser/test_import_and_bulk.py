@@ -5,7 +5,6 @@ JavaScript. axe-core checks the Import pages and the bulk confirmations."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -14,7 +13,6 @@ from tests.helpers import sign_in
 from tokens.models import AuditAction, AuditEvent, Token
 from workspaces.models import Role
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SECRET = "dotenv-secret-0b5e1f7a9c3d"
 
 
@@ -50,8 +48,9 @@ def row(page: Page, key: str):
     return page.get_by_role("row").filter(has=page.get_by_text(key, exact=True))
 
 
-def test_import_fifty_lines_then_revoke_ten(page: Page, live_server, transactional_db, axe):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_import_fifty_lines_then_revoke_ten(
+    page: Page, live_server, transactional_db, axe, screenshot
+):
     workspace = workspace_with_owner()
     sign_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/w/acme/tokens/")
@@ -71,7 +70,7 @@ def test_import_fifty_lines_then_revoke_ten(page: Page, live_server, transaction
     expect(row(page, "TLS_KEY")).to_contain_text("New")
     assert SECRET not in page.content()
     axe(page)
-    page.screenshot(path=SCREENSHOTS / "import-preview.png", full_page=False)
+    screenshot(page, "import-preview", full_page=False)
     page.get_by_label("Type", exact=True).select_option(label="Credential")
     page.get_by_label("Production").check()
     page.get_by_role("button", name="Import", exact=True).click()
@@ -96,7 +95,7 @@ def test_import_fifty_lines_then_revoke_ten(page: Page, live_server, transaction
     ).to_have_count(10)
     settled(page)
     axe(page, "#modal")
-    page.screenshot(path=SCREENSHOTS / "bulk-revoke.png")
+    screenshot(page, "bulk-revoke")
     dialog.get_by_role("button", name="Revoke 10 tokens").click()
     expect(page.get_by_role("status").filter(has_text="Revoked 10 tokens.")).to_be_visible()
     for key in keys:

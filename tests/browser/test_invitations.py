@@ -4,7 +4,6 @@ a workspace can require two-factor."""
 
 from __future__ import annotations
 
-import os
 import re
 
 import pyotp
@@ -15,12 +14,6 @@ from tests.helpers import sign_in
 from workspaces.models import Membership, Role
 
 PASSWORD = "a-long-unusual-passphrase-42"
-SHOTS = os.environ.get("COFFER_SCREENSHOTS")  # a folder: save screenshots there
-
-
-def shot(page: Page, name: str) -> None:
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
 
 
 def acme():
@@ -42,7 +35,7 @@ def sign_out(page: Page) -> None:
 
 
 def test_a_teammate_joins_from_an_invitation_and_signs_in_with_two_factor(
-    page: Page, browser: Browser, live_server, transactional_db, mailoutbox, axe
+    page: Page, browser: Browser, live_server, transactional_db, mailoutbox, axe, screenshot
 ):
     acme()
     sign_in(page, live_server, "olivia")
@@ -53,12 +46,12 @@ def test_a_teammate_joins_from_an_invitation_and_signs_in_with_two_factor(
     dialog = page.get_by_role("dialog", name="Invite member")
     dialog.get_by_label("Email").fill("nina@example.com")
     dialog.get_by_label("Role").select_option(label="Editor")
-    shot(page, "invite-member")
+    screenshot(page, "invite-member", full_page=True)
     dialog.get_by_role("button", name="Send invitation").click()
     sent = page.get_by_role("dialog", name="Invitation sent to nina@example.com")
     expect(sent).to_be_visible()
     shown = sent.get_by_label("Invitation link").input_value()
-    shot(page, "invitation-sent")
+    screenshot(page, "invitation-sent", full_page=True)
     (message,) = mailoutbox
     assert message.to == ["nina@example.com"] and shown in message.body
     sent.get_by_role("link", name="Done").click()
@@ -72,7 +65,7 @@ def test_a_teammate_joins_from_an_invitation_and_signs_in_with_two_factor(
     expect(nina.get_by_role("heading", name="Join Acme")).to_be_visible()
     expect(nina.get_by_text("to join as Editor")).to_be_visible()
     assert "/invitations/accept/" in nina.url, "the key left the address bar"
-    shot(nina, "invitation-accept")
+    screenshot(nina, "invitation-accept", full_page=True)
     axe(nina)
     nina.get_by_label("Username").fill("nina")
     nina.get_by_label("Password", exact=True).fill(PASSWORD)
@@ -90,13 +83,13 @@ def test_a_teammate_joins_from_an_invitation_and_signs_in_with_two_factor(
     expect(nina.get_by_role("img", name="QR code for your authenticator app")).to_be_visible()
     secret = nina.get_by_label("Secret", exact=True).input_value()
     axe(nina)
-    shot(nina, "totp-setup")
+    screenshot(nina, "totp-setup", full_page=True)
     nina.get_by_label("Authenticator code").fill(pyotp.TOTP(secret).now())
     nina.get_by_role("button", name="Turn on two-factor").click()
     expect(nina.get_by_role("heading", name="Recovery codes")).to_be_visible()
     codes = nina.get_by_label("Unused codes").input_value().split()
     assert len(codes) == 10
-    shot(nina, "recovery-codes")
+    screenshot(nina, "recovery-codes", full_page=True)
     nina.get_by_role("link", name="I have stored them").click()
     expect(nina.get_by_text("Signing in asks for a code from your authenticator")).to_be_visible()
 
@@ -105,7 +98,7 @@ def test_a_teammate_joins_from_an_invitation_and_signs_in_with_two_factor(
     sign_in_with_password(nina, live_server, "nina", PASSWORD)
     expect(nina.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
     axe(nina)
-    shot(nina, "two-factor-sign-in")
+    screenshot(nina, "two-factor-sign-in", full_page=True)
     right = pyotp.TOTP(secret).now()
     nina.get_by_label("Code").fill(f"{(int(right) + 1) % 1_000_000:06d}")
     nina.get_by_role("button", name="Sign in").click()
@@ -151,7 +144,7 @@ def test_wrong_codes_are_throttled(page: Page, live_server, transactional_db):
 
 
 def test_an_owner_requires_two_factor_and_is_sent_to_set_it_up(
-    page: Page, live_server, transactional_db, axe
+    page: Page, live_server, transactional_db, axe, screenshot
 ):
     acme()
     sign_in(page, live_server, "olivia")
@@ -163,6 +156,6 @@ def test_an_owner_requires_two_factor_and_is_sent_to_set_it_up(
 
     expect(page.get_by_role("heading", name="Set up two-factor authentication")).to_be_visible()
     expect(page.get_by_text("Acme requires two-factor authentication.")).to_be_visible()
-    shot(page, "two-factor-required")
+    screenshot(page, "two-factor-required", full_page=True)
     page.goto(f"{live_server.url}/w/acme/tokens/")
     expect(page.get_by_role("heading", name="Set up two-factor authentication")).to_be_visible()

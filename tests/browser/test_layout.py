@@ -1,13 +1,12 @@
 """No sideways scrolling: the pages fit 1280, 1024, 390 and 320 px wide with the longest things a
 workspace may hold (a 128-character key, a 100-character workspace name, a token scoped to
 many products and apps, a long description), and what is cut short can still be read whole
-without a mouse. The suite also re-takes the README's phone screenshots.
+without a mouse. The suite also takes the docs' phone screenshots (`make screenshots` saves them).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -25,7 +24,6 @@ from tests.factories import (
 from tests.helpers import sign_in
 from tokens.models import Token
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WIDTHS = [1280, 1024, 390, 320]
 LONG_NAME = "Acme International Payments, Logistics and Very Long Workspace Names Holdings GmbH"
 LONG_KEY = "A" * 40 + "_VERY_LONG_KEY_WITHOUT_MANY_BREAKS_" + "B" * 53
@@ -137,7 +135,7 @@ def test_the_demo_workspace_fits_too(page: Page, live_server, transactional_db, 
 
 
 def test_many_chips_collapse_and_everything_stays_readable(
-    page: Page, live_server, transactional_db
+    page: Page, live_server, transactional_db, screenshot
 ):
     crowded_workspace()
     sign_in(page, live_server, "olivia")
@@ -157,10 +155,10 @@ def test_many_chips_collapse_and_everything_stays_readable(
     assert description.evaluate("(el) => el.scrollHeight > el.clientHeight + 1"), "not clamped?"
     description.focus()
     assert description.evaluate("(el) => el.scrollHeight <= el.clientHeight + 1")
-    page.screenshot(path=SCREENSHOTS / "tokens-crowded.png")
+    screenshot(page, "tokens-crowded")
 
 
-def test_phone_screenshots(page: Page, live_server, transactional_db):
+def test_phone_screenshots(page: Page, live_server, transactional_db, screenshot):
     from tests.browser.test_tokens_page import acme
 
     acme()
@@ -168,9 +166,9 @@ def test_phone_screenshots(page: Page, live_server, transactional_db):
     sign_in(page, live_server, "olivia")
     page.goto(f"{live_server.url}/w/acme/tokens/activity/")
     assert overflow(page) == {"page": 0, "boxes": []}
-    page.screenshot(path=SCREENSHOTS / "activity-mobile.png")
+    screenshot(page, "activity-mobile")
     page.goto(f"{live_server.url}/w/acme/tokens/")
     page.get_by_role("link", name="Create Token").click()
     expect(page.get_by_role("dialog", name="Create Token")).to_be_visible()
     page.wait_for_timeout(350)
-    page.screenshot(path=SCREENSHOTS / "create-token-mobile.png")
+    screenshot(page, "create-token-mobile")

@@ -1,7 +1,7 @@
 """The product document's steps 1-8 on the Tokens page, in a real browser, as a user does them.
 
 Elements are found the way a user finds them: by role, label and text. The suite also saves the
-screenshots the README shows (docs/screenshots/).
+screenshots the docs show (into docs/screenshots/ only with `make screenshots`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from tests.factories import (
 from tests.helpers import WARNING, sign_in
 from tokens.models import Token, TokenStatus, TokenType
 from workspaces.models import Role
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def acme(username: str = "olivia", role: Role = Role.OWNER, tokens: bool = True):
@@ -98,8 +96,7 @@ def row(page: Page, key: str):
     return page.get_by_role("row").filter(has=page.get_by_text(key, exact=True))
 
 
-def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_document_steps_1_to_8(page: Page, live_server, transactional_db, screenshot):
     page.set_viewport_size({"width": 1280, "height": 860})
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     acme()
@@ -116,8 +113,8 @@ def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
     for heading in ("Key", "Type", "Description", "Scope", "Environments", "Expiry", "Status"):
         expect(table.get_by_role("columnheader", name=heading, exact=True)).to_be_visible()
     expect(table.get_by_role("columnheader", name="Last used")).to_be_visible()
-    assert no_sideways_scroll(page), "the README's screenshot would show an overflow"
-    page.screenshot(path=SCREENSHOTS / "tokens-table.png")
+    assert no_sideways_scroll(page), "the docs' screenshot would show an overflow"
+    screenshot(page, "tokens-table")
 
     # Step 2: Create a Token: click Create Token, a configuration modal appears.
     page.get_by_role("link", name="Create Token").click()
@@ -165,7 +162,7 @@ def test_document_steps_1_to_8(page: Page, live_server, transactional_db):
     page.set_viewport_size({"width": 1280, "height": 1400})
     page.wait_for_timeout(300)  # the modal's fade-in
     dialog.locator(".modal-body").evaluate("(body) => { body.scrollTop = 0; }")
-    page.screenshot(path=SCREENSHOTS / "create-token-modal.png")
+    screenshot(page, "create-token-modal")
     page.set_viewport_size({"width": 1280, "height": 860})
 
     # Step 7: Save the Token: click Create Token; it appears in the table.
@@ -264,7 +261,7 @@ PEM = (
 
 
 def test_a_pem_key_is_loaded_from_a_file_exactly(
-    page: Page, live_server, transactional_db, tmp_path: Path
+    page: Page, live_server, transactional_db, tmp_path: Path, screenshot
 ):
     acme()
     sign_in(page, live_server, "olivia")
@@ -290,7 +287,7 @@ def test_a_pem_key_is_loaded_from_a_file_exactly(
     dialog.get_by_label("Or load the value from a file").set_input_files(key_file)
     page.set_viewport_size({"width": 1280, "height": 1240})
     page.wait_for_timeout(300)
-    page.screenshot(path=SCREENSHOTS / "create-token-from-file.png")
+    screenshot(page, "create-token-from-file")
     dialog.get_by_role("button", name="Create Token").click()
     expect(dialog).to_be_hidden()
     expect(toast(page, "Token SIGNING_KEY created.")).to_be_visible()
@@ -459,8 +456,7 @@ def test_activity_tab_lists_what_happened(page: Page, live_server, transactional
     assert "sk_live_" not in page.content()
 
 
-def test_usable_at_390_pixels(page: Page, live_server, transactional_db):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def test_usable_at_390_pixels(page: Page, live_server, transactional_db, screenshot):
     page.set_viewport_size({"width": 390, "height": 844})
     acme()
     sign_in(page, live_server, "olivia")
@@ -469,8 +465,8 @@ def test_usable_at_390_pixels(page: Page, live_server, transactional_db):
     stripe = row(page, "STRIPE_SECRET")
     expect(stripe.get_by_role("link", name="Edit STRIPE_SECRET")).to_be_visible()
     expect(stripe).to_contain_text("Expires soon")
-    assert no_sideways_scroll(page), "the README's screenshot would show an overflow"
-    page.screenshot(path=SCREENSHOTS / "tokens-mobile.png")
+    assert no_sideways_scroll(page), "the docs' screenshot would show an overflow"
+    screenshot(page, "tokens-mobile")
 
     page.get_by_label("Sort by").select_option(label="Expires first")
     expect(page).to_have_url(re.compile(r"\?sort=expiry$"))
