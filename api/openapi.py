@@ -59,6 +59,7 @@ SOURCE = {
 
 def schema() -> dict:
     limit = settings.COFFER_API_MAX_BYTES
+    output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
     return {
         "openapi": "3.1.0",
         "info": {
@@ -157,7 +158,10 @@ def schema() -> dict:
                         },
                         **COMMON_ERRORS,
                         "411": _error("A chunked body without a Content-Length."),
-                        "413": _error(f"The body is over {limit:,} bytes."),
+                        "413": _error(
+                            f"The body is over {limit:,} bytes, or the resolved output would "
+                            f"be over {output:,} bytes (nothing was resolved)."
+                        ),
                         "422": _json(REPORT, "Some reference cannot be resolved; no value."),
                     },
                 }
@@ -201,6 +205,9 @@ def schema() -> dict:
                             },
                         },
                         **COMMON_ERRORS,
+                        "413": _error(
+                            f"The values would be over {output:,} bytes (nothing was resolved)."
+                        ),
                         "422": _json(
                             {"anyOf": [REPORT, ERROR]},
                             "Some key cannot be resolved (the report), or a value cannot be "

@@ -59,6 +59,8 @@ class AuditAction(models.TextChoices):
     ACCESS_KEY_CREATED = "access_key.created", "Access key created"
     ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
     ACCESS_KEY_DELETED = "access_key.deleted", "Access key deleted"
+    ACCESS_KEY_CHECKED = "access_key.checked", "Checked through the API"
+    ACCESS_KEY_CALL_FAILED = "access_key.call_failed", "API call failed"
     VERSION_RESTORED = "token.version_restored", "Version restored"
     VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
     MEMBER_INVITED = "member.invited", "Member invited"

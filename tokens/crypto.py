@@ -298,6 +298,12 @@ def decrypt_value(
         ) from None
 
 
+def plaintext_length(blob: bytes) -> int:
+    """How many bytes the value sealed in `blob` holds, without decrypting it (AES-GCM adds
+    exactly the nonce and the tag)."""
+    return max(0, len(blob) - NONCE_BYTES - TAG_BYTES)
+
+
 # --- webhook signing secrets ------------------------------------------------------------------
 # A signing secret must be read back to sign each delivery, so it is encrypted like a value:
 # under its workspace's data key, bound to the workspace and the webhook.
