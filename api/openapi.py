@@ -39,7 +39,8 @@ COMMON_ERRORS = {
     ),
     "403": _error("The access key may not be used from the client's address."),
     "429": _error(
-        "Past the key's rate limit, or too many failed authentications from this address.",
+        "Past the key's rate limit, too many failed authentications with this key's prefix, "
+        "or a failing key from an address with too many failed authentications.",
         retry_after=True,
     ),
     "503": _error(

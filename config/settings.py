@@ -306,7 +306,8 @@ if env_bool("COFFER_BEHIND_PROXY"):
 CSRF_TRUSTED_ORIGINS = env_list("COFFER_CSRF_TRUSTED_ORIGINS", [])
 
 # The HTTP API (api/): the largest template /api/v1/resolve accepts, requests per access key per
-# minute, failed authentications per client address per minute; the rate-limit counters live in
+# minute, failed authentications per client address and per presented key prefix per minute (an
+# address's failures never refuse a valid key); the rate-limit counters live in
 # the database unless COFFER_RATELIMIT_REDIS_URL names a Redis server (redis://host:6379/0).
 COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024)
 # The longest output one resolve may produce (API resolve and values, and the default of
