@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "config.middleware.DatabaseUnavailableMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.WorkspaceTwoFactorMiddleware",
+    "accounts.middleware.TwoFactorSecretErrorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
