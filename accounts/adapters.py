@@ -6,12 +6,16 @@ adapters are the few places where Coffer's rules differ from its defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from functools import partial
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
 from django.http import HttpRequest
 
 from tokens import crypto
+from tokens.sealed import Sealed
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -102,18 +106,29 @@ def reseal_two_factor_secrets() -> tuple[int, list[str]]:
     return resealed, failures
 
 
-def two_factor_key_use() -> dict[str, int]:
-    """How many authenticators each master key id still seals."""
+def sealed_two_factor_secrets(using: str) -> Iterator[Sealed]:
+    """Each TOTP secret and recovery-code seed, sealed straight under a master key: a source
+    of tokens/sealed.py (re-sealed by `reseal_two_factor_secrets`), registered by
+    AccountsConfig.ready."""
     from allauth.mfa.models import Authenticator
 
-    use: dict[str, int] = {}
-    for data in Authenticator.objects.values_list("data", flat=True):
-        ids = {
-            kek_id
-            for field in SEALED_FIELDS
-            if isinstance(data, dict) and isinstance(data.get(field), str)
-            if (kek_id := crypto.account_secret_key_id(data[field])) is not None
-        }
-        for kek_id in ids:
-            use[kek_id] = use.get(kek_id, 0) + 1
-    return use
+    authenticators = Authenticator.objects.using(using).select_related("user").order_by("pk")
+    for authenticator in authenticators.iterator(chunk_size=500):
+        data = authenticator.data if isinstance(authenticator.data, dict) else {}
+        for field in SEALED_FIELDS:
+            stored = data.get(field)
+            if not isinstance(stored, str):
+                continue
+            what = "TOTP secret" if field == "secret" else "recovery-code seed"
+            yield Sealed(
+                f"{what} of {authenticator.user}",
+                partial(_open_account_secret, stored),
+                master_key_id=crypto.account_secret_key_id(stored),
+            )
+
+
+def _open_account_secret(stored: str, *, label: str) -> str:
+    try:
+        return crypto.decrypt_account_secret(stored)
+    except crypto.CryptoError as error:
+        raise crypto.CryptoError(f"{label}: {error}") from None

@@ -10,3 +10,14 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (every account's email in allauth's book)
+        from accounts.adapters import reseal_two_factor_secrets, sealed_two_factor_secrets
+        from tokens.sealed import Source, register
+
+        register(
+            Source(
+                "two-factor secrets",
+                sealed_two_factor_secrets,
+                by_master_key=True,
+                reseal=reseal_two_factor_secrets,
+            )
+        )

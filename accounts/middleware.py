@@ -1,18 +1,24 @@
-"""Sends a member of a workspace that requires two-factor authentication to set it up, or to
-give a code if this session never did."""
+"""Two-factor middleware: sends a member of a workspace that requires two-factor authentication
+to set it up, or to give a code if this session never did, and answers a two-factor secret the
+master keys cannot open with a clear page."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
+from tokens.crypto import AccountSecretError
 from workspaces.access import TwoFactorRequired
+
+logger = logging.getLogger("coffer.crypto")
 
 
 class WorkspaceTwoFactorMiddleware:
@@ -42,3 +48,25 @@ class WorkspaceTwoFactorMiddleware:
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)
         return redirect(url)
+
+
+class TwoFactorSecretErrorMiddleware:
+    """A person's two-factor secret that the server's master keys cannot open (a key left out
+    of the ring after a restore, say), on any page allauth reads it: a styled 503 page saying
+    so and one log line naming the master key, not a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, AccountSecretError):
+            return None
+        logger.error("%s %s refused: %s", request.method, request.path, exception)
+        response = HttpResponse(
+            render_to_string("accounts/two_factor_secret_error.html"), status=503
+        )
+        response["Cache-Control"] = "no-store"
+        return response

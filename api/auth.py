@@ -4,11 +4,14 @@
 
 1. reads the bearer key: a missing or malformed key, or a bad checksum, gets the 401 at once,
    without a single query;
-2. refuses an address that has failed authentication too often this minute (429), whatever
-   the key (with the counters in the database, the count is read in the key's lookup, one
-   statement); an unknown, expired or revoked key gets the same 401 with the same body after
-   one lookup by hash, and counts as a failure of the client's address;
-3. refuses a key used from outside its allowed networks (403);
+2. refuses a key whose prefix (its identifier, `cfr_` and six characters) has failed
+   authentication too often this minute (429; with the counters in the database, the count
+   is read in the key's lookup, one statement);
+3. gives an unknown, expired or revoked key the same 401 with the same body after one lookup
+   by hash, and a key used from outside its allowed networks a 403. Each counts as a failure
+   of the presented key's prefix and of the client's address; an address past the limit
+   gets 429 instead for its failing keys. An address's failures never refuse a valid key:
+   many CI runners may share one egress address;
 4. counts the request against the key's rate limit (429 with Retry-After past it);
 5. calls the view with the key; any `ApiError` becomes its JSON answer, a database or counter
    store failure a 503. Every answer is JSON `{"error": "..."}` with `Cache-Control: no-store`.
@@ -124,23 +127,30 @@ def authenticate(request: ApiHttpRequest) -> Credential:
     if (store := credential_store(presented)) is None:
         raise unauthorized()
     address = client_address(request)
-    failures = f"authfail:{address or 'unknown'}"
+    # Failures count twice: against the key's prefix (someone trying keys that look like one
+    # key) and against the client's address. A prefix past the limit is refused before its
+    # lookup; an address past it only turns its failures into 429s, so the valid keys of a
+    # CI runner that shares its egress address with a failing one keep working.
+    by_prefix = f"authfail-key:{keys.identifier(presented)}"
+    by_address = f"authfail:{address or 'unknown'}"
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
-    if pending := ratelimit.pending_count(failures, failure_limit):
-        # The counters are in the database: the address's failures come with the key's
+    if pending := ratelimit.pending_count(by_prefix, failure_limit):
+        # The counters are in the database: the prefix's failures come with the key's
         # lookup, in one round trip, and refuse it just the same.
         key, count = store.authenticate_reading(presented, pending.sql, pending.params)
         refusal = pending.refusal(count)
     else:
-        refusal = ratelimit.exceeded(failures, failure_limit)
+        refusal = ratelimit.exceeded(by_prefix, failure_limit)
         key = None if refusal else store.authenticate(presented)
     if refusal:
-        raise too_many("Too many failed authentications from this address", refusal)
-    if key is None:
-        ratelimit.hit(failures, failure_limit)
-        raise unauthorized()
-    if not key.allows_address(address):
-        ratelimit.hit(failures, failure_limit)
+        raise too_many("Too many failed authentications with this access key", refusal)
+    if key is None or not key.allows_address(address):
+        ratelimit.hit(by_prefix, failure_limit)
+        decision = ratelimit.hit(by_address, failure_limit)
+        if not decision.allowed:
+            raise too_many("Too many failed authentications from this address", decision)
+        if key is None:
+            raise unauthorized()
         raise ApiError(
             403, f"This access key may not be used from your address ({address or 'unknown'})."
         )

@@ -39,7 +39,8 @@ COMMON_ERRORS = {
     ),
     "403": _error("The access key may not be used from the client's address."),
     "429": _error(
-        "Past the key's rate limit, or too many failed authentications from this address.",
+        "Past the key's rate limit, too many failed authentications with this key's prefix, "
+        "or a failing key from an address with too many failed authentications.",
         retry_after=True,
     ),
     "503": _error(
@@ -59,6 +60,7 @@ SOURCE = {
 
 def schema() -> dict:
     limit = settings.COFFER_API_MAX_BYTES
+    output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
     return {
         "openapi": "3.1.0",
         "info": {
@@ -157,7 +159,10 @@ def schema() -> dict:
                         },
                         **COMMON_ERRORS,
                         "411": _error("A chunked body without a Content-Length."),
-                        "413": _error(f"The body is over {limit:,} bytes."),
+                        "413": _error(
+                            f"The body is over {limit:,} bytes, or the resolved output would "
+                            f"be over {output:,} bytes (nothing was resolved)."
+                        ),
                         "422": _json(REPORT, "Some reference cannot be resolved; no value."),
                     },
                 }
@@ -205,6 +210,9 @@ def schema() -> dict:
                             },
                         },
                         **COMMON_ERRORS,
+                        "413": _error(
+                            f"The values would be over {output:,} bytes (nothing was resolved)."
+                        ),
                         "422": _json(
                             {"anyOf": [REPORT, ERROR]},
                             "Some key cannot be resolved (the report), or a value cannot be "

@@ -4,7 +4,7 @@
 whether it is within `limit`; `exceeded(bucket, limit)` asks without counting (and
 `pending_count` asks the database counters within another statement). Buckets are
 strings such as `key:42` (one access key) or `authfail:203.0.113.5` (failed authentications
-from one address).
+from one address) or `authfail-key:cfr_AbC123` (failed authentications with one key prefix).
 
 - **Database** (the default): one statement per hit, atomic on SQLite and PostgreSQL alike:
   `INSERT ... ON CONFLICT (bucket, window_start) DO UPDATE SET count = count + 1 RETURNING

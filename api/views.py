@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views import defaults
 
-from api import dotenv
+from api import dotenv, ratelimit
 from api.auth import (
     ApiError,
     ApiHttpRequest,
@@ -30,14 +30,14 @@ from api.auth import (
     unauthorized,
 )
 from api.openapi import schema
+from audit.models import AuditAction, AuditEvent
 from tokens import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
 from tokens.references import (
     CheckReport,
+    OutputTooLarge,
     ResolveError,
     check_text,
-    decode_template,
-    encode_output,
     report_payload,
     resolve_text,
     resolve_values,
@@ -134,6 +134,29 @@ def audit_detail(request: ApiHttpRequest, key: Credential) -> dict:
     return {**key.audit_names, "client_address": request.client_address}
 
 
+def record_attempt(
+    request: ApiHttpRequest, key: Credential, action: AuditAction, at, **facts: object
+) -> None:
+    """Count a check or a failed call as a use of the key (its use count and last use), and
+    audit it: at most one event per key and action in each rate-limit window (a minute), so a
+    client failing in a loop cannot fill the audit trail; the calls after the first in a minute
+    are counted on the key only. Outside the failed call's transaction, which rolled back."""
+    with transaction.atomic():
+        if not key.record_use(at=at, address=request.client_address):
+            return  # revoked or expired meanwhile: nothing more to say
+        if ratelimit.hit(f"audit:{action.value}:{key.pk}", 1).allowed:
+            context = key.context
+            detail = {
+                **audit_detail(request, key),
+                "environment": context.environment.slug,
+                "product": context.product.slug if context.product else None,
+                "app": context.app.slug if context.app else None,
+                **facts,
+                "note": "one event per access key per minute; every call is counted on the key",
+            }
+            AuditEvent.record(key.workspace, action, actor_name=key.actor_name, detail=detail)
+
+
 def unavailable(error: ResolveError) -> ApiError:
     # The message names tokens, workspaces and master key ids, never a value; it goes to the
     # server's log, not to the client.
@@ -153,10 +176,14 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     if encoding := wide_encoding(data):
         raise ApiError(400, f"The template is {encoding} text; send UTF-8 or another "
                        "ASCII-compatible encoding.")  # fmt: skip
-    text = decode_template(data)
-    if check:
-        return report_response(check_text(text, key.context, source=source), key)
+    # The bytes as they are (the CLI's path): the output is made as bytes, in one copy.
+    text = data
     now = timezone.now()
+    if check:
+        report = check_text(text, key.context, source=source, at=now)
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CHECKED, now, source=source,
+                       ok=report.ok, problems=len(report.problems))  # fmt: skip
+        return report_response(report, key)
     try:
         with transaction.atomic():
             if not key.record_use(at=now, address=request.client_address):
@@ -169,12 +196,19 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
                 at=now,
                 detail=audit_detail(request, key),
             )
+    except OutputTooLarge as error:
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
+                       reason="output too large")  # fmt: skip
+        raise ApiError(413, error.args[0]) from None
     except ResolveError as error:
         if not error.problems:
             raise unavailable(error) from None
         report = check_text(text, key.context, source=source, at=now)
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
+                       reason="references cannot be resolved",
+                       problems=error.problem_count)  # fmt: skip
         return report_response(report, key, failed=True)
-    return HttpResponse(encode_output(resolved), content_type="application/octet-stream")
+    return HttpResponse(resolved, content_type="application/octet-stream")
 
 
 @api_view("GET")
@@ -198,9 +232,16 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
             # Refused before the transaction commits: no "Resolved" event, no last use.
             if output != "json" and (refused := dotenv.problems(found, output)):
                 raise ApiError(422, dotenv.refusal(refused, output))
+    except OutputTooLarge as error:
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
+                       reason="output too large")  # fmt: skip
+        raise ApiError(413, error.args[0]) from None
     except ResolveError as error:
         if not error.problems:
             raise unavailable(error) from None
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
+                       reason="tokens cannot be resolved",
+                       problems=error.problem_count)  # fmt: skip
         # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
         # (Each problem names its key: the text was made from Token Keys.)
         asked = keys if keys is not None else [p.key for p in error.problems if p.key is not None]

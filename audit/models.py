@@ -62,6 +62,8 @@ class AuditAction(models.TextChoices):
     WORKLOAD_IDENTITY_CREATED = "workload_identity.created", "Workload identity added"
     WORKLOAD_IDENTITY_DELETED = "workload_identity.deleted", "Workload identity deleted"
     WORKLOAD_IDENTITY_EXCHANGED = "workload_identity.exchanged", "Workload identity signed in"
+    ACCESS_KEY_CHECKED = "access_key.checked", "Checked through the API"
+    ACCESS_KEY_CALL_FAILED = "access_key.call_failed", "API call failed"
     VERSION_RESTORED = "token.version_restored", "Version restored"
     VERSION_DESTROYED = "token.version_destroyed", "Version destroyed"
     MEMBER_INVITED = "member.invited", "Member invited"

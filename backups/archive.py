@@ -4,8 +4,10 @@ A Coffer backup is a plain (uncompressed) tar archive with two members, so `tar`
 it during an incident:
 
 - `manifest.json`: when and by which Coffer it was made, the database vendor, the applied
-  migrations, the master key ids whose keys are needed to read it, the number of workspaces,
-  data keys and tokens in the snapshot, and the SHA-256 of the database member;
+  migrations, the master key ids whose keys are needed to read it (those of the data keys and
+  those two-factor secrets are sealed under), the number of workspaces, data keys and of each
+  sealed thing in the snapshot (tokens/sealed.py), and the size and SHA-256 of the database
+  member;
 - `database.sqlite3` (SQLite's online backup API: a consistent copy of the live database,
   its WAL included, taken while the app keeps serving) or `database.pgdump` (`pg_dump
   --format=custom` of an exported snapshot, the one the manifest's counts were read from).
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 FORMAT = "coffer-backup"
@@ -54,38 +57,50 @@ def coffer_version() -> str:
 # --- what a snapshot holds -------------------------------------------------------------------
 
 
-def _tables() -> dict[str, str]:
-    from tokens.models import Token, WorkspaceKey
-    from workspaces.models import Workspace
+SNAPSHOT_ALIAS = "coffer_backup_snapshot"
 
+
+def snapshot_facts(using: str) -> dict[str, Any]:
+    """The manifest's description of the database `using` (a connection alias on the snapshot):
+    how many of each sealed thing it holds and the master keys they need (tokens/sealed.py,
+    the list verify_backup checks), and its applied migrations."""
+    from tokens.sealed import inventory
+
+    found = inventory(using)
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, name")
+        rows = cursor.fetchall()
+    migrations: dict[str, list[str]] = {}
+    for app, name in rows:
+        migrations.setdefault(app, []).append(name)
     return {
-        "workspaces": Workspace._meta.db_table,
-        "data_keys": WorkspaceKey._meta.db_table,
-        "tokens": Token._meta.db_table,
+        "counts": found.counts,
+        "master_key_ids": found.master_key_ids,
+        "migrations": migrations,
     }
 
 
-def snapshot_facts(cursor: Any) -> dict[str, Any]:
-    """The manifest's description of the database `cursor` reads (a DB-API cursor of
-    sqlite3 or psycopg, inside the snapshot's transaction)."""
-    tables = _tables()
-    counts = {}
-    for name, table in tables.items():
-        cursor.execute(f'SELECT COUNT(*) FROM "{table}"')
-        counts[name] = int(cursor.fetchone()[0])
-    cursor.execute(f'SELECT DISTINCT kek_id FROM "{tables["data_keys"]}" ORDER BY kek_id')
-    master_key_ids = [row[0] for row in cursor.fetchall()]
-    cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, name")
-    migrations: dict[str, list[str]] = {}
-    for app, name in cursor.fetchall():
-        migrations.setdefault(app, []).append(name)
-    return {"counts": counts, "master_key_ids": master_key_ids, "migrations": migrations}
+def sqlite_settings(default: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """Connection settings for the SQLite file at `path`, beside the configured database."""
+    return {
+        **default,
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "HOST": "",
+        "PORT": "",
+        "USER": "",
+        "PASSWORD": "",
+        "OPTIONS": {},
+        "CONN_MAX_AGE": 0,
+    }
 
 
 def snapshot_sqlite(connection: BaseDatabaseWrapper, destination: Path) -> dict[str, Any]:
     """Copy the live SQLite database into `destination` with the online backup API, in one
     step (a consistent read of the database as it was when the step began, WAL included;
     writers go on meanwhile), and describe the copy."""
+    from backups.verify import database_alias
+
     connection.ensure_connection()
     source = connection.connection
     target = sqlite3.connect(destination)
@@ -93,12 +108,14 @@ def snapshot_sqlite(connection: BaseDatabaseWrapper, destination: Path) -> dict[
         source.backup(target)  # all pages in one step: one consistent snapshot
         # One self-contained file: no -wal beside it to lose on the way.
         target.execute("PRAGMA journal_mode=DELETE")
-        facts = snapshot_facts(target.cursor())
         if target.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
             raise BackupError("The snapshot fails SQLite's integrity check; nothing was written.")
     finally:
         target.close()
-    return facts
+    with database_alias(
+        SNAPSHOT_ALIAS, sqlite_settings(connection.settings_dict, destination)
+    ) as alias:
+        return snapshot_facts(alias)
 
 
 # --- PostgreSQL: the client tools and their connection -------------------------------------
@@ -177,13 +194,31 @@ def snapshot_postgresql(settings_dict: Mapping[str, Any], destination: Path) -> 
                 cursor.execute("SELECT pg_export_snapshot()")
                 row = cursor.fetchone()
                 assert row is not None
-                facts = snapshot_facts(cursor)
+                facts = _facts_in_snapshot(settings_dict, row[0])
                 # pg_dump reads the same snapshot while this transaction keeps it alive.
                 run_tool([pg_dump, *command[1:], f"--snapshot={row[0]}"], env, "pg_dump")
             conn.rollback()
     except psycopg.Error as error:
         raise BackupError(f"PostgreSQL: {str(error).strip()}") from None
     return facts
+
+
+def _facts_in_snapshot(settings_dict: Mapping[str, Any], snapshot: str) -> dict[str, Any]:
+    """`snapshot_facts` read through a second connection that imports the exported snapshot:
+    exactly what pg_dump writes."""
+    import psycopg
+
+    from backups.verify import database_alias
+
+    options = {
+        **(settings_dict.get("OPTIONS") or {}),
+        "isolation_level": psycopg.IsolationLevel.REPEATABLE_READ,
+    }
+    snapshot_settings = {**settings_dict, "OPTIONS": options, "CONN_MAX_AGE": 0}
+    with database_alias(SNAPSHOT_ALIAS, snapshot_settings) as alias, transaction.atomic(alias):
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SET TRANSACTION SNAPSHOT %s", [snapshot])  # before any query
+        return snapshot_facts(alias)
 
 
 # --- writing and reading the archive ---------------------------------------------------------
@@ -255,6 +290,32 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("database") not in MEMBERS:
         raise BackupError(f"{path}: unknown database {manifest.get('database')!r}.")
     return manifest
+
+
+def check_archive(path: Path, manifest: dict[str, Any]) -> None:
+    """The archive holds exactly what its manifest describes (the manifest and the one
+    database member it names, of the size it gives), or a BackupError saying what differs:
+    checked before anything is extracted or restored. (The member's SHA-256 is checked as it
+    is extracted.)"""
+    name = MEMBERS[manifest["database"]]
+    if manifest.get("database_member") != name:
+        raise BackupError(
+            f"{path}: its manifest names the member {manifest.get('database_member')!r}; a "
+            f"{manifest['database']} backup holds {name}. Nothing was restored."
+        )
+    with _open_archive(path) as archive:
+        names = archive.getnames()
+        member = _regular_member(archive, name, path)
+    if sorted(names) != sorted([MANIFEST, name]):
+        raise BackupError(
+            f"{path}: the archive holds {', '.join(names)}; its manifest describes only "
+            f"{MANIFEST} and {name}. Nothing was restored."
+        )
+    if member.size != manifest.get("database_bytes"):
+        raise BackupError(
+            f"{path}: {name} is {member.size:,} bytes; its manifest says "
+            f"{manifest.get('database_bytes')!r}. Nothing was restored."
+        )
 
 
 @contextmanager

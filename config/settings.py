@@ -122,6 +122,7 @@ MIDDLEWARE = [
     "config.middleware.DatabaseUnavailableMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "accounts.middleware.WorkspaceTwoFactorMiddleware",
+    "accounts.middleware.TwoFactorSecretErrorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -315,9 +316,16 @@ if env_bool("COFFER_BEHIND_PROXY"):
 CSRF_TRUSTED_ORIGINS = env_list("COFFER_CSRF_TRUSTED_ORIGINS", [])
 
 # The HTTP API (api/): the largest template /api/v1/resolve accepts, requests per access key per
-# minute, failed authentications per client address per minute; the rate-limit counters live in
+# minute, failed authentications per client address and per presented key prefix per minute (an
+# address's failures never refuse a valid key); the rate-limit counters live in
 # the database unless COFFER_RATELIMIT_REDIS_URL names a Redis server (redis://host:6379/0).
 COFFER_API_MAX_BYTES = int(os.environ.get("COFFER_API_MAX_BYTES") or 1024 * 1024)
+# The longest output one resolve may produce (API resolve and values, and the default of
+# `manage.py resolve --max-output-bytes`): a few references to large tokens cannot make a worker
+# hold hundreds of megabytes. Past it: 413, nothing decrypted or output.
+COFFER_RESOLVE_MAX_OUTPUT_BYTES = env_positive_int(
+    "COFFER_RESOLVE_MAX_OUTPUT_BYTES", 16 * 1024 * 1024
+)
 COFFER_API_RATE_LIMIT = int(os.environ.get("COFFER_API_RATE_LIMIT") or 600)
 COFFER_API_AUTH_FAILURE_LIMIT = int(os.environ.get("COFFER_API_AUTH_FAILURE_LIMIT") or 20)
 COFFER_RATELIMIT_REDIS_URL = os.environ.get("COFFER_RATELIMIT_REDIS_URL", "")

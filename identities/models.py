@@ -469,6 +469,10 @@ class WorkloadCredential(models.Model):
         return self.identity.name
 
     @property
+    def workspace(self):
+        return self.identity.workspace
+
+    @property
     def context(self) -> UseContext:
         return self.identity.context
 

@@ -6,3 +6,9 @@ from django.apps import AppConfig
 class ImportsConfig(AppConfig):
     name = "imports"
     verbose_name = "Imports"
+
+    def ready(self) -> None:
+        from imports.models import sealed_pending_imports
+        from tokens.sealed import Source, register
+
+        register(Source("pending imports", sealed_pending_imports))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tokens import crypto
 from tokens.models import WorkspaceKey
+from tokens.sealed import Sealed
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -91,4 +94,21 @@ class PendingImport(models.Model):
             workspace_id=self.workspace_id,
             import_id=self.pk,
             label=f"{label} (master key {record.kek_id!r})",
+        )
+
+
+def sealed_pending_imports(using: str) -> Iterator[Sealed]:
+    """Each pending import's file (kept between its preview and its import): a source of
+    tokens/sealed.py, registered by ImportsConfig.ready."""
+    pending = PendingImport.objects.using(using).only("id", "workspace_id", "ciphertext")
+    for item in pending.order_by("workspace_id", "created_at").iterator(chunk_size=500):
+        yield Sealed(
+            f"pending import {item.pk}",
+            partial(
+                crypto.decrypt_pending_import,
+                blob=bytes(item.ciphertext),
+                workspace_id=item.workspace_id,
+                import_id=item.pk,
+            ),
+            workspace_id=item.workspace_id,
         )

@@ -1,7 +1,9 @@
 """Sending one webhook request safely: the URL rules, the address check, signing, the request.
 
 - A URL must be `https://` and every address its host resolves to must be public (not
-  loopback, private, link-local, shared, reserved or multicast), unless
+  loopback, private, link-local, site-local, shared, reserved or multicast; an IPv6 address
+  embedding an IPv4 one, NAT64 `64:ff9b::/96`, IPv4-compatible `::/96`, IPv4-translated
+  `::ffff:0:0:0/96` or IPv4-mapped, is judged by that IPv4 address), unless
   COFFER_WEBHOOK_ALLOW_PRIVATE is on (tests and development). The form checks it when the
   webhook is saved, and `post` checks it again right before each attempt, then connects to the
   very address it checked (a DNS answer that changes in between, "DNS rebinding", cannot send
@@ -47,9 +49,26 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address the packet may end up at: NAT64's
+# well-known prefix (RFC 6052), IPv4-compatible (deprecated) and IPv4-translated (SIIT)
+# addresses. IPv4-mapped ones (::ffff:0:0/96) are `ipv4_mapped`. The local-use NAT64 prefix
+# 64:ff9b:1::/48 may embed its IPv4 address anywhere: it is not global, so always refused.
+EMBEDS_IPV4 = tuple(
+    ipaddress.IPv6Network(network) for network in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96")
+)
+SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")  # deprecated, still routed inside some sites
+
+
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Whether an address is on the public internet, judging an IPv6 address that embeds an
+    IPv4 one by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in SITE_LOCAL:
+            return False
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif any(address in network for network in EMBEDS_IPV4):
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.is_global and not address.is_multicast
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -20,6 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from tokens import crypto
 from tokens.models import Token, WorkspaceKey
+from tokens.sealed import Sealed
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -216,3 +219,20 @@ class WebhookAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def sealed_webhook_secrets(using: str) -> Iterator[Sealed]:
+    """Each webhook's signing secret (it must be read back to sign deliveries): a source of
+    tokens/sealed.py, registered by NotificationsConfig.ready."""
+    hooks = Webhook.objects.using(using).only("id", "workspace_id", "url", "secret_ciphertext")
+    for hook in hooks.order_by("workspace_id", "created_at", "id").iterator(chunk_size=500):
+        yield Sealed(
+            f"signing secret of webhook {hook.url}",
+            partial(
+                crypto.decrypt_webhook_secret,
+                blob=bytes(hook.secret_ciphertext),
+                workspace_id=hook.workspace_id,
+                webhook_id=hook.pk,
+            ),
+            workspace_id=hook.workspace_id,
+        )

@@ -69,8 +69,8 @@ def test_refused_keys_reveal_nothing(route, settings):
     _, staging = make_access_key(a.workspace, name="qa", environment=qa, app=a.app)
     _, mobile = make_access_key(a.workspace, name="mobile", app=other_app)
     in_workspace_refusals = {
-        "another workspace's key": (theirs, "unknown token"),
-        "another environment's key": (staging, "not valid in environment qa"),
+        "another workspace's key": (theirs, "unknown token, or not available in this context"),
+        "another environment's key": (staging, "unknown token, or not available in this context"),
         "another app's key": (mobile, "not in scope for mobile"),
     }
     for label, (key, reason) in in_workspace_refusals.items():

@@ -106,17 +106,42 @@ def test_past_the_key_limit_429_with_retry_after(client, workspace, settings, ba
     assert get_values(client, other).status_code == 200, "another key has its own budget"
 
 
-def test_failed_authentications_lock_the_address_out(client, workspace, settings, backend):
+def test_failed_authentications_slow_the_address_but_not_its_valid_keys(
+    client, workspace, settings, backend
+):
+    """A CI egress address shared by many runners: one runner's bad key must not lock out the
+    others' valid keys. The address's failing keys get 429 past the limit."""
     settings.COFFER_API_AUTH_FAILURE_LIMIT = 3
     setup = api_setup(workspace)
     address = f"198.51.100.{secrets.randbelow(250) + 1}"
-    bad = keys.generate()  # well formed, unknown: only those cost a lookup and count
-    assert [get_values(client, bad, REMOTE_ADDR=address).status_code for _ in range(3)] == [401] * 3
-    refused = get_values(client, setup.key, REMOTE_ADDR=address)
-    assert refused.status_code == 429, "past the limit even a good key waits: no oracle"
+    statuses = [get_values(client, keys.generate(), REMOTE_ADDR=address).status_code
+                for _ in range(4)]  # fmt: skip
+    assert statuses == [401] * 3 + [429]
+    refused = get_values(client, keys.generate(), REMOTE_ADDR=address)
+    assert refused.status_code == 429
     assert "failed authentications from this address" in refused.json()["error"]
     assert int(refused["Retry-After"]) >= 1
-    assert get_values(client, setup.key, REMOTE_ADDR="192.0.2.1").status_code == 200
+    assert get_values(client, setup.key, REMOTE_ADDR=address).status_code == 200
+
+
+def test_failures_with_one_key_prefix_refuse_that_prefix_from_any_address(
+    client, workspace, settings, backend
+):
+    """Someone trying keys that look like one key (its prefix is shown in the UI and the
+    audit trail) is stopped whatever address they come from; other keys are not."""
+    settings.COFFER_API_AUTH_FAILURE_LIMIT = 3
+    setup = api_setup(workspace)
+    _, other = make_access_key(workspace, name="other")
+    start = setup.key[len(keys.PREFIX) : keys.IDENTIFIER_LENGTH]
+    for number in range(3):  # well-formed keys with the same prefix, from three addresses
+        rest = start + keys.generate()[keys.IDENTIFIER_LENGTH : -keys.CHECKSUM_LENGTH]
+        forged = keys.PREFIX + rest + keys.checksum(rest)
+        assert keys.is_well_formed(forged) and forged[:10] == setup.key[:10]
+        assert get_values(client, forged, REMOTE_ADDR=f"203.0.113.{number + 1}").status_code == 401
+    refused = get_values(client, setup.key, REMOTE_ADDR="203.0.113.99")
+    assert refused.status_code == 429
+    assert "failed authentications with this access key" in refused.json()["error"]
+    assert get_values(client, other, REMOTE_ADDR="203.0.113.99").status_code == 200
 
 
 def test_an_unreachable_redis_is_a_503_not_an_open_door(client, workspace, settings):

@@ -59,7 +59,7 @@ def test_check_reports_without_values(server):
     report = json.loads(body)
     assert [(r["key"], r["reason"]) for r in report["references"]] == [
         ("DB_URL", None),
-        ("NOPE", "unknown token"),
+        ("NOPE", "unknown token, or not available in this context"),
     ]
     assert server.values["DB_URL"].encode() not in body
 

@@ -61,8 +61,8 @@ def test_keys_that_cannot_be_resolved_give_the_report_and_no_value(client, setup
     assert {entry["key"]: entry["reason"] for entry in report["references"]} == {
         "DB_URL": None,
         "MOBILE_KEY": "not in scope for payments, checkout",
-        "SANDBOX_ONLY": "not valid in environment production",
-        "NOPE": "unknown token",
+        "SANDBOX_ONLY": "unknown token, or not available in this context",
+        "NOPE": "unknown token, or not available in this context",
         "OLD": "token revoked",
     }
     assert [entry["line"] for entry in report["references"]] == [1, 2, 3, 4, 5]
@@ -193,6 +193,6 @@ def test_a_keyless_call_that_loses_a_race_reports_the_key(client, setup, monkeyp
     assert response.json()["ok"] is False
     assert [(r["key"], r["reason"]) for r in response.json()["references"]] == [
         ("MOBILE_KEY", "not in scope for payments, checkout"),
-        ("SANDBOX_ONLY", "not valid in environment production"),
+        ("SANDBOX_ONLY", "unknown token, or not available in this context"),
     ]
     assert setup.values["DB_URL"] not in response.text

@@ -85,7 +85,16 @@ def test_backup_then_verify_passes_with_counts(tmp_path):
         member = "database.pgdump" if ON_POSTGRES else "database.sqlite3"
         assert archive.getnames() == ["manifest.json", member]
     manifest = manifest_of(output)
-    assert manifest["counts"] == {"workspaces": 2, "data_keys": 2, "tokens": 5}
+    assert manifest["counts"] == {
+        "workspaces": 2,
+        "data_keys": 2,
+        "tokens": 5,
+        "token_values": 5,
+        "token_versions": 5,
+        "pending_imports": 0,
+        "two_factor_secrets": 0,
+        "webhook_signing_secrets": 0,
+    }
     assert manifest["master_key_ids"] == ["test1"]
     assert manifest["database"] == connection.vendor
     assert "0001_initial" in manifest["migrations"]["tokens"]

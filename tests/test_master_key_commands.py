@@ -252,7 +252,7 @@ def test_rotation_with_the_old_key_missing_says_which_key_to_add_back(db):
     assert "workspace team-0: master key 'test1' is not in the key ring (known: k2)" in (
         err.getvalue()
     )
-    assert "Master key 'test1' is used by 2 workspace(s) but is not in the key ring" in (
+    assert "Master key 'test1' is used by 2 workspace data key(s) and 0 two-factor secrets but" in (
         err.getvalue()
     )
     assert kek_ids() == ["test1", "test1"]
@@ -275,8 +275,8 @@ def test_rotation_says_an_old_key_still_in_use_must_be_kept(db):
         call_command("rotate_master_key", stdout=out, stderr=StringIO())
     assert "Master key 'test1' is no longer used: it can be removed" in out.getvalue()
     assert (
-        "Master key 'k0' is still used by 1 workspace(s) and 0 two-factor secret(s): keep it."
-        in (out.getvalue())
+        "Master key 'k0' is still used by 1 workspace data key(s) and 0 two-factor secrets: "
+        "keep it." in (out.getvalue())
     )
 
 

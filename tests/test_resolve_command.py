@@ -230,10 +230,10 @@ def test_every_problem_is_listed_on_stderr_in_the_exact_format(troubled, tmp_pat
     result = run(str(template), *CONTEXT, "--product", "billing")
     assert (result.code, result.out) == (1, b"")
     assert result.err_lines == [
-        f"{template}:2:10: $Secret{{MISSING}}: unknown token",
+        f"{template}:2:10: $Secret{{MISSING}}: unknown token, or not available in this context",
         f"{template}:3:10: $Secret{{REVOKED}}: token revoked",
         f"{template}:4:10: $Secret{{EXPIRED}}: token expired on 2026-01-02 00:00:00 UTC",
-        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: not valid in environment production",
+        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: unknown token, or not available in this context",
         f"{template}:6:8: $Secret{{SCOPED}}: not in scope for billing",
         f"{template}:7:6: $Secret{{bad key}}: malformed reference",
         f"{template}:7:23: $Secret{{}}: malformed reference",

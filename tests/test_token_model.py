@@ -407,7 +407,7 @@ def test_token_is_usable_only_in_its_environments(workspace, catalog):
     token = make(workspace, environments=[catalog["sandbox"]])
     assert token.is_usable_by(UseContext(catalog["sandbox"]))
     assert token.unusable_reason(UseContext(catalog["production"])) == (
-        "not valid in environment production"
+        "unknown token, or not available in this context"
     )
 
 

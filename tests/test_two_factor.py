@@ -295,7 +295,7 @@ def test_master_key_rotation_reseals_two_factor_secrets_so_the_old_key_can_go(wi
     out = StringIO()
     with override_settings(COFFER_MASTER_KEYS=f"{new_key},{os.environ['COFFER_MASTER_KEYS']}"):
         call_command("rotate_master_key", stdout=out, stderr=StringIO())
-    assert "Re-sealed 2 two-factor secret(s) under master key 'k2'." in out.getvalue()
+    assert "Re-sealed 2 two-factor secrets under master key 'k2'." in out.getvalue()
     assert "Master key 'test1' is no longer used: it can be removed" in out.getvalue()
     for authenticator in Authenticator.objects.all():
         sealed = authenticator.data.get("secret") or authenticator.data.get("seed")

@@ -67,6 +67,18 @@ def test_malformed_or_plain_http_urls_are_refused(url, message):
         "fc00::1",
         "::ffff:127.0.0.1",
         "::ffff:10.0.0.1",
+        # IPv6 addresses that lead to a private IPv4 address, and site-local ones
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "64:ff9b:1:abcd::808:808",  # local-use NAT64: its IPv4 address can be anywhere
+        "::a00:1",  # IPv4-compatible 10.0.0.1
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "::ffff:0:a00:1",  # IPv4-translated 10.0.0.1
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+        "fec0::1",  # site-local
+        "fec0::808:808",
     ],
 )
 def test_private_addresses_are_refused(settings, address):
@@ -74,6 +86,13 @@ def test_private_addresses_are_refused(settings, address):
     host = f"[{address}]" if ":" in address else address
     with pytest.raises(UnsafeURL, match="not a public address"):
         resolve(f"https://{host}/hook")
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "::ffff:0:808:808", "2606:4700::1111"])
+def test_an_ipv6_address_leading_to_a_public_one_is_accepted(settings, address):
+    """NAT64 of a public address (an IPv6-only network reaching an IPv4 host) is public."""
+    settings.COFFER_WEBHOOK_ALLOW_PRIVATE = False
+    assert resolve(f"https://[{address}]/hook").address == address
 
 
 def test_a_host_name_resolving_to_a_private_address_is_refused(settings, monkeypatch):

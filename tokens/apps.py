@@ -9,4 +9,7 @@ class TokensConfig(AppConfig):
 
     def ready(self) -> None:
         from config import database_files  # noqa: F401  (keeps the SQLite files 0600)
-        from tokens import checks  # noqa: F401  (registers the master key check)
+        from tokens import (
+            checks,  # noqa: F401  (registers the master key check)
+            sealed,  # noqa: F401  (registers the tokens' sealed values first)
+        )

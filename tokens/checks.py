@@ -3,9 +3,11 @@ Coffer runs anything that needs it.
 
 Every manage.py command that runs system checks (migrate, runserver, check, ...) stops with
 coffer.E001 when the key ring is missing or malformed, and coffer.E002 when a master key id in
-use in the database is missing from the ring or is not the key that wrapped its data keys (one
-data key per id is unwrapped). `generate_master_key` skips the checks so it can run to make the
-first key. `config/wsgi.py` and `config/asgi.py` run both at start-up for the web server.
+use in the database is missing from the ring or is not the key that wrapped its data keys or
+sealed its two-factor secrets (one data key per id is unwrapped, and one item per id of each
+kind sealed straight under a master key, from tokens/sealed.py, is opened).
+`generate_master_key` skips the checks so it can run to make the first key.
+`config/wsgi.py` and `config/asgi.py` run both at start-up for the web server.
 """
 
 from __future__ import annotations
@@ -15,24 +17,34 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
-from django.db import DatabaseError, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from tokens import crypto
 
 
 def master_key_problems() -> list[str]:
-    """Unwrap one data key per master key id in use; a message per id the ring cannot read.
+    """Open one thing per master key id in use, for each kind sealed under master keys: one
+    data key per id (the items sealed under data keys follow their data key), and one item per
+    id of each source sealed straight under a master key (tokens/sealed.py: two-factor
+    secrets). A message per id the ring cannot read.
 
-    A database without the table yet (before `migrate`) or out of reach has nothing to check.
+    A database without the tables yet (before `migrate`) or out of reach has nothing to check.
     """
     from tokens.models import WorkspaceKey
+    from tokens.sealed import master_key_sources
 
+    problems = []
     try:
         with transaction.atomic():
             samples = list(WorkspaceKey.one_per_master_key())
+            by_master_key = {
+                (source.name, item.master_key_id): item
+                for source in master_key_sources()
+                for item in reversed(list(source.items(DEFAULT_DB_ALIAS)))
+                if item.master_key_id  # one in no known form names no key: verify_backup says
+            }
     except DatabaseError:
         return []
-    problems = []
     for record in samples:
         try:
             record.unwrap(label=f"workspace {record.workspace.slug}")
@@ -40,6 +52,14 @@ def master_key_problems() -> list[str]:
             problems.append(
                 f"Master key {record.kek_id!r} does not match the database: {error} "
                 f"Configure the master key {record.kek_id!r} that wrapped these data keys."
+            )
+    for (name, kek_id), item in by_master_key.items():
+        try:
+            item.open(label=item.what)
+        except (crypto.CryptoError, crypto.MasterKeyError) as error:
+            problems.append(
+                f"Master key {kek_id!r} does not read the {name}: {error} Configure the "
+                f"master key {kek_id!r} that sealed them, or those people cannot sign in."
             )
     return problems
 

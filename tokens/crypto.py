@@ -298,6 +298,12 @@ def decrypt_value(
         ) from None
 
 
+def plaintext_length(blob: bytes) -> int:
+    """How many bytes the value sealed in `blob` holds, without decrypting it (AES-GCM adds
+    exactly the nonce and the tag)."""
+    return max(0, len(blob) - NONCE_BYTES - TAG_BYTES)
+
+
 # --- webhook signing secrets ------------------------------------------------------------------
 # A signing secret must be read back to sign each delivery, so it is encrypted like a value:
 # under its workspace's data key, bound to the workspace and the webhook.
@@ -384,19 +390,26 @@ def encrypt_account_secret(text: str) -> str:
     return f"{ACCOUNT_SECRET_PREFIX}:{ring.active_id}:{base64.b64encode(blob).decode('ascii')}"
 
 
+class AccountSecretError(CryptoError):
+    """A person's two-factor secret cannot be opened (a missing or wrong master key)."""
+
+
 @sensitive_variables()
 def decrypt_account_secret(stored: str) -> str:
-    """Open what encrypt_account_secret() sealed, or raise a CryptoError (no secret in it)."""
+    """Open what encrypt_account_secret() sealed, or raise an AccountSecretError (no secret in
+    it)."""
     prefix, _, rest = stored.partition(":")
     kek_id, _, encoded = rest.partition(":")
     if prefix != ACCOUNT_SECRET_PREFIX or not kek_id or not encoded:
-        raise CryptoError("A two-factor secret is not in Coffer's encrypted form.")
+        raise AccountSecretError("A two-factor secret is not in Coffer's encrypted form.")
     try:
         blob = base64.b64decode(encoded, validate=True)
         key = _account_secret_key(key_ring().get(kek_id))
         return _open(key, blob, _ACCOUNT_SECRET_AAD).decode("utf-8")
+    except CryptoError as error:  # the master key is not in the ring
+        raise AccountSecretError(f"Cannot decrypt a two-factor secret: {error}") from None
     except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
-        raise CryptoError(
+        raise AccountSecretError(
             f"Cannot decrypt a two-factor secret with master key {kek_id!r}: it is corrupted "
             "or the master key is wrong."
         ) from None

@@ -40,6 +40,9 @@ KEY_PATTERN = rf"[{KEY_FIRST_CHARS}][{KEY_CHARS}]*"
 KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
 KEY_DB_PATTERN = rf"^[{KEY_FIRST_CHARS}][{KEY_CHARS}]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
 VALUE_MAX_BYTES = 64 * 1024
+# The resolver's reason for a key no token in the workspace has, and for a token outside the
+# context's environment: the same words, so a context cannot tell them apart.
+NOT_AVAILABLE = "unknown token, or not available in this context"
 DESCRIPTION_MAX_LENGTH = 500
 PERIOD_MAX_DAYS = 3650
 EXPIRING_SOON_DAYS = 7  # "Expires soon" on the table, "Expiring soon" in its status filter
@@ -597,28 +600,33 @@ class Token(models.Model):
         return errors
 
     def unusable_reason(self, context: UseContext, at: dt.datetime | None = None) -> str | None:
-        """Why this token may not be used in `context` (the resolver's wording), or None."""
-        if self.is_revoked:
-            return "token revoked"
-        if self.expires_at is not None and self.is_expired(at):
-            return f"token expired on {self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        """Why this token may not be used in `context` (the resolver's wording), or None.
+
+        A context learns only what it may know: of a token outside its environment, nothing
+        (the same words as for a key no token has: not its status, expiry or environments);
+        of a token in its environment but out of its scope, that it is out of scope; only of
+        a token it could use, that it is revoked or expired, and when."""
         for obj in (context.environment, context.product, context.app):
             if obj is not None and obj.workspace_id != self.workspace_id:
                 return f"{obj.slug} is not in this token's workspace"
         if context.environment.pk not in {env.pk for env in self.environments.all()}:
-            return f"not valid in environment {context.environment.slug}"
+            return NOT_AVAILABLE
         products = {product.pk for product in self.products.all()}
         apps = {app.pk for app in self.apps.all()}
-        if not products and not apps:
-            return None
-        if (context.product and context.product.pk in products) or (
-            context.app and context.app.pk in apps
-        ):
-            return None
-        given = [obj.slug for obj in (context.product, context.app) if obj is not None]
-        if not given:
-            return "not in scope: no product or app given"
-        return f"not in scope for {', '.join(given)}"
+        in_scope = (not products and not apps) or bool(
+            (context.product and context.product.pk in products)
+            or (context.app and context.app.pk in apps)
+        )
+        if not in_scope:
+            given = [obj.slug for obj in (context.product, context.app) if obj is not None]
+            if not given:
+                return "not in scope: no product or app given"
+            return f"not in scope for {', '.join(given)}"
+        if self.is_revoked:
+            return "token revoked"
+        if self.expires_at is not None and self.is_expired(at):
+            return f"token expired on {self.expires_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"
+        return None
 
     def is_usable_by(self, context: UseContext, at: dt.datetime | None = None) -> bool:
         return self.unusable_reason(context, at) is None

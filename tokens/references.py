@@ -46,6 +46,7 @@ import datetime as dt
 import hashlib
 import re
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -58,10 +59,11 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from tokens.crypto import CryptoError, MasterKeyError
+from tokens.crypto import CryptoError, MasterKeyError, plaintext_length
 from tokens.models import (
     KEY_MAX_LENGTH,
     KEY_PATTERN,
+    NOT_AVAILABLE,
     AuditAction,
     AuditEvent,
     Token,
@@ -176,6 +178,18 @@ class ResolveError(Exception):
 
     def __str__(self) -> str:
         return "\n".join([super().__str__(), *map(str, self.problems)])
+
+
+class OutputTooLarge(ResolveError):
+    """The resolved text would be longer than the output limit; nothing was decrypted, marked
+    used or output."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The resolved output would be {size:,} bytes; the limit is {limit:,} bytes. "
+            "Nothing was resolved: reference fewer or smaller tokens, or split the template."
+        )
+        self.size, self.limit = size, limit
 
 
 @dataclass(frozen=True)
@@ -297,15 +311,14 @@ class Template:
         self.malformed_count = 0
         kept: list[list] | None = [] if keep else None
         self._kept = kept
-        distinct: set = set()
-        count = 0
-        for parts, keys in self._parse(check=True):
-            count += len(parts) // 2
-            distinct |= keys
+        occurrences: Counter = Counter()
+        for parts, _ in self._parse(check=True):
+            occurrences.update(parts[1::2])  # counted in C
             if kept is not None:
                 kept.append(parts)
-        self._count = count
-        self._distinct = {_decoded(key) for key in distinct}
+        self._count = occurrences.total()
+        self._occurrences = {_decoded(key): n for key, n in occurrences.items()}
+        self._distinct = set(self._occurrences)
 
     def _segments(self):
         text, size = self.text, len(self.text)
@@ -344,6 +357,16 @@ class Template:
 
     def distinct_keys(self) -> set[str]:
         return self._distinct
+
+    def output_size(self, value_sizes: Mapping[str, int]) -> int:
+        """How long the rendered text will be when each key's value is value_sizes[key]
+        long: the template's length, less its references, plus their values (in the
+        template's units: characters of a `str`, bytes of a file)."""
+        reference = len(OPENER) + len("}")
+        return len(self.text) + sum(
+            count * (value_sizes[key] - reference - len(key))
+            for key, count in self._occurrences.items()
+        )
 
     def references(self) -> Iterator[Reference]:
         """Every `$Secret{...}` occurrence (malformed ones included) with its line and column,
@@ -509,7 +532,7 @@ def _look_up(
         }
         for key in missing:
             token = found.get(key)
-            reason = UNKNOWN if token is None else token.unusable_reason(context, at)
+            reason = NOT_AVAILABLE if token is None else token.unusable_reason(context, at)
             # Fail closed even if the database and the model ever disagreed.
             reasons[key] = reason or "token not usable here"
     return _Lookup(usable, reasons, data_key)
@@ -609,25 +632,30 @@ def check_text(
     return CheckReport(source=source, references=references, problems=problems)
 
 
-def resolve_text(
-    text: str,
+def resolve_text[T: (str, bytes)](
+    text: T,
     context: UseContext,
     *,
     source: str = "<string>",
     actor: User | str | None = None,
     at: dt.datetime | None = None,
     detail: Mapping[str, object] | None = None,
-) -> str:
-    """`text` with every `$Secret{KEY}` replaced by its token's value in `context`.
+    max_output: int | None = None,
+) -> T:
+    """`text` with every `$Secret{KEY}` replaced by its token's value in `context` (bytes,
+    in their own encoding, for bytes).
 
     `actor` is the user or the name the audit event records ("system" when None); `detail`
     adds fields to that event (e.g. the API's access key and client address). Raises
     ResolveError (with every problem) when any reference cannot be resolved, a value cannot be
     decrypted or the audit event cannot be written; then nothing was marked used or audited
-    (or, for the audit, the write was rolled back).
+    (or, for the audit, the write was rolled back). Raises OutputTooLarge, before decrypting
+    anything, when the output would be longer than `max_output` bytes
+    (COFFER_RESOLVE_MAX_OUTPUT_BYTES when None).
     """
     template = Template(text)
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
+                      max_output=max_output)  # fmt: skip
     return template.render(values, reuse=True)
 
 
@@ -639,13 +667,15 @@ def resolve_pieces(
     actor: User | str | None = None,
     at: dt.datetime | None = None,
     detail: Mapping[str, object] | None = None,
+    max_output: int | None = None,
 ) -> Iterator:
     """`resolve_text` for large texts: resolves, marks used and audits first (raising
     ResolveError exactly like it, before anything is output), then returns the resolved text a
     segment at a time, never holding a second copy of it. A bytes-like `text` (a file's bytes)
     gives bytes pieces."""
     template = Template(text, keep=False)
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
+                      max_output=max_output)  # fmt: skip
     return template.pieces(values)
 
 
@@ -657,8 +687,11 @@ def _resolve(
     source: str,
     actor: User | str | None,
     detail: Mapping[str, object] | None = None,
+    max_output: int | None = None,
 ) -> dict[str, str]:
     at = at or timezone.now()
+    if max_output is None:
+        max_output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
     failure = None
     # The lookup's row locks last until the audit event is written. No savepoint for this block
     # (the query counts stay those of a plain run): a run that fails leaves it normally, having
@@ -666,8 +699,9 @@ def _resolve(
     with transaction.atomic(savepoint=False):
         try:
             values = _values_marked_used(
-                template, context, at=at, source=source, actor=actor, detail=detail
-            )
+                template, context, at=at, source=source, actor=actor, detail=detail,
+                max_output=max_output,
+            )  # fmt: skip
         except ResolveError as error:
             failure = error
     if failure is not None:
@@ -683,14 +717,21 @@ def _values_marked_used(
     source: str,
     actor: User | str | None,
     detail: Mapping[str, object] | None = None,
+    max_output: int,
 ) -> dict[str, str]:
-    """The referenced tokens' values, locked, decrypted and marked used; or ResolveError."""
+    """The referenced tokens' values, locked, decrypted and marked used; or ResolveError
+    (OutputTooLarge when the output would be over `max_output`)."""
     lookup = _look_up(template, context, at, lock=True)
     if error := _unresolvable(problems_in(template, lookup.reasons, source=source)):
         raise error
     if not lookup.usable:
         return {}
     tokens = list(lookup.usable.values())
+    # A value's length is its ciphertext's, less the nonce and tag: the limit is checked
+    # before a single value is decrypted or a single byte of output is made.
+    size = template.output_size({t.key: plaintext_length(t.ciphertext) for t in tokens})
+    if size > max_output:
+        raise OutputTooLarge(size, max_output)
     try:
         known = {lookup.data_key.workspace_id: lookup.data_key} if lookup.data_key else {}
         by_pk = Token.objects.reveal_values(tokens, known)
@@ -948,16 +989,6 @@ def wide_encoding(data: bytes | bytearray) -> str | None:
     return None
 
 
-def decode_template(data: bytes) -> str:
-    """A template's bytes as text; every byte survives the round trip through `encode_output`
-    (undecodable bytes are kept as surrogates), so output keeps the input's encoding."""
-    return data.decode("utf-8", "surrogateescape")
-
-
-def encode_output(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
 def report_payload(report: CheckReport, context: UseContext) -> dict:
     """A check report as `resolve --format json` prints it (and the API returns it)."""
     return {
@@ -988,6 +1019,7 @@ def resolve_values(
     actor=None,
     at: dt.datetime | None = None,
     detail: Mapping[str, object] | None = None,
+    max_output: int | None = None,
 ) -> dict[str, str]:
     """{key: value} for environment injection: the given Token Keys, or every token usable in
     `context` when `keys` is None. The same lookup, locks, decryption and audit event as
@@ -999,5 +1031,6 @@ def resolve_values(
         keys = usable.order_by("key").values_list("key", flat=True)
     keys = list(dict.fromkeys(keys))
     template = Template(values_text(keys))
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail)
+    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
+                      max_output=max_output)  # fmt: skip
     return {key: values[key] for key in keys}

@@ -15,28 +15,35 @@ from django.db.migrations.executor import MigrationExecutor
 
 from backups.archive import (
     BackupError,
+    check_archive,
     client_tool,
     extracted_database,
     libpq_environment,
     psycopg_arguments,
     read_manifest,
     run_tool,
+    sqlite_settings,
 )
 from backups.verify import Report, check_database, database_alias
 from tokens import crypto
 from tokens.cli import usage_error
 from tokens.references import printable
+from tokens.sealed import SOURCES
 
 FAILED = 1
 ALIAS = "coffer_backup_check"
 
 HELP = """\
 Check that a backup made by `manage.py backup` can be restored and read with the master keys on
-hand: it is restored into a throwaway database (a temporary SQLite file, or a temporary
-PostgreSQL database on the configured server, created and dropped), then every workspace data
-key must unwrap and every stored ciphertext decrypt and authenticate. Prints counts and names
-each failure (token, workspace, master key id), never a value. --live checks the configured
-database itself (after a restore, or at any time).
+hand. The archive must hold exactly what its manifest describes (its database member, of the
+size and SHA-256 given) before anything is restored; then it is restored into a throwaway
+database (a temporary SQLite file, or a temporary PostgreSQL database on the configured server,
+created and dropped), every workspace data key must unwrap and every sealed thing decrypt and
+authenticate: token values and versions, pending imports, two-factor secrets (TOTP keys and
+recovery-code seeds, sealed straight under a master key) and webhook signing secrets. The
+restored database must hold what the manifest counts and need exactly the master keys it
+lists. Prints counts and names each failure (token, workspace, user, master key id), never a
+value. --live checks the configured database itself (after a restore, or at any time).
 
 exit status: 0 everything can be read; 1 something cannot (each failure is listed), or the
 restore failed; 2 bad arguments, or FILE is missing or not a Coffer backup.
@@ -107,6 +114,7 @@ class Command(BaseCommand):
             + "."
         )
         try:
+            check_archive(path, manifest)
             with restored(path, manifest) as alias:
                 self.stdout.write("Restored into a throwaway database.")
                 problems = migration_problems(alias, live=False)
@@ -154,18 +162,29 @@ class Command(BaseCommand):
 
 
 def manifest_mismatches(manifest: dict[str, Any], report: Report) -> list[str]:
+    """What the manifest says the backup holds and the restored database does not: a count of
+    any sealed thing, or the master keys it needs (a manifest from before a count was added
+    simply does not have it)."""
     counts = manifest.get("counts", {})
     found = {
         "workspaces": report.workspaces,
         "data_keys": report.data_keys.checked,
         "tokens": report.count("token values"),
+        **{source.manifest_name: report.count(source.name) for source in SOURCES},
     }
-    return [
-        f"the manifest counts {counts.get(name)} {name.replace('_', ' ')}, the restored "
+    problems = [
+        f"the manifest counts {counts[name]} {name.replace('_', ' ')}, the restored "
         f"database holds {number}."
         for name, number in found.items()
-        if counts.get(name) != number
+        if name in counts and counts[name] != number
     ]
+    listed = sorted(str(kek_id) for kek_id in manifest.get("master_key_ids", []))
+    if listed != report.master_key_ids:
+        problems.append(
+            f"the manifest lists master keys {', '.join(listed) or 'none'}; the restored "
+            f"database needs {', '.join(report.master_key_ids) or 'none'}."
+        )
+    return problems
 
 
 def migration_problems(alias: str, *, live: bool) -> list[str]:
@@ -195,18 +214,7 @@ def restored(path: Path, manifest: dict[str, Any]) -> Iterator[str]:
         extracted_database(path, manifest, Path(folder)) as database,
     ):
         if manifest["database"] == "sqlite":
-            settings_dict = {
-                **default,
-                "ENGINE": "django.db.backends.sqlite3",
-                "NAME": str(database),
-                "HOST": "",
-                "PORT": "",
-                "USER": "",
-                "PASSWORD": "",
-                "OPTIONS": {},
-                "CONN_MAX_AGE": 0,
-            }
-            with database_alias(ALIAS, settings_dict) as alias:
+            with database_alias(ALIAS, sqlite_settings(default, database)) as alias:
                 yield alias
             return
         if connections[DEFAULT_DB_ALIAS].vendor != "postgresql":

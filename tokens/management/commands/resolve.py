@@ -42,6 +42,9 @@ OK, UNRESOLVED = 0, 1
 ACTOR_MAX_LENGTH = 150
 STDIN = "<stdin>"
 MAX_BYTES = 64 * 1024 * 1024  # the default --max-bytes
+# The default --max-output-bytes: four times the largest template it takes by default. The
+# output is streamed (to stdout or the file), so this guards the disk more than the memory.
+MAX_OUTPUT_BYTES = 4 * MAX_BYTES
 READ_CHUNK = 1024 * 1024
 PROBLEM_LINES = 1_000  # problem lines printed at most; then one line counts the rest
 
@@ -57,7 +60,8 @@ writes one audit event (keys and context, never values) before any output.
 
 exit status:
   0  resolved (with --check: every reference would resolve)
-  1  a reference cannot be resolved, or the resolve failed (nothing was written)
+  1  a reference cannot be resolved, the output would be over --max-output-bytes, or the
+     resolve failed (nothing was written)
   2  bad arguments, unreadable input or input over --max-bytes, an empty or unwritable
      --output or one that is not a regular file (a link, device, FIFO, socket, directory),
      or an unknown workspace, environment, product or app
@@ -129,6 +133,14 @@ class Command(BaseCommand):
             help=f"Refuse a template larger than N bytes (default {MAX_BYTES} = 64 MiB).",
         )
         parser.add_argument(
+            "--max-output-bytes",
+            type=byte_count,
+            default=MAX_OUTPUT_BYTES,
+            metavar="N",
+            help=f"Refuse, before decrypting anything, a resolve whose output would be larger "
+            f"than N bytes (default {MAX_OUTPUT_BYTES} = 256 MiB).",
+        )
+        parser.add_argument(
             "--check",
             action="store_true",
             help="Print each distinct reference's status and a summary, never a value.",
@@ -169,7 +181,9 @@ class Command(BaseCommand):
             return
         output = AtomicFile(options["output"]) if options["output"] is not None else None
         try:
-            pieces = resolve_pieces(data, context, source=source, actor=actor)
+            pieces = resolve_pieces(
+                data, context, source=source, actor=actor, max_output=options["max_output_bytes"]
+            )
             if output is not None:
                 for piece in pieces:
                     output.write(piece)

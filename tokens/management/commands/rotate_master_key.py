@@ -14,11 +14,11 @@ the key ring is unusable.
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Count
+from django.db import DEFAULT_DB_ALIAS
 
-from accounts.adapters import reseal_two_factor_secrets, two_factor_key_use
 from tokens import crypto
 from tokens.models import WorkspaceKey
+from tokens.sealed import inventory, master_key_sources
 
 BAR_WIDTH = 30
 
@@ -47,26 +47,24 @@ class Command(BaseCommand):
             f"Re-wrapped {rewrapped} workspace data key(s) under master key {ring.active_id!r}"
             + (f"; {len(failures)} failed." if failures else ".")
         )
-        # People's two-factor secrets are sealed under a master key too (not a data key).
-        resealed, two_factor_failures = reseal_two_factor_secrets()
-        self.stdout.write(
-            f"Re-sealed {resealed} two-factor secret(s) under master key {ring.active_id!r}"
-            + (f"; {len(two_factor_failures)} failed." if two_factor_failures else ".")
-        )
-        for failure in two_factor_failures:
-            self.stderr.write(f"  {failure}")
         for failure in failures:
             self.stderr.write(f"  {failure}")
+        still = [f"{len(failures)} workspace data key(s)"] if failures else []
+        # What is sealed straight under a master key (people's two-factor secrets), not under
+        # a data key, is sealed again (tokens/sealed.py lists it).
+        for source in master_key_sources():
+            assert source.reseal is not None
+            resealed, source_failures = source.reseal()
+            self.stdout.write(
+                f"Re-sealed {resealed} {source.name} under master key {ring.active_id!r}"
+                + (f"; {len(source_failures)} failed." if source_failures else ".")
+            )
+            for failure in source_failures:
+                self.stderr.write(f"  {failure}")
+            if source_failures:
+                still.append(f"{len(source_failures)} {source.name}")
         self._report_master_key_use(ring)
-        if failures or two_factor_failures:
-            still = [
-                *([f"{len(failures)} workspace data key(s)"] if failures else []),
-                *(
-                    [f"{len(two_factor_failures)} two-factor secret(s)"]
-                    if two_factor_failures
-                    else []
-                ),
-            ]
+        if still:
             raise CommandError(
                 f"{' and '.join(still)} are still on an old master key. Fix the key ring (each "
                 "error names the workspace or user and the master key) and run again."
@@ -102,13 +100,17 @@ class Command(BaseCommand):
             self.stderr.write(line)
 
     def _report_master_key_use(self, ring: crypto.KeyRing) -> None:
-        in_use = dict(WorkspaceKey.objects.values_list("kek_id").annotate(n=Count("pk")).order_by())
-        two_factor = two_factor_key_use()
+        in_use = inventory(DEFAULT_DB_ALIAS).master_keys
+        kinds = ["data keys", *(source.name for source in master_key_sources())]
+
+        def uses(kek_id: str) -> str:
+            words = {"data keys": "workspace data key(s)"}
+            return " and ".join(f"{in_use[kek_id][k]} {words.get(k, k)}" for k in kinds)
+
         for kek_id in ring.ids[1:]:
-            if in_use.get(kek_id) or two_factor.get(kek_id):
+            if kek_id in in_use:
                 self.stdout.write(
-                    f"Master key {kek_id!r} is still used by {in_use.get(kek_id, 0)} "
-                    f"workspace(s) and {two_factor.get(kek_id, 0)} two-factor secret(s): keep it."
+                    f"Master key {kek_id!r} is still used by {uses(kek_id)}: keep it."
                 )
             else:
                 self.stdout.write(
@@ -117,6 +119,6 @@ class Command(BaseCommand):
                 )
         for kek_id in sorted(set(in_use) - set(ring.ids)):
             self.stderr.write(
-                f"Master key {kek_id!r} is used by {in_use[kek_id]} workspace(s) but is not in "
-                "the key ring: add it back (after the active key) and run again."
+                f"Master key {kek_id!r} is used by {uses(kek_id)} but is not in the key ring: "
+                "add it back (after the active key) and run again."
             )
