@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "lib",
     "audit",
     "workspaces",
     "tokens",

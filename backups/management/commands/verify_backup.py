@@ -23,9 +23,9 @@ from backups.archive import (
     run_tool,
 )
 from backups.verify import Report, check_database, database_alias
+from lib.commands import usage_error
+from lib.text import printable
 from tokens import crypto
-from tokens.cli import usage_error
-from tokens.references import printable
 
 FAILED = 1
 ALIAS = "coffer_backup_check"
