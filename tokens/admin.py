@@ -22,7 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from lib.admin import staff_user
+from lib.admin import on_own_admin_pages, staff_user
 from tokens.forms import CatalogChoiceField, add_model_errors
 from tokens.models import (
     EDITABLE_FIELDS,
@@ -34,7 +34,6 @@ from tokens.models import (
     TokenUsage,
     TokenVersion,
 )
-from workspaces.admin import on_own_admin_pages
 from workspaces.models import WorkspaceCatalogItem
 
 if TYPE_CHECKING:
