@@ -1,6 +1,6 @@
 """The signed-in request of Coffer's workspace views.
 
-A view behind `@login_required` annotates its request as AuthenticatedHttpRequest: `request.user`
+A view behind `@signed_in_view` annotates its request as AuthenticatedHttpRequest: `request.user`
 is a signed-in User, `request.htmx` comes from django-htmx's middleware, and `request.membership`
 is set by workspaces.access.get_workspace_for (read it only after calling that).
 """
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class AuthenticatedHttpRequest(HtmxHttpRequest):
-    """A request from a signed-in user (a view behind `@login_required`)."""
+    """A request from a signed-in user (a view behind `@signed_in_view`)."""
 
     user: User
     membership: Membership

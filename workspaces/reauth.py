@@ -117,7 +117,7 @@ def reauth_url(next_path: str) -> str:
 def recent_auth_required(view):
     """Run `view` only if the user gave their password within COFFER_REAUTH_MINUTES; otherwise
     send them to confirm it (an HX-Redirect for htmx) and back to this URL. Put it below
-    @login_required: anonymous users are sent to sign in first."""
+    @signed_in_view: anonymous users are sent to sign in first."""
 
     @functools.wraps(view)
     def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
