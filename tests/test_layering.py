@@ -6,6 +6,7 @@ Every `import` counts, wherever it is: at the top, inside a function or under TY
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,53 +48,46 @@ def top(module: str) -> str:
     return module.split(".")[0]
 
 
-def test_lib_imports_nothing_of_the_project():
-    wrong = [
-        f"{file}: {module}"
-        for file, module, _ in imports_of("lib")
-        if top(module) in PROJECT and top(module) != "lib"
+def offending(package: str, wrong: Callable[[str, list[str]], bool]) -> list[str]:
+    """'file: module' for each import in `package` for which `wrong(module, names)` holds."""
+    return [
+        f"{file}: {module}" for file, module, names in imports_of(package) if wrong(module, names)
     ]
-    assert not wrong
+
+
+def outside(*allowed: str) -> Callable[[str, list[str]], bool]:
+    """An import of a project package other than `allowed`."""
+    return lambda module, _: top(module) in PROJECT and top(module) not in allowed
+
+
+def test_lib_imports_nothing_of_the_project():
+    assert not offending("lib", outside("lib"))
 
 
 def test_audit_is_the_bottom_floor():
-    wrong = [
-        f"{file}: {module}"
-        for file, module, _ in imports_of("audit")
-        if top(module) in PROJECT and top(module) not in ("audit", "lib")
-    ]
-    assert not wrong
+    assert not offending("audit", outside("audit", "lib"))
 
 
 def test_workspaces_builds_only_on_audit_and_lib():
-    wrong = [
-        f"{file}: {module}"
-        for file, module, _ in imports_of("workspaces")
-        if top(module) in PROJECT and top(module) not in ("workspaces", "audit", "lib")
-    ]
-    assert not wrong
+    assert not offending("workspaces", outside("workspaces", "audit", "lib"))
 
 
 @pytest.mark.parametrize("app", FEATURE_APPS)
 def test_no_app_imports_another_apps_views_admin_or_commands(app):
     """Shared plumbing lives in lib/, not in the app that happened to need it first."""
-    wrong = [
-        f"{file}: {module}"
-        for file, module, _ in imports_of(app)
-        if top(module) in FEATURE_APPS
-        and top(module) != app
-        and len(module.split(".")) > 1
-        and module.split(".")[1] in PRIVATE
-    ]
-    assert not wrong
+
+    def private_to_another(module: str, _: list[str]) -> bool:
+        app_of, _, rest = module.partition(".")
+        return app_of in FEATURE_APPS and app_of != app and rest.split(".")[0] in PRIVATE
+
+    assert not offending(app, private_to_another)
 
 
 @pytest.mark.parametrize("app", FEATURE_APPS)
 def test_views_ask_for_sign_in_through_signed_in_view(app):
     """One decorator stack for every signed-in page: login_required is applied in lib only."""
-    wrong = [
-        f"{file}: {module}"
-        for file, module, names in imports_of(app)
-        if module == "django.contrib.auth.decorators" and SIGN_IN & set(names)
-    ]
-    assert not wrong
+
+    def applies_sign_in(module: str, names: list[str]) -> bool:
+        return module == "django.contrib.auth.decorators" and bool(SIGN_IN & set(names))
+
+    assert not offending(app, applies_sign_in)
