@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from access.models import AccessKey
-from tokens.admin import staff_user
+from lib.admin import staff_user
 
 SHOWN_FIELDS = (
     "name", "identifier_label", "workspace", "environment", "product", "app", "description",

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import contextlib
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from access.forms import AccessKeyForm, DeleteAccessKeyForm
 from access.models import AccessKey
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
@@ -49,10 +46,7 @@ def list_url(workspace: Workspace) -> str:
     return reverse("access:list", args=[workspace.slug])
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -67,11 +61,8 @@ def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     return render(request, template, context)
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = AccessKeyForm(request.POST if request.method == "POST" else None, workspace=workspace)
@@ -92,10 +83,7 @@ def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)
@@ -129,10 +117,7 @@ def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def access_key_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -15,13 +14,13 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from accounts.forms import InvitationForm, InvitationSignupForm, TwoFactorRequirementForm
 from accounts.mail import send_invitation
 from accounts.models import Invitation
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from workspaces.access import get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
@@ -52,11 +51,8 @@ def _link_shown_once(request, invitation: Invitation, key: str, *, resent: bool)
 
 
 @sensitive_variables("key", "link")
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def invitation_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = InvitationForm(request.POST if request.method == "POST" else None, workspace=workspace)
@@ -85,11 +81,8 @@ def invitation_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
 
 
 @sensitive_variables("key", "link")
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def invitation_resend(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     invitation = _invitation_in(workspace, pk)
@@ -118,9 +111,7 @@ def invitation_resend(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
     )
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def invitation_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     invitation = _invitation_in(workspace, pk)
@@ -230,9 +221,7 @@ def _joined(request: HttpRequest, invitation: Invitation) -> HttpResponse:
     return redirect("tokens:list", invitation.workspace.slug)
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def workspace_leave(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, allow_without_two_factor=True)
     membership = request.membership
@@ -267,10 +256,8 @@ def workspace_leave(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     )
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = TwoFactorRequirementForm(
@@ -309,9 +296,7 @@ def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
     )
 
 
-@login_required
-@never_cache
-@require_http_methods(["GET"])
+@signed_in_view("GET")
 def account(request: AuthenticatedHttpRequest) -> HttpResponse:
     authenticators = {a.type: a for a in Authenticator.objects.filter(user=request.user)}
     context = {

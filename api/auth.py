@@ -37,8 +37,8 @@ from django.views.decorators.csrf import csrf_exempt
 from access import keys
 from access.models import AccessKey
 from api import ratelimit
-from config.middleware import client_ip_address
 from identities.models import CREDENTIAL_PREFIX, WorkloadCredential
+from lib.http import client_ip_address
 
 logger = logging.getLogger("coffer.api")
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
@@ -78,17 +77,3 @@ def signed_in(request: HttpRequest) -> bool:
         return bool(user and user.is_authenticated)
     except DatabaseError:  # the session could not be read: the 503 page already says no-store
         return False
-
-
-def client_ip_address(request: HttpRequest) -> str | None:
-    """The client's address for login throttling.
-
-    Behind a trusted reverse proxy (COFFER_BEHIND_PROXY) it is the last X-Forwarded-For entry,
-    the one the proxy itself appended; earlier entries are whatever the client claimed.
-    """
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-        if hops:
-            return hops[-1]
-    return request.META.get("REMOTE_ADDR")

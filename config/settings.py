@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "lib",
     "audit",
     "workspaces",
     "tokens",
@@ -192,7 +193,7 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_SENSITIVE_PARAMETERS = ["password", "value"]
-AXES_CLIENT_IP_CALLABLE = "config.middleware.client_ip_address"
+AXES_CLIENT_IP_CALLABLE = "lib.http.client_ip_address"
 AXES_VERBOSE = False  # no start-up banner on every manage.py command (resolve's stderr)
 
 LOGIN_URL = "login"

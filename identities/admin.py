@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from identities.models import WorkloadIdentity
-from tokens.admin import staff_user
+from lib.admin import staff_user
 
 SHOWN_FIELDS = (
     "name", "workspace", "issuer", "audience", "conditions", "environment", "product", "app",

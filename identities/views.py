@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import contextlib
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from identities.forms import DeleteIdentityForm, WorkloadIdentityForm, preset_initial
 from identities.models import PRESETS, WorkloadIdentity
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
@@ -43,10 +40,7 @@ def list_url(workspace: Workspace) -> str:
     return reverse("identities:list", args=[workspace.slug])
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def identity_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -62,11 +56,8 @@ def identity_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def identity_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     initial = preset_initial(request.GET.get("preset", ""))
@@ -88,10 +79,7 @@ def identity_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def identity_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     identity = get_identity_for(workspace, pk)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,15 +17,15 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
 
 from imports.forms import ImportOptionsForm, ImportSourceForm
 from imports.importer import ImportConflict, ImportGone, preview, run_import
 from imports.models import PENDING_IMPORT_MINUTES, PendingImport
 from imports.parsing import IMPORT_MAX_BYTES
+from lib.views import answers_crypto_errors, signed_in_view
+from tokens.crypto import CryptoError
 from tokens.table import list_url
 from tokens.uploads import CappedUploadHandler
-from tokens.views import answers_crypto_errors
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
@@ -99,10 +98,8 @@ def import_start(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 @sensitive_post_parameters("text")
 @csrf_protect
-@login_required
-@never_cache
-@require_http_methods(["GET", "POST"])
-@answers_crypto_errors
+@signed_in_view("GET", "POST")
+@answers_crypto_errors(CryptoError)
 def import_start_checked(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
@@ -113,10 +110,8 @@ def import_start_checked(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
     return render_start(request, workspace, form)
 
 
-@login_required
-@never_cache
-@require_http_methods(["GET", "POST"])
-@answers_crypto_errors
+@signed_in_view("GET", "POST")
+@answers_crypto_errors(CryptoError)
 def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     pending = get_pending_for(request, workspace, pk)

@@ -9,8 +9,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from lib.admin import on_own_admin_pages
 from notifications.models import Webhook, WebhookAttempt, WebhookDelivery
-from workspaces.admin import on_own_admin_pages
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

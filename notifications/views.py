@@ -8,21 +8,18 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django.views.decorators.vary import vary_on_headers
 
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from notifications.delivery import redeliver as redeliver_event
 from notifications.forms import ReminderPreferenceForm, WebhookForm, WorkspaceRemindersForm
 from notifications.models import Webhook, WebhookAttempt, WebhookDelivery
 from notifications.reminders import thresholds
 from workspaces.access import get_object_in, get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
@@ -40,10 +37,7 @@ def list_url(workspace: Workspace) -> str:
     return reverse("notifications:webhooks", args=[workspace.slug])
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def webhook_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     context = {
@@ -56,11 +50,8 @@ def webhook_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = WebhookForm(request.POST if request.method == "POST" else None, workspace=workspace)
@@ -81,11 +72,8 @@ def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse
     )  # fmt: skip
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     webhook = get_webhook_for(workspace, pk)
@@ -105,11 +93,8 @@ def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
     )  # fmt: skip
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def webhook_rotate(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     webhook = get_webhook_for(workspace, pk)
@@ -137,10 +122,7 @@ def webhook_rotate(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def webhook_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     webhook = get_webhook_for(workspace, pk)
@@ -166,9 +148,7 @@ def webhook_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
     )
 
 
-@login_required
-@never_cache
-@require_GET
+@signed_in_view("GET")
 def webhook_deliveries(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     webhook = get_webhook_for(workspace, pk)
@@ -183,9 +163,7 @@ def webhook_deliveries(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UU
     return render(request, "notifications/deliveries.html", context)
 
 
-@login_required
-@never_cache
-@require_POST
+@signed_in_view("POST")
 def redeliver(
     request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID, delivery: uuid.UUID
 ) -> HttpResponse:
@@ -201,9 +179,7 @@ def redeliver(
     return redirect(log_url)
 
 
-@login_required
-@never_cache
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST")
 def reminders(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(
         request, slug, Role.EDITOR if request.method == "POST" else Role.VIEWER
@@ -236,9 +212,7 @@ def reminders(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return render(request, "notifications/reminders.html", context)
 
 
-@login_required
-@never_cache
-@require_POST
+@signed_in_view("POST")
 def workspace_reminders(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     form = WorkspaceRemindersForm(request.POST)

@@ -108,7 +108,7 @@ def test_failed_attempts_never_store_the_password(client):
 
 
 def test_address_is_the_proxy_appended_hop_only_behind_a_trusted_proxy(rf, settings):
-    from config.middleware import client_ip_address
+    from lib.http import client_ip_address
 
     request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9")
     assert client_ip_address(request) == "10.0.0.2", "a client's own X-Forwarded-For is ignored"

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from lib.admin import on_own_admin_pages, staff_user
 from tokens.forms import CatalogChoiceField, add_model_errors
 from tokens.models import (
     EDITABLE_FIELDS,
@@ -33,19 +34,12 @@ from tokens.models import (
     TokenUsage,
     TokenVersion,
 )
-from workspaces.admin import on_own_admin_pages
 from workspaces.models import WorkspaceCatalogItem
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
     from django.contrib.auth.models import User
     from django.forms.formsets import BaseFormSet
-
-
-def staff_user(request: HttpRequest) -> User:
-    """Who is making an admin change: every admin page is for a signed-in staff member only
-    (AdminSite.admin_view sends anyone else to the login page), so never AnonymousUser."""
-    return cast("User", request.user)
 
 
 class WriteOnlyTextarea(forms.Textarea):

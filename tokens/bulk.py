@@ -13,20 +13,18 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from tokens import lifecycle
 from tokens.forms import CatalogChoiceField
 from tokens.models import Token
 from tokens.table import list_url
 from tokens.views import BREAKS_SERVICES
 from workspaces.access import get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 
@@ -219,9 +217,7 @@ def perform(
     return f"Environments of {len(changed)} token{'s' if len(changed) != 1 else ''} set to {names}."
 
 
-@login_required
-@never_cache
-@require_POST
+@signed_in_view("POST")
 def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     selection = BulkSelectionForm(request.POST, workspace=workspace)

@@ -4,18 +4,9 @@ what was not found and what there is."""
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
-
+from lib.commands import usage_error
 from tokens.models import UseContext
-from tokens.references import printable
 from workspaces.models import App, Environment, Product, Workspace
-
-USAGE = 2
-
-
-def usage_error(message: str) -> CommandError:
-    """A CommandError for exit status 2; anything the user typed in it is shown escaped."""
-    return CommandError(printable(message), returncode=USAGE)
 
 
 def use_context(

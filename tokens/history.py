@@ -13,16 +13,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
+from lib.htmx import modal_success, render_modal, wants_fragment
+from lib.views import answers_crypto_errors, signed_in_view
+from tokens.crypto import CryptoError
 from tokens.forms import VersionChoiceForm
 from tokens.models import (
     AuditEvent,
@@ -31,9 +30,8 @@ from tokens.models import (
     TokenVersionQuerySet,
     version_number,
 )
-from tokens.views import answers_crypto_errors, get_token_for, wants_fragment
+from tokens.views import get_token_for
 from workspaces.access import get_workspace_for
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 
@@ -59,10 +57,7 @@ def old_versions(token: Token) -> list[TokenVersion]:
     return list(versions_of(token).sealed().exclude(version=token.value_version))
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     token = get_token_for(workspace, pk)
@@ -167,18 +162,12 @@ def version_dialog(
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
-@answers_crypto_errors
+@signed_in_view("GET", "POST", fragment=True)
+@answers_crypto_errors(CryptoError)
 def version_restore(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     return version_dialog(request, slug, pk, RESTORE)
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def version_destroy(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     return version_dialog(request, slug, pk, DESTROY)

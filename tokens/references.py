@@ -59,6 +59,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from lib.text import printable
 from tokens.crypto import CryptoError, MasterKeyError, plaintext_length
 from tokens.models import (
     KEY_MAX_LENGTH,
@@ -943,31 +944,6 @@ def _insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
         f"INSERT INTO {q(AuditEvent._meta.db_table)} ({', '.join(map(q, columns))}) "
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
-
-
-def printable(text: str) -> str:
-    """`text` safe to print or store: every character that is not printable (control
-    characters such as ESC, which could drive a terminal, format characters, line breaks)
-    shown as `\\xNN`, `\\uNNNN` or `\\UNNNNNNNN`; undecodable bytes (kept as surrogates)
-    as `\\xNN`."""
-    if text.isprintable():
-        return text
-    return _NOT_PRINTABLE_RE.sub(_escaped, text)
-
-
-_NOT_PRINTABLE_RE = re.compile(r"[^ -~]")  # candidates: all but printable ASCII
-
-
-def _escaped(match: re.Match) -> str:
-    character = match.group()
-    if character.isprintable():
-        return character
-    code = ord(character)
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by "surrogateescape"
-        return f"\\x{code - 0xDC00:02x}"
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 # --- shared by `manage.py resolve` and the HTTP API ------------------------------------------

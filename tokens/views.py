@@ -8,34 +8,27 @@ are the only place a value is ever typed.
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
 import uuid
-from collections.abc import Callable
-from typing import Concatenate
 from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
 from audit.forms import ActivityFilterForm
+from lib.htmx import modal_success, render_modal, wants_fragment
+from lib.http import HtmxHttpRequest
+from lib.views import answers_crypto_errors, signed_in_view
 from tokens.crypto import CryptoError
 from tokens.forms import DeleteTokenForm, TokenForm
 from tokens.models import AuditEvent, Token
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
-from workspaces.htmx import modal_success, render_modal
-from workspaces.http import AuthenticatedHttpRequest, HtmxHttpRequest
+from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 
 ACTIVITY_PAGE_SIZE = 50
@@ -49,15 +42,7 @@ def get_token_for(workspace: Workspace, pk: uuid.UUID) -> Token:
     return get_object_in(workspace, Token, pk)
 
 
-def wants_fragment(request: HtmxHttpRequest) -> bool:
-    """htmx swaps a fragment, except when it restores history: then it needs the whole page."""
-    return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = TokenFilterForm(request.GET, workspace=workspace)
@@ -90,10 +75,7 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def activity(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = ActivityFilterForm(request.GET)
@@ -121,27 +103,6 @@ def activity(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 # --- create and edit --------------------------------------------------------------------
 
-logger = logging.getLogger("coffer.crypto")
-
-
-def answers_crypto_errors[R: HttpRequest, **P](
-    view: Callable[Concatenate[R, P], HttpResponse],
-) -> Callable[Concatenate[R, P], HttpResponse]:
-    """A wrong or missing master key while saving a value: a styled 503 page saying so, one
-    log line naming the workspace and master key id (CryptoError messages carry no value)."""
-
-    @functools.wraps(view)
-    def wrapper(request: R, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except CryptoError as error:
-            logger.error("%s %s refused: %s", request.method, request.path, error)
-            response = HttpResponse(render_to_string("tokens/master_key_error.html"), status=503)
-            response["Cache-Control"] = "no-store"
-            return response
-
-    return wrapper
-
 
 def render_token_form(
     request: HtmxHttpRequest, workspace: Workspace, form: TokenForm
@@ -154,11 +115,8 @@ def render_token_form(
 
 
 @sensitive_post_parameters("value")
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
-@answers_crypto_errors
+@signed_in_view("GET", "POST", fragment=True)
+@answers_crypto_errors(CryptoError)
 def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
@@ -177,11 +135,8 @@ def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 
 @sensitive_post_parameters("value")
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
-@answers_crypto_errors
+@signed_in_view("GET", "POST", fragment=True)
+@answers_crypto_errors(CryptoError)
 def token_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
@@ -235,10 +190,7 @@ def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token)
 # --- revoke and delete ------------------------------------------------------------------
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
@@ -275,10 +227,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
     )
 
 
-@login_required
-@never_cache
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)

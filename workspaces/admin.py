@@ -6,18 +6,13 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import ActionLocation
 
+from lib.admin import on_own_admin_pages
 from workspaces.models import App, Environment, Membership, Product, Workspace
 
 if TYPE_CHECKING:
     _ModelAdmin = admin.ModelAdmin  # what the mixins below are mixed into
 else:
     _ModelAdmin = object
-
-
-def on_own_admin_pages(model_admin: admin.ModelAdmin, request) -> bool:
-    """Whether `request` is for this model's own admin pages, not a cascade from another's."""
-    url_name = getattr(request.resolver_match, "url_name", "") or ""
-    return url_name.startswith(f"{model_admin.opts.app_label}_{model_admin.opts.model_name}_")
 
 
 class WorkspaceFixedOnChange(_ModelAdmin):

@@ -42,18 +42,16 @@ from allauth.account.internal.flows.login import (
 from django import forms
 from django.conf import settings
 from django.contrib.auth import authenticate, user_logged_in
-from django.contrib.auth.decorators import login_required
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
-from workspaces.http import HtmxHttpRequest
+from lib.http import HtmxHttpRequest
+from lib.views import signed_in_view
 
 # allauth's session key for its authentication records (each a dict with "at", seconds since
 # the epoch); tests age them to leave the window.
@@ -119,7 +117,7 @@ def reauth_url(next_path: str) -> str:
 def recent_auth_required(view):
     """Run `view` only if the user gave their password within COFFER_REAUTH_MINUTES; otherwise
     send them to confirm it (an HX-Redirect for htmx) and back to this URL. Put it below
-    @login_required: anonymous users are sent to sign in first."""
+    @signed_in_view: anonymous users are sent to sign in first."""
 
     @functools.wraps(view)
     def wrapper(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
@@ -170,9 +168,7 @@ class ReauthenticateForm(forms.Form):
 
 
 @sensitive_post_parameters("password")
-@login_required
-@never_cache
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST")
 def reauthenticate(request: HttpRequest) -> HttpResponse:
     next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
     if not passed_every_step(request, request.user):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
-from django.views.decorators.vary import vary_on_headers
 
+from lib.htmx import modal_success, render_modal
+from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.forms import (
     AppForm,
@@ -19,7 +18,6 @@ from workspaces.forms import (
     ProductForm,
     WorkspaceForm,
 )
-from workspaces.htmx import modal_success, render_modal
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import (
     App,
@@ -42,8 +40,7 @@ CATALOG: dict[str, CatalogKind] = {
 }
 
 
-@login_required
-@require_GET
+@signed_in_view("GET")
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     workspace = Workspace.objects.for_user(request.user).first()
     if workspace is not None:
@@ -51,9 +48,7 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "workspaces/home.html")
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def workspace_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = WorkspaceForm(request.POST if request.method == "POST" else None)
     if (
@@ -83,9 +78,7 @@ def workspace_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     )
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def products(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -97,9 +90,7 @@ def products(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def environments(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -118,9 +109,7 @@ def _catalog(kind: str) -> CatalogKind:
     return CATALOG[kind]
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def catalog_item_form(
     request: AuthenticatedHttpRequest, slug: str, kind: str, pk: int | None = None
 ) -> HttpResponse:
@@ -152,9 +141,7 @@ def catalog_item_form(
     )
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
+@signed_in_view("GET", "POST", fragment=True)
 def catalog_item_delete(
     request: AuthenticatedHttpRequest, slug: str, kind: str, pk: int
 ) -> HttpResponse:
@@ -186,9 +173,7 @@ def catalog_item_delete(
     )
 
 
-@login_required
-@vary_on_headers("HX-Request")
-@require_GET
+@signed_in_view("GET", fragment=True)
 def members(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -208,10 +193,8 @@ def _membership_in(workspace: Workspace, pk: int) -> Membership:
     return get_object_or_404(Membership.objects.select_related("user"), workspace=workspace, pk=pk)
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def member_edit(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)
@@ -238,10 +221,8 @@ def member_edit(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpRe
     )
 
 
-@login_required
+@signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
-@vary_on_headers("HX-Request")
-@require_http_methods(["GET", "POST"])
 def member_remove(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     membership = _membership_in(workspace, pk)

@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandParser
 
 from access.models import DEFAULT_EXPIRY_DAYS, AccessKey
-from tokens.cli import usage_error, use_context
+from lib.commands import usage_error
+from tokens.cli import use_context
 
 HELP = """\
 Make an access key for the HTTP API (/api/v1/), bound to one environment and optionally one

@@ -15,8 +15,8 @@ from backups.archive import (
     snapshot_sqlite,
     write_archive,
 )
-from tokens.cli import usage_error
-from tokens.management.commands.resolve import AtomicFile
+from lib.commands import usage_error
+from lib.files import AtomicFile
 
 FAILED = 1
 

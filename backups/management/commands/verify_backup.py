@@ -25,9 +25,9 @@ from backups.archive import (
     sqlite_settings,
 )
 from backups.verify import Report, check_database, database_alias
+from lib.commands import usage_error
+from lib.text import printable
 from tokens import crypto
-from tokens.cli import usage_error
-from tokens.references import printable
 from tokens.sealed import SOURCES
 
 FAILED = 1

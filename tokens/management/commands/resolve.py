@@ -7,15 +7,11 @@ README; tests/test_resolve_command.py holds it in place.
 from __future__ import annotations
 
 import argparse
-import errno
 import getpass
 import json
 import os
-import stat
 import sys
-import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
 from django.core.management.base import (
@@ -26,13 +22,15 @@ from django.core.management.base import (
 )
 from django.db import DatabaseError
 
-from tokens.cli import USAGE, usage_error, use_context
+from lib.commands import USAGE, usage_error
+from lib.files import AtomicFile
+from lib.text import printable
+from tokens.cli import use_context
 from tokens.models import UseContext
 from tokens.references import (
     CheckReport,
     ResolveError,
     check_text,
-    printable,
     report_payload,
     resolve_pieces,
     wide_encoding,
@@ -309,118 +307,3 @@ def summary(report: CheckReport, failed: list) -> str:
     if failed:
         return f"{counted}: {len(failed)} cannot be resolved."
     return f"{counted}: all resolve." if distinct else "No references."
-
-
-def _kind(mode: int) -> str | None:
-    """What a non-regular file is, in words; None for a regular file."""
-    for test, name in (
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-    ):
-        if test(mode):
-            return name
-    return None if stat.S_ISREG(mode) else "not a regular file"
-
-
-class AtomicFile:
-    """A file written whole or not at all: a 0600 temporary file beside it, then a rename.
-
-    Only a new path or an existing regular file may be written: a rename replaces whatever the
-    path names, so a device, FIFO, socket, symbolic link or directory is refused (exit 2), and
-    the path is looked at again (without following links) right before the rename. A new path
-    is linked into place, which never replaces anything that appeared in the meantime.
-
-    The temporary file is made up front, so an unwritable destination is reported (exit 2)
-    before anything is resolved, audited or marked used.
-    """
-
-    def __init__(self, path: str) -> None:
-        if not path.strip():
-            raise usage_error("--output must name a file (it is empty).")
-        self.path = Path(path)
-        self._inspect()
-        parent = self.path.parent
-        try:
-            parent_is_dir = stat.S_ISDIR(os.stat(parent).st_mode)
-        except OSError:
-            parent_is_dir = False
-        if not parent_is_dir:
-            raise usage_error(f"Cannot write --output {path}: its folder {parent} does not exist.")
-        try:
-            fd, temporary = tempfile.mkstemp(
-                dir=parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-        except OSError as error:
-            raise usage_error(f"Cannot write --output {path}: {error.strerror}.") from None
-        self.temporary: Path | None = Path(temporary)
-        self.handle = os.fdopen(fd, "wb")
-        os.fchmod(fd, 0o600)
-
-    def _inspect(self) -> os.stat_result | None:
-        """The path's own status (links not followed), None when it does not exist; a usage
-        error when it is anything but a regular file."""
-        try:
-            status = os.lstat(self.path)
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise usage_error(f"Cannot write --output {self.path}: {error.strerror}.") from None
-        if kind := _kind(status.st_mode):
-            raise usage_error(
-                f"--output {self.path} is {kind}; only a new path or a regular file is written."
-            )
-        return status
-
-    def write(self, data: bytes) -> None:
-        try:
-            self.handle.write(data)
-        except OSError as error:
-            raise self._unwritable(error) from None
-
-    def commit(self, data: bytes = b"") -> None:
-        try:
-            self.handle.write(data)
-            self.handle.flush()
-            os.fsync(self.handle.fileno())
-            self.handle.close()
-            self._put_in_place()
-        except OSError as error:
-            raise self._unwritable(error) from None
-        self.temporary = None
-
-    def _put_in_place(self) -> None:
-        temporary = self.temporary
-        assert temporary is not None, "committed twice"
-        current = self._inspect()  # again: the path may have changed since the start
-        if current is None:
-            try:
-                os.link(temporary, self.path)  # never replaces an entry that appeared
-            except FileExistsError:
-                current = self._inspect()
-            except OSError as error:
-                if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV):
-                    raise
-                os.replace(temporary, self.path)  # no hard links on this file system
-                return
-            else:
-                temporary.unlink()
-                return
-        os.replace(temporary, self.path)
-
-    def _unwritable(self, error: OSError) -> CommandError:
-        return CommandError(
-            f"Cannot write --output {self.path}: {error.strerror}; it was left unchanged.",
-            returncode=UNRESOLVED,
-        )
-
-    def discard(self) -> None:
-        """Remove the temporary file unless it was committed (safe to call twice)."""
-        if not self.handle.closed:
-            self.handle.close()
-        if self.temporary is not None:
-            self.temporary.unlink(missing_ok=True)
-            self.temporary = None

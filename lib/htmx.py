@@ -1,4 +1,4 @@
-"""Responses shared by every list + modal page.
+"""Responses shared by every list + modal page, and when to answer with a fragment.
 
 A modal form posts back to its own URL. With htmx, success is a 204 whose HX-Trigger closes the
 modal, tells the list to refresh itself and shows a toast; without JavaScript it is a redirect
@@ -14,7 +14,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
-from workspaces.http import HtmxHttpRequest
+from lib.http import HtmxHttpRequest
 
 
 def modal_success(
@@ -52,3 +52,8 @@ def render_modal(
     """Render a modal form: just its `modal` partial for htmx, the whole page otherwise."""
     name = f"{template}#modal" if request.htmx else template
     return render(request, name, context, status=status)
+
+
+def wants_fragment(request: HtmxHttpRequest) -> bool:
+    """htmx swaps a fragment, except when it restores history: then it needs the whole page."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
