@@ -25,6 +25,7 @@ USER_AGENT = f"coffer-cli/{__version__}"
 BACKOFF_BASE = 0.25  # seconds: the first retry waits up to this, then doubling
 BACKOFF_CAP = 4.0
 READ_CHUNK = 64 * 1024
+MIN_TRY = 0.2  # seconds: no try is started with less time than this left
 
 
 class Unreachable(Exception):
@@ -116,10 +117,11 @@ class Api:
             if attempt + 1 == self.tries:
                 break
             pause = wait if wait is not None else backoff(attempt)
-            if time.monotonic() + pause >= deadline:
-                if wait is not None and last.startswith("HTTP 429"):
-                    break  # waiting as asked would pass the deadline
-                pause = max(0.0, deadline - time.monotonic() - 0.05)
+            room = deadline - time.monotonic() - MIN_TRY  # a last try needs some time
+            if pause > room:
+                if (wait is not None and last.startswith("HTTP 429")) or room <= 0:
+                    break  # waiting as asked, or trying at all, would pass the deadline
+                pause = room
             self.warn(f"{last}; retrying in {pause:.1f}s")
             self.sleep(pause)
         if last.startswith("HTTP 429"):

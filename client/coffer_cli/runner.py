@@ -49,41 +49,51 @@ def pump(source: int, target: int, masker: Masker) -> None:
 
 def run(command: Sequence[str], env: dict[str, str], mask: list[str] | None) -> int:
     """Run `command`; its exit status, or 128 + N when signal N ended it."""
-    piped = subprocess.PIPE if mask is not None else None
+    child: subprocess.Popen | None = None
+    early: list[int] = []  # signals that came before the child existed: sent once it does
+
+    def forward(number: int, frame: object) -> None:
+        if child is None:
+            early.append(number)
+        elif child.poll() is None:
+            child.send_signal(number)
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED}
     try:
-        child = subprocess.Popen(list(command), env=env, stdout=piped, stderr=piped, bufsize=0)
+        child = start(command, env, piped=mask is not None)
+        for number in early:
+            child.send_signal(number)
+        pumps = []
+        if mask is not None:
+            for stream, target in ((child.stdout, 1), (child.stderr, 2)):
+                assert stream is not None
+                thread = threading.Thread(
+                    target=pump, args=(stream.fileno(), target, Masker(mask)), daemon=True
+                )
+                thread.start()
+                pumps.append(thread)
+        status = child.wait()
+        for thread in pumps:
+            thread.join()
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return 128 - status if status < 0 else status
+
+
+def start(command: Sequence[str], env: dict[str, str], *, piped: bool) -> subprocess.Popen:
+    output = subprocess.PIPE if piped else None
+    try:
+        return subprocess.Popen(list(command), env=env, stdout=output, stderr=output, bufsize=0)
     except FileNotFoundError:
         raise LaunchError(NOT_FOUND, f"{command[0]}: command not found") from None
     except PermissionError:
         raise LaunchError(NOT_EXECUTABLE, f"{command[0]}: permission denied") from None
     except OSError as error:
         raise LaunchError(NOT_EXECUTABLE, f"{command[0]}: {error.strerror}") from None
-
-    def forward(number: int, frame: object) -> None:
-        if child.poll() is None:
-            child.send_signal(number)
-
-    previous = {number: signal.signal(number, forward) for number in FORWARDED}
-    pumps = []
-    if mask is not None:
-        for stream, target in ((child.stdout, 1), (child.stderr, 2)):
-            assert stream is not None
-            thread = threading.Thread(
-                target=pump, args=(stream.fileno(), target, Masker(mask)), daemon=True
-            )
-            thread.start()
-            pumps.append(thread)
-    try:
-        status = child.wait()
-        for thread in pumps:
-            thread.join()
-        for stream in (child.stdout, child.stderr):
-            if stream is not None:
-                stream.close()
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    return 128 - status if status < 0 else status
 
 
 class LaunchError(Exception):

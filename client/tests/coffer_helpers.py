@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 CLIENT = Path(__file__).resolve().parent.parent
+# The interpreter that runs the client: by default the tests' own; COFFER_CLIENT_PYTHON names
+# another (e.g. the oldest Python supported, with the package installed in it).
+PYTHON = os.environ.get("COFFER_CLIENT_PYTHON") or sys.executable
 
 
 def coffer_env(url: str, key: str | None, cache: Path, **extra: str) -> dict[str, str]:
@@ -21,7 +24,7 @@ def coffer_env(url: str, key: str | None, cache: Path, **extra: str) -> dict[str
 
 def coffer(*args: str, env: dict[str, str], **options) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "coffer_cli", *args],
+        [PYTHON, "-m", "coffer_cli", *args],
         env=env,
         capture_output=True,
         timeout=options.pop("timeout", 60),

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from coffer_helpers import coffer, coffer_env
+from coffer_helpers import PYTHON, coffer, coffer_env
 from tests.api_server import running_server
 
 pytestmark = pytest.mark.slow
@@ -60,7 +60,7 @@ def test_signals_are_forwarded_to_the_child(env):
         "signal.pause()\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "coffer_cli", "run", "--", sys.executable, "-c", script],
+        [PYTHON, "-m", "coffer_cli", "run", "--", sys.executable, "-c", script],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert process.stdout.readline() == b"ready\n"
@@ -125,7 +125,7 @@ def test_mask_passes_each_line_on_before_the_child_ends(server, env):
         "print('last')\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "coffer_cli", "run", "--mask", "--", sys.executable, "-c", script],
+        [PYTHON, "-m", "coffer_cli", "run", "--mask", "--", sys.executable, "-c", script],
         env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     start = time.monotonic()
