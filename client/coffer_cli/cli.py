@@ -15,7 +15,7 @@ from pathlib import Path
 
 from coffer_cli import __version__, runner
 from coffer_cli.fallback import Fallback
-from coffer_cli.http import Api, Refused, Unreachable
+from coffer_cli.transport import Api, Refused, Unreachable
 
 OK, FAILED, USAGE = 0, 1, 2
 RUN_FAILED = 125  # coffer run's own failure, as `env` and `docker run` report theirs

@@ -2,22 +2,20 @@
 
 Retried: a connection that fails or times out, a 5xx, a 429 (waiting its Retry-After when the
 budget allows). Never retried: any other answer, 401 and 403 above all (fail closed at once).
-Each try's socket timeout is the budget left, and the body is read in chunks that stop at the
-deadline, so a call never takes much longer than `timeout` seconds, whatever the server does.
+Every socket operation's timeout is the budget left (set again before each read of the body),
+so a call never takes longer than `timeout` seconds, whatever the server does. HTTP(S) proxies
+are taken from $https_proxy / $http_proxy, less $no_proxy, as curl does.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import random
-import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from typing import NamedTuple
 
 from coffer_cli import __version__
 
@@ -44,17 +42,32 @@ class Refused(Exception):
         self.body = body
 
 
-@dataclass
-class Response:
+class Response(NamedTuple):
     status: int
     headers: dict[str, str]
     body: bytes
 
 
-def ssl_context() -> ssl.SSLContext:
+def ssl_context():  # -> ssl.SSLContext; ssl is imported only for an https:// URL
     """Verification always on; COFFER_CA_FILE adds a private CA (SSL_CERT_FILE and
     SSL_CERT_DIR are honoured by OpenSSL's default paths)."""
+    import ssl
+
     return ssl.create_default_context(cafile=os.environ.get("COFFER_CA_FILE") or None)
+
+
+def proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
+    """The proxy from $https_proxy / $http_proxy (either case) unless $no_proxy names the host
+    (exactly, or as a domain suffix; `*` for every host)."""
+    proxy = os.environ.get(f"{scheme}_proxy") or os.environ.get(f"{scheme.upper()}_PROXY")
+    if not proxy:
+        return None
+    bypass = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
+    for entry in (item.strip().lower().lstrip(".") for item in bypass.split(",")):
+        if entry == "*" or (entry and (host == entry or host.endswith("." + entry))):
+            return None
+    parts = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    return parts.hostname or "", parts.port or 80
 
 
 def error_message(body: bytes, status: int) -> str:
@@ -77,12 +90,17 @@ class Api:
         warn: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.url = url.rstrip("/")
+        parts = urllib.parse.urlsplit(self.url)
+        self.scheme, self.host = parts.scheme, parts.hostname or ""
+        self.port = parts.port or (443 if self.scheme == "https" else 80)
+        self.base = parts.path
         self.key = key
         self.timeout = timeout
         self.tries = tries
         self.sleep = sleep
         self.warn = warn
-        self.context = ssl_context() if self.url.startswith("https:") else None
+        self.context = ssl_context() if self.scheme == "https" else None
+        self.proxy = proxy_for(self.scheme, self.host.lower())
 
     def request(
         self, method: str, path: str, query: dict[str, str], body: bytes | None = None
@@ -90,7 +108,7 @@ class Api:
         """The 2xx or 422 answer; Refused for another 4xx; Unreachable when the tries or the
         time budget run out."""
         deadline = time.monotonic() + self.timeout
-        url = f"{self.url}{path}?{urllib.parse.urlencode(query)}" if query else self.url + path
+        target = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         last, attempt = "no try was made", 0
         for attempt in range(self.tries):
             remaining = deadline - time.monotonic()
@@ -98,8 +116,8 @@ class Api:
                 break
             wait = None
             try:
-                response = self._once(method, url, body, deadline)
-            except (OSError, TimeoutError, urllib.error.URLError) as error:
+                response = self._once(method, target, body, deadline)
+            except (OSError, http.client.HTTPException) as error:
                 last = describe(error)
             else:
                 if response.status < 400 or response.status == 422:
@@ -130,34 +148,54 @@ class Api:
         elapsed = self.timeout - (deadline - time.monotonic())
         raise Unreachable(f"{last}; {tried} in {elapsed:.1f}s")
 
-    def _once(self, method: str, url: str, body: bytes | None, deadline: float) -> Response:
-        request = urllib.request.Request(url, data=body, method=method)
-        request.add_header("Authorization", f"Bearer {self.key}")
-        request.add_header("User-Agent", USER_AGENT)
-        request.add_header("Accept", "application/json, */*")
-        if body is not None:
-            request.add_header("Content-Type", "application/octet-stream")
-        timeout = max(0.05, deadline - time.monotonic())
+    def _once(self, method: str, target: str, body: bytes | None, deadline: float) -> Response:
+        connection = self._connect(deadline)
         try:
-            answer = urllib.request.urlopen(request, timeout=timeout, context=self.context)
-        except urllib.error.HTTPError as error:
-            answer = error  # a 4xx or 5xx still has a status and a body
-        with answer:
+            headers = {
+                "Authorization": f"Bearer {self.key}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json, */*",
+            }
+            if body is not None:
+                headers["Content-Type"] = "application/octet-stream"
+            if self.proxy is not None and self.scheme == "http":
+                target = f"http://{self.host}:{self.port}{target}"  # a plain proxy's form
+            connection.request(method, target, body=body, headers=headers)
+            answer = connection.getresponse()
             data = bytearray()
             while True:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the answer was too slow to arrive")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("timed out reading the answer")
+                if connection.sock is not None:
+                    connection.sock.settimeout(left)  # the deadline holds on every read
                 chunk = answer.read(READ_CHUNK)
                 if not chunk:
                     break
                 data += chunk
-            headers = {name.lower(): value for name, value in answer.headers.items()}
-            return Response(answer.status, headers, bytes(data))
+            found = {name.lower(): value for name, value in answer.getheaders()}
+            return Response(answer.status, found, bytes(data))
+        finally:
+            connection.close()
+
+    def _connect(self, deadline: float) -> http.client.HTTPConnection:
+        timeout = max(0.05, deadline - time.monotonic())
+        host, port = self.proxy or (self.host, self.port)
+        if self.scheme == "https":
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=self.context
+            )
+            if self.proxy is not None:
+                connection.set_tunnel(self.host, self.port)
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        return connection
 
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter (AWS's "Exponential Backoff And Jitter")."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+    fraction = int.from_bytes(os.urandom(4), "big") / 2**32  # (`random` costs start-up time)
+    return fraction * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
 
 
 def retry_after(headers: dict[str, str]) -> float | None:
@@ -168,13 +206,11 @@ def retry_after(headers: dict[str, str]) -> float | None:
 
 
 def describe(error: BaseException) -> str:
-    reason = getattr(error, "reason", None)
-    if isinstance(reason, BaseException):
-        error = reason
-    if isinstance(error, (TimeoutError, ssl.SSLError)) or "timed out" in str(error):
-        if isinstance(error, ssl.SSLCertVerificationError):
-            return f"TLS verification failed: {error.verify_message}"
-        return f"timed out ({error})" if not isinstance(error, ssl.SSLError) else f"TLS: {error}"
+    name = type(error).__name__
+    if name == "SSLCertVerificationError":
+        return f"TLS verification failed: {getattr(error, 'verify_message', error)}"
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
+        return "timed out"
     if isinstance(error, ConnectionRefusedError):
         return "connection refused"
-    return f"{type(error).__name__}: {error}"
+    return f"{name}: {error}"
