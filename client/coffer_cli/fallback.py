@@ -21,6 +21,7 @@ A file that does not decrypt (another key, tampering) is treated as no fallback.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -63,6 +64,8 @@ class Fallback:
         self.path = self.folder / (hashlib.sha256(selection.encode()).hexdigest()[:32] + ".bin")
 
     def save(self, values: dict[str, str], now: float | None = None) -> None:
+        if not self.folder.is_absolute():  # no home folder (an unnamed container user)
+            raise OSError(errno.ENOENT, "no home folder for it; set COFFER_CACHE_DIR")
         plaintext = json.dumps({"fetched_at": now or time.time(), "values": values}).encode()
         nonce = os.urandom(NONCE_BYTES)
         sealed = MAGIC + nonce + self.aead.encrypt(nonce, plaintext, MAGIC + self.url.encode())
@@ -82,6 +85,8 @@ class Fallback:
 
     def load(self) -> tuple[float, dict[str, str]] | None:
         """(fetched_at, values), or None when there is none this key can read."""
+        if not self.folder.is_absolute():
+            return None
         try:
             sealed = self.path.read_bytes()
         except OSError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import stat
 
+import pytest
+
 from coffer_cli.fallback import Fallback
 
 URL = "https://coffer.example.com"
@@ -61,3 +63,17 @@ def test_only_selections_are_kept_apart_and_forget_removes_all(cache, monkeypatc
     assert Fallback(URL, KEY, ["DB_URL"]).load() is None
     assert Fallback(URL, KEY, None).forget() is True
     assert Fallback(URL, KEY, ["API"]).load() is None
+
+
+def test_without_a_home_folder_nothing_is_written_in_the_current_one(tmp_path, monkeypatch):
+    """A container user with no home: `~` stays `~`; the fallback is skipped, not written to a
+    `~/.cache` under the working directory."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("COFFER_CACHE_DIR", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda path: path)
+    fallback = Fallback(URL, KEY, None)
+    with pytest.raises(OSError, match="set COFFER_CACHE_DIR"):
+        fallback.save(VALUES)
+    assert list(tmp_path.iterdir()) == []
+    assert fallback.load() is None
