@@ -139,3 +139,16 @@ def test_the_key_is_never_in_coffer_output(server, env):
     for args in (["run", "--", "true"], ["run", "--only", "NOPE", "--", "true"]):
         result = coffer(*args, env=env)
         assert server.keys["main"].encode() not in result.stdout + result.stderr
+
+
+def test_the_key_can_come_from_a_file_and_only_one_place(server, env, tmp_path):
+    key_file = tmp_path / "coffer.key"
+    key_file.write_text(env.pop("COFFER_ACCESS_KEY") + "\n")
+    env["COFFER_ACCESS_KEY_FILE"] = str(key_file)
+    assert coffer("run", "--", "true", env=env).returncode == 0
+    env["COFFER_ACCESS_KEY"] = server.keys["main"]
+    both = coffer("run", "--", "true", env=env)
+    assert both.returncode == 2 and b"not both" in both.stderr
+    del env["COFFER_ACCESS_KEY"], env["COFFER_ACCESS_KEY_FILE"]
+    none = coffer("run", "--", "true", env=env)
+    assert none.returncode == 2 and b"no access key: set COFFER_ACCESS_KEY" in none.stderr
