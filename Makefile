@@ -90,6 +90,7 @@ format: setup
 bench: setup
 	$(PY) bench/tokens_page.py
 	$(PY) bench/resolve.py
+	$(PY) bench/client_run.py
 
 clean:
 	rm -rf .venv .tools data site

@@ -1,0 +1,517 @@
+"""The `coffer` command: argument parsing, configuration, and the three subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from coffer_cli import __version__, runner
+from coffer_cli.fallback import Fallback
+from coffer_cli.transport import Api, Refused, Unreachable
+
+OK, FAILED, USAGE = 0, 1, 2
+RUN_FAILED = 125  # coffer run's own failure, as `env` and `docker run` report theirs
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_TRIES = 5
+DEFAULT_MAX_AGE = "24h"
+KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IDENTIFIER_LENGTH = 10  # `cfr_` and 6 characters: what Coffer's pages show of a key
+
+DESCRIPTION = """\
+Run a command with its secrets from Coffer, or render a template with them.
+
+configuration (environment only; the access key is never a command-line argument, where
+`ps` would show it):
+  COFFER_URL               the server, e.g. https://coffer.example.com
+  COFFER_ACCESS_KEY        the access key (cfr_...), or
+  COFFER_ACCESS_KEY_FILE   a file holding it
+  COFFER_CA_FILE           a CA bundle for a private certificate authority
+  COFFER_TIMEOUT           seconds for a whole fetch, retries included (default 30)
+  COFFER_TRIES             tries per fetch (default 5)
+  COFFER_FALLBACK_MAX_AGE  the oldest fallback `run` accepts (default 24h)
+  COFFER_CACHE_DIR         where fallbacks are kept (default $XDG_CACHE_HOME/coffer)
+"""
+
+RUN_DESCRIPTION = """\
+Fetch the values the access key's context allows, start CMD with them in its environment,
+forward the signals coffer receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) and exit with
+CMD's status (128+N if signal N ended it). Values are kept in memory only; COFFER_ACCESS_KEY
+itself is removed from CMD's environment.
+
+If Coffer cannot be reached (connection refused, timeout, 5xx) after the retries, the values
+of the last successful fetch are used from the encrypted fallback, with a warning giving its
+age on stderr. A refused key (401 or 403) never falls back: the fallback is deleted and
+nothing runs.
+
+exit status:
+  CMD's own status, or
+  125  coffer could not get the values (nothing was run)
+  126  CMD could not be executed
+  127  CMD was not found
+  2    bad arguments
+
+examples:
+  coffer run -- ./manage.py migrate
+  coffer run --only DB_URL,REDIS_URL --mask -- pytest -q
+"""
+
+RENDER_DESCRIPTION = """\
+Send TEMPLATE to Coffer, which replaces every $Secret{KEY} with the token's value (the same
+fail-closed rules as `manage.py resolve`), and write the result to stdout or -o FILE.
+
+If any reference cannot be resolved, nothing is written, each problem is printed on stderr as
+TEMPLATE:LINE:COL: KEY: REASON, and the exit status is 1. Rendering needs Coffer: there is no
+fallback.
+
+exit status:
+  0  rendered
+  1  a reference cannot be resolved, the key was refused, or Coffer cannot be reached
+  2  bad arguments, or TEMPLATE cannot be read
+
+example:
+  coffer render config/app.env.tmpl -o .env
+"""
+
+CHECK_DESCRIPTION = """\
+Ask Coffer whether every $Secret{KEY} reference in TEMPLATE would resolve, without any value
+being decrypted, sent or recorded. Problems are printed on stderr as
+TEMPLATE:LINE:COL: KEY: REASON, then a summary.
+
+exit status:
+  0  every reference would resolve
+  1  some reference would not, the key was refused, or Coffer cannot be reached
+  2  bad arguments, or TEMPLATE cannot be read
+"""
+
+
+class Failure(Exception):
+    def __init__(self, message: str, status: int = FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def say(message: str) -> None:
+    sys.stderr.write(f"coffer: {message}\n")
+    sys.stderr.flush()
+
+
+def printable(text: str) -> str:
+    """Control characters shown escaped, so nothing echoed can drive the terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `30m`, `12h` or `7d`."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 30m, 12h, 7d")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def positive(text: str) -> float:
+    value = duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("it must be more than 0")
+    return value
+
+
+def tries(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tries from 1 to 20")
+    return int(text)
+
+
+def key_list(text: str) -> list[str]:
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    bad = [key for key in keys if not KEY_RE.match(key)]
+    if not keys or bad:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of Token Keys (e.g. DB_URL,API_KEY)"
+        )
+    return keys
+
+
+def access_key() -> str:
+    key, path = os.environ.get("COFFER_ACCESS_KEY"), os.environ.get("COFFER_ACCESS_KEY_FILE")
+    if key and path:
+        raise Failure("set COFFER_ACCESS_KEY or COFFER_ACCESS_KEY_FILE, not both", USAGE)
+    if path:
+        try:
+            key = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise Failure(
+                f"cannot read COFFER_ACCESS_KEY_FILE {printable(path)}: {error.strerror}", USAGE
+            ) from None
+        except UnicodeDecodeError:
+            raise Failure(f"COFFER_ACCESS_KEY_FILE {printable(path)} is not text", USAGE) from None
+    key = (key or "").strip()
+    if not key:
+        raise Failure(
+            "no access key: set COFFER_ACCESS_KEY, or COFFER_ACCESS_KEY_FILE to a file holding it",
+            USAGE,
+        )
+    if not key.isprintable() or " " in key:
+        raise Failure("the access key has spaces or control characters in it", USAGE)
+    return key
+
+
+def server_url() -> str:
+    url = os.environ.get("COFFER_URL", "").strip().rstrip("/")
+    if not url:
+        raise Failure("COFFER_URL is not set (e.g. https://coffer.example.com)", USAGE)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise Failure(f"COFFER_URL {printable(url)!r} is not an http(s):// URL", USAGE)
+    return url
+
+
+def env_default(name: str, parse, default: str):
+    text = os.environ.get(name) or default
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as error:
+        raise Failure(f"{name}: {error}", USAGE) from None
+
+
+def api(options: argparse.Namespace, url: str, key: str) -> Api:
+    return Api(
+        url,
+        key,
+        timeout=options.timeout or env_default("COFFER_TIMEOUT", positive, str(DEFAULT_TIMEOUT)),
+        tries=options.tries or env_default("COFFER_TRIES", tries, str(DEFAULT_TRIES)),
+        warn=say,
+    )
+
+
+def refused(error: Refused, key: str, url: str, only: list[str] | None) -> Failure:
+    """The failure for a refusal; for 401/403, after deleting this key's fallbacks."""
+    shown = key[:IDENTIFIER_LENGTH] + "…"
+    message = f"Coffer refused the request (HTTP {error.status}): {printable(error.message)}"
+    if error.status in (401, 403):
+        message = f"access key {shown} refused (HTTP {error.status}): {printable(error.message)}"
+        if Fallback(url, key, only).forget():
+            message += "; its fallback was deleted and is not used"
+    return Failure(message)
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+def fetch_values(options: argparse.Namespace, url: str, key: str) -> dict[str, str]:
+    only = options.only
+    query = {"format": "json", "source": "coffer run"}
+    if only:
+        query["keys"] = ",".join(only)
+    fallback = None if options.no_fallback else Fallback(url, key, only)
+    try:
+        response = api(options, url, key).request("GET", "/api/v1/values", query)
+    except Refused as error:
+        raise refused(error, key, url, only) from None
+    except Unreachable as error:
+        if fallback is None:
+            raise Failure(f"Coffer cannot be reached: {error} (--no-fallback)") from None
+        return from_fallback(fallback, options, str(error))
+    if response.status == 422:
+        raise Failure(unresolved(response.body))
+    values = json.loads(response.body)
+    if fallback is not None:
+        try:
+            fallback.save(values)
+        except OSError as error:
+            say(f"warning: the fallback could not be written ({error.strerror})")
+    return values
+
+
+def from_fallback(fallback: Fallback, options: argparse.Namespace, reason: str) -> dict[str, str]:
+    max_age = options.fallback_max_age or env_default(
+        "COFFER_FALLBACK_MAX_AGE", duration, DEFAULT_MAX_AGE
+    )
+    loaded = fallback.load()
+    if loaded is None:
+        raise Failure(f"Coffer cannot be reached: {reason}; and there is no fallback for this key")
+    fetched_at, values = loaded
+    age = max(0.0, time.time() - fetched_at)
+    when = dt.datetime.fromtimestamp(fetched_at, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    if age > max_age:
+        raise Failure(
+            f"Coffer cannot be reached: {reason}; the fallback is {human(age)} old (from {when}), "
+            f"older than --fallback-max-age {human(max_age)}: not used"
+        )
+    say(
+        f"warning: Coffer cannot be reached ({reason}); using the fallback from {when}, "
+        f"{human(age)} old"
+    )
+    return values
+
+
+def unresolved(body: bytes) -> str:
+    try:
+        report = json.loads(body)
+        problems = [ref for ref in report["references"] if ref["status"] != "ok"]
+    except (ValueError, KeyError, TypeError):
+        return "Coffer could not resolve the values (HTTP 422)"
+    lines = [f"  {printable(ref['key'] or ref['reference'])}: {ref['reason']}" for ref in problems]
+    return "these keys cannot be resolved here; nothing was run:\n" + "\n".join(lines)
+
+
+def human(seconds: float) -> str:
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            rest = seconds % size
+            below = {"d": ("h", 3600), "h": ("m", 60), "m": ("s", 1)}[unit]
+            part = rest // below[1]
+            return f"{seconds // size}{unit}" + (f"{part}{below[0]}" if part else "")
+    return f"{seconds}s"
+
+
+def command_run(options: argparse.Namespace) -> int:
+    command = options.command
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise Failure("name the command to run after --, e.g. coffer run -- ./start.sh", USAGE)
+    url, key = server_url(), access_key()
+    try:
+        values = fetch_values(options, url, key)
+    except Failure as failure:
+        raise Failure(str(failure), USAGE if failure.status == USAGE else RUN_FAILED) from None
+    env = dict(os.environ)
+    env.pop("COFFER_ACCESS_KEY", None)
+    for name, value in values.items():
+        if options.preserve_env and name in os.environ:
+            continue
+        if "\0" in value:
+            raise Failure(f"{name}'s value has a NUL byte, which no environment can hold", 125)
+        env[name] = value
+    try:
+        return runner.run(command, env, list(values.values()) if options.mask else None)
+    except runner.LaunchError as error:
+        raise Failure(str(error), error.status) from None
+
+
+# --- render and check ------------------------------------------------------------------------
+
+
+def read_template(name: str) -> bytes:
+    try:
+        if name == "-":
+            return sys.stdin.buffer.read()
+        return Path(name).read_bytes()
+    except OSError as error:
+        raise Failure(f"cannot read {printable(name)}: {error.strerror}", USAGE) from None
+
+
+def resolve(options: argparse.Namespace, check: bool) -> tuple:
+    url, key = server_url(), access_key()
+    name = "<stdin>" if options.template == "-" else options.template
+    data = read_template(options.template)
+    query = {"source": printable(name)[:200]}
+    if check:
+        query["check"] = "1"
+    try:
+        response = api(options, url, key).request("POST", "/api/v1/resolve", query, data)
+    except Refused as error:
+        raise refused(error, key, url, None) from None
+    except Unreachable as error:
+        raise Failure(f"Coffer cannot be reached: {error}") from None
+    return name, response
+
+
+def report_problems(name: str, body: bytes) -> int:
+    """Print each failing reference as NAME:LINE:COL: KEY: REASON; their number."""
+    try:
+        references = json.loads(body)["references"]
+    except (ValueError, KeyError, TypeError):
+        raise Failure("Coffer's report could not be read") from None
+    failed = [ref for ref in references if ref["status"] != "ok"]
+    for ref in failed:
+        sys.stderr.write(
+            f"{printable(name)}:{ref['line']}:{ref['column']}: "
+            f"{printable(ref['key'] or ref['reference'])}: {ref['reason']}\n"
+        )
+    return len(failed)
+
+
+def command_render(options: argparse.Namespace) -> int:
+    output = AtomicOutput(options.output) if options.output else None
+    try:
+        name, response = resolve(options, check=False)
+        if response.status == 422:
+            count = report_problems(name, response.body)
+            raise Failure(f"{count} reference{'s' if count != 1 else ''} cannot be resolved; "
+                          "nothing was written")  # fmt: skip
+        if output is not None:
+            output.commit(response.body)
+        else:
+            sys.stdout.buffer.write(response.body)
+            sys.stdout.buffer.flush()
+    finally:
+        if output is not None:
+            output.discard()
+    return OK
+
+
+def command_check(options: argparse.Namespace) -> int:
+    name, response = resolve(options, check=True)
+    references = json.loads(response.body)["references"]
+    failed = report_problems(name, response.body)
+    distinct = len(references)
+    summary = f"{distinct} distinct reference{'s' if distinct != 1 else ''}"
+    if failed:
+        raise Failure(f"{summary}: {failed} cannot be resolved")
+    sys.stderr.write(f"{summary}: all resolve.\n" if distinct else "No references.\n")
+    return OK
+
+
+class AtomicOutput:
+    """-o FILE: a 0600 temporary file beside it, written, fsynced and renamed into place (so
+    FILE is whole or untouched). Made first, so an unwritable folder fails before the fetch."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise Failure(f"-o {printable(path)} is a directory", USAGE)
+        try:
+            descriptor, temporary = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as error:
+            raise Failure(f"cannot write -o {printable(path)}: {error.strerror}", USAGE) from None
+        os.fchmod(descriptor, 0o600)
+        self.descriptor: int | None = descriptor
+        self.temporary: Path | None = Path(temporary)
+
+    def commit(self, data: bytes) -> None:
+        assert self.descriptor is not None and self.temporary is not None
+        try:
+            runner.write_all(self.descriptor, data)
+            os.fsync(self.descriptor)
+            os.close(self.descriptor)
+            self.descriptor = None
+            os.replace(self.temporary, self.path)
+        except OSError as error:
+            shown = printable(str(self.path))
+            raise Failure(f"cannot write -o {shown}: {error.strerror}") from None
+        self.temporary = None
+
+    def discard(self) -> None:
+        if self.descriptor is not None:
+            os.close(self.descriptor)
+            self.descriptor = None
+        if self.temporary is not None:
+            self.temporary.unlink(missing_ok=True)
+            self.temporary = None
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--timeout",
+        type=positive,
+        metavar="SECONDS",
+        help="give up after this long, retries included (default: $COFFER_TIMEOUT or 30)",
+    )
+    group.add_argument(
+        "--tries",
+        type=tries,
+        metavar="N",
+        help="tries on a network error, 5xx or 429, with backoff and jitter "
+        "(default: $COFFER_TRIES or 5)",
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="coffer", description=DESCRIPTION, formatter_class=Formatter)
+    top.add_argument("--version", action="version", version=f"coffer {__version__}")
+    commands = top.add_subparsers(dest="subcommand", metavar="COMMAND", title="commands")
+
+    run = commands.add_parser(
+        "run",
+        help="run a command with its secrets in its environment",
+        description=RUN_DESCRIPTION,
+        formatter_class=Formatter,
+        usage="coffer run [options] -- CMD [ARGS...]",
+    )
+    run.add_argument(
+        "--only", type=key_list, metavar="KEYS", help="only these Token Keys (comma-separated)"
+    )
+    run.add_argument(
+        "--preserve-env",
+        action="store_true",
+        help="a variable already set in the environment keeps its value",
+    )
+    run.add_argument(
+        "--mask",
+        action="store_true",
+        help="replace any value (of 4 characters or more) in CMD's stdout and stderr with ***",
+    )
+    fallback = run.add_argument_group("fallback")
+    fallback.add_argument(
+        "--fallback-max-age",
+        type=duration,
+        metavar="AGE",
+        help="refuse an older fallback: 90s, 30m, 12h, 7d "
+        f"(default: $COFFER_FALLBACK_MAX_AGE or {DEFAULT_MAX_AGE})",
+    )
+    fallback.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="neither use nor write the fallback: fail when Coffer cannot be reached",
+    )
+    add_connection_options(run)
+    run.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    run.set_defaults(handler=command_run)
+
+    for name, summary, description, handler in (
+        ("render", "render a template with its secrets", RENDER_DESCRIPTION, command_render),
+        ("check", "check that every reference in a template resolves", CHECK_DESCRIPTION,
+         command_check),
+    ):  # fmt: skip
+        sub = commands.add_parser(
+            name, help=summary, description=description, formatter_class=Formatter
+        )
+        sub.add_argument("template", metavar="TEMPLATE", help="the template file; - for stdin")
+        if name == "render":
+            sub.add_argument(
+                "-o",
+                "--output",
+                metavar="FILE",
+                help="write FILE atomically with mode 0600 instead of stdout",
+            )
+        add_connection_options(sub)
+        sub.set_defaults(handler=handler)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parser()
+    options = arguments.parse_args(argv)
+    if options.subcommand is None:
+        arguments.print_help(sys.stderr)
+        return USAGE
+    try:
+        return int(options.handler(options))
+    except Failure as failure:
+        say(str(failure))
+        return failure.status
+    except KeyboardInterrupt:
+        return 130
