@@ -1,5 +1,6 @@
 """Sends a member of a workspace that requires two-factor authentication to set it up, or to
-give a code if this session never did."""
+give a code if this session never did; shows a member of a workspace that requires single
+sign-on, in a session that signed in another way, the page that asks them to."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
-from workspaces.access import TwoFactorRequired
+from workspaces.access import SSORequired, TwoFactorRequired
 
 
 class WorkspaceTwoFactorMiddleware:
@@ -23,6 +24,8 @@ class WorkspaceTwoFactorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, SSORequired):
+            return self._sso_required(request, exception)
         if not isinstance(exception, TwoFactorRequired):
             return None
         text = f"{exception.workspace_name} requires two-factor authentication. " + (
@@ -42,3 +45,10 @@ class WorkspaceTwoFactorMiddleware:
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)
         return redirect(url)
+
+    def _sso_required(self, request: HttpRequest, exception: SSORequired) -> HttpResponse:
+        if getattr(request, "htmx", False):
+            # A fragment cannot hold the page: the browser loads it as a whole.
+            return HttpResponseClientRedirect(request.get_full_path())
+        context = {"workspace_name": exception.workspace_name, "next": request.get_full_path()}
+        return render(request, "account/sso_required.html", context, status=403)
