@@ -288,6 +288,9 @@ SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # only provider-verified addresses ge
 # A matched account gets the provider linked, so later sign-ins do not depend on the address.
 SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 SOCIALACCOUNT_STORE_TOKENS = False  # Coffer never calls the provider's APIs: keep no tokens
+# Linking or unlinking the provider on /accounts/3rdparty/ asks for sudo mode (the same records
+# and window as two-factor settings).
+SOCIALACCOUNT_REAUTHENTICATION_REQUIRED = True
 SOCIALACCOUNT_LOGIN_ON_GET = False  # the flow starts with a POST (CSRF-checked), not a link
 SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
 
