@@ -95,7 +95,7 @@ def sign_in(page: Page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 # --- the Access keys tab ------------------------------------------------------------------------
