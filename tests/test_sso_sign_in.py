@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pyotp
 import pytest
-from allauth.socialaccount.models import SocialAccount
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -23,6 +24,7 @@ from tests.helpers import (
     sso_sign_in,
     text,
 )
+from tests.oidc_provider import CLIENT_SECRET
 from workspaces.models import Role
 from workspaces.reauth import has_recent_auth
 
@@ -172,3 +174,34 @@ def test_account_without_password_confirms_sudo_mode_with_the_provider(ada, sso_
     assert sso_provider.authorize_requests[-1]["prompt"] == "login"
     request = type("R", (), {"session": client.session, "user": ada})()
     assert has_recent_auth(request)
+
+
+def test_no_client_secret_or_provider_token_is_kept_or_shown(ada, sso_provider):
+    client = Client()
+    assert CLIENT_SECRET not in text(client.get(reverse("login")))
+    sso_sign_in(client, sso_provider)
+    assert not SocialToken.objects.exists(), "the provider's tokens are not kept"
+    account = SocialAccount.objects.get(user=ada)
+    for token in sso_provider.access_tokens:
+        assert token not in str(account.extra_data)
+    # The admin offers no place that would store the client secret in plain text.
+    assert not admin.site.is_registered(SocialApp)
+    assert not admin.site.is_registered(SocialToken)
+    assert admin.site.is_registered(SocialAccount), "an administrator can unlink an account"
+
+
+def test_linking_the_provider_to_a_signed_in_account_needs_sudo_mode(workspace, sso_provider):
+    import requests
+
+    user = UserFactory(username="bob", email="bob@example.com")
+    client = Client()
+    client.force_login(user)
+    age_authentication(client, 3600)  # signed in an hour ago: outside sudo mode's window
+    response = client.post(SSO_LOGIN, {"process": "connect"})
+    if response["Location"].startswith(sso_provider.url):
+        answer = requests.get(
+            response["Location"], allow_redirects=False, verify=str(sso_provider.certificate)
+        )
+        response = client.get(answer.headers["Location"].removeprefix("http://testserver"))
+    assert response["Location"].startswith(reverse("reauthenticate"))
+    assert not SocialAccount.objects.filter(user=user).exists()
