@@ -244,8 +244,8 @@ MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown once after set-up or regeneration, 
 MFA_TRUST_ENABLED = False
 
 # --- Single sign-on for people (accounts/sso.py): one OpenID Connect provider, from these
-# settings (or a "Social application" added in the admin, provider "OpenID Connect", provider
-# ID "sso"). The sign-in page then shows "Sign in with <name>"; passwords keep working (owners'
+# settings only (allauth's admin would keep the client secret in the database in plain text).
+# The sign-in page then shows "Sign in with <name>"; passwords keep working (owners'
 # break-glass path when a workspace requires single sign-on). A first sign-in links to an
 # existing account by email only when COFFER_OIDC_SSO_LINK_BY_EMAIL trusts the provider AND it
 # says email_verified=true; otherwise it is refused. A new account needs a pending invitation

@@ -205,3 +205,18 @@ def test_linking_the_provider_to_a_signed_in_account_needs_sudo_mode(workspace, 
         response = client.get(answer.headers["Location"].removeprefix("http://testserver"))
     assert response["Location"].startswith(reverse("reauthenticate"))
     assert not SocialAccount.objects.filter(user=user).exists()
+
+
+def test_the_provider_origin_is_allowed_as_a_form_target():
+    from config.settings import sso_form_action_origins
+
+    assert sso_form_action_origins("https://idp.example.com:8443/realms/acme") == [
+        "https://idp.example.com:8443"
+    ]
+    assert sso_form_action_origins("") == []
+
+
+def test_sign_in_page_lets_the_button_post_to_the_provider(sso_provider):
+    csp = Client().get(reverse("login"))["Content-Security-Policy"]
+    form_action = next(p for p in csp.split(";") if p.strip().startswith("form-action"))
+    assert sso_provider.url in form_action

@@ -102,3 +102,31 @@ def test_owner_break_glass_with_password_and_two_factor(
     expect(page.get_by_role("link", name="Single sign-on: optional")).to_be_visible()
     acme.refresh_from_db()
     assert not acme.require_sso
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_refusal_and_sudo_pages(browser_page: Page, live_server, acme, axe, viewport, sso_provider):
+    page = browser_page
+    page.set_viewport_size(VIEWPORTS[viewport])
+    # A provider account whose address belongs to an unlinked account is refused, and says why.
+    sso_provider.person.update(sub="someone-else", email="olivia1@example.com")
+    UserFactory(username="olivia1", email="olivia1@example.com")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_role("button", name="Sign in with Acme SSO").click()
+    expect(page.get_by_role("heading", name="Single sign-on refused")).to_be_visible()
+    axe(page)
+    # Ada (no password) confirms sudo mode with the provider.
+    sso_provider.person.update(sub="person-1", email="ada@example.com")
+    ada = SocialAccount.objects.get(provider="sso").user
+    ada.set_unusable_password()
+    ada.save()
+    page.get_by_role("link", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with Acme SSO").click()
+    expect(tokens_heading(page)).to_be_visible()
+    page.goto(f"{live_server.url}/accounts/reauthenticate/?next=/account/")
+    button = page.get_by_role("button", name="Confirm with Acme SSO")
+    expect(button).to_be_visible()
+    axe(page)
+    button.click()
+    expect(page.get_by_role("heading", name="Account")).to_be_visible()
+    assert sso_provider.authorize_requests[-1]["prompt"] == "login"
