@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from allauth.socialaccount.models import SocialApp, SocialToken
 from django.contrib import admin
 
 from accounts.models import Invitation
@@ -31,3 +32,11 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# Single sign-on is configured from settings (COFFER_OIDC_SSO_*, accounts/sso.py): allauth's
+# "Social applications" would keep the provider's client secret in the database in plain text,
+# and "Social tokens" are never kept (SOCIALACCOUNT_STORE_TOKENS is off). "Social accounts"
+# stay: there an administrator unlinks a person's provider account.
+admin.site.unregister(SocialApp)
+admin.site.unregister(SocialToken)

@@ -179,6 +179,28 @@ class TwoFactorRequirementForm(forms.Form):
     )
 
 
+class SSORequirementForm(forms.Form):
+    require_sso = forms.BooleanField(
+        label="Require single sign-on",
+        required=False,
+        help_text="Members who signed in with a password are asked to sign in with single "
+        "sign-on. Owners may still enter with a password and two-factor (break-glass).",
+    )
+
+    def __init__(self, *args: Any, sso_available: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sso_available = sso_available
+
+    def clean_require_sso(self) -> bool:
+        required = self.cleaned_data["require_sso"]
+        if required and not self.sso_available:
+            raise forms.ValidationError(
+                "No single sign-on provider is set up on this Coffer: an administrator adds one "
+                "first (COFFER_OIDC_SSO_SERVER_URL)."
+            )
+        return required
+
+
 PENDING_TOTP_SESSION = "_coffer_pending_totp"
 
 

@@ -1,6 +1,8 @@
-"""Two-factor middleware: sends a member of a workspace that requires two-factor authentication
-to set it up, or to give a code if this session never did, and answers a two-factor secret the
-master keys cannot open with a clear page."""
+"""Two-factor and single sign-on middleware: sends a member of a workspace that requires
+two-factor authentication to set it up, or to give a code if this session never did; shows a
+member of a workspace that requires single sign-on, in a session that signed in another way, the
+page that asks them to; and answers a two-factor secret the master keys cannot open with a clear
+page."""
 
 from __future__ import annotations
 
@@ -10,13 +12,13 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
 from tokens.crypto import AccountSecretError
-from workspaces.access import TwoFactorRequired
+from workspaces.access import SSORequired, TwoFactorRequired
 
 logger = logging.getLogger("coffer.crypto")
 
@@ -29,6 +31,8 @@ class WorkspaceTwoFactorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, SSORequired):
+            return self._sso_required(request, exception)
         if not isinstance(exception, TwoFactorRequired):
             return None
         text = f"{exception.workspace_name} requires two-factor authentication. " + (
@@ -48,6 +52,13 @@ class WorkspaceTwoFactorMiddleware:
         if getattr(request, "htmx", False):
             return HttpResponseClientRedirect(url)
         return redirect(url)
+
+    def _sso_required(self, request: HttpRequest, exception: SSORequired) -> HttpResponse:
+        if getattr(request, "htmx", False):
+            # A fragment cannot hold the page: the browser loads it as a whole.
+            return HttpResponseClientRedirect(request.get_full_path())
+        context = {"workspace_name": exception.workspace_name, "next": request.get_full_path()}
+        return render(request, "account/sso_required.html", context, status=403)
 
 
 class TwoFactorSecretErrorMiddleware:

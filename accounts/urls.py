@@ -20,5 +20,6 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("w/<slug:slug>/members/two-factor/", views.workspace_two_factor, name="two_factor"),
+    path("w/<slug:slug>/members/sso/", views.workspace_sso, name="sso_requirement"),
     path("w/<slug:slug>/leave/", views.workspace_leave, name="workspace_leave"),
 ]

@@ -15,7 +15,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods
 
-from accounts.forms import InvitationForm, InvitationSignupForm, TwoFactorRequirementForm
+from accounts.forms import (
+    InvitationForm,
+    InvitationSignupForm,
+    SSORequirementForm,
+    TwoFactorRequirementForm,
+)
 from accounts.mail import send_invitation
 from accounts.models import Invitation
 from lib.htmx import modal_success, render_modal
@@ -24,6 +29,13 @@ from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
+
+
+def sso_available(request: HttpRequest) -> bool:
+    from allauth.socialaccount.adapter import get_adapter
+
+    return bool(get_adapter(request).list_providers(request))
+
 
 SIGN_IN_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
@@ -289,6 +301,47 @@ def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpRe
             "title": "Two-factor authentication",
             "intro": "When required, members without two-factor authentication are sent to set "
             f"it up before they can open any page of {workspace.name}. Access keys keep working.",
+            "submit_label": "Save",
+            "cancel_url": reverse("members", args=[slug]),
+            "nav": "members",
+        },
+    )
+
+
+@signed_in_view("GET", "POST", fragment=True)
+@recent_auth_required
+def workspace_sso(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    form = SSORequirementForm(
+        request.POST if request.method == "POST" else None,
+        initial={"require_sso": workspace.require_sso},
+        sso_available=sso_available(request),
+    )
+    if request.method == "POST" and form.is_valid():
+        required = form.cleaned_data["require_sso"]
+        workspace.set_sso_requirement(required, by=request.user)
+        message = (
+            f"{workspace.name} now requires single sign-on."
+            if required
+            else f"{workspace.name} no longer requires single sign-on."
+        )
+        return modal_success(
+            request,
+            message=message,
+            event="workspaceChanged",
+            redirect_to=reverse("members", args=[slug]),
+            reload=True,
+        )
+    return render_modal(
+        request,
+        "modal_form.html",
+        {
+            "form": form,
+            "title": "Single sign-on",
+            "intro": "When required, members who signed in with a password are asked to sign in "
+            f"with single sign-on before they can open any page of {workspace.name}. Owners "
+            "may still enter with their password and two-factor code, so a broken identity "
+            "provider cannot lock the workspace out. Access keys keep working.",
             "submit_label": "Save",
             "cancel_url": reverse("members", args=[slug]),
             "nav": "members",

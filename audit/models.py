@@ -74,6 +74,7 @@ class AuditAction(models.TextChoices):
         "workspace.two_factor_changed",
         "Two-factor requirement changed",
     )
+    SSO_REQUIREMENT_CHANGED = "workspace.sso_changed", "Single sign-on requirement changed"
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:

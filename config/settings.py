@@ -13,6 +13,7 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -96,6 +97,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "lib",
     "audit",
     "workspaces",
@@ -241,6 +244,58 @@ MFA_TOTP_TOLERANCE = 1  # the code of the 30 s before or after counts too: phone
 MFA_RECOVERY_CODE_COUNT = 10
 MFA_RECOVERY_CODES_SHOW_ONCE = True  # shown once after set-up or regeneration, then never
 MFA_TRUST_ENABLED = False
+
+# --- Single sign-on for people (accounts/sso.py): one OpenID Connect provider, from these
+# settings only (allauth's admin would keep the client secret in the database in plain text).
+# The sign-in page then shows "Sign in with <name>"; passwords keep working (owners'
+# break-glass path when a workspace requires single sign-on). A first sign-in links to an
+# existing account by email only when COFFER_OIDC_SSO_LINK_BY_EMAIL trusts the provider AND it
+# says email_verified=true; otherwise it is refused. A new account needs a pending invitation
+# for the (verified) address, or COFFER_OPEN_SIGNUP.
+COFFER_OIDC_SSO_SERVER_URL = os.environ.get("COFFER_OIDC_SSO_SERVER_URL", "").strip().rstrip("/")
+COFFER_OIDC_SSO_CLIENT_ID = os.environ.get("COFFER_OIDC_SSO_CLIENT_ID", "").strip()
+COFFER_OIDC_SSO_CLIENT_SECRET = os.environ.get("COFFER_OIDC_SSO_CLIENT_SECRET", "")
+COFFER_OIDC_SSO_NAME = os.environ.get("COFFER_OIDC_SSO_NAME", "").strip() or "single sign-on"
+COFFER_OIDC_SSO_LINK_BY_EMAIL = env_bool("COFFER_OIDC_SSO_LINK_BY_EMAIL")
+if COFFER_OIDC_SSO_SERVER_URL and not COFFER_OIDC_SSO_CLIENT_ID:
+    raise ImproperlyConfigured("COFFER_OIDC_SSO_SERVER_URL needs COFFER_OIDC_SSO_CLIENT_ID.")
+if COFFER_OIDC_SSO_SERVER_URL and not COFFER_OIDC_SSO_SERVER_URL.startswith("https://"):
+    raise ImproperlyConfigured("COFFER_OIDC_SSO_SERVER_URL must be an https URL.")
+SOCIALACCOUNT_ADAPTER = "accounts.sso.SocialAccountAdapter"
+SOCIALACCOUNT_PROVIDERS: dict[str, Any] = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        # Whether a first sign-in may join an existing account with the same address; only
+        # addresses the provider marks email_verified=true are ever considered (allauth).
+        "EMAIL_AUTHENTICATION": COFFER_OIDC_SSO_LINK_BY_EMAIL,
+        "APPS": (
+            [
+                {
+                    "provider_id": "sso",
+                    "name": COFFER_OIDC_SSO_NAME,
+                    "client_id": COFFER_OIDC_SSO_CLIENT_ID,
+                    "secret": COFFER_OIDC_SSO_CLIENT_SECRET,
+                    "settings": {"server_url": COFFER_OIDC_SSO_SERVER_URL},
+                }
+            ]
+            if COFFER_OIDC_SSO_SERVER_URL
+            else []
+        ),
+    }
+}
+SOCIALACCOUNT_ONLY = False  # passwords stay: the break-glass path when the provider is down
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_REQUIRED = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"  # only provider-verified addresses get this far
+# A matched account gets the provider linked, so later sign-ins do not depend on the address.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False  # Coffer never calls the provider's APIs: keep no tokens
+# Linking or unlinking the provider on /accounts/3rdparty/ asks for sudo mode (the same records
+# and window as two-factor settings).
+SOCIALACCOUNT_REAUTHENTICATION_REQUIRED = True
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the flow starts with a POST (CSRF-checked), not a link
+SOCIALACCOUNT_REQUESTS_TIMEOUT = 10
+
 DEFAULT_FROM_EMAIL = os.environ.get("COFFER_EMAIL_FROM", "Coffer <coffer@localhost>")
 
 LANGUAGE_CODE = "en-us"
@@ -273,6 +328,15 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # and theirs would write a large upload, secret included, to a temporary file.
 FILE_UPLOAD_HANDLERS = ["tokens.uploads.CappedUploadHandler"]
 
+
+def sso_form_action_origins(server_url: str) -> list[str]:
+    """The origin of the single sign-on provider (its authorization endpoint must share it)."""
+    if not server_url:
+        return []
+    parts = urlsplit(server_url)
+    return [f"{parts.scheme}://{parts.netloc}"]
+
+
 # Security headers. A strict CSP: every script and style comes from our own origin.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
@@ -281,7 +345,9 @@ SECURE_CSP = {
     "img-src": [CSP.SELF, "data:"],
     "font-src": [CSP.SELF],
     "connect-src": [CSP.SELF],
-    "form-action": [CSP.SELF],
+    # The sign-in button posts, and the answer redirects to the provider: Chromium checks that
+    # redirect against form-action, so the provider's origin is allowed there.
+    "form-action": [CSP.SELF, *sso_form_action_origins(COFFER_OIDC_SSO_SERVER_URL)],
     "frame-ancestors": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "object-src": [CSP.NONE],

@@ -99,3 +99,16 @@ def oidc_issuer(tmp_path, settings):
         settings.COFFER_WEBHOOK_ALLOW_PRIVATE = True
         settings.COFFER_WEBHOOK_CA_FILE = str(running.certificate)
         yield running
+
+
+@pytest.fixture
+def sso_provider(tmp_path, settings, monkeypatch):
+    """A running test OpenID Connect provider (tests/oidc_provider.py) configured as Coffer's
+    single sign-on, its self-signed certificate trusted by allauth's HTTP client."""
+    from tests.oidc_provider import Provider
+
+    with Provider(tmp_path) as running:
+        for name, value in running.settings().items():
+            setattr(settings, name, value)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.certificate))
+        yield running

@@ -95,7 +95,7 @@ def sign_in(page: Page, live_server, username: str) -> None:
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
 
 
 # --- the Access keys tab ------------------------------------------------------------------------
@@ -177,3 +177,33 @@ def signed_in_with_code(user, secret: str, minutes_ago: float = 0, next_url: str
     if minutes_ago:
         age_authentication(client, minutes_ago * 60)
     return client
+
+
+# --- single sign-on -------------------------------------------------------------------------
+
+SSO_LOGIN = "/accounts/oidc/sso/login/"
+
+
+def sso_sign_in(client, provider, next_url: str = "", *, login_url: str = SSO_LOGIN):
+    """Press "Sign in with Acme SSO" with `client`: the provider (tests/oidc_provider.py)
+    approves and sends the browser back; the response to the callback (allauth's answer)."""
+    import requests
+
+    response = client.post(login_url, {"next": next_url} if next_url else {})
+    assert response.status_code == 302 and response["Location"].startswith(provider.url)
+    answer = requests.get(
+        response["Location"], allow_redirects=False, verify=str(provider.certificate), timeout=5
+    )
+    assert answer.status_code == 302, answer.text
+    callback = answer.headers["Location"].removeprefix("http://testserver")
+    return client.get(callback)
+
+
+def sso_button_action(page: str) -> str:
+    """Where the single sign-on button of `page` posts."""
+    import html
+    import re
+
+    match = re.search(r'action="(/accounts/oidc/sso/login/[^"]*)"', page)
+    assert match, "the page has the single sign-on button"
+    return html.unescape(match.group(1))

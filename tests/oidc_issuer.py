@@ -94,11 +94,14 @@ class Issuer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if issuer.handle(self, "GET"):
+                    return
                 if self.path == "/.well-known/openid-configuration":
                     document: dict[str, Any] = {
                         "issuer": issuer.url,
                         "jwks_uri": f"{issuer.url}/jwks",
                         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                        **issuer.discovery(),
                     }
                 elif self.path == "/jwks":
                     issuer.fetches += 1
@@ -112,6 +115,10 @@ class Issuer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                if not issuer.handle(self, "POST"):
+                    self.send_error(404)
 
             def log_message(self, format, *args) -> None:
                 pass
@@ -135,6 +142,16 @@ class Issuer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+    # --- hooks for a fuller provider (tests/oidc_provider.py) ---------------------------------
+
+    def discovery(self) -> dict[str, Any]:
+        """More fields of the discovery document."""
+        return {}
+
+    def handle(self, request: http.server.BaseHTTPRequestHandler, method: str) -> bool:
+        """Answer a request this issuer does not know; False lets it answer (or 404)."""
+        return False
 
     def rotate(self) -> None:
         """New signing keys; the old ones are no longer published."""

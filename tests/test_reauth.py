@@ -48,6 +48,7 @@ PROTECTED = {
     "member_edit": lambda t: [t.workspace.slug, t.member.pk],
     "member_remove": lambda t: [t.workspace.slug, t.member.pk],
     "two_factor": lambda t: [t.workspace.slug],
+    "sso_requirement": lambda t: [t.workspace.slug],
     "invitation_create": lambda t: [t.workspace.slug],
     "invitation_resend": lambda t: [t.workspace.slug, t.invitation.pk],
     "notifications:webhook_create": lambda t: [t.workspace.slug],
@@ -88,6 +89,14 @@ REVIEWED = {
     "account_reset_password_from_key_done": "a notice",
     "account_set_password": "a first password; an account without one cannot sign in",
     "account_signup": "open sign-up (off by default): a new account with no access",
+    # Single sign-on (accounts/sso.py): signing in through the provider, then its code step.
+    "openid_connect_login": "starts a provider sign-in (a POST with the CSRF token)",
+    "openid_connect_callback": "the provider's answer: state, PKCE and ID token checked",
+    "socialaccount_login_cancelled": "a notice",
+    "socialaccount_login_error": "a notice",
+    "socialaccount_signup": "a new account only for an invited verified address or open sign-up",
+    "socialaccount_connections": "linking or unlinking the provider asks for sudo mode (allauth)",
+    "None": "allauth's old /accounts/social/ addresses: redirects to /accounts/3rdparty/",
     "account_email_verification_sent": "a notice",
     "account_confirm_email": "needs the mailed link; adding the address needed sudo",
     # Two-factor pages that show nothing secret.
@@ -243,6 +252,7 @@ def state(workspace) -> tuple:
         AccessKey.objects.count(),
         sorted(workspace.memberships.values_list("user__username", "role")),
         workspace.require_two_factor,
+        workspace.require_sso,
         sorted(Invitation.objects.values_list("email", "role", "key_hash", "expires_at")),
         sorted(
             (w.url, w.description, w.events, w.active, bytes(w.secret_ciphertext))
@@ -257,6 +267,7 @@ def state(workspace) -> tuple:
 EVERY_FORM = {
     "role": "owner",
     "require_two_factor": "on",
+    "require_sso": "on",
     "email": "attacker@evil.example",
     "url": "https://hooks.evil.example/steal",
     "description": "changed",

@@ -182,6 +182,7 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("invitation_resend", _invitation, get=OWN, post=OWN),
     Route("invitation_revoke", _invitation, get=OWN, post=OWN),
     Route("two_factor", _slug, get=OWN, post=OWN),
+    Route("sso_requirement", _slug, get=OWN, post=OWN),
     Route("workspace_leave", _slug, get=VIEW, post=VIEW),
     Route("account", lambda o: {}, get=ANY, post=None),
     Route("member_edit", _member, get=OWN, post=OWN),

@@ -28,7 +28,8 @@ def get_workspace_for(
     """Return the workspace `slug` if the user belongs to it with at least `role`.
 
     A workspace that requires two-factor authentication sends a member without it to set it up
-    (TwoFactorRequired); only leaving the workspace is allowed without.
+    (TwoFactorRequired); one that requires single sign-on sends a member whose session did not
+    sign in through it to do so (SSORequired). Only leaving the workspace is allowed without.
 
     The membership is attached as `request.membership` so templates can ask what the user may do.
     """
@@ -41,6 +42,8 @@ def get_workspace_for(
         raise Http404("No such workspace.")
     if membership.workspace.require_two_factor and not allow_without_two_factor:
         require_two_factor(request, membership.workspace.name)
+    if membership.workspace.require_sso and not allow_without_two_factor:
+        require_sso(request, membership)
     if not membership.can(role):
         raise PermissionDenied(f"This needs the {Role(role).label} role or higher.")
     request.membership = membership
@@ -69,6 +72,34 @@ def require_two_factor(request: AuthenticatedHttpRequest, workspace_name: str) -
         raise TwoFactorRequired(workspace_name)
     if not saw_second_factor(request, request.user):
         raise TwoFactorRequired(workspace_name, code_needed=True)
+
+
+class SSORequired(Exception):
+    """The workspace requires single sign-on and this session signed in another way: the
+    middleware (accounts/middleware.py) shows the page that asks to sign in with it."""
+
+    def __init__(self, workspace_name: str = "") -> None:
+        super().__init__(workspace_name)
+        self.workspace_name = workspace_name
+
+
+def require_sso(request: AuthenticatedHttpRequest, membership: Membership) -> None:
+    """A session signed in through single sign-on; or break-glass: an owner whose session
+    proved a password and a two-factor code (so a broken identity provider cannot lock the
+    workspace out, and a stolen password alone does not open it)."""
+    from allauth.mfa.utils import is_mfa_enabled
+
+    from workspaces.reauth import saw_second_factor, signed_in_with_sso
+
+    if signed_in_with_sso(request, request.user):
+        return
+    if (
+        membership.role == Role.OWNER
+        and is_mfa_enabled(request.user)
+        and saw_second_factor(request, request.user)
+    ):
+        return
+    raise SSORequired(membership.workspace.name)
 
 
 def get_object_in[M: Model](

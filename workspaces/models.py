@@ -35,6 +35,10 @@ class Workspace(models.Model):
     # Members without two-factor authentication are sent to set it up before any page of this
     # workspace (workspaces/access.py); its API access keys keep working.
     require_two_factor = models.BooleanField("Require two-factor authentication", default=False)
+    # Members whose session did not sign in through single sign-on are asked to, before any
+    # page of this workspace; owners may still enter with password and two-factor (break-glass,
+    # workspaces/access.py). Access keys keep working.
+    require_sso = models.BooleanField("Require single sign-on", default=False)
 
     objects = WorkspaceQuerySet.as_manager()
 
@@ -79,19 +83,27 @@ class Workspace(models.Model):
 
     def set_two_factor_requirement(self, required: bool, *, by: User) -> bool:
         """Require (or stop requiring) two-factor authentication; False if nothing changed."""
+        return self._set_requirement(
+            "require_two_factor", required, AuditAction.TWO_FACTOR_REQUIREMENT_CHANGED, by=by
+        )
+
+    def set_sso_requirement(self, required: bool, *, by: User) -> bool:
+        """Require (or stop requiring) single sign-on; False if nothing changed."""
+        return self._set_requirement(
+            "require_sso", required, AuditAction.SSO_REQUIREMENT_CHANGED, by=by
+        )
+
+    def _set_requirement(self, field: str, required: bool, action: AuditAction, *, by) -> bool:
         with transaction.atomic():
             changed = (
                 Workspace.objects.filter(pk=self.pk)
-                .exclude(require_two_factor=required)
-                .update(require_two_factor=required)
+                .exclude(**{field: required})
+                .update(**{field: required})
             )
-            self.require_two_factor = required
+            setattr(self, field, required)
             if changed:
                 AuditEvent.record(
-                    self,
-                    AuditAction.TWO_FACTOR_REQUIREMENT_CHANGED,
-                    by=by,
-                    detail={"name": self.name, "required": required},
+                    self, action, by=by, detail={"name": self.name, "required": required}
                 )
         return bool(changed)
 

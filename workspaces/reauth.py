@@ -70,6 +70,13 @@ def saw_second_factor(request: HttpRequest, user) -> bool:
     return any(isinstance(r, dict) and r.get("method") == "mfa" for r in records)
 
 
+def signed_in_with_sso(request: HttpRequest, user) -> bool:
+    """Whether this session signed `user` in through the single sign-on provider (allauth
+    records a `socialaccount` step for it; a password sign-in has none)."""
+    records = get_authentication_records(request, user)
+    return any(isinstance(r, dict) and r.get("method") == "socialaccount" for r in records)
+
+
 def passed_every_step(request: HttpRequest, user) -> bool:
     """Whether this session proved every factor `user` has."""
     from allauth.mfa.utils import is_mfa_enabled
@@ -183,8 +190,16 @@ def reauthenticate(request: HttpRequest) -> HttpResponse:
         "next": next_url,
         "minutes": settings.COFFER_REAUTH_MINUTES,
         "has_two_factor": _has_two_factor(request.user),
+        # An account made through single sign-on has no password: it confirms by signing in
+        # with the provider again (a fresh sign-in restarts the window; prompt=login asks the
+        # provider to check who it is rather than answer from its own session).
+        "has_password": _has_password(request.user),
     }
     return render(request, "registration/reauthenticate.html", context)
+
+
+def _has_password(user) -> bool:
+    return user.has_usable_password()
 
 
 def _has_two_factor(user) -> bool:
