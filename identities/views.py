@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from identities.forms import DeleteIdentityForm, WorkloadIdentityForm, preset_initial
 from identities.models import PRESETS, WorkloadIdentity
-from lib.htmx import modal_success, render_modal
+from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -51,9 +51,8 @@ def identity_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "table_url": list_url(workspace),
         "exchange_url": request.build_absolute_uri(reverse("api:oidc_exchange")),
     }
-    fragment = request.htmx and not request.htmx.history_restore_request
-    template = "identities/identities.html#table" if fragment else "identities/identities.html"
-    return render(request, template, context)
+    page = "identities/identities.html"
+    return render(request, f"{page}#table" if wants_fragment(request) else page, context)
 
 
 @signed_in_view("GET", "POST", fragment=True)
@@ -83,7 +82,9 @@ def identity_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
 def identity_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     identity = get_identity_for(workspace, pk)
-    form = DeleteIdentityForm(request.POST if request.method == "POST" else None, identity=identity)
+    form = DeleteIdentityForm(
+        request.POST if request.method == "POST" else None, name=identity.name
+    )
     if request.method == "POST" and form.is_valid():
         with contextlib.suppress(ValidationError):  # deleted meanwhile: the outcome holds
             identity.delete_identity(by=request.user)
