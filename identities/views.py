@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -24,13 +24,10 @@ from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
 
 CHANGED = "identitiesChanged"
-ID_MAX = 2**63 - 1
 
 
 def get_identity_for(workspace: Workspace, pk: int) -> WorkloadIdentity:
     """A workload identity of `workspace` (404 otherwise)."""
-    if pk > ID_MAX:
-        raise Http404("No such workload identity.")
     return get_object_in(
         workspace, WorkloadIdentity.objects.select_related("environment", "product", "app"), pk
     )
