@@ -120,7 +120,8 @@ class BoundContext(models.Model):
     `expires_at`, and says how the messages name it."""
 
     noun: ClassVar[str]  # "Choose the environment the key resolves in."
-    named: ClassVar[str]  # "An access key named “x” already exists in this workspace."
+    kind: ClassVar[str]  # "This access key was already deleted."
+    a_kind: ClassVar[str]  # "An access key named “x” already exists in this workspace."
 
     if TYPE_CHECKING:
         workspace_id: int
@@ -182,7 +183,7 @@ class BoundContext(models.Model):
         return others.exclude(pk=self.pk).exists()
 
     def duplicate_name_message(self) -> str:
-        return f"{self.named} named “{self.name}” already exists in this workspace."
+        return f"{self.a_kind} named “{self.name}” already exists in this workspace."
 
     def insert(self, action: str, *, by: User | None) -> None:
         """Store it, new, with the audit event `action`; ValidationError on the name if another
@@ -195,3 +196,14 @@ class BoundContext(models.Model):
             if self.name_is_taken():
                 raise ValidationError({"name": [self.duplicate_name_message()]}) from None
             raise
+
+    def delete_recorded(self, action: str, *, by: User | None) -> None:
+        """Delete it for good with the audit event `action` (which keeps its name); a
+        ValidationError if another request deleted it first."""
+        manager: Any = type(self)._default_manager
+        with transaction.atomic():
+            current = manager.select_for_update().filter(pk=self.pk).first()
+            if current is None:
+                raise ValidationError(f"This {self.kind} was already deleted.")
+            current.record(action, by=by)
+            current.delete()

@@ -143,22 +143,26 @@ class AccessKeyForm(forms.Form):
             return self.cleaned_data["expiry_date"]
         return int(choice)
 
+    def bound_arguments(self) -> dict[str, Any]:
+        """What a key and an identity are made with alike: the workspace, name, description,
+        context, expiry and allowed networks."""
+        data = self.cleaned_data
+        return {
+            "workspace": self.workspace,
+            "name": data["name"],
+            "description": data["description"],
+            "environment": data["environment"],
+            "product": data["product"],
+            "app": data["app"],
+            "expires": self.expires(),
+            "allowed_networks": split_addresses(data["allowed_addresses"]),
+        }
+
     def save(self, *, by: User | None) -> tuple[AccessKey, str] | None:
         """(the new key's row, the key itself), or None with the model's messages added as
         field errors."""
-        data = self.cleaned_data
         try:
-            return AccessKey.objects.create_key(
-                workspace=self.workspace,
-                name=data["name"],
-                description=data["description"],
-                environment=data["environment"],
-                product=data["product"],
-                app=data["app"],
-                expires=self.expires(),
-                allowed_networks=split_addresses(data["allowed_addresses"]),
-                by=by,
-            )
+            return AccessKey.objects.create_key(**self.bound_arguments(), by=by)
         except ValidationError as refused:
             self.add_model_errors(refused)
             return None

@@ -238,8 +238,7 @@ def _record_use_sql(vendor: str) -> str:
 
 
 class AccessKey(BoundContext):
-    noun = "key"
-    named = "An access key"
+    noun, kind, a_kind = "key", "access key", "An access key"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_keys")
     name = models.CharField(max_length=NAME_MAX_LENGTH)
@@ -370,12 +369,7 @@ class AccessKey(BoundContext):
 
     def delete_key(self, *, by: User | None = None) -> None:
         """Delete the key for good; the audit trail keeps its name and identifier."""
-        with transaction.atomic():
-            current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
-            if current is None:
-                raise ValidationError("This access key was already deleted.")
-            current.record(AuditAction.ACCESS_KEY_DELETED, by=by)
-            current.delete()
+        self.delete_recorded(AuditAction.ACCESS_KEY_DELETED, by=by)
 
     def record(self, action: str, *, by: User | None = None) -> AuditEvent:
         detail = {"access_key": self.name, "identifier": f"{self.identifier}…"}

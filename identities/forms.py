@@ -13,7 +13,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from access.forms import CONTROL, EXPIRY_NEVER, AccessKeyForm, ConfirmNameForm, split_addresses
+from access.forms import CONTROL, EXPIRY_NEVER, AccessKeyForm, ConfirmNameForm
 from identities.models import (
     AUDIENCE_MAX_LENGTH,
     ISSUER_MAX_LENGTH,
@@ -105,17 +105,10 @@ class WorkloadIdentityForm(AccessKeyForm):
             return None
         try:
             return WorkloadIdentity.objects.create_identity(
-                workspace=self.workspace,
-                name=data["name"],
-                description=data["description"],
+                **self.bound_arguments(),
                 issuer=data["issuer"],
                 audience=data["audience"],
                 conditions=conditions,
-                environment=data["environment"],
-                product=data["product"],
-                app=data["app"],
-                expires=self.expires(),
-                allowed_networks=split_addresses(data["allowed_addresses"]),
                 by=by,
             )
         except ValidationError as refused:

@@ -212,8 +212,7 @@ class WorkloadIdentityManager(models.Manager.from_queryset(WorkloadIdentityQuery
 
 
 class WorkloadIdentity(BoundContext):
-    noun = "identity"
-    named = "A workload identity"
+    noun, kind, a_kind = "identity", "workload identity", "A workload identity"
 
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="workload_identities"
@@ -298,12 +297,7 @@ class WorkloadIdentity(BoundContext):
     def delete_identity(self, *, by: User | None = None) -> None:
         """Delete it and, with it, every credential it issued: the next request with one is
         refused. The audit trail keeps its name."""
-        with transaction.atomic():
-            current = WorkloadIdentity.objects.select_for_update().filter(pk=self.pk).first()
-            if current is None:
-                raise ValidationError("This workload identity was already deleted.")
-            current.record(AuditAction.WORKLOAD_IDENTITY_DELETED, by=by)
-            current.delete()
+        self.delete_recorded(AuditAction.WORKLOAD_IDENTITY_DELETED, by=by)
 
     def record(
         self, action: str, *, by: User | None = None, extra: dict | None = None
