@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from tokens.models import UseContext, expiry_moment
+from tokens.models import UseContext, midnight_utc
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -91,9 +91,9 @@ def expiry_errors(expires: object, now: dt.datetime) -> tuple[dt.datetime | None
     if isinstance(expires, dt.datetime) or not isinstance(expires, int | dt.date):
         return None, ["The expiry is a number of days, a date, or never."]
     if isinstance(expires, dt.date):
-        if expires <= now.astimezone(dt.UTC).date():
+        if midnight_utc(expires) <= now:
             return None, ["The expiry date must be in the future (keys expire at 00:00 UTC)."]
-        return expiry_moment(expires, None, now), []
+        return midnight_utc(expires), []
     if isinstance(expires, bool) or not 1 <= expires <= EXPIRY_MAX_DAYS:
         return None, [f"The expiry is 1 to {EXPIRY_MAX_DAYS} days."]
     return now + dt.timedelta(days=expires), []

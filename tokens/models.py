@@ -218,13 +218,20 @@ def status_label_of(*, revoked: bool, expired: bool) -> str:
     return "Expired" if expired else "Active"
 
 
+def midnight_utc(day: dt.date) -> dt.datetime:
+    """When something given an expiry date expires: 00:00 UTC that day (a token's Expiry Date,
+    an access key's or a workload identity's expiry date). A date whose midnight has come is
+    not a valid new expiry date."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
 def expiry_moment(
     expiry_date: dt.date | None, period_days: int | None, value_set_at: dt.datetime
 ) -> dt.datetime | None:
     """The effective expiry: the earlier of 00:00 UTC on the Expiry Date and set time + Period."""
     moments = []
     if expiry_date is not None:
-        moments.append(dt.datetime.combine(expiry_date, dt.time.min, tzinfo=dt.UTC))
+        moments.append(midnight_utc(expiry_date))
     if period_days:
         moments.append(value_set_at + dt.timedelta(days=period_days))
     return min(moments) if moments else None
@@ -438,7 +445,7 @@ def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
         return {}
     if not isinstance(expiry_date, dt.date) or isinstance(expiry_date, dt.datetime):
         return {"expiry_date": ["Enter the Expiry Date as a date."]}
-    if expiry_date <= timezone.now().astimezone(dt.UTC).date():
+    if midnight_utc(expiry_date) <= timezone.now():
         return {"expiry_date": [PAST_EXPIRY_MESSAGE]}
     return {}
 
