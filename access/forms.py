@@ -14,15 +14,9 @@ from typing import TYPE_CHECKING, Any, cast
 from django import forms
 from django.core.exceptions import ValidationError
 
-from access.models import (
-    DEFAULT_EXPIRY_DAYS,
-    DESCRIPTION_MAX_LENGTH,
-    EXPIRY_PRESETS,
-    MAX_NETWORKS,
-    NAME_MAX_LENGTH,
-    NETWORK_MAX_LENGTH,
-    AccessKey,
-)
+from access.context import MAX_NETWORKS, NAME_MAX_LENGTH, NETWORK_MAX_LENGTH
+from access.models import DEFAULT_EXPIRY_DAYS, EXPIRY_PRESETS, AccessKey
+from tokens.models import DESCRIPTION_MAX_LENGTH
 from workspaces.models import Workspace, WorkspaceCatalogItem
 
 if TYPE_CHECKING:
@@ -149,48 +143,63 @@ class AccessKeyForm(forms.Form):
             return self.cleaned_data["expiry_date"]
         return int(choice)
 
+    def bound_arguments(self) -> dict[str, Any]:
+        """What a key and an identity are made with alike: the workspace, name, description,
+        context, expiry and allowed networks."""
+        data = self.cleaned_data
+        return {
+            "workspace": self.workspace,
+            "name": data["name"],
+            "description": data["description"],
+            "environment": data["environment"],
+            "product": data["product"],
+            "app": data["app"],
+            "expires": self.expires(),
+            "allowed_networks": split_addresses(data["allowed_addresses"]),
+        }
+
     def save(self, *, by: User | None) -> tuple[AccessKey, str] | None:
         """(the new key's row, the key itself), or None with the model's messages added as
         field errors."""
-        data = self.cleaned_data
         try:
-            return AccessKey.objects.create_key(
-                workspace=self.workspace,
-                name=data["name"],
-                description=data["description"],
-                environment=data["environment"],
-                product=data["product"],
-                app=data["app"],
-                expires=self.expires(),
-                allowed_networks=split_addresses(data["allowed_addresses"]),
-                by=by,
-            )
+            return AccessKey.objects.create_key(**self.bound_arguments(), by=by)
         except ValidationError as refused:
-            for field, messages in refused.message_dict.items():
-                target = FIELD_OF.get(field, field)
-                self.add_error(target if target in self.fields else None, messages)
+            self.add_model_errors(refused)
             return None
 
+    def add_model_errors(self, refused: ValidationError) -> None:
+        """The model's messages as this form's errors: each on its field (`FIELD_OF` names the
+        fields whose names differ), the others above the form."""
+        for field, messages in refused.message_dict.items():
+            target = FIELD_OF.get(field, field)
+            self.add_error(target if target in self.fields else None, messages)
 
-class DeleteAccessKeyForm(forms.Form):
-    """Deleting is forever: the owner types the key's name to confirm (checked here too)."""
 
+class ConfirmNameForm(forms.Form):
+    """Deleting is forever: the owner types the name of what goes to confirm (checked here
+    too). `noun` is how the message names it: "key", "identity"."""
+
+    noun = "item"
     confirm_name = forms.CharField(
         required=False,
         widget=forms.TextInput(attrs={**CONTROL, "autocomplete": "off", "spellcheck": "false"}),
     )
 
-    def __init__(self, *args: Any, access_key: AccessKey, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, name: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.access_key = access_key
+        self.expected_name = name
         field = self.fields["confirm_name"]
-        field.label = f"Type {access_key.name} to confirm"
-        field.widget.attrs["data-confirm-match"] = access_key.name
+        field.label = f"Type {name} to confirm"
+        field.widget.attrs["data-confirm-match"] = name
 
     def clean_confirm_name(self) -> str:
         typed = self.cleaned_data["confirm_name"].strip()
-        if typed != self.access_key.name:
+        if typed != self.expected_name:
             raise forms.ValidationError(
-                f"Type the name exactly as shown ({self.access_key.name}) to delete the key."
+                f"Type the name exactly as shown ({self.expected_name}) to delete the {self.noun}."
             )
         return typed
+
+
+class DeleteAccessKeyForm(ConfirmNameForm):
+    noun = "key"

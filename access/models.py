@@ -7,106 +7,43 @@ product and/or one app of its workspace (`key.context`, the `UseContext` the CLI
 Every rule is written once here: `AccessKey.objects.create_key` (validation, the key shown once),
 `AccessKey.objects.authenticate` (format and checksum before any query, then one lookup by
 hash), `key.allows_address`, `key.record_use` (one UPDATE that also re-checks the key inside the
-caller's transaction), `key.revoke`, `key.delete_key`. Only the key's SHA-256 is stored.
+caller's transaction), `key.revoke`, `key.delete_key`. Only the key's SHA-256 is stored. What
+a key shares with a workload identity (its context, expiry, allowed networks, a name unique in
+the workspace) is `BoundContext`'s, in access/context.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Iterable, Sequence
-from functools import cache, cached_property
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from access import keys
-from tokens.models import AuditAction, AuditEvent, UseContext
+from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
+from tokens.models import (
+    DESCRIPTION_MAX_LENGTH,
+    AuditAction,
+    AuditEvent,
+    description_errors,
+    expiry_state_of,
+    status_label_of,
+)
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
     from django.db.backends.base.base import BaseDatabaseWrapper
 
-NAME_MAX_LENGTH = 100
-DESCRIPTION_MAX_LENGTH = 500
 EXPIRY_PRESETS = (7, 30, 90, 365)  # days, the web form's choices
-EXPIRING_SOON_DAYS = 7  # the Access keys tab's "Expires soon" badge, as for tokens
 DEFAULT_EXPIRY_DAYS = 90
-EXPIRY_MAX_DAYS = 3650
-MAX_NETWORKS = 50
-NETWORK_MAX_LENGTH = 64  # long enough for any IPv6 network written out in full
-
-
-def network_errors(entries: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(normalised networks, messages) for allowed source addresses: IPv4 or IPv6 addresses
-    or CIDR networks, validated with the ipaddress module. A plain address is a /32 or /128."""
-    networks: list[str] = []
-    errors: list[str] = []
-    for entry in entries:
-        text = entry.strip() if isinstance(entry, str) else ""
-        if not text or len(text) > NETWORK_MAX_LENGTH:
-            errors.append(f"“{str(entry)[:NETWORK_MAX_LENGTH]}” is not an address or network.")
-            continue
-        try:
-            network = ipaddress.ip_network(text, strict=True)
-        except ValueError:
-            try:
-                loose = ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                errors.append(
-                    f"“{text}” is not an IPv4 or IPv6 address or network "
-                    "(e.g. 203.0.113.0/24 or 2001:db8::/32)."
-                )
-            else:
-                errors.append(f"“{text}” has host bits set; did you mean {loose}?")
-            continue
-        if str(network) not in networks:
-            networks.append(str(network))
-    if len(networks) > MAX_NETWORKS:
-        errors.append(f"At most {MAX_NETWORKS} allowed networks per key.")
-    return networks, errors
-
-
-def address_in(
-    address: str | None, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> bool:
-    """Whether `address` (an IPv4 or IPv6 address; None or junk is in none) is in one of
-    `networks` (an IPv4-mapped IPv6 address counts as its IPv4 address)."""
-    try:
-        ip = ipaddress.ip_address(address or "")
-    except ValueError:
-        return False
-    candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        candidates.append(ip.ipv4_mapped)  # ::ffff:203.0.113.5 is 203.0.113.5
-    return any(
-        candidate in network
-        for candidate in candidates
-        for network in networks
-        if candidate.version == network.version
-    )
-
-
-def expiry_errors(expires: object, now: dt.datetime) -> tuple[dt.datetime | None, list[str]]:
-    """(expiry moment, messages) for `expires`: a number of days from now, a date (the key dies
-    at 00:00 UTC that day, like a token's Expiry Date) or None for never."""
-    if expires is None:
-        return None, []
-    if isinstance(expires, dt.datetime) or not isinstance(expires, int | dt.date):
-        return None, ["The expiry is a number of days, a date, or never."]
-    if isinstance(expires, dt.date):
-        if expires <= now.astimezone(dt.UTC).date():
-            return None, ["The expiry date must be in the future (keys expire at 00:00 UTC)."]
-        return dt.datetime.combine(expires, dt.time.min, tzinfo=dt.UTC), []
-    if isinstance(expires, bool) or not 1 <= expires <= EXPIRY_MAX_DAYS:
-        return None, [f"The expiry is 1 to {EXPIRY_MAX_DAYS} days."]
-    return now + dt.timedelta(days=expires), []
 
 
 class AccessKeyQuerySet(models.QuerySet):
@@ -148,8 +85,7 @@ class AccessKeyManager(_AccessKeyManagerBase):
         itself): the only time the whole key exists outside its holder. Raises
         ValidationError with a message per broken rule, storing nothing."""
         now = timezone.now()
-        networks, network_messages = network_errors(list(allowed_networks))
-        expires_at, expiry_messages = expiry_errors(expires, now)
+        expires_at, networks, limit_messages = limit_errors(expires, allowed_networks, now)
         key = keys.generate()
         access_key = AccessKey(
             workspace=workspace,
@@ -165,21 +101,10 @@ class AccessKeyManager(_AccessKeyManagerBase):
             created_by=by if getattr(by, "pk", None) else None,
             expires_at=expires_at,
         )
-        errors = access_key.rule_errors()
-        if network_messages:
-            errors["allowed_networks"] = network_messages
-        if expiry_messages:
-            errors["expires_at"] = expiry_messages
+        errors = access_key.rule_errors() | limit_messages
         if errors:
             raise ValidationError(errors)
-        try:
-            with transaction.atomic():
-                access_key.save(force_insert=True)
-                access_key.record(AuditAction.ACCESS_KEY_CREATED, by=by)
-        except IntegrityError:
-            if access_key.name_is_taken():  # another request took the name meanwhile
-                raise ValidationError({"name": [duplicate_name_message(name)]}) from None
-            raise
+        access_key.insert(AuditAction.ACCESS_KEY_CREATED, by=by)
         return access_key, key
 
     def authenticate(self, key: str) -> AccessKey | None:
@@ -312,11 +237,9 @@ def _record_use_sql(vendor: str) -> str:
     )
 
 
-def duplicate_name_message(name: str) -> str:
-    return f"An access key named “{name}” already exists in this workspace."
+class AccessKey(BoundContext):
+    noun, kind, a_kind = "key", "access key", "An access key"
 
-
-class AccessKey(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_keys")
     name = models.CharField(max_length=NAME_MAX_LENGTH)
     description = models.CharField(max_length=DESCRIPTION_MAX_LENGTH, blank=True)
@@ -368,10 +291,6 @@ class AccessKey(models.Model):
     # --- what it is -----------------------------------------------------------------------
 
     @property
-    def context(self) -> UseContext:
-        return UseContext(self.environment, product=self.product, app=self.app)
-
-    @property
     def actor_name(self) -> str:
         """How the audit trail names this key as an actor."""
         return f"access key {self.name} ({self.identifier}…)"[:150]
@@ -389,35 +308,17 @@ class AccessKey(models.Model):
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
 
-    def is_expired(self, at: dt.datetime | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
-
     def is_usable(self, at: dt.datetime | None = None) -> bool:
         return not self.is_revoked and not self.is_expired(at)
 
     @property
     def display_status(self) -> str:
-        if self.is_revoked:
-            return "Revoked"
-        return "Expired" if self.is_expired() else "Active"
+        return status_label_of(revoked=self.is_revoked, expired=self.is_expired())
 
     @property
     def expiry_badge(self) -> str:
-        """ "expired", "soon" (within EXPIRING_SOON_DAYS) or "" for a key not revoked."""
-        if self.expires_at is None or self.is_revoked:
-            return ""
-        now = timezone.now()
-        if self.expires_at <= now:
-            return "expired"
-        return "soon" if self.expires_at <= now + dt.timedelta(days=EXPIRING_SOON_DAYS) else ""
-
-    @cached_property
-    def _networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(network) for network in self.allowed_networks]
-
-    def allows_address(self, address: str | None) -> bool:
-        """Whether a request from `address` may use the key (any address when no list)."""
-        return not self.allowed_networks or address_in(address, self._networks)
+        """ "expired", "soon" (as a token's) or "" for a key not revoked."""
+        return expiry_state_of(self.expires_at, revoked=self.is_revoked)
 
     # --- rules ----------------------------------------------------------------------------
 
@@ -431,27 +332,10 @@ class AccessKey(models.Model):
         elif not self.name.isprintable():
             errors["name"] = ["The name must be printable text (no control characters)."]
         elif self.name_is_taken():
-            errors["name"] = [duplicate_name_message(self.name)]
-        if not isinstance(self.description, str):
-            errors["description"] = ["The description must be text."]
-        elif len(self.description) > DESCRIPTION_MAX_LENGTH:
-            errors["description"] = [
-                f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."
-            ]
-        elif "\x00" in self.description:
-            errors["description"] = ["The description cannot contain NUL characters."]
-        for field in ("environment", "product", "app"):
-            item = getattr(self, field)
-            if item is not None and item.workspace_id != self.workspace_id:
-                errors[field] = [f"Choose a{'n' if field != 'product' else ''} {field} of this "
-                                 "workspace."]  # fmt: skip
-        if self.environment_id is None:
-            errors.setdefault("environment", ["Choose the environment the key resolves in."])
-        return errors
-
-    def name_is_taken(self) -> bool:
-        others = AccessKey.objects.filter(workspace_id=self.workspace_id, name=self.name)
-        return others.exclude(pk=self.pk).exists()
+            errors["name"] = [self.duplicate_name_message()]
+        if messages := description_errors(self.description):
+            errors["description"] = messages
+        return errors | self.context_errors()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -485,20 +369,11 @@ class AccessKey(models.Model):
 
     def delete_key(self, *, by: User | None = None) -> None:
         """Delete the key for good; the audit trail keeps its name and identifier."""
-        with transaction.atomic():
-            current = AccessKey.objects.select_for_update().filter(pk=self.pk).first()
-            if current is None:
-                raise ValidationError("This access key was already deleted.")
-            current.record(AuditAction.ACCESS_KEY_DELETED, by=by)
-            current.delete()
+        self.delete_recorded(AuditAction.ACCESS_KEY_DELETED, by=by)
 
     def record(self, action: str, *, by: User | None = None) -> AuditEvent:
         detail = {"access_key": self.name, "identifier": f"{self.identifier}…"}
-        detail["environment"] = self.environment.slug
-        if self.product is not None:
-            detail["product"] = self.product.slug
-        if self.app is not None:
-            detail["app"] = self.app.slug
+        detail |= self.context_detail()
         if action == AuditAction.ACCESS_KEY_CREATED:
             expires = self.expires_at
             when = f"{expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if expires else "never"

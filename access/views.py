@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from access.forms import AccessKeyForm, DeleteAccessKeyForm
 from access.models import AccessKey
-from lib.htmx import modal_success, render_modal
+from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -30,13 +30,10 @@ BREAKS_CLIENTS = (
     "resolving anything."
 )
 CHANGED = "accessKeysChanged"
-ID_MAX = 2**63 - 1
 
 
 def get_access_key_for(workspace: Workspace, pk: int) -> AccessKey:
     """An access key of `workspace` (404 otherwise); fetch the workspace with get_workspace_for."""
-    if pk > ID_MAX:  # past any id (SQLite would raise OverflowError): no such key
-        raise Http404("No such access key.")
     return get_object_in(
         workspace, AccessKey.objects.select_related("environment", "product", "app"), pk
     )
@@ -56,9 +53,8 @@ def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
         "can_manage": request.membership.can(Role.OWNER),
         "table_url": list_url(workspace),
     }
-    fragment = request.htmx and not request.htmx.history_restore_request
-    template = "access/access_keys.html#table" if fragment else "access/access_keys.html"
-    return render(request, template, context)
+    page = "access/access_keys.html"
+    return render(request, f"{page}#table" if wants_fragment(request) else page, context)
 
 
 @signed_in_view("GET", "POST", fragment=True)
@@ -122,7 +118,7 @@ def access_key_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)
     form = DeleteAccessKeyForm(
-        request.POST if request.method == "POST" else None, access_key=access_key
+        request.POST if request.method == "POST" else None, name=access_key.name
     )
     if request.method == "POST" and form.is_valid():
         # Deleted meanwhile by someone else? The outcome the owner asked for holds either way.

@@ -13,7 +13,7 @@ from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from access.forms import CONTROL, EXPIRY_NEVER, AccessKeyForm, split_addresses
+from access.forms import CONTROL, EXPIRY_NEVER, AccessKeyForm, ConfirmNameForm
 from identities.models import (
     AUDIENCE_MAX_LENGTH,
     ISSUER_MAX_LENGTH,
@@ -24,8 +24,6 @@ from identities.models import (
 )
 
 CONDITIONS_MAX_LENGTH = MAX_CONDITIONS * (PATTERN_MAX_LENGTH + 70)
-# The model's error keys -> this form's fields.
-FIELD_OF = {"expires_at": "expiry", "allowed_networks": "allowed_addresses"}
 EXAMPLE_VALUES = {
     "repository": "my-org/my-repo",
     "project_path": "my-group/my-project",
@@ -107,45 +105,18 @@ class WorkloadIdentityForm(AccessKeyForm):
             return None
         try:
             return WorkloadIdentity.objects.create_identity(
-                workspace=self.workspace,
-                name=data["name"],
-                description=data["description"],
+                **self.bound_arguments(),
                 issuer=data["issuer"],
                 audience=data["audience"],
                 conditions=conditions,
-                environment=data["environment"],
-                product=data["product"],
-                app=data["app"],
-                expires=self.expires(),
-                allowed_networks=split_addresses(data["allowed_addresses"]),
                 by=by,
             )
         except ValidationError as refused:
-            for field, messages in refused.message_dict.items():
-                target = FIELD_OF.get(field, field)
-                self.add_error(target if target in self.fields else None, messages)
+            self.add_model_errors(refused)
             return None
 
 
-class DeleteIdentityForm(forms.Form):
+class DeleteIdentityForm(ConfirmNameForm):
     """Deleting ends every credential at once: the owner types the name to confirm."""
 
-    confirm_name = forms.CharField(
-        required=False,
-        widget=forms.TextInput(attrs={**CONTROL, "autocomplete": "off", "spellcheck": "false"}),
-    )
-
-    def __init__(self, *args: Any, identity: WorkloadIdentity, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.identity = identity
-        field = self.fields["confirm_name"]
-        field.label = f"Type {identity.name} to confirm"
-        field.widget.attrs["data-confirm-match"] = identity.name
-
-    def clean_confirm_name(self) -> str:
-        typed = self.cleaned_data["confirm_name"].strip()
-        if typed != self.identity.name:
-            raise forms.ValidationError(
-                f"Type the name exactly as shown ({self.identity.name}) to delete the identity."
-            )
-        return typed
+    noun = "identity"

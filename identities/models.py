@@ -21,29 +21,27 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from access import keys
-from access.models import address_in, expiry_errors, network_errors
+from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
 from audit.models import AuditAction, AuditEvent
 from notifications.http import UnsafeURL, check_url
-from tokens.models import UseContext
+from tokens.models import DESCRIPTION_MAX_LENGTH, UseContext, description_errors
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 CREDENTIAL_PREFIX = "cfw_"
-NAME_MAX_LENGTH = 100
-DESCRIPTION_MAX_LENGTH = 500
 ISSUER_MAX_LENGTH = 255
 AUDIENCE_MAX_LENGTH = 255
 MAX_CONDITIONS = 10
@@ -187,8 +185,7 @@ class WorkloadIdentityManager(models.Manager.from_queryset(WorkloadIdentityQuery
         """Validate and store a new identity and record who made it; ValidationError with a
         message per broken rule, storing nothing."""
         now = timezone.now()
-        networks, network_messages = network_errors(list(allowed_networks))
-        expires_at, expiry_messages = expiry_errors(expires, now)
+        expires_at, networks, limit_messages = limit_errors(expires, allowed_networks, now)
         normalised, condition_messages = condition_errors(conditions)
         identity = WorkloadIdentity(
             workspace=workspace,
@@ -205,32 +202,18 @@ class WorkloadIdentityManager(models.Manager.from_queryset(WorkloadIdentityQuery
             created_by=by if getattr(by, "pk", None) else None,
             expires_at=expires_at,
         )
-        errors = identity.rule_errors()
-        for field, messages in (
-            ("allowed_networks", network_messages),
-            ("expires_at", expiry_messages),
-            ("conditions", condition_messages),
-        ):
-            if messages:
-                errors[field] = messages
+        errors = identity.rule_errors() | limit_messages
+        if condition_messages:
+            errors["conditions"] = condition_messages
         if errors:
             raise ValidationError(errors)
-        try:
-            with transaction.atomic():
-                identity.save(force_insert=True)
-                identity.record(AuditAction.WORKLOAD_IDENTITY_CREATED, by=by)
-        except IntegrityError:
-            if identity.name_is_taken():
-                raise ValidationError({"name": [duplicate_name_message(identity.name)]}) from None
-            raise
+        identity.insert(AuditAction.WORKLOAD_IDENTITY_CREATED, by=by)
         return identity
 
 
-def duplicate_name_message(name: str) -> str:
-    return f"A workload identity named “{name}” already exists in this workspace."
+class WorkloadIdentity(BoundContext):
+    noun, kind, a_kind = "identity", "workload identity", "A workload identity"
 
-
-class WorkloadIdentity(models.Model):
     workspace = models.ForeignKey(
         Workspace, on_delete=models.CASCADE, related_name="workload_identities"
     )
@@ -281,24 +264,8 @@ class WorkloadIdentity(models.Model):
         return f"{self.workspace.slug}/{self.name}"
 
     @property
-    def context(self) -> UseContext:
-        return UseContext(self.environment, product=self.product, app=self.app)
-
-    @property
     def actor_name(self) -> str:
         return f"{ACTOR_PREFIX}{self.name}"[:150]
-
-    def is_expired(self, at: dt.datetime | None = None) -> bool:
-        return self.expires_at is not None and self.expires_at <= (at or timezone.now())
-
-    @cached_property
-    def _networks(self) -> list[Any]:
-        import ipaddress
-
-        return [ipaddress.ip_network(network) for network in self.allowed_networks]
-
-    def allows_address(self, address: str | None) -> bool:
-        return not self.allowed_networks or address_in(address, self._networks)
 
     def unmet_condition(self, claims: dict[str, Any]) -> str | None:
         """The first condition's claim the token's `claims` do not meet, or None."""
@@ -315,10 +282,9 @@ class WorkloadIdentity(models.Model):
             errors["name"] = [f"The name is at most {NAME_MAX_LENGTH} printable characters, "
                               "without “/”."]  # fmt: skip
         elif self.name_is_taken():
-            errors["name"] = [duplicate_name_message(self.name)]
-        if not isinstance(self.description, str) or len(self.description) > DESCRIPTION_MAX_LENGTH:
-            errors["description"] = [f"The description has at most {DESCRIPTION_MAX_LENGTH} "
-                                     "characters."]  # fmt: skip
+            errors["name"] = [self.duplicate_name_message()]
+        if messages := description_errors(self.description):
+            errors["description"] = messages
         if messages := issuer_errors(self.issuer):
             errors["issuer"] = messages
         audience = self.audience
@@ -326,38 +292,18 @@ class WorkloadIdentity(models.Model):
             errors["audience"] = [f"The audience is 1 to {AUDIENCE_MAX_LENGTH} characters."]
         elif not audience.isprintable():
             errors["audience"] = ["The audience must be printable text."]
-        for field in ("environment", "product", "app"):
-            item = getattr(self, field)
-            if item is not None and item.workspace_id != self.workspace_id:
-                errors[field] = [f"Choose a{'n' if field != 'product' else ''} {field} of this "
-                                 "workspace."]  # fmt: skip
-        if self.environment_id is None:
-            errors.setdefault("environment", ["Choose the environment the identity resolves in."])
-        return errors
-
-    def name_is_taken(self) -> bool:
-        others = WorkloadIdentity.objects.filter(workspace_id=self.workspace_id, name=self.name)
-        return others.exclude(pk=self.pk).exists()
+        return errors | self.context_errors()
 
     def delete_identity(self, *, by: User | None = None) -> None:
         """Delete it and, with it, every credential it issued: the next request with one is
         refused. The audit trail keeps its name."""
-        with transaction.atomic():
-            current = WorkloadIdentity.objects.select_for_update().filter(pk=self.pk).first()
-            if current is None:
-                raise ValidationError("This workload identity was already deleted.")
-            current.record(AuditAction.WORKLOAD_IDENTITY_DELETED, by=by)
-            current.delete()
+        self.delete_recorded(AuditAction.WORKLOAD_IDENTITY_DELETED, by=by)
 
     def record(
         self, action: str, *, by: User | None = None, extra: dict | None = None
     ) -> AuditEvent:
         detail: dict[str, Any] = {"workload_identity": self.name, "issuer": self.issuer}
-        detail["environment"] = self.environment.slug
-        if self.product is not None:
-            detail["product"] = self.product.slug
-        if self.app is not None:
-            detail["app"] = self.app.slug
+        detail |= self.context_detail()
         detail.update(extra or {})
         actor_name = self.actor_name if by is None else ""
         return AuditEvent.record(

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from identities.forms import DeleteIdentityForm, WorkloadIdentityForm, preset_initial
 from identities.models import PRESETS, WorkloadIdentity
-from lib.htmx import modal_success, render_modal
+from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import signed_in_view
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -24,13 +24,10 @@ from workspaces.models import Role, Workspace
 from workspaces.reauth import recent_auth_required
 
 CHANGED = "identitiesChanged"
-ID_MAX = 2**63 - 1
 
 
 def get_identity_for(workspace: Workspace, pk: int) -> WorkloadIdentity:
     """A workload identity of `workspace` (404 otherwise)."""
-    if pk > ID_MAX:
-        raise Http404("No such workload identity.")
     return get_object_in(
         workspace, WorkloadIdentity.objects.select_related("environment", "product", "app"), pk
     )
@@ -51,9 +48,8 @@ def identity_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "table_url": list_url(workspace),
         "exchange_url": request.build_absolute_uri(reverse("api:oidc_exchange")),
     }
-    fragment = request.htmx and not request.htmx.history_restore_request
-    template = "identities/identities.html#table" if fragment else "identities/identities.html"
-    return render(request, template, context)
+    page = "identities/identities.html"
+    return render(request, f"{page}#table" if wants_fragment(request) else page, context)
 
 
 @signed_in_view("GET", "POST", fragment=True)
@@ -83,7 +79,9 @@ def identity_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
 def identity_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     identity = get_identity_for(workspace, pk)
-    form = DeleteIdentityForm(request.POST if request.method == "POST" else None, identity=identity)
+    form = DeleteIdentityForm(
+        request.POST if request.method == "POST" else None, name=identity.name
+    )
     if request.method == "POST" and form.is_valid():
         with contextlib.suppress(ValidationError):  # deleted meanwhile: the outcome holds
             identity.delete_identity(by=request.user)

@@ -183,13 +183,55 @@ class WorkspaceKey(models.Model):
         return previous
 
 
+def description_errors(description: object) -> list[str]:
+    """Messages for a description (a token's, an access key's, a workload identity's): text of
+    at most DESCRIPTION_MAX_LENGTH characters, without NUL (which PostgreSQL cannot store)."""
+    if not isinstance(description, str):
+        return ["The description must be text."]
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        return [f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."]
+    if "\x00" in description:
+        return ["The description cannot contain NUL characters."]
+    return []
+
+
+def expiry_state_of(
+    expires_at: dt.datetime | None, *, revoked: bool, at: dt.datetime | None = None
+) -> ExpiryState:
+    """Expired, expiring soon (within EXPIRING_SOON_DAYS) or neither at `at` (now by default),
+    for anything that expires at `expires_at` (None: never) and may be revoked: revoked is
+    final, it has no expiry state."""
+    if expires_at is None or revoked:
+        return ExpiryState.NONE
+    at = at or timezone.now()
+    if expires_at <= at:
+        return ExpiryState.EXPIRED
+    if expires_at <= at + dt.timedelta(days=EXPIRING_SOON_DAYS):
+        return ExpiryState.SOON
+    return ExpiryState.NONE
+
+
+def status_label_of(*, revoked: bool, expired: bool) -> str:
+    """Active, Revoked or Expired, as tables, the admin and the dialogs say it."""
+    if revoked:
+        return "Revoked"
+    return "Expired" if expired else "Active"
+
+
+def midnight_utc(day: dt.date) -> dt.datetime:
+    """When something given an expiry date expires: 00:00 UTC that day (a token's Expiry Date,
+    an access key's or a workload identity's expiry date). A date whose midnight has come is
+    not a valid new expiry date."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
 def expiry_moment(
     expiry_date: dt.date | None, period_days: int | None, value_set_at: dt.datetime
 ) -> dt.datetime | None:
     """The effective expiry: the earlier of 00:00 UTC on the Expiry Date and set time + Period."""
     moments = []
     if expiry_date is not None:
-        moments.append(dt.datetime.combine(expiry_date, dt.time.min, tzinfo=dt.UTC))
+        moments.append(midnight_utc(expiry_date))
     if period_days:
         moments.append(value_set_at + dt.timedelta(days=period_days))
     return min(moments) if moments else None
@@ -403,7 +445,7 @@ def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
         return {}
     if not isinstance(expiry_date, dt.date) or isinstance(expiry_date, dt.datetime):
         return {"expiry_date": ["Enter the Expiry Date as a date."]}
-    if expiry_date <= timezone.now().astimezone(dt.UTC).date():
+    if midnight_utc(expiry_date) <= timezone.now():
         return {"expiry_date": [PAST_EXPIRY_MESSAGE]}
     return {}
 
@@ -537,23 +579,14 @@ class Token(models.Model):
 
     def expiry_state(self, at: dt.datetime | None = None) -> ExpiryState:
         """Expired, expiring soon or neither at `at` (now by default); revoked tokens: neither."""
-        if self.expires_at is None or self.is_revoked:
-            return ExpiryState.NONE
-        at = at or timezone.now()
-        if self.expires_at <= at:
-            return ExpiryState.EXPIRED
-        if self.expires_at <= at + dt.timedelta(days=EXPIRING_SOON_DAYS):
-            return ExpiryState.SOON
-        return ExpiryState.NONE
+        return expiry_state_of(self.expires_at, revoked=self.is_revoked, at=at)
 
     def is_expired(self, at: dt.datetime | None = None) -> bool:
         return self.expiry_state(at) is ExpiryState.EXPIRED
 
     def status_label(self, at: dt.datetime | None = None) -> str:
         """Active, Revoked or Expired, as the table, the admin and the dialogs say it."""
-        if self.is_revoked:
-            return "Revoked"
-        return "Expired" if self.is_expired(at) else "Active"
+        return status_label_of(revoked=self.is_revoked, expired=self.is_expired(at))
 
     @property
     def display_status(self) -> str:
@@ -574,12 +607,8 @@ class Token(models.Model):
             errors["key"] = [grammar]
         elif self.key_is_taken():
             errors["key"] = [duplicate_key_message(self.key)]
-        if len(self.description) > DESCRIPTION_MAX_LENGTH:
-            errors["description"] = [
-                f"The description has at most {DESCRIPTION_MAX_LENGTH} characters."
-            ]
-        elif "\x00" in self.description:
-            errors["description"] = ["The description cannot contain NUL characters."]
+        if messages := description_errors(self.description):
+            errors["description"] = messages
         if self.type not in TokenType.values:
             errors["type"] = ["Choose a type: Credential, API Key, Bearer Token or OAuth Token."]
         if self.period_days is not None and (
