@@ -56,7 +56,7 @@ def test_render_prints_each_problem_and_writes_nothing(server, env, templates):
     assert result.returncode == 1
     assert result.stdout == b""
     assert result.stderr.decode().splitlines() == [
-        "bad.tmpl:2:5: NOPE: unknown token",
+        "bad.tmpl:2:5: NOPE: unknown token, or not available in this context",
         "bad.tmpl:3:3: $Secret{bad-key}: malformed reference",
         "coffer: 2 references cannot be resolved; nothing was written",
     ]
@@ -72,7 +72,7 @@ def test_check_passes_and_fails_readably(env, templates):
     failed = coffer("check", "bad.tmpl", env=env, cwd=templates)
     assert failed.returncode == 1
     assert failed.stderr.decode().splitlines() == [
-        "bad.tmpl:2:5: NOPE: unknown token",
+        "bad.tmpl:2:5: NOPE: unknown token, or not available in this context",
         "bad.tmpl:3:3: $Secret{bad-key}: malformed reference",
         "coffer: 3 distinct references: 2 cannot be resolved",
     ]
@@ -91,4 +91,6 @@ def test_a_refused_key_is_one_readable_line(server, templates, cache):
 def test_render_reads_stdin(server, env, templates):
     result = coffer("render", "-", env=env, input=b"$Secret{NOPE}", cwd=templates)
     assert result.returncode == 1
-    assert result.stderr.decode().startswith("<stdin>:1:1: NOPE: unknown token\n")
+    assert result.stderr.decode().startswith(
+        "<stdin>:1:1: NOPE: unknown token, or not available in this context\n"
+    )
