@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 import re
 
+from django.utils.log import AdminEmailHandler
+
 REDACTED = "[redacted]"
 
 _SECRET_SEGMENT = re.compile(
@@ -53,3 +55,14 @@ class RedactSecretPaths(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+class RedactingAdminEmailHandler(AdminEmailHandler):
+    """Django's error mail to ADMINS, with every secret path redacted in its subject and in both
+    bodies: the report repeats the request's path, its full URL and its META (PATH_INFO,
+    REQUEST_URI, HTTP_REFERER), which the record's message filter cannot reach."""
+
+    def send_mail(self, subject: str, message: str, *args, **kwargs) -> None:
+        if kwargs.get("html_message"):
+            kwargs["html_message"] = redact(kwargs["html_message"])
+        super().send_mail(redact(subject), redact(message), *args, **kwargs)

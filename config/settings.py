@@ -470,7 +470,7 @@ LOGGING: dict[str, Any] = {
         },
         "mail_admins": {
             "level": "ERROR",
-            "class": "django.utils.log.AdminEmailHandler",
+            "class": "config.log_redaction.RedactingAdminEmailHandler",
             "filters": ["require_debug_false", "secret_paths"],
         },
     },

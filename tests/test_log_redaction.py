@@ -74,6 +74,32 @@ def test_the_filter_writes_the_redacted_message_and_drops_the_arguments():
     assert record.getMessage() == f"Not Found: /invitations/{REDACTED}/x/"
 
 
+def test_an_error_mail_to_admins_holds_no_key(settings, rf, mailoutbox):
+    """A 500 on a link's URL: the mail's subject and report (request URL, META, referrer) carry
+    the key nowhere."""
+    from django.utils.log import AdminEmailHandler
+
+    settings.ADMINS = ["ops@example.com"]
+    path = f"/invitations/{SAMPLE_KEY}/"
+    request = rf.get(path, HTTP_REFERER=f"https://coffer.example.com{path}")
+    try:
+        raise RuntimeError("the view failed")
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "django.request", logging.ERROR, __file__, 1, "Internal Server Error: %s", (path,), exc_info
+    )
+    record.request = request  # as django.request's log_response attaches it
+    mailer = next(
+        h for h in logging.getLogger("django").handlers if isinstance(h, AdminEmailHandler)
+    )
+    mailer.handle(record)
+    (mail,) = mailoutbox
+    sent = mail.subject + mail.body + "".join(str(content) for content, _ in mail.alternatives)
+    assert "Internal Server Error" in mail.subject and REDACTED in sent, "control: the report"
+    assert SAMPLE_KEY not in sent and "Zq7SampleKey" not in sent
+
+
 SEED = r"""
 from allauth.account.forms import default_token_generator
 from allauth.account.models import EmailAddress, EmailConfirmationHMAC
