@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from django.utils.log import AdminEmailHandler
 
@@ -62,7 +63,7 @@ class RedactingAdminEmailHandler(AdminEmailHandler):
     bodies: the report repeats the request's path, its full URL and its META (PATH_INFO,
     REQUEST_URI, HTTP_REFERER), which the record's message filter cannot reach."""
 
-    def send_mail(self, subject: str, message: str, *args, **kwargs) -> None:
+    def send_mail(self, subject: Any, message: Any, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("html_message"):
-            kwargs["html_message"] = redact(kwargs["html_message"])
-        super().send_mail(redact(subject), redact(message), *args, **kwargs)
+            kwargs["html_message"] = redact(str(kwargs["html_message"]))
+        super().send_mail(redact(str(subject)), redact(str(message)), *args, **kwargs)
