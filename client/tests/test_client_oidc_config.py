@@ -119,3 +119,14 @@ def test_an_unreachable_server_says_once_there_is_no_fallback(cache, tmp_path):
     assert result.stderr.count(b"no fallback") == 1
     assert b"connection refused" in result.stderr and token.encode() not in result.stderr
     assert not (tmp_path / "ran").exists()
+
+
+def test_a_refused_credential_is_named_by_its_identity_and_touches_no_fallback(cache, monkeypatch):
+    monkeypatch.setenv("COFFER_CACHE_DIR", str(cache))
+    error = cli.Refused(401, "Invalid or expired access key")
+    failure = cli.refused(error, cli.SignIn("cfw_secretcredential", "acme/gh-deploy"), URL, None)
+    assert str(failure) == (
+        "the credential of workload identity acme/gh-deploy was refused (HTTP 401): "
+        "Invalid or expired access key"
+    )
+    assert not cache.exists()
