@@ -10,8 +10,10 @@ import re
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from coffer_cli import __version__, runner
 from coffer_cli.fallback import Fallback
@@ -24,6 +26,8 @@ DEFAULT_TRIES = 5
 DEFAULT_MAX_AGE = "24h"
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IDENTIFIER_LENGTH = 10  # `cfr_` and 6 characters: what Coffer's pages show of a key
+IDENTITY_RE = re.compile(r"^[^/]+/[^/]+$")
+EXCHANGE = "/api/v1/auth/oidc"
 
 DESCRIPTION = """\
 Run a command with its secrets from Coffer, or render a template with them.
@@ -32,7 +36,12 @@ configuration (environment only; the access key is never a command-line argument
 `ps` would show it):
   COFFER_URL               the server, e.g. https://coffer.example.com
   COFFER_ACCESS_KEY        the access key (cfr_...), or
-  COFFER_ACCESS_KEY_FILE   a file holding it
+  COFFER_ACCESS_KEY_FILE   a file holding it, or, with neither set:
+  COFFER_IDENTITY          a workload identity (workspace/name): sign in with the CI job's
+                           OIDC token, from GitHub Actions (permissions: id-token: write), or
+  COFFER_OIDC_TOKEN        the token itself (GitLab CI: id_tokens), or
+  COFFER_OIDC_TOKEN_FILE   a file holding it (e.g. a Kubernetes projected token)
+  COFFER_AUDIENCE          the audience asked of GitHub Actions (default: COFFER_URL)
   COFFER_CA_FILE           a CA bundle for a private certificate authority
   COFFER_TIMEOUT           seconds for a whole fetch, retries included (default 30)
   COFFER_TRIES             tries per fetch (default 5)
@@ -44,12 +53,13 @@ RUN_DESCRIPTION = """\
 Fetch the values the access key's context allows, start CMD with them in its environment,
 forward the signals coffer receives (INT, TERM, HUP, QUIT, USR1, USR2, WINCH) and exit with
 CMD's status (128+N if signal N ended it). Values are kept in memory only; COFFER_ACCESS_KEY
-itself is removed from CMD's environment.
+and COFFER_OIDC_TOKEN are removed from CMD's environment.
 
 If Coffer cannot be reached (connection refused, timeout, 5xx) after the retries, the values
 of the last successful fetch are used from the encrypted fallback, with a warning giving its
 age on stderr. A refused key (401 or 403) never falls back: the fallback is deleted and
-nothing runs.
+nothing runs. A sign-in with COFFER_IDENTITY has no fallback (no long-lived secret to encrypt
+it with).
 
 exit status:
   CMD's own status, or
@@ -158,12 +168,65 @@ def access_key() -> str:
     key = (key or "").strip()
     if not key:
         raise Failure(
-            "no access key: set COFFER_ACCESS_KEY, or COFFER_ACCESS_KEY_FILE to a file holding it",
+            "no access key: set COFFER_ACCESS_KEY, or COFFER_ACCESS_KEY_FILE to a file holding "
+            "it, or COFFER_IDENTITY to sign in with the CI job's OIDC token",
             USAGE,
         )
     if not key.isprintable() or " " in key:
         raise Failure("the access key has spaces or control characters in it", USAGE)
     return key
+
+
+def identity_reference() -> str | None:
+    """COFFER_IDENTITY (`workspace/name`) when the job signs in with its OIDC token; None when
+    it uses an access key. Both at once is a usage error: which one was meant is not known."""
+    reference = os.environ.get("COFFER_IDENTITY", "").strip()
+    if not reference:
+        return None
+    if os.environ.get("COFFER_ACCESS_KEY") or os.environ.get("COFFER_ACCESS_KEY_FILE"):
+        raise Failure(
+            "set an access key (COFFER_ACCESS_KEY or COFFER_ACCESS_KEY_FILE) or COFFER_IDENTITY, "
+            "not both",
+            USAGE,
+        )
+    if not IDENTITY_RE.match(reference) or not reference.isprintable():
+        raise Failure(
+            f"COFFER_IDENTITY {printable(reference)!r} is not <workspace>/<identity name>", USAGE
+        )
+    return reference
+
+
+class TokenSource(NamedTuple):
+    """Where the job's OIDC token comes from: `kind` is the variable that says so."""
+
+    kind: str  # COFFER_OIDC_TOKEN, COFFER_OIDC_TOKEN_FILE or ACTIONS_ID_TOKEN_REQUEST_URL
+    value: str  # the token, its file, or the URL to ask GitHub Actions (audience included)
+    bearer: str = ""  # ACTIONS_ID_TOKEN_REQUEST_TOKEN
+
+
+def token_source(url: str) -> TokenSource:
+    """COFFER_OIDC_TOKEN or COFFER_OIDC_TOKEN_FILE when set (they are explicit), else GitHub
+    Actions' token endpoint asked for the audience COFFER_AUDIENCE (default: COFFER_URL)."""
+    value, path = os.environ.get("COFFER_OIDC_TOKEN"), os.environ.get("COFFER_OIDC_TOKEN_FILE")
+    if value and path:
+        raise Failure("set COFFER_OIDC_TOKEN or COFFER_OIDC_TOKEN_FILE, not both", USAGE)
+    if value:
+        return TokenSource("COFFER_OIDC_TOKEN", value)
+    if path:
+        return TokenSource("COFFER_OIDC_TOKEN_FILE", path)
+    request_url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", "").strip()
+    bearer = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "").strip()
+    if request_url and bearer:
+        audience = os.environ.get("COFFER_AUDIENCE", "").strip() or url
+        separator = "&" if "?" in request_url else "?"
+        query = urllib.parse.urlencode({"audience": audience})
+        return TokenSource("ACTIONS_ID_TOKEN_REQUEST_URL", request_url + separator + query, bearer)
+    raise Failure(
+        "COFFER_IDENTITY is set but there is no OIDC token: in GitHub Actions give the job "
+        "`permissions: id-token: write`; in GitLab CI set `id_tokens: COFFER_OIDC_TOKEN`; "
+        "elsewhere set COFFER_OIDC_TOKEN or COFFER_OIDC_TOKEN_FILE",
+        USAGE,
+    )
 
 
 def server_url() -> str:
@@ -183,23 +246,116 @@ def env_default(name: str, parse, default: str):
         raise Failure(f"{name}: {error}", USAGE) from None
 
 
-def api(options: argparse.Namespace, url: str, key: str) -> Api:
+def api(options: argparse.Namespace, url: str, key: str | None, private_ca: bool = True) -> Api:
     return Api(
         url,
         key,
         timeout=options.timeout or env_default("COFFER_TIMEOUT", positive, str(DEFAULT_TIMEOUT)),
         tries=options.tries or env_default("COFFER_TRIES", tries, str(DEFAULT_TRIES)),
         warn=say,
+        private_ca=private_ca,
     )
 
 
-def refused(error: Refused, key: str, url: str, only: list[str] | None) -> Failure:
+# --- signing in ------------------------------------------------------------------------------
+
+
+class SignIn(NamedTuple):
+    """The bearer for Coffer's API: the access key, or the short-lived credential the OIDC
+    exchange gave `identity` (never shown: errors name the identity instead)."""
+
+    key: str
+    identity: str | None = None
+
+
+def sign_in(options: argparse.Namespace, url: str) -> SignIn:
+    reference = identity_reference()
+    if reference is None:
+        return SignIn(access_key())
+    token = oidc_token(options, token_source(url))
+    return SignIn(exchange(options, url, reference, token), reference)
+
+
+def oidc_token(options: argparse.Namespace, source: TokenSource) -> str:
+    """The job's OIDC token; errors name where it was looked for, never the token."""
+    if source.kind == "COFFER_OIDC_TOKEN":
+        token = source.value
+    elif source.kind == "COFFER_OIDC_TOKEN_FILE":
+        try:
+            token = Path(source.value).read_text(encoding="utf-8")
+        except OSError as error:
+            shown = printable(source.value)
+            message = f"cannot read COFFER_OIDC_TOKEN_FILE {shown}: {error.strerror}"
+            raise Failure(message, USAGE) from None
+        except UnicodeDecodeError:
+            shown = printable(source.value)
+            raise Failure(f"COFFER_OIDC_TOKEN_FILE {shown} is not text", USAGE) from None
+    else:
+        token = github_token(options, source)
+    token = token.strip()
+    if not token or not token.isprintable() or " " in token:
+        raise Failure(f"the OIDC token from {source.kind} is empty or not a token", USAGE)
+    return token
+
+
+def github_token(options: argparse.Namespace, source: TokenSource) -> str:
+    """GitHub Actions' job token for the audience: GET the request URL with the request token
+    as bearer; the answer is `{"value": "<JWT>"}`."""
+    where = "GitHub Actions' OIDC token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL)"
+    try:
+        endpoint = api(options, source.value, source.bearer, private_ca=False)
+        response = endpoint.request("GET", "", {})
+    except Refused as error:
+        message = printable(error.message)
+        raise Failure(f"{where} refused (HTTP {error.status}): {message}") from None
+    except Unreachable as error:
+        raise Failure(f"{where} cannot be reached: {error}") from None
+    try:
+        token = json.loads(response.body)["value"]
+    except (ValueError, KeyError, TypeError):
+        token = None
+    if not isinstance(token, str):
+        raise Failure(f"{where} answered HTTP {response.status} without a token")
+    return token
+
+
+def exchange(options: argparse.Namespace, url: str, reference: str, token: str) -> str:
+    """The credential Coffer gives for the token (POST /api/v1/auth/oidc). A refusal fails
+    closed, naming the check that failed; there is no fallback."""
+    body = json.dumps({"identity": reference, "token": token}).encode()
+    try:
+        response = api(options, url, None).request(
+            "POST", EXCHANGE, {}, body, content_type="application/json"
+        )
+    except Refused as error:
+        message = printable(error.message)
+        raise Failure(
+            f"workload identity {reference} refused (HTTP {error.status}): {message}"
+        ) from None
+    except Unreachable as error:
+        raise Failure(
+            f"Coffer cannot be reached: {error}; a sign-in with a workload identity has no fallback"
+        ) from None
+    try:
+        credential = json.loads(response.body)["credential"]
+    except (ValueError, KeyError, TypeError):
+        credential = None
+    if response.status != 200 or not isinstance(credential, str) or not credential:
+        raise Failure(f"Coffer's answer to the OIDC exchange could not be read (HTTP "
+                      f"{response.status})")  # fmt: skip
+    return credential
+
+
+def refused(error: Refused, signed: SignIn, url: str, only: list[str] | None) -> Failure:
     """The failure for a refusal; for 401/403, after deleting this key's fallbacks."""
-    shown = key[:IDENTIFIER_LENGTH] + "…"
     message = f"Coffer refused the request (HTTP {error.status}): {printable(error.message)}"
-    if error.status in (401, 403):
+    if error.status in (401, 403) and signed.identity is not None:
+        message = (f"the credential of workload identity {signed.identity} was refused "
+                   f"(HTTP {error.status}): {printable(error.message)}")  # fmt: skip
+    elif error.status in (401, 403):
+        shown = signed.key[:IDENTIFIER_LENGTH] + "…"
         message = f"access key {shown} refused (HTTP {error.status}): {printable(error.message)}"
-        if Fallback(url, key, only).forget():
+        if Fallback(url, signed.key, only).forget():
             message += "; its fallback was deleted and is not used"
     return Failure(message)
 
@@ -207,17 +363,22 @@ def refused(error: Refused, key: str, url: str, only: list[str] | None) -> Failu
 # --- run -------------------------------------------------------------------------------------
 
 
-def fetch_values(options: argparse.Namespace, url: str, key: str) -> dict[str, str]:
+def fetch_values(options: argparse.Namespace, url: str, signed: SignIn) -> dict[str, str]:
     only = options.only
     query = {"format": "json", "source": "coffer run"}
     if only:
         query["keys"] = ",".join(only)
-    fallback = None if options.no_fallback else Fallback(url, key, only)
+    fallback = None
+    if not options.no_fallback and signed.identity is None:
+        fallback = Fallback(url, signed.key, only)
     try:
-        response = api(options, url, key).request("GET", "/api/v1/values", query)
+        response = api(options, url, signed.key).request("GET", "/api/v1/values", query)
     except Refused as error:
-        raise refused(error, key, url, only) from None
+        raise refused(error, signed, url, only) from None
     except Unreachable as error:
+        if signed.identity is not None:
+            raise Failure(f"Coffer cannot be reached: {error}; a sign-in with a workload "
+                          "identity has no fallback") from None  # fmt: skip
         if fallback is None:
             raise Failure(f"Coffer cannot be reached: {error} (--no-fallback)") from None
         return from_fallback(fallback, options, str(error))
@@ -281,13 +442,14 @@ def command_run(options: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise Failure("name the command to run after --, e.g. coffer run -- ./start.sh", USAGE)
-    url, key = server_url(), access_key()
+    url = server_url()
     try:
-        values = fetch_values(options, url, key)
+        values = fetch_values(options, url, sign_in(options, url))
     except Failure as failure:
         raise Failure(str(failure), USAGE if failure.status == USAGE else RUN_FAILED) from None
     env = dict(os.environ)
     env.pop("COFFER_ACCESS_KEY", None)
+    env.pop("COFFER_OIDC_TOKEN", None)
     for name, value in values.items():
         if options.preserve_env and name in os.environ:
             continue
@@ -313,16 +475,17 @@ def read_template(name: str) -> bytes:
 
 
 def resolve(options: argparse.Namespace, check: bool) -> tuple:
-    url, key = server_url(), access_key()
+    url = server_url()
     name = "<stdin>" if options.template == "-" else options.template
     data = read_template(options.template)
+    signed = sign_in(options, url)
     query = {"source": printable(name)[:200]}
     if check:
         query["check"] = "1"
     try:
-        response = api(options, url, key).request("POST", "/api/v1/resolve", query, data)
+        response = api(options, url, signed.key).request("POST", "/api/v1/resolve", query, data)
     except Refused as error:
-        raise refused(error, key, url, None) from None
+        raise refused(error, signed, url, None) from None
     except Unreachable as error:
         raise Failure(f"Coffer cannot be reached: {error}") from None
     return name, response

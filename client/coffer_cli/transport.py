@@ -48,12 +48,14 @@ class Response(NamedTuple):
     body: bytes
 
 
-def ssl_context():  # -> ssl.SSLContext; ssl is imported only for an https:// URL
-    """Verification always on; COFFER_CA_FILE adds a private CA (SSL_CERT_FILE and
-    SSL_CERT_DIR are honoured by OpenSSL's default paths)."""
+def ssl_context(private_ca: bool):  # -> ssl.SSLContext; ssl is imported only for https://
+    """Verification always on; for Coffer, COFFER_CA_FILE adds a private CA (SSL_CERT_FILE and
+    SSL_CERT_DIR are honoured by OpenSSL's default paths). Another server (the CI's OIDC token
+    endpoint) is checked against the system's CAs only."""
     import ssl
 
-    return ssl.create_default_context(cafile=os.environ.get("COFFER_CA_FILE") or None)
+    cafile = os.environ.get("COFFER_CA_FILE") if private_ca else None
+    return ssl.create_default_context(cafile=cafile or None)
 
 
 def proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
@@ -82,33 +84,43 @@ class Api:
     def __init__(
         self,
         url: str,
-        key: str,
+        key: str | None,
         *,
         timeout: float,
         tries: int,
         sleep: Callable[[float], None] = time.sleep,
         warn: Callable[[str], None] = lambda message: None,
+        private_ca: bool = True,
     ) -> None:
+        """`key` is sent as `Authorization: Bearer` (None: no Authorization); a query in `url`
+        is kept and `request`'s own query added to it."""
         self.url = url.rstrip("/")
         parts = urllib.parse.urlsplit(self.url)
         self.scheme, self.host = parts.scheme, parts.hostname or ""
         self.port = parts.port or (443 if self.scheme == "https" else 80)
         self.base = parts.path
+        self.base_query = parts.query
         self.key = key
         self.timeout = timeout
         self.tries = tries
         self.sleep = sleep
         self.warn = warn
-        self.context = ssl_context() if self.scheme == "https" else None
+        self.context = ssl_context(private_ca) if self.scheme == "https" else None
         self.proxy = proxy_for(self.scheme, self.host.lower())
 
     def request(
-        self, method: str, path: str, query: dict[str, str], body: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        body: bytes | None = None,
+        content_type: str = "application/octet-stream",
     ) -> Response:
         """The 2xx or 422 answer; Refused for another 4xx; Unreachable when the tries or the
         time budget run out."""
         deadline = time.monotonic() + self.timeout
-        target = self.base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        search = "&".join(filter(None, [self.base_query, urllib.parse.urlencode(query)]))
+        target = (self.base + path or "/") + (f"?{search}" if search else "")
         last, attempt = "no try was made", 0
         for attempt in range(self.tries):
             remaining = deadline - time.monotonic()
@@ -116,7 +128,7 @@ class Api:
                 break
             wait = None
             try:
-                response = self._once(method, target, body, deadline)
+                response = self._once(method, target, body, content_type, deadline)
             except (OSError, http.client.HTTPException) as error:
                 last = describe(error)
             else:
@@ -148,16 +160,16 @@ class Api:
         elapsed = self.timeout - (deadline - time.monotonic())
         raise Unreachable(f"{last}; {tried} in {elapsed:.1f}s")
 
-    def _once(self, method: str, target: str, body: bytes | None, deadline: float) -> Response:
+    def _once(
+        self, method: str, target: str, body: bytes | None, content_type: str, deadline: float
+    ) -> Response:
         connection = self._connect(deadline)
         try:
-            headers = {
-                "Authorization": f"Bearer {self.key}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json, */*",
-            }
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json, */*"}
+            if self.key is not None:
+                headers["Authorization"] = f"Bearer {self.key}"
             if body is not None:
-                headers["Content-Type"] = "application/octet-stream"
+                headers["Content-Type"] = content_type
             if self.proxy is not None and self.scheme == "http":
                 target = f"http://{self.host}:{self.port}{target}"  # a plain proxy's form
             connection.request(method, target, body=body, headers=headers)
