@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from allauth.account.models import EmailAddress
 from allauth.core.exceptions import ImmediateHttpResponse
-from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter, _build_apps_from_settings
 from allauth.socialaccount.models import SocialLogin
 from django.conf import settings
 from django.http import HttpRequest
@@ -41,6 +41,14 @@ def _refuse(request: HttpRequest, reason: str) -> ImmediateHttpResponse:
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def list_apps(self, request: HttpRequest | None, provider=None, client_id=None) -> list:
+        """The provider comes from settings only (the admin's Social applications page is
+        removed: it would keep the client secret in the database), so allauth's look-up of
+        database apps, a query on every sign-in page, is skipped. (allauth's own helper that
+        reads the settings; the version is pinned below 66 in pyproject.toml.)"""
+        apps = _build_apps_from_settings(provider=provider, client_id=client_id)
+        return [app for provider_apps in apps.values() for app in provider_apps]
+
     def pre_social_login(self, request: HttpRequest, sociallogin: SocialLogin) -> None:
         """Runs after allauth looked the provider account up (by its own link, then, if trusted,
         by verified address). Not found, yet its address belongs to an account: refuse."""

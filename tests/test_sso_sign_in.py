@@ -220,3 +220,15 @@ def test_sign_in_page_lets_the_button_post_to_the_provider(sso_provider):
     csp = Client().get(reverse("login"))["Content-Security-Policy"]
     form_action = next(p for p in csp.split(";") if p.strip().startswith("form-action"))
     assert sso_provider.url in form_action
+
+
+def test_the_sign_in_page_reads_no_provider_from_the_database(sso_provider):
+    """The provider comes from settings only: no query for database apps on the sign-in page
+    (a fresh, not yet migrated install would answer 503 for the missing table)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        page = Client().get(reverse("login"))
+    assert page.status_code == 200 and "Sign in with" in page.text, "control: the button"
+    assert not [q["sql"] for q in queries if "socialaccount" in q["sql"]]
