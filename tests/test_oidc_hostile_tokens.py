@@ -155,3 +155,18 @@ def test_a_token_signed_with_a_weak_published_rsa_key_is_refused(client, oidc_is
     oidc_issuer.keys[0].private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     response = exchange(client, oidc_issuer.token())
     assert response.status_code == 401 and response.json()["check"] == "key"
+
+
+def test_an_addresss_failures_do_not_lock_out_another_identity(
+    client, oidc_issuer, workspace, settings
+):
+    """As with access keys: failures from an address count against the identity they named; past
+    the address's limit they answer 429, but a good token for another identity still works."""
+    settings.COFFER_API_AUTH_FAILURE_LIMIT = 3
+    make_workload_identity(workspace, issuer=oidc_issuer.url)
+    make_workload_identity(workspace, issuer=oidc_issuer.url, name="gh-other")
+    for _ in range(3):
+        exchange(client, oidc_issuer.token(repository="evil/app"))
+    assert exchange(client, oidc_issuer.token(), identity="acme/gh-other").status_code == 200
+    failed = exchange(client, oidc_issuer.token(repository="evil/app"), identity="acme/gh-other")
+    assert failed.status_code == 429 and "from this address" in failed.json()["error"]
