@@ -216,7 +216,10 @@ def answer(
         # The driver's first line only: no SQL, so no parameters reach the log.
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         logger.error(
-            "API %s %s answered 503: %s: %s", request.method, request.path, type(error).__name__,
+            "API %s %s answered 503: %s: %s",
+            request.method,
+            request.path,
+            type(error).__name__,
             reason,
-        )  # fmt: skip
+        )
         return error_response(503, UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})

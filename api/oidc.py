@@ -49,8 +49,11 @@ def read_request(request: HttpRequest) -> tuple[object, object]:
     except ValueError:
         body = None
     if not isinstance(body, dict) or not {"identity", "token"} <= body.keys():
-        raise ApiError(400, 'Send JSON: {"identity": "<workspace>/<identity name>", '
-                       '"token": "<your CI job\'s OIDC token>"}.')  # fmt: skip
+        raise ApiError(
+            400,
+            'Send JSON: {"identity": "<workspace>/<identity name>", '
+            '"token": "<your CI job\'s OIDC token>"}.',
+        )
     return body["identity"], body["token"]
 
 
@@ -78,16 +81,25 @@ def exchange_token(request: HttpRequest) -> JsonResponse:
     identity = WorkloadIdentity.objects.named(reference)
     try:
         if identity is None or identity.is_expired():
-            raise oidc.Refused("identity", "There is no such workload identity (or it expired); "
-                               "name it as <workspace>/<identity name>.")  # fmt: skip
+            raise oidc.Refused(
+                "identity",
+                "There is no such workload identity (or it expired); "
+                "name it as <workspace>/<identity name>.",
+            )
         if not identity.allows_address(address):
-            raise oidc.Refused("address", f"This workload identity may not be used from your "
-                               f"address ({address or 'unknown'}).")  # fmt: skip
+            raise oidc.Refused(
+                "address",
+                f"This workload identity may not be used from your "
+                f"address ({address or 'unknown'}).",
+            )
         claims = oidc.verify(token, identity)
     except oidc.Refused as refused:
         if isinstance(refused, oidc.IssuerUnavailable):
-            logger.warning("OIDC exchange for %s: issuer keys unavailable: %s",
-                           identity and identity.reference, refused.reason)  # fmt: skip
+            logger.warning(
+                "OIDC exchange for %s: issuer keys unavailable: %s",
+                identity and identity.reference,
+                refused.reason,
+            )
             return refusal(refused)
         ratelimit.hit(by_identity, limit)
         logger.info("OIDC exchange refused (%s) from %s", refused.check, address)

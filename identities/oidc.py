@@ -91,8 +91,11 @@ def verify(token: object, identity: WorkloadIdentity) -> dict[str, Any]:
         raise Refused("format", "The token is not a well-formed JWT.") from None
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
-        raise Refused("algorithm", "The token's algorithm (alg) is not accepted: only RS256 and "
-                      "ES256 tokens are (never none, never HMAC).")  # fmt: skip
+        raise Refused(
+            "algorithm",
+            "The token's algorithm (alg) is not accepted: only RS256 and "
+            "ES256 tokens are (never none, never HMAC).",
+        )
     if unverified.get("iss") != identity.issuer:
         raise Refused("issuer", "The token's issuer (iss) is not this identity's issuer.")
     key = signing_key(identity.issuer, header.get("kid"), algorithm)
@@ -124,8 +127,9 @@ def verify(token: object, identity: WorkloadIdentity) -> dict[str, Any]:
     except jwt.PyJWTError:
         raise Refused("format", "The token is not a well-formed JWT.") from None
     if (claim := identity.unmet_condition(claims)) is not None:
-        raise Refused("claims", f"The token's {claim} claim does not meet this identity's "
-                      "condition.")  # fmt: skip
+        raise Refused(
+            "claims", f"The token's {claim} claim does not meet this identity's condition."
+        )
     return claims
 
 
@@ -206,8 +210,9 @@ def fetch_json(url: str) -> dict[str, Any]:
     except (safe_http.UnsafeURL, ValueError) as refused:
         raise IssuerUnavailable(f"{url}: {refused}") from None
     try:
-        connection.request("GET", path, headers={"Accept": "application/json",
-                                                 "User-Agent": USER_AGENT})  # fmt: skip
+        connection.request(
+            "GET", path, headers={"Accept": "application/json", "User-Agent": USER_AGENT}
+        )
         response = connection.getresponse()
         if response.status != 200:
             raise IssuerUnavailable(f"{url} answered {response.status}")

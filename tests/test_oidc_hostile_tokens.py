@@ -36,13 +36,13 @@ HOSTILE = {
     "expired": (
         lambda i: i.token(iat=int(time.time()) - 2 * HOUR, exp=int(time.time()) - HOUR),
         "exp",
-    ),  # fmt: skip
+    ),
     "not yet valid": (lambda i: i.token(nbf=int(time.time()) + HOUR), "nbf"),
     "issued in the future": (lambda i: i.token(iat=int(time.time()) + HOUR), "iat"),
     "wrong issuer": (
         lambda i: i.token(iss="https://token.actions.githubusercontent.com"),
         "issuer",
-    ),  # fmt: skip
+    ),
     "wrong audience": (lambda i: i.token(aud="https://someone-else.example"), "audience"),
     "no audience": (lambda i: i.token(aud=None), "claims"),
     "no expiry": (lambda i: i.token(exp=None), "claims"),

@@ -46,21 +46,52 @@ def acme(username: str = "olivia", role: Role = Role.OWNER, tokens: bool = True)
     now = timezone.now()
     made = {}
     for key, kind, description, extra in (
-        ("DB_PASSWORD", TokenType.CREDENTIAL, "Read replica password",
-         {"period_days": 30, "apps": [apps["Backoffice"]], "environments": [envs["Production"]]}),
-        ("GITHUB_OAUTH_TOKEN", TokenType.OAUTH_TOKEN, "",
-         {"expiry_date": today + dt.timedelta(days=200), "products": [products["Storefront"]],
-          "apps": [apps["Mobile"]], "environments": [envs["Sandbox"]]}),
-        ("INTERNAL_SERVICE_TOKEN", TokenType.BEARER_TOKEN, "Storefront to backoffice calls",
-         {"period_days": 90}),
-        ("LEGACY_SMS_KEY", TokenType.API_KEY, "Old SMS provider, being phased out",
-         {"apps": [apps["Mobile"]], "environments": [envs["Production"]]}),
-        ("SANDBOX_WEBHOOK_SECRET", TokenType.CREDENTIAL, "Webhook signing secret for tests",
-         {"period_days": 7, "environments": [envs["Sandbox"]]}),
-        ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key (live mode)",
-         {"expiry_date": today + dt.timedelta(days=4), "products": [products["Payments"]],
-          "environments": [envs["Production"]]}),
-    ):  # fmt: skip
+        (
+            "DB_PASSWORD",
+            TokenType.CREDENTIAL,
+            "Read replica password",
+            {"period_days": 30, "apps": [apps["Backoffice"]], "environments": [envs["Production"]]},
+        ),
+        (
+            "GITHUB_OAUTH_TOKEN",
+            TokenType.OAUTH_TOKEN,
+            "",
+            {
+                "expiry_date": today + dt.timedelta(days=200),
+                "products": [products["Storefront"]],
+                "apps": [apps["Mobile"]],
+                "environments": [envs["Sandbox"]],
+            },
+        ),
+        (
+            "INTERNAL_SERVICE_TOKEN",
+            TokenType.BEARER_TOKEN,
+            "Storefront to backoffice calls",
+            {"period_days": 90},
+        ),
+        (
+            "LEGACY_SMS_KEY",
+            TokenType.API_KEY,
+            "Old SMS provider, being phased out",
+            {"apps": [apps["Mobile"]], "environments": [envs["Production"]]},
+        ),
+        (
+            "SANDBOX_WEBHOOK_SECRET",
+            TokenType.CREDENTIAL,
+            "Webhook signing secret for tests",
+            {"period_days": 7, "environments": [envs["Sandbox"]]},
+        ),
+        (
+            "STRIPE_SECRET",
+            TokenType.API_KEY,
+            "Stripe secret key (live mode)",
+            {
+                "expiry_date": today + dt.timedelta(days=4),
+                "products": [products["Payments"]],
+                "environments": [envs["Production"]],
+            },
+        ),
+    ):
         made[key] = TokenFactory(
             workspace=workspace,
             key=key,
