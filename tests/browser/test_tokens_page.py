@@ -251,14 +251,14 @@ def test_invalid_input_is_explained_in_the_modal_and_the_value_kept_in_the_brows
     sign_in(page, live_server, "olivia")
     page.get_by_role("link", name="Create Token").click()
     dialog = page.get_by_role("dialog", name="Create Token")
-    dialog.get_by_label("Token Key").fill("STRIPE_SECRET")
+    dialog.get_by_label("Token Key").fill("STRIPE SECRET")
     dialog.get_by_label("Token Value").fill("typed-secret-value")
     dialog.get_by_label("Description").fill("Kept after the error")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         dialog.get_by_role("button", name="Create Token").click()
     assert "typed-secret-value" not in posted.value.text()  # the server never sends it back
 
-    expect(dialog.get_by_text("A token with key STRIPE_SECRET already exists")).to_be_visible()
+    expect(dialog.get_by_text("A Token Key starts with a letter or underscore")).to_be_visible()
     expect(dialog.get_by_text("Choose at least one environment.")).to_be_visible()
     expect(dialog.get_by_label("Token Key")).to_be_focused()
     expect(dialog.get_by_label("Token Key")).to_have_attribute("aria-invalid", "true")
