@@ -14,8 +14,8 @@ from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
 from django.http import HttpRequest
 
-from tokens import crypto
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.sealed import Sealed
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -52,7 +52,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MFAAdapter(DefaultMFAAdapter):
-    """TOTP secrets and recovery-code seeds are stored encrypted (tokens/crypto.py)."""
+    """TOTP secrets and recovery-code seeds are stored encrypted (keys/crypto.py)."""
 
     def encrypt(self, text: str) -> str:
         return crypto.encrypt_account_secret(text)
@@ -108,7 +108,7 @@ def reseal_two_factor_secrets() -> tuple[int, list[str]]:
 
 def sealed_two_factor_secrets(using: str) -> Iterator[Sealed]:
     """Each TOTP secret and recovery-code seed, sealed straight under a master key: a source
-    of tokens/sealed.py (re-sealed by `reseal_two_factor_secrets`), registered by
+    of keys/sealed.py (re-sealed by `reseal_two_factor_secrets`), registered by
     AccountsConfig.ready."""
     from allauth.mfa.models import Authenticator
 

@@ -11,7 +11,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (every account's email in allauth's book)
         from accounts.adapters import reseal_two_factor_secrets, sealed_two_factor_secrets
-        from tokens.sealed import Source, register
+        from keys.sealed import Source, register
 
         register(
             Source(

@@ -2,7 +2,7 @@
 
 The preview never echoes a value, not even in a hidden field, so the file stays on the server:
 one `PendingImport` row holding the text encrypted under the workspace's data key (bound to the
-workspace and the row's id, tokens/crypto.py), addressed by its random UUID. It lives
+workspace and the row's id, keys/crypto.py), addressed by its random UUID. It lives
 PENDING_IMPORT_MINUTES at most and is deleted once imported or cancelled; making a new one
 sweeps away the stale ones.
 """
@@ -20,9 +20,9 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
-from tokens.models import WorkspaceKey
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import Sealed
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class PendingImport(models.Model):
 
 def sealed_pending_imports(using: str) -> Iterator[Sealed]:
     """Each pending import's file (kept between its preview and its import): a source of
-    tokens/sealed.py, registered by ImportsConfig.ready."""
+    keys/sealed.py, registered by ImportsConfig.ready."""
     pending = PendingImport.objects.using(using).only("id", "workspace_id", "ciphertext")
     for item in pending.order_by("workspace_id", "created_at").iterator(chunk_size=500):
         yield Sealed(

@@ -20,9 +20,10 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
-from tokens.models import Token, WorkspaceKey
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import Sealed
+from tokens.models import Token
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -223,7 +224,7 @@ class WebhookAttempt(models.Model):
 
 def sealed_webhook_secrets(using: str) -> Iterator[Sealed]:
     """Each webhook's signing secret (it must be read back to sign deliveries): a source of
-    tokens/sealed.py, registered by NotificationsConfig.ready."""
+    keys/sealed.py, registered by NotificationsConfig.ready."""
     hooks = Webhook.objects.using(using).only("id", "workspace_id", "url", "secret_ciphertext")
     for hook in hooks.order_by("workspace_id", "created_at", "id").iterator(chunk_size=500):
         yield Sealed(

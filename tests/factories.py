@@ -9,8 +9,9 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from tokens import crypto
-from tokens.models import AuditAction, AuditEvent, Token, TokenType, WorkspaceKey
+from keys import crypto
+from keys.models import WorkspaceKey
+from tokens.models import AuditAction, AuditEvent, Token, TokenType
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"

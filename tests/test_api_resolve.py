@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from access.models import AccessKey
+from keys import crypto
 from tests.api_helpers import RESOLVE, api_setup, audit_insert_fails, bearer, post_resolve
 from tests.factories import TokenFactory
-from tokens import crypto
 from tokens.models import AuditAction, AuditEvent, Token
 
 pytestmark = pytest.mark.django_db

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from keys import crypto
+from keys.crypto import CryptoError, MasterKeyError, parse_key_ring
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, WorkspaceFactory
-from tokens import crypto
-from tokens.crypto import CryptoError, MasterKeyError, parse_key_ring
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent
 PEM = (

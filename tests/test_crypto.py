@@ -1,4 +1,4 @@
-"""Envelope encryption (tokens/crypto.py): the key ring, data keys, values and their errors."""
+"""Envelope encryption (keys/crypto.py): the key ring, data keys, values and their errors."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from keys import crypto
+from keys.checks import check_master_key
+from keys.models import WorkspaceKey
 from tests.factories import WorkspaceFactory
-from tokens import crypto
-from tokens.checks import check_master_key
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -96,7 +97,7 @@ def test_in_debug_a_private_key_file_is_made_in_the_data_dir_with_a_warning(db, 
     key_file = tmp_path / "data" / "master.keys"
     with (
         override_settings(DEBUG=True, COFFER_MASTER_KEYS="", COFFER_MASTER_KEY_FILE=key_file),
-        caplog.at_level(logging.WARNING, logger="tokens.crypto"),
+        caplog.at_level(logging.WARNING, logger="keys.crypto"),
     ):
         ring = crypto.key_ring()
         crypto.key_ring.cache_clear()

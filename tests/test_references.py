@@ -13,9 +13,10 @@ from django.utils import timezone
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from keys import crypto
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
-from tokens import crypto, references
+from tokens import references
 from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token, UseContext
 from tokens.references import (
     _BINARY,

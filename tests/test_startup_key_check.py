@@ -21,8 +21,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from keys.checks import master_key_problems
 from tests.factories import TokenFactory, WorkspaceFactory, token_form_data
-from tokens.checks import master_key_problems
 from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent

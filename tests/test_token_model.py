@@ -15,6 +15,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keys.models import WorkspaceKey
 from tests.factories import AppFactory, ProductFactory, UserFactory, WorkspaceFactory
 from tokens.models import (
     EXPIRING_SOON_DAYS,
@@ -25,7 +26,6 @@ from tokens.models import (
     TokenStatus,
     TokenType,
     UseContext,
-    WorkspaceKey,
 )
 
 PEM = (

@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditAction, AuditEvent
-from tokens.models import Token, TokenStatus, TokenVersion, WorkspaceKey
+from keys.models import WorkspaceKey
+from tokens.models import Token, TokenStatus, TokenVersion
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:

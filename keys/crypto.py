@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import secrets
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -135,6 +135,15 @@ def _development_key_file(path: Path) -> None:
     )
 
 
+def _nothing_in_database() -> list[str]:
+    return []
+
+
+# The master key ids the database's data keys are wrapped by ([] before `migrate`). Set by
+# KeysConfig.ready() to the data key model's query, so this module knows no model.
+master_key_ids_in_database: Callable[[], list[str]] = _nothing_in_database
+
+
 @cache
 def key_ring() -> KeyRing:
     """The configured master key ring, from COFFER_MASTER_KEYS or the key file.
@@ -151,7 +160,7 @@ def key_ring() -> KeyRing:
                 "No master key configured: COFFER_MASTER_KEYS is empty and the key file "
                 f"{path} does not exist. {HOW_TO_MAKE_A_KEY}"
             )
-        if in_use := _master_key_ids_in_database():
+        if in_use := master_key_ids_in_database():
             # A new key, even under the same id, would not read a single stored value.
             raise MasterKeyError(
                 f"The master key file {path} is missing, but the database holds data keys "
@@ -165,42 +174,6 @@ def key_ring() -> KeyRing:
     except OSError as error:
         raise MasterKeyError(f"Cannot read the key file {path}: {error.strerror}.") from None
     return parse_key_ring(text, f"key file {path}")
-
-
-def _master_key_ids_in_database() -> list[str]:
-    """The master key ids that wrap data keys in the database ([] before `migrate`)."""
-    from django.db import DatabaseError, transaction
-
-    from tokens.models import WorkspaceKey
-
-    try:
-        with transaction.atomic():
-            return sorted(
-                WorkspaceKey.objects.order_by().values_list("kek_id", flat=True).distinct()
-            )
-    except DatabaseError:
-        return []
-
-
-def load_key_ring_at_startup() -> None:
-    """Called by the WSGI and ASGI entry points: a server without a usable master key, or with
-    one that does not read the database's data keys, refuses to start, saying why, instead of
-    failing on the first token request."""
-    from django.db import connections
-
-    from tokens.checks import master_key_problems
-
-    try:
-        key_ring()
-        problems = master_key_problems()
-        if problems:
-            raise MasterKeyError(" ".join(problems))
-    except MasterKeyError as error:
-        sys.stderr.write(f"Coffer cannot start: {error}\n")
-        raise
-    finally:
-        # The check's connection is not carried into requests, or across a preloading fork.
-        connections.close_all()
 
 
 @receiver(setting_changed)
