@@ -77,8 +77,8 @@ class PendingImport(models.Model):
         cls.objects.stale().delete()
         pending = cls(workspace=workspace, created_by=by)
         dek = WorkspaceKey.dek_for(workspace, label=f"import in workspace {workspace.slug}")
-        pending.ciphertext = crypto.encrypt_pending_import(
-            dek, text, workspace_id=workspace.pk, import_id=pending.pk
+        pending.ciphertext = crypto.encrypt(
+            dek, text, aad=crypto.pending_import_aad(workspace.pk, pending.pk)
         )
         pending.save(force_insert=True)
         return pending
@@ -88,11 +88,10 @@ class PendingImport(models.Model):
         """The file's text, to parse again; never render or log it."""
         label = f"import in workspace {self.workspace.slug}"
         record = WorkspaceKey.existing_for(self.workspace, label=label)
-        return crypto.decrypt_pending_import(
+        return crypto.decrypt(
             record.unwrap(label=label),
             bytes(self.ciphertext),
-            workspace_id=self.workspace_id,
-            import_id=self.pk,
+            aad=crypto.pending_import_aad(self.workspace_id, self.pk),
             label=f"{label} (master key {record.kek_id!r})",
         )
 
@@ -105,10 +104,9 @@ def sealed_pending_imports(using: str) -> Iterator[Sealed]:
         yield Sealed(
             f"pending import {item.pk}",
             partial(
-                crypto.decrypt_pending_import,
+                crypto.decrypt,
                 blob=bytes(item.ciphertext),
-                workspace_id=item.workspace_id,
-                import_id=item.pk,
+                aad=crypto.pending_import_aad(item.workspace_id, item.pk),
             ),
             workspace_id=item.workspace_id,
         )

@@ -119,8 +119,8 @@ class Webhook(models.Model):
         dek = WorkspaceKey.dek_for(
             self.workspace, label=f"webhook in workspace {self.workspace.slug}"
         )
-        self.secret_ciphertext = crypto.encrypt_webhook_secret(
-            dek, secret, workspace_id=self.workspace_id, webhook_id=self.pk
+        self.secret_ciphertext = crypto.encrypt(
+            dek, secret, aad=crypto.webhook_secret_aad(self.workspace_id, self.pk)
         )
         self.secret_prefix = secret[: len(SECRET_PREFIX) + 4]
 
@@ -139,11 +139,10 @@ class Webhook(models.Model):
         label = f"webhook {self.pk} in workspace {self.workspace.slug}"
         record = WorkspaceKey.existing_for(self.workspace, label=label)
         dek = record.unwrap(label=label)
-        return crypto.decrypt_webhook_secret(
+        return crypto.decrypt(
             dek,
             bytes(self.secret_ciphertext),
-            workspace_id=self.workspace_id,
-            webhook_id=self.pk,
+            aad=crypto.webhook_secret_aad(self.workspace_id, self.pk),
             label=f"{label} (master key {record.kek_id!r})",
         )
 
@@ -230,10 +229,9 @@ def sealed_webhook_secrets(using: str) -> Iterator[Sealed]:
         yield Sealed(
             f"signing secret of webhook {hook.url}",
             partial(
-                crypto.decrypt_webhook_secret,
+                crypto.decrypt,
                 blob=bytes(hook.secret_ciphertext),
-                workspace_id=hook.workspace_id,
-                webhook_id=hook.pk,
+                aad=crypto.webhook_secret_aad(hook.workspace_id, hook.pk),
             ),
             workspace_id=hook.workspace_id,
         )

@@ -90,7 +90,7 @@ def test_unresolvable_references_give_the_cli_json_report_and_no_value(client, s
 
 
 def test_check_gives_the_report_and_decrypts_and_records_nothing(client, setup):
-    with mock.patch.object(crypto, "decrypt_value", side_effect=AssertionError):
+    with mock.patch.object(crypto, "decrypt", side_effect=AssertionError):
         ok = post_resolve(client, setup.key, "$Secret{DB_URL}", "?check=1")
         bad = post_resolve(client, setup.key, "$Secret{DB_URL} $Secret{NOPE}", "?check=1")
     assert ok.status_code == 200 and ok.json()["ok"] is True

@@ -169,8 +169,7 @@ def test_reveal_values_decrypts_tokens_of_several_workspaces(workspace, other_wo
 def test_ten_encryptions_of_one_value_use_ten_nonces(workspace):
     dek = WorkspaceKey.dek_for(workspace)
     blobs = [
-        crypto.encrypt_value(dek, "same", workspace_id=workspace.pk, token_id="t", version=0)
-        for _ in range(10)
+        crypto.encrypt(dek, "same", aad=crypto.value_aad(workspace.pk, "t", 0)) for _ in range(10)
     ]
     assert len({blob[: crypto.NONCE_BYTES] for blob in blobs}) == 10
 
@@ -311,12 +310,10 @@ def test_deleting_a_workspace_destroys_its_data_key(workspace, other_workspace):
     # No key left can read the old ciphertext, even one placed back into a workspace.
     for record in WorkspaceKey.objects.all():
         with pytest.raises(crypto.CryptoError):
-            crypto.decrypt_value(
+            crypto.decrypt(
                 record.unwrap(label="w"),
                 ciphertext,
-                workspace_id=workspace_id,
-                token_id=token_id,
-                version=version,
+                aad=crypto.value_aad(workspace_id, token_id, version),
                 label="shredded",
             )
     assert stored(survivor).reveal() == "surviving-secret"

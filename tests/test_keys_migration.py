@@ -25,9 +25,7 @@ def test_data_keys_made_before_the_move_still_decrypt_values_after_it():
         workspace_id=workspace.pk, kek_id=kek_id, wrapped_dek=wrapped
     )
     dek = crypto.unwrap_data_key(workspace.pk, kek_id, wrapped, label="before the move")
-    sealed = crypto.encrypt_value(
-        dek, "kept-value", workspace_id=workspace.pk, token_id=1, version=1
-    )
+    sealed = crypto.encrypt(dek, "kept-value", aad=crypto.value_aad(workspace.pk, 1, 1))
 
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
@@ -44,9 +42,7 @@ def test_data_keys_made_before_the_move_still_decrypt_values_after_it():
     )  # the kept one, not a new one
     assert WorkspaceKey.objects.count() == 1
     assert (
-        crypto.decrypt_value(
-            dek_after, sealed, workspace_id=workspace.pk, token_id=1, version=1, label="after"
-        )
+        crypto.decrypt(dek_after, sealed, aad=crypto.value_aad(workspace.pk, 1, 1), label="after")
         == "kept-value"
     )
     assert WorkspaceKey._meta.db_table == "keys_workspacekey"

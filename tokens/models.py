@@ -334,12 +334,10 @@ def reveal_each[S: SealedValue](
             )
             keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
         dek, kek_id = keys[token.workspace_id]
-        value = crypto.decrypt_value(
+        value = crypto.decrypt(
             dek,
             bytes(token.ciphertext),
-            workspace_id=token.workspace_id,
-            token_id=token.pk,
-            version=token.value_version,
+            aad=crypto.value_aad(token.workspace_id, token.pk, token.value_version),
             label=f"{label} (master key {kek_id!r})",
         )
         revealed.append((token, value))
@@ -766,12 +764,8 @@ class Token(models.Model):
         dek = dek or WorkspaceKey.dek_for(
             self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
         )
-        self.ciphertext = crypto.encrypt_value(
-            dek,
-            value,
-            workspace_id=self.workspace_id,
-            token_id=self.pk,
-            version=self.value_version,
+        self.ciphertext = crypto.encrypt(
+            dek, value, aad=crypto.value_aad(self.workspace_id, self.pk, self.value_version)
         )
         self.value_hint = value_hint(value)
         self.value_set_at = timezone.now()

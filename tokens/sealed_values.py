@@ -23,11 +23,9 @@ def token_values(using: str) -> Iterator[Sealed]:
         yield Sealed(
             f"token {token.key}",
             partial(
-                crypto.decrypt_value,
+                crypto.decrypt,
                 blob=bytes(token.ciphertext),
-                workspace_id=token.workspace_id,
-                token_id=token.pk,
-                version=token.value_version,
+                aad=crypto.value_aad(token.workspace_id, token.pk, token.value_version),
             ),
             workspace_id=token.workspace_id,
         )
@@ -49,11 +47,9 @@ def token_versions(using: str) -> Iterator[Sealed]:
         yield Sealed(
             f"version {row.number} of token {row.token.key}",
             partial(
-                crypto.decrypt_value,
+                crypto.decrypt,
                 blob=bytes(row.ciphertext),
-                workspace_id=row.token.workspace_id,
-                token_id=row.token.pk,
-                version=row.version,
+                aad=crypto.value_aad(row.token.workspace_id, row.token.pk, row.version),
             ),
             workspace_id=row.token.workspace_id,
         )
