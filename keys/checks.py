@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -22,7 +23,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
 from keys import crypto
 from keys.models import WorkspaceKey
-from keys.sealed import master_key_sources
+from keys.sealed import Sealed, Source, master_key_sources
 
 
 def master_key_problems() -> list[str]:
@@ -40,7 +41,7 @@ def master_key_problems() -> list[str]:
             by_master_key = {
                 (source.name, item.master_key_id): item
                 for source in master_key_sources()
-                for item in reversed(list(source.items(DEFAULT_DB_ALIAS)))
+                for item in reversed(list(_one_per_master_key(source)))
                 if item.master_key_id  # one in no known form names no key: verify_backup says
             }
     except DatabaseError:
@@ -62,6 +63,10 @@ def master_key_problems() -> list[str]:
                 f"master key {kek_id!r} that sealed them, or those people cannot sign in."
             )
     return problems
+
+
+def _one_per_master_key(source: Source) -> Iterable[Sealed]:
+    return (source.one_per_master_key or source.items)(DEFAULT_DB_ALIAS)
 
 
 def load_key_ring_at_startup() -> None:

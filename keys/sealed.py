@@ -50,6 +50,10 @@ class Source:
     # For a master-key source: seal every item on an old master key again under the active
     # one; (how many items were sealed again, one message per failure).
     reseal: Callable[[], tuple[int, list[str]]] | None = None
+    # For a master-key source: at least one item per master key id in use, in a number of
+    # queries and rows that does not grow with the items (the start-up check opens one of
+    # each). Without it, the check reads every item.
+    one_per_master_key: Callable[[str], Iterable[Sealed]] | None = None
 
     @property
     def manifest_name(self) -> str:
