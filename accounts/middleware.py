@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
-from tokens.crypto import AccountSecretError
+from keys.crypto import AccountSecretError
 from workspaces.access import SSORequired, TwoFactorRequired
 
 logger = logging.getLogger("coffer.crypto")

@@ -34,7 +34,7 @@ from django.utils import timezone
 from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
 from audit.models import AuditAction, AuditEvent
-from notifications.http import UnsafeURL, check_url
+from lib.safe_fetch import UnsafeURL, check_url
 from tokens.models import DESCRIPTION_MAX_LENGTH, UseContext, description_errors
 from workspaces.models import App, Environment, Product, Workspace
 

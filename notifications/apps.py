@@ -13,7 +13,7 @@ class NotificationsConfig(AppConfig):
 
         if audit_event_recorded not in RECORD_LISTENERS:
             RECORD_LISTENERS.append(audit_event_recorded)
+        from keys.sealed import Source, register
         from notifications.models import sealed_webhook_secrets
-        from tokens.sealed import Source, register
 
         register(Source("webhook signing secrets", sealed_webhook_secrets))

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from access.models import AccessKey
+from keys import crypto
 from tests.api_helpers import RESOLVE, api_setup, audit_insert_fails, bearer, post_resolve
 from tests.factories import TokenFactory
-from tokens import crypto
 from tokens.models import AuditAction, AuditEvent, Token
 
 pytestmark = pytest.mark.django_db
@@ -111,7 +111,7 @@ def test_unresolvable_references_give_the_cli_json_report_and_no_value(client, s
 
 
 def test_check_gives_the_report_and_decrypts_and_records_nothing(client, setup):
-    with mock.patch.object(crypto, "decrypt_value", side_effect=AssertionError):
+    with mock.patch.object(crypto, "decrypt", side_effect=AssertionError):
         ok = post_resolve(client, setup.key, "$Secret{DB_URL}", "?check=1")
         bad = post_resolve(client, setup.key, "$Secret{DB_URL} $Secret{NOPE}", "?check=1")
     assert ok.status_code == 200 and ok.json()["ok"] is True

@@ -18,11 +18,12 @@ from django.db import InterfaceError, OperationalError, connection
 from django.test import override_settings
 from django.urls import reverse
 
+from keys.crypto import CryptoError
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, WorkspaceFactory
 from tests.helpers import HTMX
 from tests.url_table import build_world, distinctive_value
-from tokens.crypto import CryptoError
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = os.environ["COFFER_MASTER_KEYS"]  # "test1:<base64>", set by the root conftest.py

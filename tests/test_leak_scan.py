@@ -39,12 +39,12 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from access.models import AccessKey
+from keys import crypto
 from tests.factories import AppFactory, TokenFactory
 from tests.files import read_from_another_process
 from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
-from tokens import crypto
 from tokens.models import Token, UseContext
 from tokens.references import resolve_text
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from keys.models import WorkspaceKey
 from tests.factories import AppFactory, ProductFactory, UserFactory
 from tokens.models import (
     EXPIRING_SOON_DAYS,
@@ -24,7 +25,6 @@ from tokens.models import (
     TokenStatus,
     TokenType,
     UseContext,
-    WorkspaceKey,
 )
 
 PEM = (

@@ -14,15 +14,15 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from keys.crypto import CryptoError
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
-from tokens.crypto import CryptoError
 from tokens.models import (
     AuditAction,
     AuditEvent,
     Token,
     TokenVersion,
     UseContext,
-    WorkspaceKey,
 )
 from tokens.references import resolve_text
 

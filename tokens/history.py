@@ -19,9 +19,9 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import answers_crypto_errors, signed_in_view
-from tokens.crypto import CryptoError
 from tokens.forms import VersionChoiceForm
 from tokens.models import (
     AuditEvent,

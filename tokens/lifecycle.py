@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditAction, AuditEvent
-from tokens.models import Token, TokenStatus, TokenVersion, WorkspaceKey, lock_token_changes
+from keys.models import WorkspaceKey
+from tokens.models import Token, TokenStatus, TokenVersion, lock_token_changes
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
-from tokens import crypto
+from keys import crypto
+from keys.models import WorkspaceKey
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -95,92 +96,6 @@ class ExpiryState(StrEnum):
     NONE = ""
     SOON = "soon"  # within EXPIRING_SOON_DAYS
     EXPIRED = "expired"
-
-
-class WorkspaceKey(models.Model):
-    """A workspace's data key, stored only wrapped by a master key. Deleted with its workspace."""
-
-    workspace = models.OneToOneField(
-        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="data_key"
-    )
-    kek_id = models.CharField("master key id", max_length=32, db_index=True)
-    wrapped_dek = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    rotated_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"data key of {self.workspace_id} (wrapped by {self.kek_id})"
-
-    @classmethod
-    def dek_for(cls, workspace: Workspace, *, label: str = "") -> bytes:
-        """The workspace's plaintext data key for encrypting, made on first use."""
-        record = cls.objects.filter(workspace=workspace).first()
-        if record is None:
-            kek_id, wrapped = crypto.new_data_key(workspace.pk)
-            try:
-                with transaction.atomic():
-                    record = cls.objects.create(
-                        workspace=workspace, kek_id=kek_id, wrapped_dek=wrapped
-                    )
-            except IntegrityError:  # another request made it first: use theirs
-                record = cls.objects.get(workspace=workspace)
-        return record.unwrap(label=label or f"workspace {workspace.slug}")
-
-    @classmethod
-    def one_per_master_key(cls) -> models.QuerySet[WorkspaceKey]:
-        """One data key for each master key id in use (one query), to check the ring reads it."""
-        firsts = cls.objects.values("kek_id").annotate(first=models.Min("workspace_id"))
-        return cls.objects.filter(workspace_id__in=firsts.values("first")).select_related(
-            "workspace"
-        )
-
-    @classmethod
-    def existing_for(cls, workspace: Workspace, *, label: str) -> WorkspaceKey:
-        """The workspace's data key record for decrypting; never makes a new one."""
-        record = cls.objects.filter(workspace=workspace).first()
-        if record is None:
-            raise crypto.CryptoError(
-                f"{label}: the workspace has no data key (it was destroyed), so its values "
-                "cannot be decrypted."
-            )
-        return record
-
-    def unwrap(self, *, label: str) -> bytes:
-        """The plaintext data key; a CryptoError naming `label` and the master key id."""
-        return crypto.unwrap_data_key(
-            self.workspace_id, self.kek_id, bytes(self.wrapped_dek), label=label
-        )
-
-    @classmethod
-    def rotate(cls, workspace_id: int, *, actor_name: str = "rotate_master_key") -> str | None:
-        """Re-wrap one workspace's data key under the active master key, in one transaction,
-        and record it. Returns the master key id it was wrapped by before, or None when it was
-        already on the active key (so an interrupted rotation can simply run again)."""
-        with transaction.atomic():
-            record = (
-                cls.objects.select_for_update()
-                .select_related("workspace")
-                .get(workspace_id=workspace_id)
-            )
-            active_id = crypto.key_ring().active_id
-            if record.kek_id == active_id:
-                return None
-            previous = record.kek_id
-            record.kek_id, record.wrapped_dek = crypto.rewrap_data_key(
-                workspace_id,
-                previous,
-                bytes(record.wrapped_dek),
-                label=f"workspace {record.workspace.slug}",
-            )
-            record.rotated_at = timezone.now()
-            record.save(update_fields=["kek_id", "wrapped_dek", "rotated_at"])
-            AuditEvent.record(
-                record.workspace,
-                AuditAction.KEY_ROTATED,
-                actor_name=actor_name,
-                detail={"from_master_key": previous, "to_master_key": active_id},
-            )
-        return previous
 
 
 def description_errors(description: object) -> list[str]:
@@ -467,12 +382,10 @@ def reveal_each[S: SealedValue](
             )
             keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
         dek, kek_id = keys[token.workspace_id]
-        value = crypto.decrypt_value(
+        value = crypto.decrypt(
             dek,
             bytes(token.ciphertext),
-            workspace_id=token.workspace_id,
-            token_id=token.pk,
-            version=token.value_version,
+            aad=crypto.value_aad(token.workspace_id, token.pk, token.value_version),
             label=f"{label} (master key {kek_id!r})",
         )
         revealed.append((token, value))
@@ -981,7 +894,7 @@ class Token(models.Model):
             AuditEvent.record(current.workspace, AuditAction.DELETED, by=by, token=current)
             current.delete()
 
-    # --- encryption (through tokens/crypto.py only) ---------------------------------------
+    # --- encryption (through keys/ only) ---------------------------------------
 
     @sensitive_variables("value", "dek")
     def _encrypt(self, value: str, *, dek: bytes | None = None) -> None:
@@ -990,12 +903,8 @@ class Token(models.Model):
         dek = dek or WorkspaceKey.dek_for(
             self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
         )
-        self.ciphertext = crypto.encrypt_value(
-            dek,
-            value,
-            workspace_id=self.workspace_id,
-            token_id=self.pk,
-            version=self.value_version,
+        self.ciphertext = crypto.encrypt(
+            dek, value, aad=crypto.value_aad(self.workspace_id, self.pk, self.value_version)
         )
         self.value_hint = value_hint(value)
         self.value_set_at = timezone.now()
