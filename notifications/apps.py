@@ -17,3 +17,7 @@ class NotificationsConfig(AppConfig):
         from notifications.models import sealed_webhook_secrets
 
         register(Source("webhook signing secrets", sealed_webhook_secrets))
+        from notifications import delivery, reminders, tasks
+
+        tasks.RUNS["deliver_webhook"] = delivery.attempt_delivery
+        tasks.RUNS["send_expiry_reminders"] = lambda: reminders.run_pass().counts()

@@ -8,7 +8,6 @@ class TokensConfig(AppConfig):
     name = "tokens"
 
     def ready(self) -> None:
-        from config import database_files  # noqa: F401  (keeps the SQLite files 0600)
         from keys.sealed import Source, register
         from tokens.sealed_values import token_values, token_versions
 
