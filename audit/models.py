@@ -7,12 +7,15 @@ hint or ciphertext.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from audit.signals import event_recorded
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -105,12 +108,6 @@ ACTIONS_OF_KIND = {
 }
 
 
-# Called with each new event (and its token, if any) inside the transaction that records it:
-# notifications/events.py turns token and access key events into webhook deliveries. A list
-# filled by the listener's app at start-up, so this base app imports none of them.
-RECORD_LISTENERS: list[Callable[[AuditEvent, Any], None]] = []
-
-
 class AuditEventQuerySet(models.QuerySet):
     def for_workspace(self, workspace) -> AuditEventQuerySet:
         return self.filter(workspace=workspace)
@@ -147,6 +144,10 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
+    # The token an unsaved event is about, set by `build` (not a field): the signal names it
+    # even for a deletion, whose row no longer points at the token.
+    _about: Any = None
+
     class Meta:
         db_table = "tokens_auditevent"  # the table it had when it lived in the tokens app
         ordering = ["-created_at", "-id"]
@@ -157,8 +158,14 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.subject} by {self.actor_name}".replace("  ", " ")
 
+    # --- the one way to write an event --------------------------------------------------------
+    #
+    # Every event goes through `record` (one) or `record_many` (several in one INSERT); both
+    # send `audit.signals.event_recorded` once per event, in the caller's transaction. No other
+    # path should insert into this table, or the signal's receivers miss those events.
+
     @classmethod
-    def record(
+    def build(
         cls,
         workspace,  # a Workspace, and `token` a Token: this base app imports neither
         action: str,
@@ -167,9 +174,19 @@ class AuditEvent(models.Model):
         actor_name: str = "",
         token=None,
         detail: dict | None = None,
+        at: dt.datetime | None = None,
     ) -> AuditEvent:
-        actor = by if by is not None and by.pk else None  # an unsaved user is no actor
-        event = cls.objects.create(
+        """An unsaved event with the trail's defaults, for `record_many`.
+
+        `by` is the user who acted (an unsaved user counts as none); `actor_name` the name to
+        show instead (an access key's, a workload identity's), else `by`'s username, else
+        "system". `token` is what the event is about: its key is kept in `token_key` (so a
+        deleted token's events still name it), and the row points at it unless the event is
+        its deletion. `detail` names fields, roles, counts; never a value, hint or ciphertext.
+        `at` defaults to now.
+        """
+        actor = by if by is not None and by.pk else None
+        event = cls(
             workspace=workspace,
             action=action,
             actor=actor,
@@ -179,10 +196,57 @@ class AuditEvent(models.Model):
             else None,
             token_key=token.key if token is not None else "",
             detail=detail or {},
+            created_at=at or timezone.now(),
         )
-        for listener in RECORD_LISTENERS:  # in this transaction: a rollback undoes theirs too
-            listener(event, token)
+        event._about = token  # what the signal names, even when the row cannot point at it
         return event
+
+    @classmethod
+    def record(
+        cls,
+        workspace,
+        action: str,
+        *,
+        by: User | None = None,
+        actor_name: str = "",
+        token=None,
+        detail: dict | None = None,
+        at: dt.datetime | None = None,
+    ) -> AuditEvent:
+        """Write one event and send `event_recorded` for it; returns the saved event.
+
+        Call it inside the transaction that makes the change: the row, and whatever the
+        signal's receivers write, commit or roll back with it. Arguments as for `build`.
+        """
+        event = cls.build(
+            workspace, action, by=by, actor_name=actor_name, token=token, detail=detail, at=at
+        )
+        event.save(force_insert=True)
+        event._announce()
+        return event
+
+    @classmethod
+    def record_many(cls, events: Iterable[AuditEvent]) -> list[AuditEvent]:
+        """Write several events made by `build` in one INSERT, then send `event_recorded` once
+        per event, in their order, as `record` would have; returns them saved (with their ids).
+
+        For a path that writes many events at once (a resolve, a bulk revoke). Same
+        transaction rule as `record`. A database error raises before any signal is sent.
+        """
+        events = list(events)
+        if not events:
+            return []
+        for event in events:
+            if event.pk is not None:
+                raise ValueError("record_many writes new events only (build them with build())")
+        AuditEvent.objects.bulk_create(events)
+        for event in events:
+            event._announce()
+        return events
+
+    def _announce(self) -> None:
+        token = self._about if self._about is not None else (self.token if self.token_id else None)
+        event_recorded.send(sender=type(self), event=self, token=token)
 
     # --- what Activity shows ------------------------------------------------------------------
 
