@@ -149,11 +149,8 @@ class AuditEvent(models.Model):
     _about: Any = None
 
     class Meta:
-        db_table = "tokens_auditevent"  # the table it had when it lived in the tokens app
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["workspace", "-created_at"], name="tokens_audi_workspa_02fb8f_idx")
-        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_event_recent_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.subject} by {self.actor_name}".replace("  ", " ")
