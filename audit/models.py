@@ -8,6 +8,7 @@ hint or ciphertext.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,7 @@ class AuditAction(models.TextChoices):
         "Two-factor requirement changed",
     )
     SSO_REQUIREMENT_CHANGED = "workspace.sso_changed", "Single sign-on requirement changed"
+    ACTIVITY_EXPORTED = "audit.exported", "Activity exported"
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:
@@ -93,6 +95,7 @@ class AuditKind(models.TextChoices):
     CATALOG = "catalog", "Catalog and settings"
     KEYS = "keys", "Key rotation"
     ACCESS_KEYS = "access_keys", "Access keys"
+    EXPORTS = "exports", "Activity exports"
 
 
 KIND_PREFIXES = {
@@ -101,7 +104,17 @@ KIND_PREFIXES = {
     AuditKind.CATALOG: ("product.", "app.", "environment.", "workspace."),
     AuditKind.KEYS: ("master_key.",),
     AuditKind.ACCESS_KEYS: ("access_key.", "workload_identity."),
+    AuditKind.EXPORTS: ("audit.",),
 }
+# Events an access key or a workload identity makes through the API: named by the key's or
+# the identity's own name rather than the longer name the trail records.
+API_ACTIONS = frozenset(
+    {
+        AuditAction.RESOLVED,
+        AuditAction.ACCESS_KEY_CHECKED,
+        AuditAction.ACCESS_KEY_CALL_FAILED,
+    }
+)
 ACTIONS_OF_KIND = {
     kind: [action for action in AuditAction if action.value.startswith(prefixes)]
     for kind, prefixes in KIND_PREFIXES.items()
@@ -116,8 +129,39 @@ class AuditEventQuerySet(models.QuerySet):
         """Events of one AuditKind; every event for None or ""."""
         return self.filter(action__in=ACTIONS_OF_KIND[AuditKind(kind)]) if kind else self
 
+    def by_actor(self, name: str | None) -> AuditEventQuerySet:
+        """Events recorded with this actor name; every event for None or ""."""
+        return self.filter(actor_name=name) if name else self
+
+    def about_token(self, key: str | None) -> AuditEventQuerySet:
+        """Events about the token `key`: its own (created, edited, ...) and the resolves that
+        read it (a resolve lists its keys in its detail). Every event for None or ""."""
+        if not key:
+            return self
+        # The keys are a JSON list of strings: "KEY" with its quotes is one whole element.
+        in_resolve = models.Q(detail__keys__regex=f'"{re.escape(key)}"')
+        return self.filter(models.Q(token_key=key) | in_resolve)
+
+    def between(self, first: dt.date | None, last: dt.date | None) -> AuditEventQuerySet:
+        """Events from the day `first` to the day `last`, both included, in UTC."""
+        events = self
+        if first is not None:
+            events = events.filter(created_at__gte=_utc_midnight(first))
+        if last is not None:
+            events = events.filter(created_at__lt=_utc_midnight(last + dt.timedelta(days=1)))
+        return events
+
+    def actor_names(self) -> list[str]:
+        """The names these events were recorded under, once each, in order."""
+        names = self.order_by("actor_name").values_list("actor_name", flat=True).distinct()
+        return [name for name in names if name]
+
     def newest_first(self) -> AuditEventQuerySet:
         return self.order_by("-created_at", "-id")
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
 class AuditEvent(models.Model):
@@ -248,6 +292,23 @@ class AuditEvent(models.Model):
     # --- what Activity shows ------------------------------------------------------------------
 
     @property
+    def actor_label(self) -> str:
+        """Who acted, as a sentence starts: a person's username, "system", or for an API call
+        the access key's own name ("ci-deploy"; the details keep the name the trail recorded)."""
+        detail = self.detail or {}
+        if self.actor_id is None and self.action in API_ACTIONS and detail.get("access_key"):
+            return str(detail["access_key"])
+        return self.actor_name or "system"
+
+    @property
+    def sentence(self) -> str:
+        """ "ci-deploy resolved PROD_DB_PASSWORD in production from 10.0.0.7" (slugs: a page
+        gives names through audit.wording with the workspace's CatalogNames)."""
+        from audit.wording import sentence
+
+        return sentence(self)
+
+    @property
     def kind(self) -> str:
         for kind, prefixes in KIND_PREFIXES.items():
             if self.action.startswith(prefixes):
@@ -269,7 +330,10 @@ class AuditEvent(models.Model):
 
     @property
     def summary(self) -> str:
-        """A readable line for the detail: names of what changed, roles, counts; never values."""
+        """A readable line for the detail: names of what changed, roles, counts; never values,
+        never "None" (an empty field is left out). Activity shows `audit.wording.detail_lines`."""
+        from audit.wording import source_label
+
         detail = dict(self.detail or {})
         if self.kind == AuditKind.MEMBERS:
             return self._member_summary(detail)
@@ -281,6 +345,10 @@ class AuditEvent(models.Model):
                 labels = (FIELD_LABELS.get(str(v), str(v)) for v in value)
                 parts.append("Changed " + ", ".join(labels))
                 continue
+            if value is None or value == "" or value == [] or value == {}:
+                continue
+            if name == "source":
+                value = source_label(value)
             if isinstance(value, list | tuple):
                 value = ", ".join(str(item) for item in value)
             if name in VERSION_FIELDS and isinstance(value, int):

@@ -119,7 +119,7 @@ def test_a_created_key_is_never_seen_again(sql_logging, settings):
     assert row.key_hash not in "".join(str(s) for s in surfaces.values()), "no hash either"
 
     owner = world.client("owner")
-    activity = owner.get(reverse("tokens:activity", args=["acme"])).text
+    activity = owner.get(reverse("audit:activity", args=["acme"])).text
     assert "Access key created" in activity and "Resolved" in activity, "control"
     surfaces["activity"] = activity
 

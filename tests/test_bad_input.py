@@ -153,7 +153,7 @@ def listing_pages(world: World) -> list[str]:
     slug = world.a.workspace.slug
     return [
         reverse(name, args=[slug])
-        for name in ("tokens:list", "tokens:activity", "products", "environments", "members")
+        for name in ("tokens:list", "audit:activity", "products", "environments", "members")
     ]
 
 

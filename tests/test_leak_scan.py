@@ -75,7 +75,10 @@ class Scan:
     surfaces: dict[str, str | bytes] = field(default_factory=dict)
 
     def add(self, name: str, content) -> None:
-        if hasattr(content, "content") and hasattr(content, "status_code"):
+        if getattr(content, "streaming", False):  # an export: the whole stream is scanned
+            body = b"".join(content.streaming_content)
+            content = body.decode(errors="replace") + "\n" + str(content.headers)
+        elif hasattr(content, "content") and hasattr(content, "status_code"):
             content = content.content.decode(errors="replace") + "\n" + str(content.headers)
         name = name if name not in self.surfaces else f"{name} #{len(self.surfaces)}"
         self.surfaces[name] = content
