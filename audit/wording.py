@@ -28,6 +28,7 @@ SOURCE_NAMES = {
     "<request>": "API resolve request",
     "<stdin>": "resolve of standard input",
     "<string>": "resolve of a text",
+    "(other)": "other sources",  # usage past its cap of sources per context (OTHER_SOURCES)
 }
 EXPORT_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON lines"}
 KEYS_IN_A_SENTENCE = 3  # more are counted ("and 4 more"); the details list them all

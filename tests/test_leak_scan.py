@@ -648,7 +648,7 @@ def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_
             scan.add(f"{role} {name} (htmx)", htmx(client, address))
         scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
     page = scan.surfaces["viewer detail"]
-    assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
+    assert "Checkout · Production · deployer · resolve of ci.yaml" in page, "control: usage"
     assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
     assert not scan.hits(values)
 
