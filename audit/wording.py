@@ -424,7 +424,7 @@ def detail_lines(event: AuditEvent, names: CatalogNames = NO_NAMES) -> list[Deta
     lines = [
         DetailLine("When", f"{event.created_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"),
         DetailLine("Action", str(event.get_action_display())),
-        DetailLine("Recorded actor", event.actor_name or "system"),
+        DetailLine("Recorded as", event.actor_name or "system"),
     ]
     if event.token_key and "keys" not in (event.detail or {}):
         lines.append(DetailLine("Token", keys=(event.token_key,)))

@@ -53,9 +53,11 @@ def trail_before_the_rename():
     ada = User.objects.create(username="ada")
     Event.objects.create(workspace=acme, action="token.created", actor=ada, token_key="DB_URL")
     Event.objects.create(
-        workspace=acme, action="tokens.resolved", actor_name="ci-deploy",
+        workspace=acme,
+        action="tokens.resolved",
+        actor_name="ci-deploy",
         detail={"keys": ["DB_URL"], "source": "deploy.yaml"},
-    )  # fmt: skip
+    )
     Event.objects.create(workspace=globex, action="member.added", detail={"member": "zed"})
     yield rows(old)
     latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
