@@ -9,8 +9,9 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tokens import crypto
-from tokens.models import AuditAction, AuditEvent, Token, TokenType, WorkspaceKey
+from tokens.models import Token, TokenType, WorkspaceKey
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"

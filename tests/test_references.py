@@ -13,10 +13,11 @@ from django.utils import timezone
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
 from tokens import crypto, references
-from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import NOT_AVAILABLE, Token, UseContext
 from tokens.references import (
     _BINARY,
     _TEXT,

@@ -15,11 +15,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import AppFactory, ProductFactory, UserFactory, WorkspaceFactory
 from tokens.models import (
     EXPIRING_SOON_DAYS,
-    AuditAction,
-    AuditEvent,
     ExpiryState,
     Token,
     TokenStatus,

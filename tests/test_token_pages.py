@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from tests.factories import TokenFactory
 from tests.helpers import (
     FILE_NAME,
@@ -26,7 +27,7 @@ from tests.helpers import (
     pem_file,
     url,
 )
-from tokens.models import AuditEvent, Token, TokenStatus
+from tokens.models import Token, TokenStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -14,16 +14,10 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
 from tokens.crypto import CryptoError
-from tokens.models import (
-    AuditAction,
-    AuditEvent,
-    Token,
-    TokenVersion,
-    UseContext,
-    WorkspaceKey,
-)
+from tokens.models import Token, TokenVersion, UseContext, WorkspaceKey
 from tokens.references import resolve_text
 
 pytestmark = pytest.mark.django_db

@@ -23,7 +23,7 @@ from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
+from audit.models import AuditAction, AuditEvent
 from audit.wording import source_label
 from tokens import crypto
 from workspaces.models import App, Environment, Product, Workspace
