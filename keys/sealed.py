@@ -15,7 +15,7 @@ Two kinds of source:
 
 The data keys themselves (`WorkspaceKey`) are counted and checked apart, first. Each app
 registers its own sources at start-up (`register`, from its AppConfig.ready), so this module
-imports none of the apps above it (as audit's RECORD_LISTENERS).
+imports none of the apps above it (as audit's signal, event_recorded).
 """
 
 from __future__ import annotations

@@ -8,11 +8,10 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from audit.models import RECORD_LISTENERS
+        from audit.signals import event_recorded
         from notifications.events import audit_event_recorded
 
-        if audit_event_recorded not in RECORD_LISTENERS:
-            RECORD_LISTENERS.append(audit_event_recorded)
+        event_recorded.connect(audit_event_recorded, dispatch_uid="notifications.webhooks")
         from keys.sealed import Source, register
         from notifications.models import sealed_webhook_secrets
 

@@ -9,9 +9,10 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from keys import crypto
 from keys.models import WorkspaceKey
-from tokens.models import AuditAction, AuditEvent, Token, TokenType
+from tokens.models import Token, TokenType
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"

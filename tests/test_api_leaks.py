@@ -23,11 +23,11 @@ from django.test import Client
 from django.urls import reverse
 
 from access.models import AccessKey
+from audit.models import AuditEvent
 from tests.api_helpers import audit_insert_fails, bearer, get_values, post_resolve
 from tests.files import read_from_another_process
 from tests.test_storage_leaks import checkpoint, sqlite_files
 from tests.url_table import build_world
-from tokens.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,7 +127,7 @@ def test_a_created_key_is_never_seen_again(sql_logging, settings):
     assert row.key_hash not in "".join(str(s) for s in surfaces.values()), "no hash either"
 
     owner = world.client("owner")
-    activity = owner.get(reverse("tokens:activity", args=["acme"])).text
+    activity = owner.get(reverse("audit:activity", args=["acme"])).text
     assert "Access key created" in activity and "Resolved" in activity, "control"
     surfaces["activity"] = activity
 

@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.db import connection
 
 from access.models import AccessKey
+from audit.models import AuditAction, AuditEvent
 from keys import crypto
 from tests.api_helpers import RESOLVE, api_setup, audit_insert_fails, bearer, post_resolve
 from tests.factories import TokenFactory
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 

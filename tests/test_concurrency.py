@@ -38,11 +38,12 @@ from django.db import close_old_connections, connection, connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEvent
 from keys.models import WorkspaceKey
 from tests.factories import EnvironmentFactory, TokenFactory, UserFactory, WorkspaceFactory
 from tests.helpers import HTMX
 from tests.url_table import distinctive_value
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext
+from tokens.models import Token, TokenStatus, UseContext
 from tokens.references import ResolveError, resolve_text
 from workspaces.models import LAST_OWNER_MESSAGE, Membership, Role
 

@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 
 from access import keys
 from access.models import AccessKey
+from audit.models import AuditEvent
 from tests.factories import AppFactory, ProductFactory
-from tokens.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from imports.models import PendingImport
 from imports.parsing import (
     IMPORT_MAX_BYTES,
@@ -26,7 +27,7 @@ from imports.parsing import (
 )
 from tests.factories import TokenFactory, make_webhook
 from tests.helpers import text
-from tokens.models import VALUE_MAX_BYTES, AuditAction, AuditEvent, Token
+from tokens.models import VALUE_MAX_BYTES, Token
 
 pytestmark = pytest.mark.django_db
 

@@ -75,7 +75,10 @@ class Scan:
     surfaces: dict[str, str | bytes] = field(default_factory=dict)
 
     def add(self, name: str, content) -> None:
-        if hasattr(content, "content") and hasattr(content, "status_code"):
+        if getattr(content, "streaming", False):  # an export: the whole stream is scanned
+            body = b"".join(content.streaming_content)
+            content = body.decode(errors="replace") + "\n" + str(content.headers)
+        elif hasattr(content, "content") and hasattr(content, "status_code"):
             content = content.content.decode(errors="replace") + "\n" + str(content.headers)
         name = name if name not in self.surfaces else f"{name} #{len(self.surfaces)}"
         self.surfaces[name] = content
@@ -652,7 +655,7 @@ def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_
             scan.add(f"{role} {name} (htmx)", htmx(client, address))
         scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
     page = scan.surfaces["viewer detail"]
-    assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
+    assert "Checkout · Production · deployer · resolve of ci.yaml" in page, "control: usage"
     assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
     assert not scan.hits(values)
 

@@ -13,11 +13,12 @@ from django.utils import timezone
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from keys import crypto
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
 from tokens import references
-from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import NOT_AVAILABLE, Token, UseContext
 from tokens.references import (
     _BINARY,
     _TEXT,

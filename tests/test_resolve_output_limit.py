@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import TokenFactory
-from tokens.models import VALUE_MAX_BYTES, AuditAction, AuditEvent, Token
+from tokens.models import VALUE_MAX_BYTES, Token
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import ProductFactory
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, TokenType
+from tokens.models import Token, TokenStatus, TokenType
 
 VALUE = "admin-test-secret-value-7f3a9c"
 PEM = (

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import EnvironmentFactory, ProductFactory
 from tests.helpers import (
     FILE_NAME,
@@ -23,7 +24,7 @@ from tests.helpers import (
     triggers,
     url,
 )
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 

@@ -68,7 +68,7 @@ def test_revoke_dialog_names_the_context_that_used_it(workspace, editor_client, 
     url = reverse("tokens:revoke", args=[workspace.slug, edited.pk])
     page = text(editor_client.get(url, headers=HTMX))
     assert "Used in the last 30 days by" in page
-    assert "Checkout · Production · resolve as ci · deploy.yaml" in page
+    assert "Checkout · Production · ci · resolve of deploy.yaml" in page
     assert "1 use," in page
 
 

@@ -14,18 +14,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from keys.models import WorkspaceKey
 from tests.factories import AppFactory, ProductFactory, UserFactory
-from tokens.models import (
-    EXPIRING_SOON_DAYS,
-    AuditAction,
-    AuditEvent,
-    ExpiryState,
-    Token,
-    TokenStatus,
-    TokenType,
-    UseContext,
-)
+from tokens.models import EXPIRING_SOON_DAYS, ExpiryState, Token, TokenStatus, TokenType, UseContext
 
 PEM = (
     "-----BEGIN PRIVATE KEY-----\n"

@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from audit.models import AuditEvent
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
 from tokens import lifecycle
-from tokens.models import AuditEvent, Scope, Token, UseContext, shared_scope
+from tokens.models import Scope, Token, UseContext, shared_scope
 
 
 def env(workspace, slug: str):

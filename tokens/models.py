@@ -23,7 +23,8 @@ from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
+from audit.models import AuditAction, AuditEvent
+from audit.wording import source_label
 from keys import crypto
 from keys.models import WorkspaceKey
 from workspaces.models import App, Environment, Product, Workspace
@@ -1127,16 +1128,20 @@ class TokenUsage(models.Model):
 
     @property
     def who(self) -> str:
+        """An access key, a workload identity (its credential resolves under the identity's
+        name), or the OS user or `--actor` of `manage.py resolve`."""
         if self.access_key:
             return f"access key {self.access_key}"
-        # A workload identity's credential (identities/) resolves under the identity's name.
-        if self.actor.startswith("workload identity "):
-            return self.actor
-        return f"resolve as {self.actor}"
+        return self.actor
+
+    @property
+    def source_label(self) -> str:
+        """The source as a person says it: "API values request", "resolve of deploy.yaml"."""
+        return source_label(self.source)
 
     @property
     def label(self) -> str:
-        """`Checkout · Production · access key ci-deploy · deploy.yaml`: product and app (when
-        given), environment, who, source."""
-        parts = [self.product, self.app, self.environment, self.who, self.source]
+        """`Checkout · Production · access key ci-deploy · API values request`: product and app
+        (when given), environment, who, source."""
+        parts = [self.product, self.app, self.environment, self.who, self.source_label]
         return " · ".join(part for part in parts if part)
