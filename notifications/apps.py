@@ -16,6 +16,9 @@ class NotificationsConfig(AppConfig):
         from notifications.models import sealed_webhook_secrets
 
         register(Source("webhook signing secrets", sealed_webhook_secrets))
+
+        # What the worker's tasks run: tasks.py, which delivery, events and reminders import to
+        # enqueue, imports none of them back.
         from notifications import delivery, reminders, tasks
 
         tasks.RUNS["deliver_webhook"] = delivery.attempt_delivery
