@@ -31,10 +31,14 @@ time.
    its raft storage and audit log included) and the server's memory (the PSS of its
    processes, so forked workers' shared pages count once), then the ratios Coffer/OpenBao.
 
-Between Coffer's cells the database is vacuumed (PostgreSQL runs here with autovacuum off, and
-every read still updates rows). Everything binds 127.0.0.1 and stops by itself (also on
-Ctrl-C); the database and the temporary folder are removed. Nothing here is a test: the
-figures go in docs/benchmarks.md.
+Before each of Coffer's cells the database is vacuumed (PostgreSQL runs here with autovacuum
+off, and every read still updates rows). After each cell the script waits until the server has
+answered what was still queued (the next cell must not share the machine with it), then ends
+Coffer's idle connections, so that servers waiting for their turn hold none of a shared
+PostgreSQL's connection slots (each thread's next request connects again, through the health
+check: that cost is counted).
+Everything binds 127.0.0.1 and stops by itself (also on Ctrl-C); the database and the
+temporary folder are removed. Nothing here is a test: the figures go in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -162,6 +166,16 @@ class BackendCpu:
         self.sample()
         return sum(cpu - self.base.get(pid, 0.0) for pid, cpu in self.last.items())
 
+    def release(self) -> None:
+        """End the server's idle connections, so that servers waiting for their turn do not
+        hold a shared PostgreSQL's connections (each gunicorn thread keeps one). The server's
+        health checks replace each one at its next request: that cost is in the figures."""
+        self.conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = %s AND state = 'idle'",
+            [self.application],
+        )
+
     def close(self) -> None:
         self.conn.close()
 
@@ -209,6 +223,10 @@ class Cell:
     @property
     def rate(self) -> float:
         return self.requests / self.wall if self.wall else 0.0
+
+    @property
+    def server_ms(self) -> float:
+        return self.cpu * 1000 / self.requests if self.requests else float("nan")
 
     @property
     def cpu_ms(self) -> float:
@@ -487,6 +505,17 @@ def vacuum(database_url: str) -> None:
         conn.execute("VACUUM")
 
 
+def drain(server: Server, limit: float = 60) -> None:
+    """Wait until the server has answered what was still queued when the load stopped (with
+    many clients, seconds of requests): the next cell must not share the machine with them."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = server_cpu_seconds(server.process.pid)
+        time.sleep(0.3)
+        if server_cpu_seconds(server.process.pid) - before < 0.02:
+            return
+
+
 def measure(server: Server, kind: str, clients: int, seconds: float, runner, folder: Path,
             database_url: str) -> Cell:  # fmt: skip
     target = server.targets[kind]
@@ -500,6 +529,9 @@ def measure(server: Server, kind: str, clients: int, seconds: float, runner, fol
     cpu = server_cpu_seconds(server.process.pid) - cpu_before
     db_cpu = server.backends.stop() if server.backends else 0.0
     memory = memory_mib(server.process.pid)
+    drain(server)
+    if server.backends:
+        server.backends.release()
     return Cell(kind, clients, server.name, requests, errors, wall, p50, p99, cpu, db_cpu,
                 memory, problems)  # fmt: skip
 
@@ -564,7 +596,8 @@ def report(cells: list[Cell], servers: list[Server], args, started: str, load_be
                     print(
                         f"  {variant.name:<{width}} {clients:>2} clients: throughput "
                         f"{other.rate / first.rate:.2f}x, CPU per request "
-                        f"{other.cpu_ms / first.cpu_ms:.2f}x, memory "
+                        f"{other.cpu_ms / first.cpu_ms:.2f}x (gunicorn alone "
+                        f"{other.server_ms / first.server_ms:.2f}x), memory "
                         f"{other.memory / first.memory:.2f}x"
                     )
     rising = {}
@@ -652,6 +685,9 @@ def main() -> int:
             for kind in kinds:
                 check_once(server.port, server.targets[kind])
                 run_python(server.port, server.targets[kind], 2, 0.5 if args.quick else 1.0, folder)
+            drain(server)
+            if server.backends:
+                server.backends.release()
         for clients in args.concurrency:
             for kind in args.kinds:
                 # The variants are measured on the 50-value read only.
