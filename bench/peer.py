@@ -19,9 +19,11 @@ time.
    way, workers never restarted during the run: a restart would take its CPU time out of the
    count). `--coffer workers=3,threads=8,conn_max_age=0` adds a variant (repeatable; a key
    left out keeps the production default); the first variant is the one the ratios use.
-3. One load generator for both sides, sides alternating within each client count: wrk (Debian
-   package `wrk`) when it is installed, else (or with `--driver python`) bench/api.py's
-   threads with keep-alive connections. Every cell runs for a bounded time; each answer's
+3. One load generator for both sides, servers alternating within each client count (each
+   cell's time in two rounds, the second in the reverse order, so a drift of the shared
+   machine's load weighs on every server alike): wrk (Debian package `wrk`) when it is
+   installed, else (or with `--driver python`) bench/api.py's threads with keep-alive
+   connections. Every cell runs for a bounded time; each answer's
    status is checked (wrk counts non-2xx answers and socket errors), and each request's
    content once before the load. The requests:
    - values: `GET /api/v1/values` (the 50 values as JSON) vs `GET /v1/secret/data/app`;
@@ -536,6 +538,20 @@ def measure(server: Server, kind: str, clients: int, seconds: float, runner, fol
                 memory, problems)  # fmt: skip
 
 
+def merge(parts: list[Cell]) -> Cell:
+    """One cell from its rounds: counts and times added up; the percentiles are the mean of
+    the rounds' (wrk reports percentiles, not its samples); memory the largest."""
+    first = parts[0]
+    return Cell(
+        first.kind, first.clients, first.server,
+        requests=sum(p.requests for p in parts), errors=sum(p.errors for p in parts),
+        wall=sum(p.wall for p in parts), p50=sum(p.p50 for p in parts) / len(parts),
+        p99=sum(p.p99 for p in parts) / len(parts), cpu=sum(p.cpu for p in parts),
+        db_cpu=sum(p.db_cpu for p in parts), memory=max(p.memory for p in parts),
+        problems=[problem for p in parts for problem in p.problems],
+    )  # fmt: skip
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -546,7 +562,7 @@ def uptime() -> str:
 def report(cells: list[Cell], servers: list[Server], args, started: str, load_before: str) -> None:
     print()
     print(f"Peer benchmark, {started}, {os.cpu_count()} cores; driver {args.driver}, "
-          f"{args.seconds:g} s per cell")  # fmt: skip
+          f"{args.seconds:g} s per cell in {args.rounds} round(s)")  # fmt: skip
     print(f"  before: {load_before}")
     print(f"  after:  {uptime()}")
     width = max(len(s.name) for s in servers)
@@ -623,6 +639,11 @@ def main() -> int:
         help="a Coffer variant, e.g. workers=3,threads=8,conn_max_age=0 (repeatable; an empty "
         "spec is the production default, which is also used when none is given)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=2,
+        help="each cell's time is split into this many rounds, the order of the servers "
+        "reversed every other round (default 2: A B C, C B A)",
+    )  # fmt: skip
     parser.add_argument("--only", choices=["values", "one"], help="measure one request only")
     parser.add_argument("--driver", choices=["wrk", "python"],
                         help="load generator (default: wrk if installed)")  # fmt: skip
@@ -631,9 +652,11 @@ def main() -> int:
                         help="smoke run: 2 s per cell, 1 and 8 clients, values only")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.clients, args.only = 2, "1,8", "values"
+        args.seconds, args.clients, args.only, args.rounds = 2, "1,8", "values", 1
     if not 0 < args.seconds <= 60:
         parser.error("--seconds must be more than 0 and at most 60")
+    if not 1 <= args.rounds <= 10 or args.seconds / args.rounds < 1:
+        parser.error("--rounds: from 1 to 10, each round at least 1 s (--seconds / --rounds)")
     try:
         args.concurrency = [int(n) for n in args.clients.split(",")]
     except ValueError:
@@ -691,12 +714,18 @@ def main() -> int:
         for clients in args.concurrency:
             for kind in args.kinds:
                 # The variants are measured on the 50-value read only.
-                for server in servers if kind == "values" else servers[:2]:
-                    cell = measure(server, kind, clients, args.seconds, runner, folder,
-                                   database_url)  # fmt: skip
-                    cells.append(cell)
-                    print(f"  {kind} x {clients} clients, {server.name}: {cell.rate:.0f} req/s",
-                          flush=True)  # fmt: skip
+                group = servers if kind == "values" else servers[:2]
+                parts: dict[str, list[Cell]] = {server.name: [] for server in group}
+                for round_ in range(args.rounds):  # A B C, then C B A: a drift cancels out
+                    for server in group if round_ % 2 == 0 else group[::-1]:
+                        parts[server.name].append(measure(
+                            server, kind, clients, args.seconds / args.rounds, runner, folder,
+                            database_url,
+                        ))  # fmt: skip
+                for server in group:
+                    cells.append(merge(parts[server.name]))
+                    print(f"  {kind} x {clients} clients, {server.name}: "
+                          f"{cells[-1].rate:.0f} req/s", flush=True)  # fmt: skip
     finally:
         for server in reversed(servers):
             stop(server.process)
