@@ -46,9 +46,9 @@ bind = [
 ]
 worker_class = "gthread"
 # One worker per core and one more, 4 threads each (bench/peer.py, docs/benchmarks.md
-# "Production defaults"): on 2 cores, 3 workers served the API as fast as 5 or faster, for the
-# same CPU per request and 37% less memory; and with kept database connections each thread
-# holds one, so fewer threads hold fewer of PostgreSQL's connection slots.
+# "Production defaults"): on 2 cores, 3 workers served the API's reads as fast as 5, for the
+# same CPU per request and about a third less memory; and with kept database connections each
+# thread holds one, so fewer threads hold fewer of PostgreSQL's connection slots.
 workers = _positive_int("COFFER_WEB_WORKERS", min(_cores() + 1, 9), maximum=64)
 threads = _positive_int("COFFER_WEB_THREADS", 4, maximum=64)
 timeout = _positive_int("COFFER_WEB_TIMEOUT", 30, maximum=600)

@@ -168,6 +168,14 @@ class BackendCpu:
         self.sample()
         return sum(cpu - self.base.get(pid, 0.0) for pid, cpu in self.last.items())
 
+    def busy(self) -> int:
+        """The server's connections in a query or a transaction now."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state <> 'idle'",
+            [self.application],
+        ).fetchone()
+        return row[0] if row else 0
+
     def release(self) -> None:
         """End the server's idle connections, so that servers waiting for their turn do not
         hold a shared PostgreSQL's connections (each gunicorn thread keeps one). The server's
@@ -509,13 +517,18 @@ def vacuum(database_url: str) -> None:
 
 def drain(server: Server, limit: float = 60) -> None:
     """Wait until the server has answered what was still queued when the load stopped (with
-    many clients, seconds of requests): the next cell must not share the machine with them."""
+    many clients, seconds of requests): the next cell must not share the machine with them.
+    Done: twice in a row, its processes used almost no CPU for 0.3 s and none of its database
+    connections was in a query or a transaction (a request waiting for a lock uses no CPU)."""
     deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
+    quiet = 0
+    while time.monotonic() < deadline and quiet < 2:
         before = server_cpu_seconds(server.process.pid)
         time.sleep(0.3)
-        if server_cpu_seconds(server.process.pid) - before < 0.02:
-            return
+        idle = server_cpu_seconds(server.process.pid) - before < 0.02
+        if idle and server.backends:
+            idle = server.backends.busy() == 0
+        quiet = quiet + 1 if idle else 0
 
 
 def measure(server: Server, kind: str, clients: int, seconds: float, runner, folder: Path,

@@ -164,12 +164,12 @@ def env_seconds(name: str, default: int) -> int:
     return int(value)
 
 
-# Persistent connections in production: a new PostgreSQL connection per request cost 2.3-3.8x in
-# API throughput (docs/benchmarks.md, "Production defaults"). Each gunicorn thread keeps its own,
-# so a server holds up to workers x threads connections. With health checks, a connection the
-# database closed meanwhile (a restart, a failover) is replaced at the start of the next request
-# instead of failing it. The development server starts a thread per request, which would leave a
-# connection behind for each: 0 (one per request) there.
+# Persistent connections in production: a new PostgreSQL connection per request costs API
+# throughput and CPU (docs/benchmarks.md, "Production defaults"). Each gunicorn thread keeps its
+# own, so a server holds up to workers x threads connections. With health checks, a connection
+# the database closed meanwhile (a restart, a failover) is replaced at the start of the next
+# request instead of failing it. The development server starts a thread per request, which
+# would leave a connection behind for each: 0 (one per request) there.
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",

@@ -111,7 +111,7 @@ POSTGRES = "postgres://coffer@db.example.com:5432/coffer"
 
 
 def test_production_keeps_database_connections_with_health_checks(tmp_path):
-    """A connection per request cost 2.3-3.8x in API throughput: production keeps them for a
+    """A connection per request costs API throughput and CPU: production keeps them for a
     minute, and checks one before reusing it (a database restart costs no failed request)."""
     result = run(["-c", CONNECTION], tmp_path, COFFER_SECRET_KEY="k" * 50, DATABASE_URL=POSTGRES)
     assert result.returncode == 0, result.stderr
