@@ -39,7 +39,7 @@ def test_defaults_are_a_local_gthread_server(monkeypatch):
     assert conf["bind"] == ["127.0.0.1:8000"]
     assert conf["worker_class"] == "gthread"
     assert conf["threads"] == 4
-    assert conf["workers"] == min(2 * len(os.sched_getaffinity(0)) + 1, 9)
+    assert conf["workers"] == min(len(os.sched_getaffinity(0)) + 1, 9)
     assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
     assert 0 < conf["timeout"] <= 60
 
