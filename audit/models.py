@@ -2,7 +2,9 @@
 
 A base app: tokens and workspaces both record here, and it imports neither (its foreign keys name
 their models as strings). An event keeps names, roles and which fields changed; never a value,
-hint or ciphertext.
+hint or ciphertext. Events are written through `AuditEvent.record` / `record_many` only, which
+send `audit.signals.event_recorded`; how an event reads is in `audit/wording.py`; the Activity
+page, its export and the admin (`views.py`, `admin.py`) are the app's pages.
 """
 
 from __future__ import annotations

@@ -161,3 +161,18 @@ def test_the_export_costs_the_same_queries_for_10_or_1200_events(workspace, owne
         return len(captured)
 
     assert queries_for(10) == queries_for(1200)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_export_streams_in_autocommit_as_a_server_would(workspace, owner_client):
+    """Outside a test transaction, as in production (on PostgreSQL a server-side cursor held
+    across the streamed response's chunks)."""
+    AuditEvent.objects.bulk_create(
+        AuditEvent(workspace=workspace, action=AuditAction.CREATED, token_key=f"K{n:04d}")
+        for n in range(2500)
+    )
+
+    rows = csv_rows(export(owner_client, workspace))
+
+    assert len(rows) == 2500
+    assert [row["token"] for row in rows[:2]] == ["K2499", "K2498"]
