@@ -31,7 +31,7 @@ from api.auth import (
 )
 from api.openapi import schema
 from audit.models import AuditAction, AuditEvent
-from tokens import crypto
+from keys import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
 from tokens.references import (
     CheckReport,

@@ -78,7 +78,7 @@ ALLOWED_HOSTS = env_list(
     "COFFER_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 
-# Master key ring (key-encryption keys). Parsed and checked by tokens/crypto.py.
+# Master key ring (key-encryption keys). Parsed and checked by keys/crypto.py.
 COFFER_MASTER_KEYS = os.environ.get("COFFER_MASTER_KEYS", "")
 COFFER_MASTER_KEY_FILE = Path(os.environ.get("COFFER_MASTER_KEY_FILE") or DATA_DIR / "master.keys")
 
@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "lib",
+    "keys",
     "audit",
     "workspaces",
     "tokens",

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
 from notifications.models import EventType, Webhook, WebhookDelivery
+from notifications.tasks import deliver_webhook
 
 if TYPE_CHECKING:
     from tokens.models import Token
@@ -87,8 +88,6 @@ def payload(
 
 def enqueue_deliveries(webhooks: list[Webhook], body: dict[str, Any]) -> list[WebhookDelivery]:
     """One delivery per webhook of the same event (same id), sent once the transaction commits."""
-    from notifications.tasks import deliver_webhook
-
     text = json.dumps(body, separators=(",", ":"), sort_keys=True)
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(webhook=webhook, event_id=body["id"], event_type=body["type"], body=text)

@@ -46,9 +46,11 @@ def test_defaults_are_a_local_gthread_server(monkeypatch):
 
 def test_the_environment_sets_bind_workers_and_threads(monkeypatch):
     conf = settings_from(
-        monkeypatch, COFFER_BIND="0.0.0.0:9000, unix:/run/coffer.sock", COFFER_WEB_WORKERS="2",
+        monkeypatch,
+        COFFER_BIND="0.0.0.0:9000, unix:/run/coffer.sock",
+        COFFER_WEB_WORKERS="2",
         COFFER_WEB_THREADS="8",
-    )  # fmt: skip
+    )
     assert conf["bind"] == ["0.0.0.0:9000", "unix:/run/coffer.sock"]
     assert (conf["workers"], conf["threads"]) == (2, 8)
 

@@ -94,10 +94,13 @@ def test_insecure_oidc_issuers_need_debug(tmp_path):
     assert result.returncode != 0
     assert "COFFER_OIDC_ALLOW_INSECURE_ISSUERS is for development and tests" in result.stderr
     allowed = run(
-        ["-c", "import django; django.setup(); from django.conf import settings as s; "
-         "print(s.COFFER_OIDC_ALLOW_INSECURE_ISSUERS, s.COFFER_OIDC_CREDENTIAL_MINUTES)"],
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.COFFER_OIDC_ALLOW_INSECURE_ISSUERS, s.COFFER_OIDC_CREDENTIAL_MINUTES)",
+        ],
         tmp_path,
         COFFER_DEBUG="1",
         COFFER_OIDC_ALLOW_INSECURE_ISSUERS="1",
-    )  # fmt: skip
+    )
     assert allowed.stdout.split() == ["True", "15"], allowed.stderr

@@ -52,9 +52,14 @@ def test_a_command_resolve_records_its_context(token, workspace):
     checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
     before = timezone.now()
     run_resolve(
-        "--environment", "production", "--app", "checkout", "--actor", "deployer",
+        "--environment",
+        "production",
+        "--app",
+        "checkout",
+        "--actor",
+        "deployer",
         stdin=b"password: $Secret{DB_PASSWORD}\n$Secret{DB_PASSWORD}\n",
-    )  # fmt: skip
+    )
 
     usage = TokenUsage.objects.get()
     assert usage.token == token
@@ -89,8 +94,9 @@ def test_another_source_actor_or_app_is_another_context(token, workspace, produc
         ("a.yaml", "ci", checkout),
         ("a.yaml", "ci", None),
     ):
-        resolve_text("$Secret{DB_PASSWORD}", UseContext(production, app=app), source=source,
-                     actor=actor)  # fmt: skip
+        resolve_text(
+            "$Secret{DB_PASSWORD}", UseContext(production, app=app), source=source, actor=actor
+        )
     counts = sorted(TokenUsage.objects.values_list("source", "actor", "app", "use_count"))
     assert counts == [
         ("a.yaml", "alice", "", 1),

@@ -15,9 +15,10 @@ from django.test import override_settings
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
+from keys.crypto import CryptoError
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
-from tokens.crypto import CryptoError
-from tokens.models import Token, TokenVersion, UseContext, WorkspaceKey
+from tokens.models import Token, TokenVersion, UseContext
 from tokens.references import resolve_text
 
 pytestmark = pytest.mark.django_db

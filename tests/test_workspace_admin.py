@@ -161,7 +161,8 @@ def test_a_workspace_with_tokens_can_be_deleted_in_the_admin_with_its_data_key(
     admin_client_with_data,
 ):
     from audit.models import AuditEvent
-    from tokens.models import Token, WorkspaceKey
+    from keys.models import WorkspaceKey
+    from tokens.models import Token
 
     workspace = admin_client_with_data.workspace
     TokenFactory(workspace=workspace, products=[workspace.products.get()])

@@ -59,19 +59,18 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit.models import AuditAction, AuditEvent
+from keys.crypto import CryptoError, MasterKeyError, plaintext_length
+from keys.models import WorkspaceKey
 from lib.text import printable
-from tokens.crypto import CryptoError, MasterKeyError, plaintext_length
 from tokens.models import (
     KEY_MAX_LENGTH,
     KEY_PATTERN,
     NOT_AVAILABLE,
-    AuditAction,
-    AuditEvent,
     Token,
     TokenStatus,
     TokenUsage,
     UseContext,
-    WorkspaceKey,
 )
 from workspaces.models import Workspace
 

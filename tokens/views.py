@@ -18,10 +18,10 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 
+from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.http import HtmxHttpRequest
 from lib.views import answers_crypto_errors, signed_in_view
-from tokens.crypto import CryptoError
 from tokens.forms import DeleteTokenForm, TokenForm
 from tokens.models import Token
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
