@@ -19,27 +19,10 @@ from typing import Literal
 
 from django.db import models
 
-from audit.models import FIELD_LABELS, VERSION_FIELDS, AuditAction, AuditEvent
+from audit.models import FIELD_LABELS, VERSION_FIELDS, AuditAction, AuditEvent, source_label
 
-# A use's source, as the resolver and the API record it, in words (the names in angle brackets
-# are the API's and the resolver's defaults when no file name was given).
-SOURCE_NAMES = {
-    "<values>": "API values request",
-    "<request>": "API resolve request",
-    "<stdin>": "resolve of standard input",
-    "<string>": "resolve of a text",
-    "(other)": "other sources",  # usage past its cap of sources per context (OTHER_SOURCES)
-}
 EXPORT_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON lines"}
 KEYS_IN_A_SENTENCE = 3  # more are counted ("and 4 more"); the details list them all
-
-
-def source_label(source: object) -> str:
-    """ "API values request", "resolve of deploy.yaml": a use's source as a person says it."""
-    text = str(source or "").strip()
-    if not text:
-        return ""
-    return SOURCE_NAMES.get(text, f"resolve of {text}")
 
 
 PartKind = Literal["actor", "text", "key", "name"]

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditAction, AuditEvent
+from audit.wording import sentence
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import AuditEventFactory
 from tests.helpers import url
@@ -76,7 +77,7 @@ def test_an_export_is_recorded_with_its_format_filters_and_count(workspace, owne
     event = AuditEvent.objects.get(action=AuditAction.ACTIVITY_EXPORTED)
     assert event.actor_name == "olivia"
     assert event.detail == {"format": "jsonl", "filters": {"token": "K"}, "events": 3}
-    assert event.sentence == "olivia exported 3 events as JSON lines"
+    assert sentence(event) == "olivia exported 3 events as JSON lines"
     assert len(rows) == 3, "the export does not hold its own record"
 
 

@@ -14,8 +14,8 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from audit.models import AuditEvent
+from audit.models import source_label as _source_label
 from audit.wording import NO_NAMES, CatalogNames, DetailLine, detail_lines, sentence_parts
-from audit.wording import source_label as _source_label
 
 register = template.Library()
 
