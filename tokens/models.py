@@ -304,30 +304,38 @@ class TokenQuerySet(models.QuerySet):
         *,
         workspace: Workspace | int,
         key: str,
-        environments: Iterable[Environment],
+        environments: Iterable[Environment] | None,
         products: Iterable[Product] = (),
         apps: Iterable[App] = (),
         exclude: object = None,
     ) -> TokenQuerySet:
         """The unrevoked tokens of `key` that some use context could use together with a token
         valid in `environments` and scoped to `products` and `apps`: the tokens a new or changed
-        token with these would overlap (`exclude`: its own pk). One key may have several
-        tokens; no context may ever have two of them to choose from (see `Token.overlap_errors`).
-        An expired token still counts: it can be given a new value and be usable again."""
-        environments = list(environments)
+        token with these would overlap (`exclude`: its own pk; `environments` None: any). One key
+        may have several tokens; no context may ever have two of them to choose from (see
+        `Token.overlap_errors`). An expired token still counts: it can be given a new value and
+        be usable again."""
         found = (
             self.filter(workspace=workspace, key=key)
             .exclude(status=TokenStatus.REVOKED)
-            .filter(
-                Exists(
-                    Token.environments.through.objects.filter(
-                        token=OuterRef("pk"), environment__in=environments
-                    )
-                )
-            )
             .scope_meets(products=list(products), apps=list(apps))
         )
+        if environments is not None:
+            linked = Token.environments.through.objects.filter(
+                token=OuterRef("pk"), environment__in=list(environments)
+            )
+            found = found.filter(Exists(linked))
         return found.exclude(pk=exclude) if exclude is not None else found
+
+    def valid_with_key(self, workspace: Workspace, key: str) -> TokenQuerySet:
+        """The unrevoked tokens of `key` (where the key is already valid, as the Create Token
+        modal says it), with their environments and scope."""
+        return (
+            self.filter(workspace=workspace, key=key)
+            .exclude(status=TokenStatus.REVOKED)
+            .with_relations()
+            .order_by("created_at", "pk")
+        )
 
     def scope_meets(self, *, products: list[Product], apps: list[App]) -> TokenQuerySet:
         """The tokens whose scope meets this one (products, apps): some context (a product or
@@ -539,6 +547,19 @@ def shared_scope(mine: Scope, theirs: Scope) -> str | None:
             app = min(apps, key=lambda item: item.name)
             return f"product {product.name} with app {app.name}"
     return None
+
+
+def free_environments(
+    workspace: Workspace, key: str, *, products: Iterable[Product], apps: Iterable[App]
+) -> models.QuerySet[Environment]:
+    """The environments of `workspace` where a new token of `key` with this scope would overlap
+    no token (what "Add for another environment" offers): two queries at most."""
+    taken = Token.environments.through.objects.filter(
+        token__in=Token.objects.overlapping(
+            workspace=workspace, key=key, environments=None, products=products, apps=apps
+        )
+    ).values("environment_id")
+    return workspace.environments.exclude(pk__in=taken)
 
 
 def overlap_message(key: str, environments: Iterable[Environment], scope: str) -> str:
@@ -772,12 +793,16 @@ class Token(models.Model):
         ).with_relations()
         messages = []
         for other in others:
-            theirs = Scope(frozenset(other.products.all()), frozenset(other.apps.all()))
-            scope = shared_scope(mine, theirs)
+            scope = shared_scope(mine, other.scope)
             assert scope is not None, "scope_meets and shared_scope disagree"
             shared = [env for env in other.environments.all() if env.pk in wanted]
             messages.append(overlap_message(self.key, shared, scope))
         return messages
+
+    @property
+    def scope(self) -> Scope:
+        """Its products and apps (prefetch them for many tokens: `with_relations`)."""
+        return Scope(frozenset(self.products.all()), frozenset(self.apps.all()))
 
     def unusable_reason(self, context: UseContext, at: dt.datetime | None = None) -> str | None:
         """Why this token may not be used in `context` (the resolver's wording), or None.

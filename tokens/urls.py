@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.token_list, name="list"),
     path("activity/", views.activity, name="activity"),
     path("new/", views.token_create, name="create"),
+    path("new/key-hint/", views.key_hint, name="key_hint"),
     path("bulk/", bulk.bulk_action, name="bulk"),
     path("<uuid:pk>/edit/", views.token_edit, name="edit"),
     path("<uuid:pk>/revoke/", views.token_revoke, name="revoke"),

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ from lib.http import HtmxHttpRequest
 from lib.views import answers_crypto_errors, signed_in_view
 from tokens.crypto import CryptoError
 from tokens.forms import DeleteTokenForm, TokenForm
-from tokens.models import AuditEvent, Token
+from tokens.models import AuditEvent, Token, key_grammar_error
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -52,7 +52,8 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     highlight = request.GET.get("highlight", "")
     # The template walks the page's rows: its tokens, each made a TokenRow once. The stub's
     # Page holds one type of item throughout, so it sees this swap as a wrong assignment.
-    rows = table_rows(page.object_list, workspace, now, highlight)
+    environment_ids = [env.pk for env in filters.environments]
+    rows = table_rows(page.object_list, workspace, now, highlight, environment_ids=environment_ids)
     page.object_list = rows  # type: ignore[assignment]
 
     def page_url(number: int) -> str:
@@ -120,8 +121,17 @@ def render_token_form(
 def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
+    # ?from=<token>: "Add for another environment" of that token's row.
+    source = (
+        get_token_for(workspace, parse_token_id(request.GET["from"]))
+        if "from" in request.GET
+        else None
+    )
     form = TokenForm(
-        request.POST if posted else None, request.FILES if posted else None, workspace=workspace
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        workspace=workspace,
+        source=source,
     )
     if request.method == "POST" and form.is_valid() and (token := form.save(by=request.user)):
         return modal_success(
@@ -132,6 +142,24 @@ def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
             id=str(token.pk),
         )
     return render_token_form(request, workspace, form)
+
+
+def parse_token_id(text: str) -> uuid.UUID:
+    """A token id from a query string; 404 for anything else (a forged or truncated link)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise Http404("No such token.") from None
+
+
+@signed_in_view("GET")
+def key_hint(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """Where the key typed in the Create Token modal is already valid: its environments and
+    scope, never anything of a value. An empty answer when it is nowhere (or not a key)."""
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    key = request.GET.get("key", "").strip()
+    where = [] if key_grammar_error(key) else list(Token.objects.valid_with_key(workspace, key))
+    return render(request, "tokens/token_form.html#key_hint", {"key": key, "where": where})
 
 
 @sensitive_post_parameters("value")
