@@ -192,6 +192,15 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("member_remove", _member, get=OWN, post=OWN),
     Route("tokens:list", _slug, get=VIEW, post=None),
     Route("tokens:activity", _slug, get=VIEW, post=None),
+    Route("tokens:compare", _slug, get=VIEW, post=None),
+    Route(
+        "tokens:compare",
+        _slug,
+        get=VIEW,
+        post=None,
+        label="missing",
+        query=lambda o: {"missing": "on"},
+    ),
     Route("tokens:create", _slug, get=EDIT, post=EDIT),
     Route("tokens:key_hint", _slug, get=EDIT, post=None, query=lambda o: {"key": o.token.key}),
     Route(

@@ -213,11 +213,13 @@ class TokenForm(forms.Form):
         workspace: Workspace,
         token: Token | None = None,
         source: Token | None = None,
+        preselect: str = "",
         **kwargs: Any,
     ) -> None:
         """`token`: the token to edit. `source`: create another token of its key ("Add for
         another environment"): key, type, description and scope prefilled, and only the
-        environments still free for that key and scope offered."""
+        environments still free for that key and scope offered; `preselect` (an environment's
+        id, from Compare environments) checked among them."""
         self.workspace = workspace
         self.token = token
         self.source = source
@@ -237,6 +239,8 @@ class TokenForm(forms.Form):
             environments = free_environments(
                 workspace, source.key, products=source.products.all(), apps=source.apps.all()
             )
+            if not self.is_bound and preselect.isdigit() and int(preselect) <= ID_MAX:
+                self.initial["environments"] = list(environments.filter(pk=int(preselect)))
         self.catalog_field("environments").queryset = environments
         # The date picker offers no day a new Expiry Date may not be (the server checks too).
         tomorrow = timezone.now().astimezone(dt.UTC).date() + dt.timedelta(days=1)

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tokens import bulk, history, views
+from tokens import bulk, compare, history, views
 
 app_name = "tokens"
 
 urlpatterns = [
     path("", views.token_list, name="list"),
     path("activity/", views.activity, name="activity"),
+    path("compare/", compare.compare, name="compare"),
     path("new/", views.token_create, name="create"),
     path("new/key-hint/", views.key_hint, name="key_hint"),
     path("bulk/", bulk.bulk_action, name="bulk"),

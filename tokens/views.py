@@ -132,6 +132,7 @@ def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         request.FILES if posted else None,
         workspace=workspace,
         source=source,
+        preselect=request.GET.get("environment", ""),
     )
     if request.method == "POST" and form.is_valid() and (token := form.save(by=request.user)):
         return modal_success(
