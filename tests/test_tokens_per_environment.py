@@ -202,3 +202,78 @@ def test_shared_keys_keep_the_query_count_constant(
     with django_assert_max_num_queries(14):
         response = owner_client.get(url("list", workspace, per_page=25))
     assert response.status_code == 200
+
+
+# --- the token named by key and environments, wherever two could be confused --------------------
+
+
+def test_revoke_and_delete_dialogs_name_the_environment_when_the_key_is_shared(
+    workspace, owner_client
+):
+    live = stripe(workspace, "production", LIVE)
+    assert "Revoke STRIPE_SECRET?" in text(owner_client.get(url("revoke", workspace, live)))
+    test = stripe(workspace, "sandbox", TEST)
+    assert "Revoke STRIPE_SECRET (Sandbox)?" in text(
+        owner_client.get(url("revoke", workspace, test))
+    )
+    assert "Delete STRIPE_SECRET (Production)?" in text(
+        owner_client.get(url("delete", workspace, live))
+    )
+    response = owner_client.post(url("revoke", workspace, test))
+    page = text(owner_client.get(response["Location"]))
+    assert "Token STRIPE_SECRET (Sandbox) revoked." in page
+
+
+def test_bulk_confirmation_lists_each_tokens_environments(workspace, owner_client):
+    live, test = stripe(workspace, "production", LIVE), stripe(workspace, "sandbox", TEST)
+    data = {"action": "revoke", "tokens": [str(live.pk), str(test.pk)]}
+    page = text(owner_client.post(url("bulk", workspace), data, headers=HTMX))
+    assert "STRIPE_SECRET <span" in page
+    assert "(Production)</span>" in page and "(Sandbox)</span>" in page
+
+
+def test_bulk_change_of_environments_refuses_an_overlap_with_the_reason(workspace, owner_client):
+    stripe(workspace, "production", LIVE)
+    test = stripe(workspace, "sandbox", TEST)
+    data = {
+        "action": "environments",
+        "tokens": [str(test.pk)],
+        "confirm": "1",
+        "environments": [env(workspace, "production").pk],
+    }
+    response = owner_client.post(url("bulk", workspace), data, headers=HTMX)
+    page = text(response)
+    assert response.status_code == 200
+    assert (
+        "STRIPE_SECRET (Sandbox): STRIPE_SECRET is already valid in Production (every product "
+        "and app); choose other environments or narrow the scope."
+    ) in page
+    assert [e.slug for e in Token.objects.get(pk=test.pk).environments.all()] == ["sandbox"]
+
+
+def test_the_admin_lists_each_tokens_environments(workspace, admin_client):
+    stripe(workspace, "production", LIVE)
+    stripe(workspace, "sandbox", TEST)
+    page = text(admin_client.get("/admin/tokens/token/"))
+    assert '<td class="field-environment_names">Production</td>' in page
+    assert '<td class="field-environment_names">Sandbox</td>' in page
+
+
+def test_the_admin_refuses_an_overlapping_token(workspace, admin_client):
+    stripe(workspace, "production", LIVE)
+    data = {
+        "workspace": workspace.pk,
+        "key": "STRIPE_SECRET",
+        "description": "",
+        "type": "api_key",
+        "expiry_date": "",
+        "period_days": "",
+        "environments": [env(workspace, "production").pk],
+        "new_value": TEST,
+        "_save": "Save",
+    }
+    response = admin_client.post("/admin/tokens/token/add/", data)
+    assert response.status_code == 200
+    assert "STRIPE_SECRET is already valid in Production" in text(response)
+    assert TEST not in text(response)
+    assert Token.objects.count() == 1

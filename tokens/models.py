@@ -303,7 +303,7 @@ class TokenQuerySet(models.QuerySet):
         self,
         *,
         workspace: Workspace | int,
-        key: str,
+        key: str | Iterable[str],
         environments: Iterable[Environment] | None,
         products: Iterable[Product] = (),
         apps: Iterable[App] = (),
@@ -311,12 +311,14 @@ class TokenQuerySet(models.QuerySet):
     ) -> TokenQuerySet:
         """The unrevoked tokens of `key` that some use context could use together with a token
         valid in `environments` and scoped to `products` and `apps`: the tokens a new or changed
-        token with these would overlap (`exclude`: its own pk; `environments` None: any). One key
+        token with these would overlap (`exclude`: its own pk; `environments` None: any; `key`
+        may be several keys, for an import: each token is then of one of them). One key
         may have several tokens; no context may ever have two of them to choose from (see
         `Token.overlap_errors`). An expired token still counts: it can be given a new value and
         be usable again."""
+        keys = [key] if isinstance(key, str) else list(key)
         found = (
-            self.filter(workspace=workspace, key=key)
+            self.filter(workspace=workspace, key__in=keys)
             .exclude(status=TokenStatus.REVOKED)
             .scope_meets(products=list(products), apps=list(apps))
         )
@@ -547,6 +549,15 @@ def shared_scope(mine: Scope, theirs: Scope) -> str | None:
             app = min(apps, key=lambda item: item.name)
             return f"product {product.name} with app {app.name}"
     return None
+
+
+def token_label(key: str, environments: Iterable[Any], shared: bool) -> str:
+    """How a token is named where another token of its key could be confused with it:
+    `STRIPE_SECRET (Sandbox)`; just the key when it has no other token."""
+    if not shared:
+        return key
+    names = ", ".join(env.name for env in environments) or "no environment"
+    return f"{key} ({names})"
 
 
 def free_environments(
@@ -798,6 +809,13 @@ class Token(models.Model):
             shared = [env for env in other.environments.all() if env.pk in wanted]
             messages.append(overlap_message(self.key, shared, scope))
         return messages
+
+    @property
+    def label(self) -> str:
+        """How dialogs, messages and the admin name it: `STRIPE_SECRET (Sandbox)` when another
+        token has its key, else the key (two queries at most)."""
+        others = Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
+        return token_label(self.key, self.environments.all(), others.exclude(pk=self.pk).exists())
 
     @property
     def scope(self) -> Scope:

@@ -27,6 +27,7 @@ from tokens.models import (
     TokenQuerySet,
     TokenType,
     shared_scope,
+    token_label,
 )
 from workspaces.models import App, Environment, Product, Workspace
 
@@ -372,14 +373,6 @@ class TokenRow:
         return chips[: self.SCOPE_CHIPS_SHOWN - 1], chips[self.SCOPE_CHIPS_SHOWN - 1 :]
 
 
-def label_of(key: str, environments: Iterable[Any], shared: bool) -> str:
-    """How a token is named where another token of its key could be confused with it:
-    `STRIPE_SECRET (Sandbox)`; just the key when it has no other token."""
-    if not shared:
-        return key
-    return f"{key} ({', '.join(env.name for env in environments) or 'no environment'})"
-
-
 @dataclass
 class KeyGroup:
     """Every token of one key (revoked ones too), fetched with `table_tokens`."""
@@ -456,7 +449,7 @@ def table_rows(
                 status=token.status_label(now),
                 expiry_state=token.expiry_state(now),
                 highlighted=pk == highlight,
-                label=label_of(token.key, token.envs, group.shared),
+                label=token_label(token.key, token.envs, group.shared),
                 same_key_as_previous=token.key == previous_key,
                 can_add_environment=not token.is_revoked and bool(free),
             )

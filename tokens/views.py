@@ -223,6 +223,7 @@ def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token)
 def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
+    label = token.label
     error = ""
     if request.method == "POST":
         try:
@@ -232,7 +233,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         else:
             return modal_success(
                 request,
-                message=f"Token {token.key} revoked. Services using it can no longer resolve it.",
+                message=f"Token {label} revoked. Services using it can no longer resolve it.",
                 event="tokensChanged",
                 redirect_to=list_url(workspace, {"highlight": token.pk}),
                 id=str(token.pk),
@@ -245,7 +246,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "token": token,
             "action": "revoke",
             "recent_use": token.recent_use(),
-            "title": f"Revoke {token.key}?",
+            "title": f"Revoke {label}?",
             "warning": BREAKS_SERVICES,
             "now": timezone.now(),
             "error": error or ("This token is already revoked." if token.is_revoked else ""),
@@ -260,15 +261,15 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
 def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
+    label = token.label
     form = DeleteTokenForm(request.POST if request.method == "POST" else None, token=token)
     if request.method == "POST" and form.is_valid():
-        key = token.key
         # Deleted meanwhile by someone else? The outcome the user asked for holds either way.
         with contextlib.suppress(ValidationError):
             token.delete_token(by=request.user)
         return modal_success(
             request,
-            message=f"Token {key} deleted for good.",
+            message=f"Token {label} deleted for good.",
             event="tokensChanged",
             redirect_to=list_url(workspace),
         )
@@ -281,7 +282,7 @@ def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "action": "delete",
             "recent_use": token.recent_use(),
             "form": form,
-            "title": f"Delete {token.key}?",
+            "title": f"Delete {label}?",
             "warning": BREAKS_SERVICES,
             "now": timezone.now(),
             "submit_label": "Delete token",
