@@ -277,6 +277,12 @@ class TokenQuerySet(models.QuerySet):
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment)
         )
 
+    def locked(self) -> TokenQuerySet:
+        """Rows locked (FOR UPDATE) for a change, with their workspace read but not locked:
+        only `lock_token_changes` locks the workspace's row, always before a token's, so a
+        change and an edit never wait for each other in opposite orders."""
+        return self.select_for_update(of=("self",)).select_related("workspace")
+
     def with_relations(self) -> TokenQuerySet:
         return self.prefetch_related("products", "apps", "environments")
 
@@ -881,7 +887,7 @@ class Token(models.Model):
         given = {"products": products, "apps": apps, "environments": environments}
         with transaction.atomic():
             lock_token_changes(self.workspace_id)  # first, as every token change locks
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             relations = {
@@ -939,7 +945,7 @@ class Token(models.Model):
         Returns the new version's number. Raises ValidationError for a revoked token, the
         current version, or a version destroyed or no longer kept, changing nothing."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             if version == current.value_version:
@@ -974,7 +980,7 @@ class Token(models.Model):
         destroyed it. The current version cannot be destroyed (delete the token, or restore
         another version first)."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if version == current.value_version:
                 raise ValidationError(
                     f"Version {version_number(version)} is the current value and cannot be "
@@ -1001,7 +1007,7 @@ class Token(models.Model):
     def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good: the token stays listed, can no longer be resolved or edited."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError("This token is already revoked.")
             current.status = TokenStatus.REVOKED
@@ -1016,9 +1022,7 @@ class Token(models.Model):
     def delete_token(self, *, by: User | None = None) -> None:
         """Delete the token and its ciphertext for good; the audit trail keeps its key."""
         with transaction.atomic():
-            current = (
-                Token.objects.select_for_update().select_related("workspace").filter(pk=self.pk)
-            ).first()
+            current = (Token.objects.locked().filter(pk=self.pk)).first()
             if current is None:
                 raise ValidationError("This token was already deleted.")
             AuditEvent.record(current.workspace, AuditAction.DELETED, by=by, token=current)
