@@ -128,6 +128,7 @@ REVIEWED = {
     "tokens:list": "no values",
     "tokens:activity": "no values",
     "tokens:compare": "keys by environment: status, scope, version; no values",
+    "tokens:check": "which references of a pasted configuration would fail where; no values",
     "tokens:create": "writes a value (write-only)",
     "tokens:key_hint": "where a key is valid: environments and scope, no values",
     "tokens:bulk": "revokes, deletes, moves",

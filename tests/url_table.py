@@ -193,6 +193,7 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("tokens:list", _slug, get=VIEW, post=None),
     Route("tokens:activity", _slug, get=VIEW, post=None),
     Route("tokens:compare", _slug, get=VIEW, post=None),
+    Route("tokens:check", _slug, get=VIEW, post=VIEW),
     Route(
         "tokens:compare",
         _slug,

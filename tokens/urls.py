@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tokens import bulk, compare, history, views
+from tokens import bulk, compare, config_check, history, views
 
 app_name = "tokens"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.token_list, name="list"),
     path("activity/", views.activity, name="activity"),
     path("compare/", compare.compare, name="compare"),
+    path("check/", config_check.config_check, name="check"),
     path("new/", views.token_create, name="create"),
     path("new/key-hint/", views.key_hint, name="key_hint"),
     path("bulk/", bulk.bulk_action, name="bulk"),

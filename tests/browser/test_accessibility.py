@@ -36,6 +36,7 @@ CASES = [
     ("activity", "tokens/activity/", None, None),
     ("compare-environments", "tokens/compare/", None, None),
     ("compare-environments-missing", "tokens/compare/?missing=on", None, None),
+    ("check-configuration", "tokens/check/", None, None),
     ("access-keys", "tokens/access-keys/", None, None),
     ("workload-identities", "tokens/workload-identities/", None, None),
     ("token-detail", "{detail}", None, None),

@@ -92,3 +92,27 @@ def test_compare_environments_passes_axe(
     assert page.evaluate(
         "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1"
     ), "the page itself scrolls sideways (only the matrix may)"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_check_a_configuration_in_every_environment(
+    page: Page, live_server, transactional_db, axe, screenshot, width
+):
+    acme()  # STRIPE_SECRET in Production only (for Payments); SANDBOX_WEBHOOK_SECRET expired
+    page.set_viewport_size({"width": width, "height": 860})
+    sign_in(page, live_server, "olivia")
+    page.goto(f"{live_server.url}/w/acme/tokens/")
+    page.get_by_role("tab", name="Compare environments").click()
+    page.get_by_role("link", name="Check a configuration").click()
+    page.get_by_label("Paste a configuration").fill(
+        "STRIPE=$Secret{STRIPE_SECRET}\nHOOK=$Secret{SANDBOX_WEBHOOK_SECRET}\n"
+    )
+    page.get_by_label("Product").select_option(label="Payments")
+    page.get_by_role("button", name="Check").click()
+    results = page.get_by_role("region", name="Results")
+    expect(results).to_contain_text("Production: 1 reference would fail")
+    expect(results).to_contain_text("Sandbox: 2 references would fail")
+    expect(results).to_contain_text("token expired on")
+    expect(page.get_by_label("Paste a configuration")).to_have_value("")  # not sent back
+    axe(page)
+    screenshot(page, f"check-configuration-{width}")
