@@ -49,6 +49,9 @@ def test_a_sandbox_token_beside_the_production_one_then_compare(
     expect(page.get_by_role("link", name="Edit STRIPE_SECRET (Production)")).to_be_visible()
     expect(page.get_by_role("link", name="Edit STRIPE_SECRET (Sandbox)")).to_be_visible()
     assert TEST not in page.content()
+    page.goto(f"{live_server.url}/w/acme/tokens/?q=STRIPE")  # no toast, the key's rows only
+    expect(page.get_by_role("link", name="Edit STRIPE_SECRET (Sandbox)")).to_be_visible()
+    screenshot(page, "tokens-per-environment")
     stored = {
         t.environments.get().slug: t.reveal() for t in Token.objects.filter(key="STRIPE_SECRET")
     }
