@@ -277,3 +277,32 @@ def test_the_admin_refuses_an_overlapping_token(workspace, admin_client):
     assert "STRIPE_SECRET is already valid in Production" in text(response)
     assert TEST not in text(response)
     assert Token.objects.count() == 1
+
+
+def test_webhook_payloads_tell_the_two_tokens_of_a_key_apart(workspace):
+    import json
+
+    from notifications.models import WebhookDelivery
+    from tests.factories import make_webhook
+
+    make_webhook(workspace)
+    live = stripe(workspace, "production", LIVE)
+    test = stripe(workspace, "sandbox", TEST)
+    test.revoke()
+    bodies = [json.loads(d.body) for d in WebhookDelivery.objects.order_by("created_at", "id")]
+    named = [(b["type"], b["token"]["key"], b["context"]["environments"]) for b in bodies]
+    assert named == [
+        ("token.created", "STRIPE_SECRET", ["production"]),
+        ("token.created", "STRIPE_SECRET", ["sandbox"]),
+        ("token.revoked", "STRIPE_SECRET", ["sandbox"]),
+    ]
+    assert {b["token"]["id"] for b in bodies} == {str(live.pk), str(test.pk)}
+    assert LIVE not in json.dumps(bodies) and TEST not in json.dumps(bodies)
+
+
+def test_a_reminder_mail_names_the_tokens_environments(workspace):
+    from notifications.reminders import Reminder
+
+    test = stripe(workspace, "sandbox", TEST)
+    reminder = Reminder(token=test, threshold=7, days_left=3)
+    assert reminder.context.startswith("Sandbox")
