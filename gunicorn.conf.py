@@ -6,6 +6,9 @@ Everything that differs between machines comes from the environment:
 - `COFFER_WEB_WORKERS` (default 2 x CPU cores + 1, at most 9): worker processes.
 - `COFFER_WEB_THREADS` (default 4): threads per worker (gthread workers).
 - `COFFER_WEB_TIMEOUT` (default 30): seconds a silent worker gets before it is restarted.
+- `COFFER_WEB_SERVER` (default `wsgi`): `asgi` runs uvicorn workers, started as
+  `gunicorn config.asgi`: the change feed's long poll (`GET /api/v1/values?wait=`) then holds
+  a request without a thread; under `wsgi` it answers at once (api/feed.py).
 
 The access log goes to stdout with the path only: a query string can carry a search a user
 would not want kept, and the referrer (another of our own URLs) is left out for the same reason.
@@ -44,7 +47,10 @@ bind = [
     for address in os.environ.get("COFFER_BIND", "127.0.0.1:8000").split(",")
     if address.strip()
 ]
-worker_class = "gthread"
+_server = os.environ.get("COFFER_WEB_SERVER", "wsgi").strip().lower() or "wsgi"
+if _server not in {"wsgi", "asgi"}:
+    sys.exit(f"COFFER_WEB_SERVER is wsgi or asgi, not {_server!r}.")
+worker_class = "uvicorn_worker.UvicornWorker" if _server == "asgi" else "gthread"
 workers = _positive_int("COFFER_WEB_WORKERS", min(2 * _cores() + 1, 9), maximum=64)
 threads = _positive_int("COFFER_WEB_THREADS", 4, maximum=64)
 timeout = _positive_int("COFFER_WEB_TIMEOUT", 30, maximum=600)

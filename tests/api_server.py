@@ -141,7 +141,9 @@ def server_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_server(**overrides: str) -> Iterator[Server]:
+def running_server(*, asgi: bool = False, **overrides: str) -> Iterator[Server]:
+    """`asgi=True`: uvicorn workers serving config.asgi (COFFER_WEB_SERVER=asgi), as the
+    change feed's long poll needs; else sync workers serving config.wsgi."""
     data_dir = Path(tempfile.mkdtemp(prefix="coffer-api-server-"))
     (data_dir / "staticfiles").mkdir()
     env = server_environment(data_dir, **overrides)
@@ -158,13 +160,16 @@ def running_server(**overrides: str) -> Iterator[Server]:
         keys = json.loads(seeded.stdout.strip().splitlines()[-1])
         port = free_port()
         access_log = data_dir / "access.log"
+        # Sync workers with one thread (more would switch gunicorn to gthread, as
+        # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the next
+        # requests to the other.
+        app, worker = (
+            ("config.asgi", "uvicorn_worker.UvicornWorker") if asgi else ("config.wsgi", "sync")
+        )
         process = subprocess.Popen(
-            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi",
+            [str(Path(PYTHON).with_name("gunicorn")), app,
              "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5",
-             # Sync workers with one thread (more would switch gunicorn to gthread, as
-             # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the
-             # next requests to the other.
-             "--worker-class", "sync", "--threads", "1",
+             "--worker-class", worker, "--threads", "1",
              "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s %(U)s",
              "--log-level", "warning"],
             cwd=ROOT, env=env,

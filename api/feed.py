@@ -1,0 +1,403 @@
+"""The change feed of `GET /api/v1/values`: an ETag, `If-None-Match` answered with 304, and
+`?wait=SECONDS` (a long poll) that holds the request until something the context can read
+changes or the wait ends.
+
+**The ETag** is a digest of what the answer is made from, never of a value: the context (its
+environment, product and app), the format and `keys` asked for, and for each token the context
+may use now (`Token.objects.usable_in`, the rule the resolver itself keeps in step with) its id,
+its key and its value's version. An edit of the value, a restore (a new version), a revoke, a
+delete, a scope or environment change and an expiry passing all change it; a description or
+reminder change does not (the answer would be the same). It is computed *before* the values are
+read, so a change that lands in between makes the next poll fetch again rather than miss it.
+
+**A 304** is authenticated and rate-limited like any API call (one request, however long it
+waited) and counts as a use of the access key (its last use and use count: the Access keys tab
+shows a watching fleet is alive), but it is not audited as a read and marks no token used: no
+value left the server. A changed context is answered with the same 200 as without the feed
+(views.values: one "Resolved" event, usage rows), now with its ETag.
+
+**Waiting without a thread or a connection.** The view is async. Under ASGI (gunicorn with
+`COFFER_WEB_SERVER=asgi`: uvicorn workers serving config.asgi) a waiting request is a
+suspended coroutine: it holds no database connection (closed before the wait) and no worker
+thread. Django's ASGI handler does keep each open request's per-request thread (the one its
+synchronous middleware ran in) parked until the answer; bench/longpoll.py measures what many
+waiters cost. Each change in a workspace bumps its `WorkspaceChange` counter in the change's own
+transaction (`bump_on_change`, an audit-trail listener: every change is audited), and one
+thread per process (`ChangeHub`) reads the counters of the watched workspaces once a second
+with one short query, closing its connection after each, and wakes the waiters of a workspace
+whose counter moved; each then computes its ETag again. The next expiry of a token the context
+reads (and of the key itself) ends the wait too. A wake that changes nothing (another context's
+change in the same workspace) costs that waiter one query and it waits on.
+
+Under WSGI (gthread workers, the default) a held request would hold a worker thread, so the
+server does not hold it: it answers at once and says so (`Coffer-Wait: 0`), and the client polls
+at its own interval instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import inspect
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.db import DatabaseError, connection, connections, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.utils import timezone
+from django.utils.http import parse_etags
+from django.views.decorators.csrf import csrf_exempt
+
+from access.models import AccessKey
+from api import views
+from api.auth import (
+    ApiError,
+    ApiHttpRequest,
+    Credential,
+    authenticate,
+    guarded,
+    no_store,
+    unauthorized,
+)
+from api.models import WorkspaceChange
+from audit.models import AuditAction
+from identities.models import WorkloadCredential
+from tokens.models import Token
+
+logger = logging.getLogger("coffer.api")
+
+WAIT_MAX = 60  # seconds; under the proxies' usual 60-120 s idle timeouts
+POLL_INTERVAL = 1.0  # seconds between two reads of the watched workspaces' counters
+ETAG_VERSION = "v1"
+
+# The audit actions that change what some context may read: every other action (a read, a
+# check, a member or settings change) leaves the waiters asleep.
+CHANGE_PREFIXES = ("token.", "product.", "app.", "environment.")
+CHANGE_ACTIONS = frozenset(
+    {
+        AuditAction.ACCESS_KEY_REVOKED,
+        AuditAction.ACCESS_KEY_DELETED,
+        AuditAction.WORKLOAD_IDENTITY_DELETED,
+    }
+)
+
+# The values view itself, without its authentication wrapper: the feed has authenticated the
+# request (and counted it against the rate limit) once already.
+_values_for_key = cast(
+    Callable[[ApiHttpRequest, Credential], HttpResponse], inspect.unwrap(views.values)
+)
+
+
+# --- the counter ----------------------------------------------------------------------------
+
+
+def is_change(action: str) -> bool:
+    return action.startswith(CHANGE_PREFIXES) or action in CHANGE_ACTIONS
+
+
+def bump_on_change(event: Any, token: Any = None) -> None:
+    """An audit listener (api/apps.py): count a change in its workspace, in the transaction
+    that records it. One upsert; the row stays locked until that transaction ends, so two
+    changes in one workspace commit one after the other (each is a person's edit or one bulk
+    action, which already lock their tokens)."""
+    if not is_change(event.action):
+        return
+    table = WorkspaceChange._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (workspace_id, counter) VALUES (%s, 1) "
+            f"ON CONFLICT (workspace_id) DO UPDATE SET counter = {table}.counter + 1",
+            [event.workspace_id],
+        )
+
+
+def change_counter(workspace_id: int) -> int:
+    return (
+        WorkspaceChange.objects.filter(workspace_id=workspace_id)
+        .values_list("counter", flat=True)
+        .first()
+        or 0
+    )
+
+
+# --- the ETag -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the context could read at one moment, as a digest, and until when it holds."""
+
+    etag: str
+    workspace_id: int
+    counter: int  # the workspace's change counter, read before the tokens
+    until: dt.datetime | None  # the next expiry among them (and the key's own)
+
+
+def credential_expiry(key: Credential) -> dt.datetime | None:
+    if isinstance(key, WorkloadCredential):
+        moments = [key.expires_at, key.identity.expires_at]
+        return min(moment for moment in moments if moment is not None)
+    return key.expires_at
+
+
+def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) -> Look:
+    """Two short queries: the change counter, then the usable tokens' ids and versions."""
+    context = key.context
+    workspace_id = context.environment.workspace_id
+    counter = change_counter(workspace_id)
+    usable = Token.objects.usable_in(context, at)
+    if keys is not None:
+        usable = usable.filter(key__in=keys)
+    rows = list(usable.order_by("key").values_list("id", "key", "value_version", "expires_at"))
+    described = [
+        ETAG_VERSION,
+        [context.environment.pk, getattr(context.product, "pk", None),
+         getattr(context.app, "pk", None)],
+        output,
+        keys,
+        [[str(pk), name, version] for pk, name, version, _ in rows],
+    ]  # fmt: skip
+    digest = hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
+    moments = [expires for *_, expires in rows if expires is not None]
+    if (expiry := credential_expiry(key)) is not None:
+        moments.append(expiry)
+    return Look(
+        f'"{ETAG_VERSION}-{digest[:32]}"', workspace_id, counter, min(moments, default=None)
+    )
+
+
+def matches(request: HttpRequest, etag: str) -> bool:
+    header = request.headers.get("If-None-Match", "")
+    if not header.strip():
+        return False
+    tags = parse_etags(header)
+    # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+    return "*" in tags or etag in {tag.removeprefix("W/") for tag in tags}
+
+
+def wait_param(request: HttpRequest) -> int:
+    raw = request.GET.get("wait", "0").strip()
+    if not raw.isdigit() or int(raw) > WAIT_MAX:
+        raise ApiError(
+            400, f"wait is a whole number of seconds from 0 to {WAIT_MAX}, e.g. wait=30."
+        )
+    return int(raw)
+
+
+# --- the answers ----------------------------------------------------------------------------
+
+
+def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
+    if response.status_code == 200:
+        response["ETag"] = etag
+    return response
+
+
+def not_modified(request: ApiHttpRequest, key: Credential, etag: str) -> HttpResponse:
+    """304: the key's use is counted (which re-checks it in the database: a key revoked
+    meanwhile gets the 401 instead); nothing is audited as read."""
+    with transaction.atomic():
+        if not key.record_use(at=timezone.now(), address=request.client_address):
+            raise unauthorized()
+    response = HttpResponseNotModified()
+    response["ETag"] = etag
+    return response
+
+
+def still_usable(key: Credential, at: dt.datetime) -> bool:
+    if isinstance(key, AccessKey):
+        return AccessKey.objects.active(at).filter(pk=key.pk).exists()
+    fresh = WorkloadCredential.objects.select_related("identity").filter(pk=key.pk).first()
+    return fresh is not None and fresh.is_usable(at)
+
+
+@dataclass
+class Pending:
+    """A request that waits: its key, what it asked for, and what it saw last."""
+
+    key: Credential
+    keys: list[str] | None
+    output: str
+    wait: int
+    seen: Look
+
+
+def first_look(request: ApiHttpRequest) -> HttpResponse | Pending:
+    """Authenticate (rate limit included), read the parameters and answer at once unless the
+    client already has the current answer and asked to wait for the next one."""
+
+    def step() -> HttpResponse | Pending:
+        key = authenticate(request)
+        wait = wait_param(request)
+        keys = views.keys_param(request)
+        output = views.format_param(request)
+        views.source_param(request, "<values>")
+        seen = look(key, keys, output, timezone.now())
+        if not matches(request, seen.etag):
+            return with_etag(_values_for_key(request, key), seen.etag)
+        if wait == 0 or not can_wait(request):
+            return not_modified(request, key, seen.etag)
+        return Pending(key, keys, output, wait, seen)
+
+    return guarded(request, step)
+
+
+def look_again(request: ApiHttpRequest, pending: Pending, final: bool) -> HttpResponse | None:
+    """After a wake or a timeout: 401 if the key went, the new answer if the ETag moved, 304
+    at the end of the wait; None to wait on (the connection closed first)."""
+
+    def step() -> HttpResponse | None:
+        now = timezone.now()
+        if not still_usable(pending.key, now):
+            raise unauthorized()
+        current = look(pending.key, pending.keys, pending.output, now)
+        if current.etag != pending.seen.etag:
+            return with_etag(_values_for_key(request, pending.key), current.etag)
+        if final:
+            return not_modified(request, pending.key, current.etag)
+        pending.seen = current
+        return None
+
+    try:
+        return guarded(request, step)
+    finally:
+        release_connection()
+
+
+def can_wait(request: HttpRequest) -> bool:
+    """Only under ASGI: under WSGI the wait would hold one of the worker's few threads."""
+    return isinstance(request, ASGIRequest)
+
+
+def release_connection() -> None:
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+@csrf_exempt  # no session is looked at (api/auth.py); POST gets views.values' 405
+async def values(request: ApiHttpRequest) -> HttpResponse:
+    """`GET /api/v1/values` with its ETag, `If-None-Match` and `?wait=` (see the docstring)."""
+    if request.method != "GET":
+        return await sync_to_async(views.values)(request)  # its 405, as before
+    held = can_wait(request)
+
+    def begin() -> HttpResponse | Pending:
+        try:
+            return first_look(request)
+        finally:
+            if held:
+                release_connection()
+
+    first = await sync_to_async(begin)()
+    if isinstance(first, HttpResponse):
+        return finish(first, request, held)
+    pending = first
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + pending.wait
+    while True:
+        timeout = deadline - loop.time()
+        if pending.seen.until is not None:
+            timeout = min(timeout, (pending.seen.until - timezone.now()).total_seconds() + 0.05)
+        if timeout > 0:
+            await hub.wait(pending.seen.workspace_id, pending.seen.counter, timeout)
+        final = loop.time() >= deadline
+        answer = await sync_to_async(look_again)(request, pending, final)
+        if answer is not None:
+            return finish(answer, request, held)
+
+
+def finish(response: HttpResponse, request: HttpRequest, held: bool) -> HttpResponse:
+    if "wait" in request.GET:
+        response["Coffer-Wait"] = request.GET["wait"].strip() if held else "0"
+    return no_store(response)
+
+
+# --- waking the waiters ----------------------------------------------------------------------
+
+
+@dataclass
+class _Waiter:
+    seen: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(True)
+
+
+class ChangeHub:
+    """The waiters of one process, by workspace, and the one thread that reads their counters.
+
+    Started on the first wait; each pass is one query for every watched workspace at once, on
+    a connection closed right after. A failed read (database down) is logged and tried again
+    next pass; the waiters then end at their timeout, and their last look answers 503."""
+
+    def __init__(self, interval: float = POLL_INTERVAL) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._waiters: dict[int, list[_Waiter]] = {}
+        self._thread: threading.Thread | None = None
+
+    def watching(self) -> int:
+        with self._lock:
+            return sum(len(waiters) for waiters in self._waiters.values())
+
+    async def wait(self, workspace_id: int, seen: int, timeout: float) -> bool:
+        """True when the workspace's counter moved from `seen`, False at the timeout."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(seen, loop, loop.create_future())
+        with self._lock:
+            self._waiters.setdefault(workspace_id, []).append(waiter)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="coffer-feed", daemon=True)
+                self._thread.start()
+        try:
+            await asyncio.wait_for(waiter.future, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                waiters = self._waiters.get(workspace_id, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    self._waiters.pop(workspace_id, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                watched = {ws: list(waiters) for ws, waiters in self._waiters.items()}
+            if not watched:
+                continue
+            try:
+                counters = dict(
+                    WorkspaceChange.objects.filter(workspace_id__in=list(watched)).values_list(
+                        "workspace_id", "counter"
+                    )
+                )
+            except DatabaseError as error:
+                logger.warning("Change feed: the counters could not be read: %s",
+                               type(error).__name__)  # fmt: skip
+                continue
+            finally:
+                connections.close_all()
+            for workspace_id, waiters in watched.items():
+                counter = counters.get(workspace_id, 0)
+                for waiter in waiters:
+                    if counter != waiter.seen:
+                        waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+
+
+hub = ChangeHub()
