@@ -196,7 +196,9 @@ def wait_param(request: HttpRequest) -> int:
 
 
 def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
-    if response.status_code == 200:
+    """The ETag on the values, and on a 422 too (a key asked for cannot be resolved): that
+    answer also holds until the context changes, so a watcher can wait on it."""
+    if response.status_code in (200, 422):
         response["ETag"] = etag
     return response
 

@@ -92,6 +92,14 @@ class Server:
             [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
 
+    def django(self, code: str) -> None:
+        """Run `code` with Django set up against the server's database (an editor's change,
+        as the UI would make it: the model methods, their audit events)."""
+        subprocess.run(
+            [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+            input=code, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+
     def log_lines(self) -> list[str]:
         return self.access_log.read_text().splitlines()
 

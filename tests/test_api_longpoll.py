@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.api_server import CURL, PYTHON, ROOT, Server, parse_response, running_server
+from tests.api_server import CURL, Server, parse_response, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +51,6 @@ def server(request) -> Iterator[Server]:
         if request.param == "postgresql":
             env["DATABASE_URL"] = stack.enter_context(postgres_database())
         yield stack.enter_context(running_server(asgi=True, **env))
-
-
-def django(server: Server, code: str) -> None:
-    """Run `code` in a Django shell against the server's database, as an editor's change."""
-    subprocess.run(
-        [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-        input=code, cwd=ROOT, env=server.env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
 
 
 class Waiter:
@@ -94,7 +86,7 @@ def test_an_edit_ends_the_wait_with_the_new_values(server):
     etag, values = current(server, key)
     waiter = Waiter(server, key, etag, wait=40)
     settle()
-    django(server, "from tokens.models import Token\n"
+    server.django("from tokens.models import Token\n"
                    "Token.objects.get(key='DB_URL').set_value('rotated-db-url-value')")  # fmt: skip
     status, headers, body, took = waiter.answer()
     assert status == 200
@@ -119,7 +111,7 @@ def test_a_change_the_context_cannot_see_does_not_end_the_wait(server):
     etag, _ = current(server, key)
     waiter = Waiter(server, key, etag, wait=5)
     settle()
-    django(server, "from tokens.models import Token\n"
+    server.django("from tokens.models import Token\n"
                    "Token.objects.get(key='DB_URL').update(description='only words')")  # fmt: skip
     status, _, _, took = waiter.answer()
     assert status == 304
@@ -131,7 +123,7 @@ def test_revoking_the_key_ends_the_wait_with_401(server):
     etag, _ = current(server, key)
     waiter = Waiter(server, key, etag, wait=40)
     settle()
-    django(server, "from access.models import AccessKey\n"
+    server.django("from access.models import AccessKey\n"
                    "AccessKey.objects.get(name='spare0').revoke()")  # fmt: skip
     status, headers, body, took = waiter.answer()
     assert status == 401
@@ -143,7 +135,7 @@ def test_an_expiry_passing_ends_the_wait(server):
     key = server.keys["main"]
     # An expiry set straight in the database (no edit, no audit event, no counter bump): only
     # the waiter's own deadline can notice it.
-    django(server, "import datetime as dt\nfrom django.utils import timezone\n"
+    server.django("import datetime as dt\nfrom django.utils import timezone\n"
                    "from tokens.models import Token\n"
                    "Token.objects.filter(key='QUOTES').update("
                    "expires_at=timezone.now() + dt.timedelta(seconds=6))")  # fmt: skip
