@@ -50,7 +50,7 @@ bind = [
 _server = os.environ.get("COFFER_WEB_SERVER", "wsgi").strip().lower() or "wsgi"
 if _server not in {"wsgi", "asgi"}:
     sys.exit(f"COFFER_WEB_SERVER is wsgi or asgi, not {_server!r}.")
-worker_class = "uvicorn_worker.UvicornWorker" if _server == "asgi" else "gthread"
+worker_class = "config.asgi_worker.CofferUvicornWorker" if _server == "asgi" else "gthread"
 workers = _positive_int("COFFER_WEB_WORKERS", min(2 * _cores() + 1, 9), maximum=64)
 threads = _positive_int("COFFER_WEB_THREADS", 4, maximum=64)
 timeout = _positive_int("COFFER_WEB_TIMEOUT", 30, maximum=600)

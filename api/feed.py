@@ -37,6 +37,7 @@ at its own interval instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import inspect
@@ -75,6 +76,11 @@ from tokens.models import Token
 logger = logging.getLogger("coffer.api")
 
 WAIT_MAX = 60  # seconds; under the proxies' usual 60-120 s idle timeouts
+# Under ASGI nothing bounds how many requests run their synchronous part at once (gthread has
+# its threads): hundreds of waiters arriving or waking together would each open a database
+# connection (and PostgreSQL refuses past max_connections). Each process lets this many feed
+# requests use the database at a time; the others wait their turn, holding nothing.
+DATABASE_SLOTS = 4
 POLL_INTERVAL = 1.0  # seconds between two reads of the watched workspaces' counters
 ETAG_VERSION = "v1"
 
@@ -298,7 +304,8 @@ async def values(request: ApiHttpRequest) -> HttpResponse:
             if held:
                 release_connection()
 
-    first = await sync_to_async(begin)()
+    async with slot(held):
+        first = await sync_to_async(begin)()
     if isinstance(first, HttpResponse):
         return finish(first, request, held)
     pending = first
@@ -311,9 +318,24 @@ async def values(request: ApiHttpRequest) -> HttpResponse:
         if timeout > 0:
             await hub.wait(pending.seen.workspace_id, pending.seen.counter, timeout)
         final = loop.time() >= deadline
-        answer = await sync_to_async(look_again)(request, pending, final)
+        async with slot(held):
+            answer = await sync_to_async(look_again)(request, pending, final)
         if answer is not None:
             return finish(answer, request, held)
+
+
+_slots: asyncio.Semaphore | None = None
+
+
+def slot(held: bool) -> contextlib.AbstractAsyncContextManager:
+    """One of the process's DATABASE_SLOTS under ASGI (one event loop per worker); nothing to
+    take under WSGI, where each request runs its own short-lived loop."""
+    global _slots
+    if not held:
+        return contextlib.nullcontext()
+    if _slots is None:
+        _slots = asyncio.Semaphore(DATABASE_SLOTS)
+    return _slots
 
 
 def finish(response: HttpResponse, request: HttpRequest, held: bool) -> HttpResponse:

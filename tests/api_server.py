@@ -171,9 +171,9 @@ def running_server(*, asgi: bool = False, **overrides: str) -> Iterator[Server]:
         # Sync workers with one thread (more would switch gunicorn to gthread, as
         # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the next
         # requests to the other.
-        app, worker = (
-            ("config.asgi", "uvicorn_worker.UvicornWorker") if asgi else ("config.wsgi", "sync")
-        )
+        app, worker = ("config.wsgi", "sync")
+        if asgi:
+            app, worker = ("config.asgi", "config.asgi_worker.CofferUvicornWorker")
         process = subprocess.Popen(
             [str(Path(PYTHON).with_name("gunicorn")), app,
              "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5",

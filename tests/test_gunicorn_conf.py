@@ -56,7 +56,7 @@ def test_the_environment_sets_bind_workers_and_threads(monkeypatch):
 
 def test_asgi_runs_uvicorn_workers_for_the_change_feeds_long_poll(monkeypatch):
     conf = settings_from(monkeypatch, COFFER_WEB_SERVER="asgi")
-    assert conf["worker_class"] == "uvicorn_worker.UvicornWorker"
+    assert conf["worker_class"] == "config.asgi_worker.CofferUvicornWorker"
     assert settings_from(monkeypatch, COFFER_WEB_SERVER="wsgi")["worker_class"] == "gthread"
 
 
