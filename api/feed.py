@@ -10,6 +10,11 @@ delete, a scope or environment change and an expiry passing all change it; a des
 reminder change does not (the answer would be the same). It is computed *before* the values are
 read, so a change that lands in between makes the next poll fetch again rather than miss it.
 
+**HEAD** answers the same way without reading any value: 200 with the new ETag and no body
+when the context changed (whether a GET would then succeed is the GET's to say). A watching
+fleet long-polls with HEAD and GETs the values after its random stagger, so its reads (each one
+audited, and serialised on the shared key's row) are spread instead of arriving together.
+
 **A 304** is authenticated and rate-limited like any API call (one request, however long it
 waited) and counts as a use of the access key (its last use and use count: the Access keys tab
 shows a watching fleet is alive), but it is not audited as a read and marks no token used: no
@@ -20,8 +25,10 @@ value left the server. A changed context is answered with the same 200 as withou
 `COFFER_WEB_SERVER=asgi`: uvicorn workers serving config.asgi) a waiting request is a
 suspended coroutine: it holds no database connection (closed before the wait) and no worker
 thread. Django's ASGI handler does keep each open request's per-request thread (the one its
-synchronous middleware ran in) parked until the answer; bench/longpoll.py measures what many
-waiters cost. Each change in a workspace bumps its `WorkspaceChange` counter in the change's own
+synchronous middleware ran in) parked, idle, until the answer: about 0.1-0.2 MiB a waiter as
+bench/longpoll.py measured it (docs/benchmarks.md); making every middleware async-native would
+remove it. At most DATABASE_SLOTS feed requests per process use the database at a time.
+Each change in a workspace bumps its `WorkspaceChange` counter in the change's own
 transaction (`bump_on_change`, an audit-trail listener: every change is audited), and one
 thread per process (`ChangeHub`) reads the counters of the watched workspaces once a second
 with one short query, closing its connection after each, and wakes the waiters of a workspace
@@ -64,6 +71,7 @@ from api.auth import (
     ApiHttpRequest,
     Credential,
     authenticate,
+    error_response,
     guarded,
     no_store,
     unauthorized,
@@ -220,6 +228,17 @@ def not_modified(request: ApiHttpRequest, key: Credential, etag: str) -> HttpRes
     return response
 
 
+def changed(request: ApiHttpRequest, key: Credential, etag: str) -> HttpResponse:
+    """The answer to a client without the current ETag: for GET, the values (an ordinary read,
+    audited); for HEAD, only the new ETag, with no read at all, so a fleet told of a change can
+    spread its reads (`coffer run --watch --stagger`) instead of all reading at once."""
+    if request.method == "HEAD":
+        response = HttpResponse(status=200, content_type="application/json")
+        response["ETag"] = etag
+        return response
+    return with_etag(_values_for_key(request, key), etag)
+
+
 def still_usable(key: Credential, at: dt.datetime) -> bool:
     if isinstance(key, AccessKey):
         return AccessKey.objects.active(at).filter(pk=key.pk).exists()
@@ -250,7 +269,7 @@ def first_look(request: ApiHttpRequest) -> HttpResponse | Pending:
         views.source_param(request, "<values>")
         seen = look(key, keys, output, timezone.now())
         if not matches(request, seen.etag):
-            return with_etag(_values_for_key(request, key), seen.etag)
+            return changed(request, key, seen.etag)
         if wait == 0 or not can_wait(request):
             return not_modified(request, key, seen.etag)
         return Pending(key, keys, output, wait, seen)
@@ -268,7 +287,7 @@ def look_again(request: ApiHttpRequest, pending: Pending, final: bool) -> HttpRe
             raise unauthorized()
         current = look(pending.key, pending.keys, pending.output, now)
         if current.etag != pending.seen.etag:
-            return with_etag(_values_for_key(request, pending.key), current.etag)
+            return changed(request, pending.key, current.etag)
         if final:
             return not_modified(request, pending.key, current.etag)
         pending.seen = current
@@ -290,11 +309,11 @@ def release_connection() -> None:
         connection.close()
 
 
-@csrf_exempt  # no session is looked at (api/auth.py); POST gets views.values' 405
+@csrf_exempt  # no session is looked at (api/auth.py)
 async def values(request: ApiHttpRequest) -> HttpResponse:
     """`GET /api/v1/values` with its ETag, `If-None-Match` and `?wait=` (see the docstring)."""
-    if request.method != "GET":
-        return await sync_to_async(views.values)(request)  # its 405, as before
+    if request.method not in ("GET", "HEAD"):
+        return no_store(error_response(405, "Use GET or HEAD.", {"Allow": "GET, HEAD"}))
     held = can_wait(request)
 
     def begin() -> HttpResponse | Pending:

@@ -240,7 +240,48 @@ def schema() -> dict:
                             "written in the format asked for; no value.",
                         ),
                     },
-                }
+                },
+                "head": {
+                    "operationId": "valuesChanged",
+                    "summary": "Whether the values changed, without reading them",
+                    "description": (
+                        "The GET's ETag, If-None-Match and wait, but no value is read or "
+                        "audited: 200 with the new ETag (no body) when the context changed, 304 "
+                        "when it did not. A watcher then GETs the values when it is ready."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                        },
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "keys",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["json", "dotenv", "shell"], "default": "json"},
+                        },
+                        SOURCE,
+                    ],
+                    "responses": {
+                        "200": {"description": "Changed (or no If-None-Match): the ETag."},
+                        "304": {"description": "Nothing the context can read has changed."},
+                        **COMMON_ERRORS,
+                    },
+                },
             },
             "/api/v1/values/{name}": {
                 "get": {

@@ -1,13 +1,16 @@
 """Many long-poll waiters on one server, what they cost, and how soon an edit reaches them.
 
-    .venv/bin/python bench/longpoll.py [--waiters 500] [--postgres postgres://.../postgres]
+    .venv/bin/python bench/longpoll.py [--waiters 500] [--method HEAD|GET]
+                                       [--postgres postgres://.../postgres]
 
 Starts a real Coffer under ASGI (gunicorn, 2 uvicorn workers, config.asgi; the API tests'
 seeded workspace), on SQLite, or with --postgres on a fresh database made on that server (and
 dropped afterwards). Then:
 
-1. opens N connections, each `GET /api/v1/values?wait=60` with the current ETag in
-   If-None-Match (one access key for all, as a fleet sharing one key), and lets them settle;
+1. opens N connections, each `HEAD /api/v1/values?wait=60` (as `coffer run --watch` asks: no
+   value read on a change) or with --method GET (the new values in the answer, each an
+   audited read) with the current ETag in If-None-Match (one access key for all, as a fleet
+   sharing one key), and lets them settle;
 2. reads the server's processes (gunicorn's master and workers) from /proc: resident memory
    and threads before the waiters and while they wait, and (PostgreSQL) the database
    connections open while they wait;
@@ -126,6 +129,7 @@ def main() -> None:
     parser.add_argument("--waiters", type=int, default=500)
     parser.add_argument("--settle", type=float, default=0, help="seconds (default: 5 + N/100)")
     parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server")
+    parser.add_argument("--method", choices=["HEAD", "GET"], default="HEAD")
     options = parser.parse_args()
     settle = options.settle or 5 + options.waiters / 100
 
@@ -147,7 +151,7 @@ def main() -> None:
         time.sleep(2)
         idle_rss, idle_threads = footprint(server.process.pid)
         wire = (
-            f"GET /api/v1/values?wait=60 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"{options.method} /api/v1/values?wait=60 HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Authorization: Bearer {key}\r\nIf-None-Match: {etag}\r\n"
             "Connection: close\r\n\r\n"
         ).encode()
@@ -173,7 +177,8 @@ def main() -> None:
         statuses[status] = statuses.get(status, 0) + 1
     delays = sorted(at - during["committed"] for status, at in answers if status == 200)
     load = os.getloadavg()
-    print(f"bench/longpoll.py, {dt.date.today()}, {database}, {options.waiters} waiters, "
+    print(f"bench/longpoll.py, {dt.date.today()}, {database}, "
+          f"{options.waiters} {options.method} waiters, "
           f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
     print(f"answers: {statuses}")
     print(f"server idle:    {idle_rss:7.1f} MiB resident, {idle_threads} threads")

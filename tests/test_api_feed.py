@@ -150,7 +150,25 @@ def test_a_revoked_key_gets_401_not_304(client, setup):
 def test_other_methods_keep_their_405(client, setup):
     response = client.post("/api/v1/values", headers={"Authorization": f"Bearer {setup.key}"})
     assert response.status_code == 405
-    assert response.json() == {"error": "Use GET."}
+    assert response.json() == {"error": "Use GET or HEAD."}
+    assert response["Allow"] == "GET, HEAD"
+
+
+def test_head_says_whether_it_changed_without_reading_a_value(client, setup):
+    etag = etag_of(client, setup)
+    events = AuditEvent.objects.count()
+    headers = {"Authorization": f"Bearer {setup.key}"}
+    unchanged = client.head("/api/v1/values", headers={**headers, "If-None-Match": etag})
+    assert unchanged.status_code == 304
+    Token.objects.get(workspace=setup.workspace, key="DB_URL").set_value("new-" + "h" * 20)
+    events_after_edit = AuditEvent.objects.count()
+    assert events_after_edit == events + 1  # the edit's own event
+    changed = client.head("/api/v1/values", headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed["ETag"] != etag
+    assert changed.content == b""
+    assert AuditEvent.objects.count() == events_after_edit  # no "Resolved": nothing was read
+    assert get_values(client, setup.key)["ETag"] == changed["ETag"]  # the GET's own ETag
 
 
 def test_a_conditional_request_makes_two_short_queries_more_at_most(

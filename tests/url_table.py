@@ -258,7 +258,7 @@ class ApiRoute:
 
     @property
     def id(self) -> str:
-        return self.name
+        return f"{self.name}[HEAD]" if self.method == "HEAD" else self.name
 
     def url(self) -> str:
         return reverse(self.name, args=self.args)
@@ -270,6 +270,7 @@ class ApiRoute:
 ROUTES += [
     ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
     ApiRoute("api:values", "GET"),
+    ApiRoute("api:values", "HEAD"),  # the change feed's "did it change?", no value read
     ApiRoute("api:value", "GET", args=("ACME_TOKEN_0",), template="/api/v1/values/{name}"),
     ApiRoute("api:openapi", "GET", public=True),
     # The OIDC exchange takes a CI job's token instead of a key: one no issuer signed is a 401.

@@ -3,8 +3,10 @@ new values: restart it (SIGTERM, a grace period, SIGKILL, then start it again wi
 environment) or send it a reload signal. A random delay of up to `--stagger` seconds comes
 first, so a fleet started from one deploy does not restart at the same moment.
 
-How a change is heard: a long poll (`GET /api/v1/values?wait=50` with `If-None-Match`), which
-Coffer answers with the new values as soon as one changes, or with 304 when the wait ends.
+How a change is heard: a long poll (`HEAD /api/v1/values?wait=50` with `If-None-Match`), which
+Coffer answers with the new ETag as soon as something the key can read changes (reading no
+value), or with 304 when the wait ends. The values are fetched (`GET`, an audited read) after the
+stagger delay, so a fleet's reads are spread over it too.
 A server that cannot hold requests says `Coffer-Wait: 0` and is polled every `--interval`
 seconds instead (with jitter). Coffer unreachable: the watch waits and tries again, CMD keeps
 running. The access key refused (401/403: revoked, expired): the watch stops with a message;
@@ -69,7 +71,7 @@ class Watcher(threading.Thread):
             started = time.monotonic()
             try:
                 response = self.api.request(
-                    "GET", "/api/v1/values", {**self.query, "wait": str(WAIT)}, headers=headers
+                    "HEAD", "/api/v1/values", {**self.query, "wait": str(WAIT)}, headers=headers
                 )
             except Refused as error:
                 if error.status in (401, 403):
@@ -87,21 +89,36 @@ class Watcher(threading.Thread):
                 continue
             self.unreachable = False
             held = response.headers.get("coffer-wait", "0") != "0"
-            if response.status != 304:
-                self.etag = response.headers.get("etag") or None
-            if response.status == 422:
-                self.events.put(Event("unresolved", message=response.body.decode(errors="replace")))
-            elif response.status == 200:
-                try:
-                    values = json.loads(response.body)
-                except ValueError:
-                    values = None
-                if isinstance(values, dict) and values != self.values:
-                    self.values = values
-                    self.events.put(Event("changed", values=values))
+            etag = response.headers.get("etag") or None
+            if response.status == 200 and (etag is None or etag != self.etag):
+                self.etag = etag
+                self.events.put(Event("changed"))
             quick = time.monotonic() - started < 1
-            if not held or (response.status == 304 and quick):
+            if not held or etag is None or (response.status == 304 and quick):
                 self.pause()  # a server that does not hold requests: poll at --interval
+
+    def fetch(self) -> Event:
+        """GET the values now (after the stagger): "changed" with them, or what went wrong."""
+        try:
+            response = self.api.request("GET", "/api/v1/values", self.query)
+        except Refused as error:
+            if error.status in (401, 403):
+                return Event("refused", error=error)
+            return Event("unreachable", message=f"HTTP {error.status}: {error.message}")
+        except Unreachable as error:
+            return Event("unreachable", message=str(error))
+        if response.headers.get("etag"):
+            self.etag = response.headers["etag"]
+        if response.status != 200:
+            return Event("unresolved")
+        try:
+            values = json.loads(response.body)
+        except ValueError:
+            return Event("unreachable", message="the answer could not be read")
+        if not isinstance(values, dict) or values == self.values:
+            return Event("same")
+        self.values = values
+        return Event("changed", values=values)
 
 
 class Child:
@@ -200,17 +217,22 @@ def supervise(
                 event = watcher.events.get(timeout=timeout)
             except queue.Empty:
                 event = None
-            if event is not None and event.kind == "changed":
-                pending = event.values
-                if due is None:
-                    delay = stagger * fraction()
-                    due = time.monotonic() + delay
-                    what = "sending SIG" + signal.Signals(reload_signal).name[3:] if (
-                        reload_signal is not None
-                    ) else "restarting CMD"  # fmt: skip
-                    say(f"values changed; {what} in {delay:.1f}s")
-            elif event is not None and event.kind == "refused":
+            if watcher.stopped.is_set():
+                event, due = None, None  # refused once: said once; CMD runs on unwatched
+            if event is not None and event.kind == "changed" and due is None:
+                delay = stagger * fraction()
+                due = time.monotonic() + delay
+                what = "sending SIG" + signal.Signals(reload_signal).name[3:] if (
+                    reload_signal is not None
+                ) else "restarting CMD"  # fmt: skip
+                say(f"values changed; {what} in {delay:.1f}s")
+            if due is not None and time.monotonic() >= due:
+                due, event = None, watcher.fetch()
+                if event.kind == "changed":
+                    pending = event.values
+            if event is not None and event.kind == "refused":
                 assert isinstance(event.error, Refused)
+                watcher.stopped.set()  # (when the GET was refused, the long poll would be too)
                 message = on_refused(event.error)
                 if exit_on_revoke:
                     say(f"{message}; the watch stopped and CMD is stopped (--exit-on-revoke)")
@@ -223,8 +245,8 @@ def supervise(
             elif event is not None and event.kind == "unresolved":
                 say("warning: some --only key cannot be resolved any more; CMD keeps running "
                     "with the values it has")  # fmt: skip
-            if due is not None and time.monotonic() >= due and pending is not None:
-                values, pending, due = pending, None, None
+            if pending is not None:
+                values, pending = pending, None
                 if reload_signal is not None:
                     child.send(reload_signal)
                 else:
