@@ -246,6 +246,64 @@ def still_usable(key: Credential, at: dt.datetime) -> bool:
     return fresh is not None and fresh.is_usable(at)
 
 
+class SharedLooks:
+    """What the waiters woken at one counter value of a workspace can share: whether a key is
+    still usable, and the Look for one question (context, keys, format). An entry holds for
+    that counter only (any change moves it), and a Look only until its own next expiry."""
+
+    KEPT = 1000  # entries; the oldest go first
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._usable: dict[tuple, bool] = {}
+        self._looks: dict[tuple, Look] = {}
+
+    def _keep(self, table: dict, entry: tuple, value: Any) -> None:
+        with self._lock:
+            table[entry] = value
+            while len(table) > self.KEPT:
+                table.pop(next(iter(table)))
+
+    def usable(self, key: Credential, at: dt.datetime, counter: int | None) -> bool:
+        expiry = credential_expiry(key)
+        if expiry is not None and expiry <= at:
+            return False
+        if counter is None:
+            return still_usable(key, at)
+        entry = (type(key).__name__, key.pk, counter)
+        found = self._usable.get(entry)
+        if found is None:
+            found = still_usable(key, at)
+            self._keep(self._usable, entry, found)
+        return found
+
+    def look(
+        self,
+        key: Credential,
+        keys: list[str] | None,
+        output: str,
+        at: dt.datetime,
+        counter: int | None,
+    ) -> Look:
+        if counter is None:
+            return look(key, keys, output, at)
+        context = key.context
+        entry = (context.environment.workspace_id, context.environment.pk,
+                 getattr(context.product, "pk", None), getattr(context.app, "pk", None),
+                 tuple(keys) if keys is not None else None, output, counter)  # fmt: skip
+        found = self._looks.get(entry)
+        if found is None or (found.until is not None and found.until <= at):
+            found = look(key, keys, output, at)
+            self._keep(self._looks, entry, found)
+        expiry = credential_expiry(key)
+        if expiry is not None and (found.until is None or expiry < found.until):
+            found = Look(found.etag, found.workspace_id, found.counter, expiry)
+        return found
+
+
+shared = SharedLooks()
+
+
 @dataclass
 class Pending:
     """A request that waits: its key, what it asked for, and what it saw last."""
@@ -283,9 +341,13 @@ def look_again(request: ApiHttpRequest, pending: Pending, final: bool) -> HttpRe
 
     def step() -> HttpResponse | None:
         now = timezone.now()
-        if not still_usable(pending.key, now):
+        # Woken by the hub: the many waiters of one workspace share one check of the key and
+        # one look per question at the counter the hub read (no query for the others). The
+        # wait's last look, and one after the hub's counters went stale, are each their own.
+        counter = None if final else hub.counter_of(pending.seen.workspace_id)
+        if not shared.usable(pending.key, now, counter):
             raise unauthorized()
-        current = look(pending.key, pending.keys, pending.output, now)
+        current = shared.look(pending.key, pending.keys, pending.output, now, counter)
         if current.etag != pending.seen.etag:
             return changed(request, pending.key, current.etag)
         if final:
@@ -390,6 +452,14 @@ class ChangeHub:
         self._lock = threading.Lock()
         self._waiters: dict[int, list[_Waiter]] = {}
         self._thread: threading.Thread | None = None
+        self._counters: dict[int, tuple[int, float]] = {}  # workspace: (counter, read at)
+
+    def counter_of(self, workspace_id: int) -> int | None:
+        """The workspace's counter as the last pass read it, if that was in the last few
+        intervals; None otherwise (the caller then reads for itself)."""
+        with self._lock:
+            counter, read_at = self._counters.get(workspace_id, (0, 0.0))
+        return counter if time.monotonic() - read_at < 3 * self.interval else None
 
     def watching(self) -> int:
         with self._lock:
@@ -436,6 +506,12 @@ class ChangeHub:
                 continue
             finally:
                 connections.close_all()
+            read_at = time.monotonic()
+            with self._lock:
+                for workspace_id in watched:
+                    self._counters[workspace_id] = (counters.get(workspace_id, 0), read_at)
+                for workspace_id in [ws for ws in self._counters if ws not in self._waiters]:
+                    del self._counters[workspace_id]
             for workspace_id, waiters in watched.items():
                 counter = counters.get(workspace_id, 0)
                 for waiter in waiters:
