@@ -148,6 +148,7 @@ REVIEWED = {
     # The HTTP API authenticates each request by access key; no session, no sign-in.
     "api:resolve": "access-key authenticated",
     "api:values": "access-key authenticated",
+    "api:value": "access-key authenticated (one value, for External Secrets Operator)",
     "api:oidc_exchange": "a CI job's OIDC token for a short-lived credential; checked in full",
     "api:openapi": "the schema",
     "healthz": "liveness",

@@ -276,18 +276,25 @@ class ApiRoute:
     public: bool = False
     body: bytes = b""
     status: int = 200  # what a public URL answers the walk's request
+    args: tuple[str, ...] = ()  # the URL's arguments (api:value: a Token Key of workspace A)
+    template: str = ""  # its path as the OpenAPI document writes it, when it has arguments
 
     @property
     def id(self) -> str:
-        return self.name
+        return f"{self.name}[HEAD]" if self.method == "HEAD" else self.name
 
     def url(self) -> str:
-        return reverse(self.name)
+        return reverse(self.name, args=self.args)
+
+    def documented_path(self) -> str:
+        return self.template or self.url()
 
 
 ROUTES += [
     ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
     ApiRoute("api:values", "GET"),
+    ApiRoute("api:values", "HEAD"),  # the change feed's "did it change?", no value read
+    ApiRoute("api:value", "GET", args=("ACME_TOKEN_0",), template="/api/v1/values/{name}"),
     ApiRoute("api:openapi", "GET", public=True),
     # The OIDC exchange takes a CI job's token instead of a key: one no issuer signed is a 401.
     ApiRoute(
