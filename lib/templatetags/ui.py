@@ -1,0 +1,70 @@
+"""The design system's template tags (docs/design.md): `{% load ui %}`.
+
+`{% when moment %}` is the one way a date or time is shown anywhere in Coffer: relative ("2 days
+ago", "in 3 weeks") with the absolute UTC time on hover and on keyboard focus, and for screen
+readers. `now` comes from the template context when the view set one (every row of a table then
+agrees), else from the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince, timeuntil
+
+register = template.Library()
+
+
+def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
+    """ "in 3 weeks", "2 days ago", "just now": one unit, as a table cell has room for."""
+    if abs((moment - now).total_seconds()) < 60:
+        return "just now"
+    if moment <= now:
+        return f"{timesince(moment, now, depth=1)} ago"
+    return f"in {timeuntil(moment, now, depth=1)}"
+
+
+def relative_day(day: dt.date, now: dt.datetime) -> str:
+    """A calendar day (UTC) against today: "today", "tomorrow", "in 10 days", "3 weeks ago"."""
+    today = now.astimezone(dt.UTC).date()
+    days = (day - today).days
+    if -1 <= days <= 1:
+        return {-1: "yesterday", 0: "today", 1: "tomorrow"}[days]
+    start = dt.datetime(today.year, today.month, today.day, tzinfo=dt.UTC)
+    return relative_time(start + dt.timedelta(days=days), start)
+
+
+def absolute_utc(moment: dt.date | dt.datetime) -> str:
+    """ "Dec 2, 2026, 14:05 UTC" (a calendar day alone: "Dec 2, 2026")."""
+    if isinstance(moment, dt.datetime):
+        moment = moment.astimezone(dt.UTC)
+        return f"{moment:%b} {moment.day}, {moment:%Y, %H:%M} UTC"
+    return f"{moment:%b} {moment.day}, {moment.year}"
+
+
+@register.simple_tag(takes_context=True)
+def when(context: template.Context, moment: dt.date | dt.datetime | None) -> SafeString | str:
+    """`{% when token.expires_at %}`: <time> showing "in 3 weeks", its UTC time on hover/focus."""
+    if moment is None or moment == "":
+        return ""
+    now = context.get("now")
+    if not isinstance(now, dt.datetime):
+        now = timezone.now()
+    if isinstance(moment, dt.datetime):
+        machine = moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        relative = relative_time(moment, now)
+    else:
+        machine, relative = moment.isoformat(), relative_day(moment, now)
+    absolute = absolute_utc(moment)
+    return format_html(
+        '<time class="when" datetime="{}" data-utc="{}" tabindex="0">{}'
+        '<span class="visually-hidden"> ({})</span></time>',
+        machine,
+        absolute,
+        relative,
+        absolute,
+    )
