@@ -8,6 +8,9 @@
   webhook is saved, and `post` checks it again right before each attempt, then connects to the
   very address it checked (a DNS answer that changes in between, "DNS rebinding", cannot send
   the request elsewhere). TLS still verifies the certificate against the URL's host name.
+- Development only (COFFER_WEBHOOK_ALLOW_LOCAL, on with DEBUG and never otherwise): a receiver
+  on this machine may be added, `http://` or `https://` to 127.0.0.1, localhost or [::1],
+  whose every address must then be loopback. Production's rules are the ones above, unchanged.
 - Redirects are not followed (a 3xx is a failed attempt), the whole attempt has a deadline
   (COFFER_WEBHOOK_TIMEOUT, 10 s), and at most 64 KiB of the answer is read.
 """
@@ -35,12 +38,16 @@ class UnsafeURL(ValueError):
     """A webhook URL Coffer will not send to; the message says why, for the form and the log."""
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 @dataclass(frozen=True)
 class Target:
     host: str
     port: int
     path: str  # path and query, as sent in the request line
     address: str  # the checked IP address to connect to
+    tls: bool = True  # plain http only to a local receiver in development
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -72,6 +79,17 @@ def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def is_local_receiver(url: str) -> bool:
+    """Whether the URL names a receiver on this machine and development allows one."""
+    if not settings.COFFER_WEBHOOK_ALLOW_LOCAL:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and (parts.hostname or "") in LOCAL_HOSTS
+
+
 def check_url(url: str) -> tuple[str, int, str]:
     """The URL's host, port and request path, or UnsafeURL saying why it is refused (no DNS)."""
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
@@ -81,7 +99,7 @@ def check_url(url: str) -> tuple[str, int, str]:
         port = parts.port
     except ValueError:
         raise UnsafeURL("Enter a valid URL, e.g. https://hooks.example.com/coffer.") from None
-    if parts.scheme.lower() != "https":
+    if parts.scheme.lower() != "https" and not is_local_receiver(url):
         raise UnsafeURL("The URL must start with https:// (deliveries are signed, not hidden).")
     if not parts.hostname:
         raise UnsafeURL("Enter a valid URL, e.g. https://hooks.example.com/coffer.")
@@ -90,7 +108,7 @@ def check_url(url: str) -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += f"?{parts.query}"
-    return parts.hostname, port or 443, path
+    return parts.hostname, port or (80 if parts.scheme.lower() == "http" else 443), path
 
 
 def resolve(url: str) -> Target:
@@ -108,19 +126,34 @@ def resolve(url: str) -> Target:
             continue
     if not addresses:
         raise UnsafeURL(f"The host {host} could not be found.")
-    if not settings.COFFER_WEBHOOK_ALLOW_PRIVATE:
+    local = is_local_receiver(url)
+    if local and not all(address.is_loopback for address in addresses):
+        raise UnsafeURL(f"The host {host} does not resolve to this machine only.")
+    if not settings.COFFER_WEBHOOK_ALLOW_PRIVATE and not local:
         for address in addresses:
             if not _is_public(address):
                 raise UnsafeURL(
                     f"The host {host} resolves to {address}, which is not a public address: "
                     "webhooks are only sent to the internet."
                 )
-    return Target(host=host, port=port, path=path, address=str(addresses[0]))
+    tls = urlsplit(url).scheme.lower() == "https"
+    return Target(host=host, port=port, path=path, address=str(addresses[0]), tls=tls)
 
 
 def tls_context() -> ssl.SSLContext:
     """The system's trusted CAs, or COFFER_WEBHOOK_CA_FILE's (an internal CA)."""
     return ssl.create_default_context(cafile=settings.COFFER_WEBHOOK_CA_FILE or None)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to `address` (a local receiver in development, already checked)."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -155,7 +188,11 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
         target = resolve(url)
     except UnsafeURL as refused:
         return Answer(None, elapsed(), b"", f"Refused: {refused}")
-    connection = _PinnedHTTPSConnection(target, timeout)
+    connection: http.client.HTTPConnection = (
+        _PinnedHTTPSConnection(target, timeout)
+        if target.tls
+        else _PinnedHTTPConnection(target, timeout)
+    )
     try:
         connection.request(
             "POST",

@@ -1,4 +1,8 @@
-"""The design system's template tags (docs/design.md): `{% load ui %}`.
+"""The design system's template tags (docs/design.md), built into every template.
+
+`{% page_header "Title" description="One line, `code` in backticks" %}…actions…{% endpage_header %}`
+is every page's header: the title, one line saying what the page is for, and the actions at the
+top right (secondary ones first, the primary one last, rightmost).
 
 `{% when moment %}` is the one way a date or time is shown anywhere in Coffer: relative ("2 days
 ago", "in 3 weeks") with the absolute UTC time on hover and on keyboard focus, and for screen
@@ -9,11 +13,13 @@ agrees), else from the clock.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django import template
+from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
 register = template.Library()
@@ -67,4 +73,26 @@ def when(context: template.Context, moment: dt.date | dt.datetime | None) -> Saf
         absolute,
         relative,
         absolute,
+    )
+
+
+BACKTICKS = re.compile(r"`([^`]+)`")
+
+
+def inline_code(text: str) -> SafeString:
+    """Plain text with `code` in backticks: escaped (always: a template's string literal counts
+    as safe), the backticked parts in <code>."""
+    return mark_safe(BACKTICKS.sub(r"<code>\1</code>", escape(str(text))))
+
+
+@register.simple_block_tag
+def page_header(content: SafeString, title: str, *, description: str = "") -> str:
+    """The page header (templates/includes/page_header.html); `content` is the actions."""
+    return render_to_string(
+        "includes/page_header.html",
+        {
+            "title": mark_safe(escape(str(title))),
+            "description": inline_code(description),
+            "actions": content.strip(),
+        },
     )
