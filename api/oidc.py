@@ -27,6 +27,7 @@ from api.auth import (
     client_address,
     error_response,
     public_view,
+    readable_json,
     too_many,
 )
 from identities import oidc
@@ -52,11 +53,9 @@ def read_request(request: HttpRequest) -> tuple[object, object]:
     return body["identity"], body["token"]
 
 
-def refusal(error: oidc.Refused) -> JsonResponse:
-    response = JsonResponse(
-        {"error": f"Refused ({error.check}): {error.message}", "check": error.check},
-        status=error.status,
-    )
+def refusal(error: oidc.Refused) -> HttpResponse:
+    said = f"Refused ({error.check}): {error.message}"
+    response = readable_json({"message": said, "error": said, "check": error.check}, error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="coffer"'
     else:
@@ -64,7 +63,7 @@ def refusal(error: oidc.Refused) -> JsonResponse:
     return response
 
 
-def exchange_token(request: HttpRequest) -> JsonResponse:
+def exchange_token(request: HttpRequest) -> HttpResponse:
     address = client_address(request)
     failures = f"authfail:{address or 'unknown'}"  # the bucket api/auth.py counts failures in
     limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
