@@ -32,7 +32,7 @@ class WebhookForm(forms.ModelForm):
     events = forms.MultipleChoiceField(
         label="Events",
         choices=EventType.choices,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
         error_messages={"required": "Choose at least one event."},
     )
     active = forms.BooleanField(

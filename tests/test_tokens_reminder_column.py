@@ -56,10 +56,16 @@ def row_of(page: str, key: str) -> str:
 
 
 def reminder_line(page: str, key: str) -> str | None:
-    """The line as read out: "Reminder in 1 week (Mar 11, 2027) (30 days before)"."""
-    line = r'class="next-reminder[^"]*">.*?</i> (.+?</time>[^<]*)</span>'
+    """The line as shown, with the date's UTC day (its title) in brackets."""
+    line = (
+        r'class="next-reminder[^"]*">.*?</i> (.+?)'
+        r'<time[^>]* title="([^"]+)"[^>]*>(.+?)</time>([^<]*)</span>'
+    )
     found = re.search(line, row_of(page, key))
-    return re.sub(r"<[^>]+>", "", found.group(1)).replace("\xa0", " ").strip() if found else None
+    if not found:
+        return None
+    before, day, shown, after = found.groups()
+    return f"{before}{shown} ({day}){after}".replace("\xa0", " ").strip()
 
 
 def test_each_token_shows_its_next_reminder(workspace, viewer):

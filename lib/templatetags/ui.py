@@ -6,8 +6,8 @@ top right (secondary ones first, the primary one last, rightmost).
 
 `{% when moment %}` is the one way a date or time is shown anywhere in Coffer: relative ("2 days
 ago", "in 3 weeks") with the absolute UTC time on hover and on keyboard focus, and for screen
-readers. `now` comes from the template context when the view set one (every row of a table then
-agrees), else from the clock.
+readers (its description). `now` comes from the template context when the view set one (every
+row of a table then agrees), else from the clock.
 """
 
 from __future__ import annotations
@@ -66,13 +66,14 @@ def when(context: template.Context, moment: dt.date | dt.datetime | None) -> Saf
     else:
         machine, relative = moment.isoformat(), relative_day(moment, now)
     absolute = absolute_utc(moment)
+    # The title is the hover's tooltip and what a screen reader adds as the date's description;
+    # keyboard focus shows data-utc (coffer.css), as a title never appears on focus.
     return format_html(
-        '<time class="when" datetime="{}" data-utc="{}" tabindex="0">{}'
-        '<span class="visually-hidden"> ({})</span></time>',
+        '<time class="when" datetime="{}" title="{}" data-utc="{}" tabindex="0">{}</time>',
         machine,
         absolute,
-        relative,
         absolute,
+        relative,
     )
 
 
@@ -93,6 +94,6 @@ def page_header(content: SafeString, title: str, *, description: str = "") -> st
         {
             "title": mark_safe(escape(str(title))),
             "description": inline_code(description),
-            "actions": content.strip(),
+            "actions": mark_safe(content.strip()),  # the template's own markup
         },
     )

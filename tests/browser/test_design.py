@@ -140,25 +140,80 @@ def test_a_date_gives_its_utc_time_on_hover_and_keyboard_focus(
     assert utc and utc.endswith("UTC")
     tooltip = "e => getComputedStyle(e, '::after').content"
     assert moment.evaluate(tooltip) == "none"
-    moment.hover()
-    assert moment.evaluate(tooltip) == f'"{utc}"'
-    page.mouse.move(0, 0)
+    # The hover's tooltip and a screen reader's description:
+    assert moment.get_attribute("title") == utc
     page.keyboard.press("Tab")  # focus something first, then reach the date with the keyboard
     for _ in range(60):
         if page.evaluate("() => document.activeElement.matches('time.when')"):
             break
         page.keyboard.press("Tab")
     focused = page.locator("time.when:focus")
-    assert focused.evaluate(tooltip).startswith('"')
-    screenshot(page, "component-date", clip=clip_around(focused))
+    assert focused.evaluate(tooltip) == f'"{focused.get_attribute("data-utc")}"'
+    screenshot(page, "design-date", clip=clip_around(focused, extra=160))
 
 
-def clip_around(locator, pad: int = 40):
+def clip_around(locator, pad: int = 40, extra: int = 0):
+    """The element's box with `pad` around it (and `extra` to its right: a tooltip), scrolled
+    into view first."""
+    locator.scroll_into_view_if_needed()
     box = locator.bounding_box()
     assert box
+    x, y = max(box["x"] - pad, 0), max(box["y"] - pad, 0)
     return {
-        "x": max(box["x"] - pad, 0),
-        "y": max(box["y"] - pad, 0),
-        "width": box["width"] + 2 * pad + 160,
+        "x": x,
+        "y": y,
+        "width": box["width"] + 2 * pad + extra,
         "height": box["height"] + 2 * pad,
     }
+
+
+def test_component_screenshots_for_the_design_document(
+    page: Page, live_server, transactional_db, axe, screenshot
+):
+    """One screenshot per component for docs/design.md, each looked for the way a user sees it."""
+    paths = full_world()
+    sign_in(page, live_server, "olivia")
+    screenshot(page, "design-logo", clip=clip_around(page.locator(".sidebar .brand"), pad=12))
+
+    page.goto(url(live_server, paths, "webhooks/"))
+    header = page.locator("main .page-header")
+    expect(header.get_by_role("link", name="Add webhook")).to_be_visible()
+    screenshot(page, "design-page-header", clip=clip_around(header, pad=8))
+    table = page.get_by_role("table", name="Webhooks of Acme")
+    screenshot(page, "design-list", clip=clip_around(table, pad=8))
+    events = table.locator("td[data-label=Events]").first
+    screenshot(page, "design-chips", clip=clip_around(table.locator("tr").nth(1), pad=4))
+    expect(events.get_by_text("All events")).to_be_visible()
+
+    page.goto(url(live_server, paths, "members/"))
+    members = page.get_by_role("table", name="Members of Acme")
+    expect(members.get_by_text("Owner")).to_be_visible()
+    screenshot(page, "design-badges", clip=clip_around(members, pad=8))
+
+    webhook = make_webhook(Workspace.objects.get(slug="acme"), url="https://hooks.example.com/new")
+    page.goto(f"{live_server.url}/w/acme/webhooks/{webhook[0].pk}/")
+    empty = page.locator("main .empty-state")
+    expect(empty.get_by_role("heading", name="No deliveries yet")).to_be_visible()
+    screenshot(page, "design-empty-state", clip=clip_around(empty, pad=8))
+
+    page.goto(url(live_server, paths, "webhooks/"))
+    page.get_by_role("link", name="Add webhook").click()
+    form = page.get_by_role("dialog", name="Add webhook")
+    events = form.get_by_role("group", name="Events")
+    expect(events.get_by_label("Token revoked")).to_be_checked()
+    screenshot(page, "design-checkboxes", clip=clip_around(events, pad=8))
+    form.get_by_label("Payload URL").fill("https://hooks.example.com/half-typed")
+    page.wait_for_timeout(400)  # Bootstrap ignores Escape during the fade-in
+    page.keyboard.press("Escape")
+    question = page.get_by_role("dialog", name="Discard what you typed?")
+    expect(question.get_by_role("button", name="Keep editing")).to_be_focused()
+    page.wait_for_timeout(200)
+    axe(page)
+    screenshot(page, "design-dialog")
+    page.keyboard.press("Enter")
+    expect(question).to_be_hidden()
+
+    page.set_viewport_size(PHONE)
+    page.goto(url(live_server, paths, "webhooks/"))
+    card = page.locator("main tbody tr").first
+    screenshot(page, "design-row-actions", clip=clip_around(card, pad=8))
