@@ -38,6 +38,7 @@ PAGES = [
     *[(name, path) for name, path, _ in LISTS],
     ("reminders", "reminders/"),
     ("account", "/account/"),
+    ("tokens", "tokens/"),
 ]
 
 # Dates written by hand: "2026-12-02", "Dec 2, 2026", "Dec 2", "14:05 UTC".
