@@ -84,3 +84,14 @@ def test_every_colour_token_is_in_the_design_document():
     names = re.findall(r"(--coffer-[a-z0-9-]+):", tokens)
     missing = [name for name in names if f"`{name}`" not in documented]
     assert not missing, missing
+
+
+def test_no_template_comment_spans_lines():
+    """{# … #} is one line only: a second line would be shown on the page."""
+    found = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "templates").rglob("*.html")
+        for line in path.read_text().splitlines()
+        if "{#" in line and "#}" not in line.split("{#", 1)[1]
+    ]
+    assert not found, found
