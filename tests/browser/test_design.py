@@ -39,6 +39,15 @@ PAGES = [
     ("reminders", "reminders/"),
     ("account", "/account/"),
     ("tokens", "tokens/"),
+    pytest.param(
+        "activity",
+        "tokens/activity/",
+        marks=pytest.mark.xfail(
+            reason="the Activity page's details still write an expiry as 2027-03-06 10:00 UTC "
+            "(the Activity rewrite owns them)",
+            strict=False,
+        ),
+    ),
 ]
 
 # Dates written by hand: "2026-12-02", "Dec 2, 2026", "Dec 2", "14:05 UTC".
@@ -109,14 +118,15 @@ def test_every_row_action_is_on_the_phone_screen(
     screenshot(page, f"phone-{name}", full_page=True)
 
 
-@pytest.mark.parametrize(("name", "path"), PAGES, ids=[c[0] for c in PAGES])
+@pytest.mark.parametrize(("name", "path"), PAGES)
 def test_one_date_format(page: Page, live_server, transactional_db, axe, screenshot, name, path):
     paths = full_world()
     sign_in(page, live_server, "olivia")
     page.goto(url(live_server, paths, path))
     expect(page.locator("main h1")).to_be_visible()
 
-    written = HAND_WRITTEN_DATE.findall(page.evaluate(VISIBLE_TEXT_OUTSIDE_DATES))
+    text = page.evaluate(VISIBLE_TEXT_OUTSIDE_DATES)
+    written = [found.group(0) for found in HAND_WRITTEN_DATE.finditer(text)]
     assert not written, f"{name}: dates written by hand: {written}"
     times = page.locator("main time.when")
     for n in range(times.count()):
