@@ -47,10 +47,11 @@ def list_url(workspace: Workspace) -> str:
 def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
-        "nav": "tokens",
+        "nav": "access",
         "tab": "access_keys",
         "access_keys": list(AccessKey.objects.for_workspace(workspace).for_table()),
         "can_manage": request.membership.can(Role.OWNER),
+        "owners": [] if request.membership.can(Role.OWNER) else workspace.owner_names(),
         "table_url": list_url(workspace),
     }
     page = "access/access_keys.html"
@@ -65,7 +66,7 @@ def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
     if request.method == "POST" and form.is_valid() and (made := form.save(by=request.user)):
         access_key, key = made
         context = {
-            "nav": "tokens",
+            "nav": "access",
             "access_key": access_key,
             "key": key,
             "resolve_url": request.build_absolute_uri(reverse("api:resolve")),
@@ -75,7 +76,7 @@ def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
     return render_modal(
         request,
         "access/access_key_form.html",
-        {"nav": "tokens", "form": form, "cancel_url": list_url(workspace)},
+        {"nav": "access", "form": form, "cancel_url": list_url(workspace)},
     )
 
 
@@ -100,7 +101,7 @@ def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
         request,
         "access/confirm.html",
         {
-            "nav": "tokens",
+            "nav": "access",
             "access_key": access_key,
             "action": "revoke",
             "title": f"Revoke {access_key.name}?",
@@ -134,7 +135,7 @@ def access_key_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
         request,
         "access/confirm.html",
         {
-            "nav": "tokens",
+            "nav": "access",
             "access_key": access_key,
             "action": "delete",
             "form": form,

@@ -346,6 +346,7 @@ def workspace_sso(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 def account(request: AuthenticatedHttpRequest) -> HttpResponse:
     authenticators = {a.type: a for a in Authenticator.objects.filter(user=request.user)}
     context = {
+        "nav": "account",
         "totp": authenticators.get(Authenticator.Type.TOTP),
         "recovery_codes": authenticators.get(Authenticator.Type.RECOVERY_CODES),
     }

@@ -24,6 +24,7 @@ key.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -31,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from access import keys
@@ -78,8 +79,17 @@ def unauthorized() -> ApiError:
     return ApiError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer realm="coffer"'})
 
 
-def error_response(status: int, message: str, headers: dict | None = None) -> JsonResponse:
-    response = JsonResponse({"error": message}, status=status)
+def readable_json(payload: dict, status: int = 200) -> HttpResponse:
+    """JSON for machines that also reads well in a CI log: indented, one field a line, ending
+    with a newline, and (for refusals and reports) the `message` a person reads first."""
+    body = json.dumps(payload, indent=2) + "\n"
+    return HttpResponse(body, status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str, headers: dict | None = None) -> HttpResponse:
+    """A refusal: `{"message": ..., "error": ...}`, the same sentence twice: `message` for
+    people, `error` for the clients that read it (the coffer client does)."""
+    response = readable_json({"message": message, "error": message}, status)
     for name, value in (headers or {}).items():
         response[name] = value
     return response

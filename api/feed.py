@@ -122,7 +122,7 @@ def bump_on_change(sender: Any, *, event: Any, **kwargs: Any) -> None:
     the transaction that records it. One upsert; the row stays locked until that transaction
     ends, so two changes in one workspace commit one after the other (each is a person's edit or
     one bulk action, which already lock their tokens)."""
-    if not is_change(event.action):
+    if not is_change(event.action) or _bumped_in_this_transaction(event.workspace_id):
         return
     table = WorkspaceChange._meta.db_table
     with connection.cursor() as cursor:
@@ -131,6 +131,27 @@ def bump_on_change(sender: Any, *, event: Any, **kwargs: Any) -> None:
             f"ON CONFLICT (workspace_id) DO UPDATE SET counter = {table}.counter + 1",
             [event.workspace_id],
         )
+
+
+def _bumped_in_this_transaction(workspace_id: int) -> bool:
+    """Whether this transaction already bumped the workspace's counter (one bump says it all:
+    an import of a thousand tokens is one change to a waiter, not a thousand upserts). Told by
+    a no-op on_commit callback: Django drops it with the transaction, or with the savepoint
+    whose rollback also undid the bump."""
+    if not connection.in_atomic_block:
+        return False
+    marker = ("coffer.feed", workspace_id)
+    if any(
+        getattr(callback, "marker", None) == marker for _, callback, *_ in connection.run_on_commit
+    ):
+        return True
+
+    def bumped() -> None:
+        pass
+
+    bumped.marker = marker  # type: ignore[attr-defined]
+    transaction.on_commit(bumped)
+    return False
 
 
 def change_counter(workspace_id: int) -> int:

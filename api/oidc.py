@@ -29,6 +29,7 @@ from api.auth import (
     error_response,
     failure_buckets,
     public_view,
+    readable_json,
     too_many,
 )
 from identities import oidc
@@ -57,11 +58,9 @@ def read_request(request: HttpRequest) -> tuple[object, object]:
     return body["identity"], body["token"]
 
 
-def refusal(error: oidc.Refused) -> JsonResponse:
-    response = JsonResponse(
-        {"error": f"Refused ({error.check}): {error.message}", "check": error.check},
-        status=error.status,
-    )
+def refusal(error: oidc.Refused) -> HttpResponse:
+    said = f"Refused ({error.check}): {error.message}"
+    response = readable_json({"message": said, "error": said, "check": error.check}, error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="coffer"'
     else:
@@ -69,7 +68,7 @@ def refusal(error: oidc.Refused) -> JsonResponse:
     return response
 
 
-def exchange_token(request: HttpRequest) -> JsonResponse:
+def exchange_token(request: HttpRequest) -> HttpResponse:
     address = client_address(request)
     reference, token = read_request(request)
     # Counted like access keys (api/auth.py): per identity named, and per address.

@@ -14,6 +14,7 @@ from django.conf import settings
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 REPORT = {"$ref": "#/components/schemas/Report"}
+KEYS_REPORT = {"$ref": "#/components/schemas/KeysReport"}
 
 
 def _json(schema: dict, description: str) -> dict:
@@ -68,8 +69,10 @@ def schema() -> dict:
             "version": "1",
             "description": (
                 "Resolve `$Secret{KEY}` references and fetch token values with an access key. "
-                "Every answer carries `Cache-Control: no-store`; errors are "
-                '`{"error": "..."}`.'
+                "Every answer carries `Cache-Control: no-store`. Errors and reports are JSON "
+                "indented one field a line, starting with a `message` a person reads first: "
+                '`{"message": "...", "error": "..."}` (`error`, the same sentence, for the '
+                "clients that read it)."
             ),
         },
         "components": {
@@ -83,14 +86,49 @@ def schema() -> dict:
             "schemas": {
                 "Error": {
                     "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
+                    "required": ["message", "error"],
+                    "properties": {"message": {"type": "string"}, "error": {"type": "string"}},
+                },
+                "KeysReport": {
+                    "type": "object",
+                    "description": "Which of the keys asked for resolve, and why not.",
+                    "required": ["message", "ok", "references"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "ok": {"const": False},
+                        "source": {"type": "string"},
+                        "workspace": {"type": "string"},
+                        "environment": {"type": "string"},
+                        "product": {"type": ["string", "null"]},
+                        "app": {"type": ["string", "null"]},
+                        "references": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["key", "status", "reason"],
+                                "properties": {
+                                    "key": {"type": "string"},
+                                    "status": {"enum": ["ok", "error"]},
+                                    "reason": {"type": ["string", "null"]},
+                                },
+                            },
+                        },
+                    },
                 },
                 "Report": {
                     "type": "object",
-                    "description": "The same report as `manage.py resolve --format json`.",
-                    "required": ["ok", "source", "workspace", "environment", "references"],
+                    "description": "The same report as `manage.py resolve --format json`, with "
+                    "a `message` first.",
+                    "required": [
+                        "message",
+                        "ok",
+                        "source",
+                        "workspace",
+                        "environment",
+                        "references",
+                    ],
                     "properties": {
+                        "message": {"type": "string"},
                         "ok": {"type": "boolean"},
                         "source": {"type": "string"},
                         "workspace": {"type": "string"},
@@ -235,7 +273,7 @@ def schema() -> dict:
                         ),
                         "304": {"description": "Nothing the context can read has changed."},
                         "422": _json(
-                            {"anyOf": [REPORT, ERROR]},
+                            {"anyOf": [KEYS_REPORT, ERROR]},
                             "Some key cannot be resolved (the report), or a value cannot be "
                             "written in the format asked for; no value.",
                         ),
@@ -371,6 +409,7 @@ def schema() -> dict:
                             {
                                 "type": "object",
                                 "properties": {
+                                    "message": {"type": "string"},
                                     "error": {"type": "string"},
                                     "check": {"type": "string"},
                                 },

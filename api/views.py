@@ -27,6 +27,7 @@ from api.auth import (
     error_response,
     no_store,
     public_view,
+    readable_json,
     unauthorized,
 )
 from api.openapi import schema
@@ -123,11 +124,53 @@ def read_template(request: HttpRequest) -> bytes:
 # --- answers ---------------------------------------------------------------------------------
 
 
-def report_response(report: CheckReport, key: Credential, *, failed: bool = False) -> JsonResponse:
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def report_message(report: CheckReport, *, failed: bool) -> str:
+    """The report's first line, for a person reading a CI log: how many references fail, and
+    each one's line and reason."""
+    bad = [status for status in report.references if not status.ok]
+    total = len(report.references)
+    if not bad:
+        if failed:
+            return (
+                "The resolve failed while it ran (a token changed meanwhile); nothing was "
+                "resolved. Try again."
+            )
+        return f"All {plural(total, 'reference')} resolve." if total else "No references."
+    each = "; ".join(
+        f"{status.key or status.reference} on line {status.line}: {status.reason}" for status in bad
+    )
+    outcome = " (nothing was resolved)" if failed else ""
+    return f"{len(bad)} of {plural(total, 'reference')} cannot be resolved{outcome}: {each}."
+
+
+def report_response(report: CheckReport, key: Credential, *, failed: bool = False) -> HttpResponse:
     """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
     look, made for the report, finds every reference fine again: the race is lost)."""
     status = 422 if failed or not report.ok else 200
-    return JsonResponse(report_payload(report, key.context), status=status)
+    payload = {"message": report_message(report, failed=failed)}
+    return readable_json(payload | report_payload(report, key.context), status)
+
+
+def keys_response(report: CheckReport, key: Credential) -> HttpResponse:
+    """A failed `values` call (422) speaks of the keys asked for, never of lines and columns of
+    a template the caller never wrote: each key, whether it resolves and why not."""
+    bad = [status for status in report.references if not status.ok]
+    each = "; ".join(f"{status.key}: {status.reason}" for status in bad)
+    asked = plural(len(report.references), "key")
+    if bad:
+        message = f"{len(bad)} of {asked} cannot be resolved here (no value was returned): {each}."
+    else:
+        message = "A token changed while the values were read; no value was returned. Try again."
+    payload = report_payload(report, key.context)
+    payload["references"] = [
+        {"key": status.key, "status": "ok" if status.ok else "error", "reason": status.reason}
+        for status in report.references
+    ]
+    return readable_json({"message": message} | payload, 422)
 
 
 def audit_detail(request: ApiHttpRequest, key: Credential) -> dict:
@@ -246,7 +289,7 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
         # (Each problem names its key: the text was made from Token Keys.)
         asked = keys if keys is not None else [p.key for p in error.problems if p.key is not None]
         report = check_text(values_text(asked), key.context, source=source, at=now)
-        return report_response(report, key, failed=True)
+        return keys_response(report, key)
     if output == "json":
         return JsonResponse(found)
     return HttpResponse(dotenv.encode(found, output), content_type="text/plain; charset=utf-8")

@@ -120,6 +120,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "config.middleware.NoStoreWhenSignedInMiddleware",
+    "workspaces.middleware.LastWorkspaceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -139,6 +140,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            # The design system's tags ({% when %}) in every template, docs/design.md.
+            "builtins": ["lib.templatetags.ui"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -574,6 +577,9 @@ COFFER_REMINDER_DAYS = env_days("COFFER_REMINDER_DAYS", [30, 7, 1, 0])
 # Webhook URLs must be https and resolve to public addresses, unless this allows private ones
 # (loopback, 10/8, ...) for development and tests.
 COFFER_WEBHOOK_ALLOW_PRIVATE = env_bool("COFFER_WEBHOOK_ALLOW_PRIVATE")
+# Development only (on with DEBUG, never otherwise): a receiver on this machine
+# (http:// or https:// to 127.0.0.1, localhost or [::1]) may be added, to try webhooks out.
+COFFER_WEBHOOK_ALLOW_LOCAL = DEBUG
 COFFER_WEBHOOK_TIMEOUT = env_positive_int("COFFER_WEBHOOK_TIMEOUT", 10)
 COFFER_WEBHOOK_CA_FILE = os.environ.get("COFFER_WEBHOOK_CA_FILE", "")
 COFFER_WEBHOOK_RETRY_BASE = 30  # seconds before the first retry, doubling after each

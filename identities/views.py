@@ -41,10 +41,11 @@ def list_url(workspace: Workspace) -> str:
 def identity_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
-        "nav": "tokens",
+        "nav": "access",
         "tab": "identities",
         "identities": list(WorkloadIdentity.objects.for_workspace(workspace).for_table()),
         "can_manage": request.membership.can(Role.OWNER),
+        "owners": [] if request.membership.can(Role.OWNER) else workspace.owner_names(),
         "table_url": list_url(workspace),
         "exchange_url": request.build_absolute_uri(reverse("api:oidc_exchange")),
     }
@@ -71,7 +72,7 @@ def identity_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     return render_modal(
         request,
         "identities/identity_form.html",
-        {"nav": "tokens", "form": form, "presets": PRESETS, "cancel_url": list_url(workspace)},
+        {"nav": "access", "form": form, "presets": PRESETS, "cancel_url": list_url(workspace)},
     )
 
 
@@ -94,5 +95,5 @@ def identity_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> Ht
     return render_modal(
         request,
         "identities/confirm_delete.html",
-        {"nav": "tokens", "identity": identity, "form": form, "cancel_url": list_url(workspace)},
+        {"nav": "access", "identity": identity, "form": form, "cancel_url": list_url(workspace)},
     )

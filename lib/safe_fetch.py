@@ -11,6 +11,10 @@ Used by every request Coffer makes to an address someone typed in: webhook deliv
   each request, then connects to the very address it checked (a DNS answer that changes in
   between, "DNS rebinding", cannot send the request elsewhere). TLS still verifies the
   certificate against the URL's host name, with the system's CAs or COFFER_WEBHOOK_CA_FILE's.
+- Development only (`allow_local`, the caller's setting: COFFER_WEBHOOK_ALLOW_LOCAL, on with
+  DEBUG and never otherwise): a receiver on this machine, `http://` or `https://` to 127.0.0.1,
+  localhost or [::1], whose every address must then be loopback. Without it the rules above
+  hold unchanged.
 - Redirects are not followed (the caller sees the 3xx), the whole exchange has a deadline, and
   at most `max_bytes` of the answer are read.
 """
@@ -28,6 +32,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 READ_CHUNK = 16 * 1024
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class UnsafeURL(ValueError):
@@ -44,6 +49,7 @@ class Target:
     port: int
     path: str  # path and query, as sent in the request line
     address: str  # the checked IP address to connect to
+    tls: bool = True  # plain http only to a local receiver in development
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,16 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def check_url(url: str) -> tuple[str, int, str]:
+def is_local(url: str) -> bool:
+    """Whether the URL names a receiver on this machine (allowed only with `allow_local`)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and (parts.hostname or "") in LOCAL_HOSTS
+
+
+def check_url(url: str, *, allow_local: bool = False) -> tuple[str, int, str]:
     """The URL's host, port and request path, or UnsafeURL saying why it is refused (no DNS)."""
     if any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise UnsafeURL("The URL cannot contain spaces or control characters.")
@@ -85,7 +100,7 @@ def check_url(url: str) -> tuple[str, int, str]:
         port = parts.port
     except ValueError:
         raise UnsafeURL("Enter a valid URL, e.g. https://hooks.example.com/coffer.") from None
-    if parts.scheme.lower() != "https":
+    if parts.scheme.lower() != "https" and not (allow_local and is_local(url)):
         raise UnsafeURL("The URL must start with https:// (deliveries are signed, not hidden).")
     if not parts.hostname:
         raise UnsafeURL("Enter a valid URL, e.g. https://hooks.example.com/coffer.")
@@ -94,12 +109,12 @@ def check_url(url: str) -> tuple[str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += f"?{parts.query}"
-    return parts.hostname, port or 443, path
+    return parts.hostname, port or (80 if parts.scheme.lower() == "http" else 443), path
 
 
-def resolve(url: str) -> Target:
+def resolve(url: str, *, allow_local: bool = False) -> Target:
     """Check the URL, resolve its host and check every address; the target to connect to."""
-    host, port, path = check_url(url)
+    host, port, path = check_url(url, allow_local=allow_local)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
@@ -112,14 +127,18 @@ def resolve(url: str) -> Target:
             continue
     if not addresses:
         raise UnsafeURL(f"The host {host} could not be found.")
-    if not settings.COFFER_WEBHOOK_ALLOW_PRIVATE:
+    local = allow_local and is_local(url)
+    if local and not all(address.is_loopback for address in addresses):
+        raise UnsafeURL(f"The host {host} does not resolve to this machine only.")
+    if not settings.COFFER_WEBHOOK_ALLOW_PRIVATE and not local:
         for address in addresses:
             if not is_public(address):
                 raise UnsafeURL(
                     f"The host {host} resolves to {address}, which is not a public address: "
                     "webhooks are only sent to the internet."
                 )
-    return Target(host=host, port=port, path=path, address=str(addresses[0]))
+    tls = urlsplit(url).scheme.lower() == "https"
+    return Target(host=host, port=port, path=path, address=str(addresses[0]), tls=tls)
 
 
 def tls_context() -> ssl.SSLContext:
@@ -137,6 +156,17 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class PinnedHTTPConnection(http.client.HTTPConnection):
+    """Plain HTTP to `address` (a local receiver in development, already checked)."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
 def _plain_http(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
@@ -158,18 +188,21 @@ def fetch(
     max_bytes: int,
     body: bytes | None = None,
     allow_plain_http: bool = False,
+    allow_local: bool = False,
 ) -> Reply:
     """One request under the rules above. Raises UnsafeURL (refused, nothing sent), Deadline
     (the whole exchange took more than `timeout` seconds), ssl.SSLError, OSError or
     http.client.HTTPException. `allow_plain_http` (development only, the caller's setting)
-    lets an `http://` URL through unchecked."""
+    lets an `http://` URL through unchecked; `allow_local` (development only) a receiver on
+    this machine."""
     started = time.monotonic()
     connection: http.client.HTTPConnection
     if allow_plain_http and urlsplit(url).scheme == "http":
         connection, path = _plain_http(url, timeout)
     else:
-        target = resolve(url)
-        connection, path = PinnedHTTPSConnection(target, timeout), target.path
+        target = resolve(url, allow_local=allow_local)
+        pinned = PinnedHTTPSConnection if target.tls else PinnedHTTPConnection
+        connection, path = pinned(target, timeout), target.path
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
-from notifications.models import EventType, Webhook, WebhookDelivery
+from notifications.models import PING, EventType, Webhook, WebhookDelivery
 from notifications.tasks import deliver_webhook
 
 if TYPE_CHECKING:
@@ -152,3 +152,21 @@ def expiry_event(token: Token, event_type: EventType, *, days_left: int | None =
         data=data,
     )
     enqueue_deliveries(webhooks, body)
+
+
+def ping(webhook: Webhook, *, actor: str) -> WebhookDelivery:
+    """A test event for one webhook (whatever it listens to): sent when it is added and when
+    someone presses "Send test event". It names the webhook, nothing else."""
+    body = payload(
+        PING,
+        workspace=webhook.workspace,
+        at=timezone.now(),
+        actor=actor,
+        data={
+            "webhook": {"id": str(webhook.pk), "url": webhook.url},
+            "message": "A test event from Coffer: this receiver is reached and can check the "
+            "X-Coffer-Signature header with its signing secret.",
+        },
+    )
+    (delivery,) = enqueue_deliveries([webhook], body)
+    return delivery

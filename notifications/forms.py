@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
-from lib.safe_fetch import UnsafeURL, resolve
+from notifications.http import UnsafeURL, resolve
 from notifications.models import URL_MAX_LENGTH, EventType, Webhook, new_signing_secret
 from workspaces.models import Workspace
 
@@ -31,7 +32,7 @@ class WebhookForm(forms.ModelForm):
     events = forms.MultipleChoiceField(
         label="Events",
         choices=EventType.choices,
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "form-check-input"}),
         error_messages={"required": "Choose at least one event."},
     )
     active = forms.BooleanField(
@@ -45,6 +46,11 @@ class WebhookForm(forms.ModelForm):
     def __init__(self, *args, workspace: Workspace, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.instance.workspace = workspace
+        if settings.COFFER_WEBHOOK_ALLOW_LOCAL:
+            self.fields["url"].help_text += (
+                " While developing (DEBUG on), a receiver on this machine works too: "
+                "http://127.0.0.1:PORT/… (never in production)."
+            )
         if self.instance._state.adding:
             del self.fields["active"]
             self.initial.setdefault("events", [str(e) for e in DEFAULT_EVENTS])

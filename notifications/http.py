@@ -2,9 +2,10 @@
 
 The URL rules and the address check are lib/safe_fetch.py's (https, public addresses only,
 checked right before each attempt and the connection pinned to the checked address, no
-redirects): the form checks the URL when the webhook is saved, and `post` again at each
-attempt. A 3xx is a failed attempt, the whole attempt has a deadline (COFFER_WEBHOOK_TIMEOUT,
-10 s), and at most 64 KiB of the answer is read.
+redirects; in development only, COFFER_WEBHOOK_ALLOW_LOCAL also lets a receiver on this machine
+through): the form checks the URL when the webhook is saved, and `post` again at each attempt.
+A 3xx is a failed attempt, the whole attempt has a deadline (COFFER_WEBHOOK_TIMEOUT, 10 s),
+and at most 64 KiB of the answer is read.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from lib import safe_fetch
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "Coffer-Webhooks/1"
 SIGNATURE_HEADER = "X-Coffer-Signature"
+
+
+UnsafeURL = safe_fetch.UnsafeURL
+
+
+def resolve(url: str) -> safe_fetch.Target:
+    """The webhook URL checked and resolved under the rules above (the form's check, and each
+    attempt's); UnsafeURL says why it is refused."""
+    return safe_fetch.resolve(url, allow_local=settings.COFFER_WEBHOOK_ALLOW_LOCAL)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -55,6 +65,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
             headers={"User-Agent": USER_AGENT, "Content-Type": "application/json", **headers},
             timeout=timeout,
             max_bytes=MAX_RESPONSE_BYTES,
+            allow_local=settings.COFFER_WEBHOOK_ALLOW_LOCAL,
         )
         return Answer(reply.status, elapsed(), reply.body, "")
     except safe_fetch.UnsafeURL as refused:

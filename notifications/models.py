@@ -51,6 +51,12 @@ class EventType(models.TextChoices):
     ACCESS_KEY_REVOKED = "access_key.revoked", "Access key revoked"
 
 
+# Not an event to subscribe to: the test event every webhook gets when it is added and when
+# "Send test event" is pressed.
+PING = "ping"
+DELIVERY_EVENT_CHOICES = [*EventType.choices, (PING, "Test event")]
+
+
 class ReminderClaim(models.Model):
     """A reminder (threshold days before `expires_at`; -1: "expired") that was handled once."""
 
@@ -109,7 +115,10 @@ class Webhook(models.Model):
 
     @property
     def event_labels(self) -> list[str]:
-        return [EventType(event).label for event in self.events if event in EventType.values]
+        """The events as chips show them: one "All events" when every one is chosen."""
+        if set(EventType.values) <= set(self.events):
+            return ["All events"]
+        return [EventType(event).label for event in EventType.values if event in self.events]
 
     def listens_to(self, event_type: str) -> bool:
         return self.active and event_type in self.events
@@ -170,7 +179,7 @@ class WebhookDelivery(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
     event_id = models.UUIDField()
-    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    event_type = models.CharField(max_length=32, choices=DELIVERY_EVENT_CHOICES)
     body = models.TextField()  # the JSON payload exactly as signed and sent
     status = models.CharField(
         max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING

@@ -13,6 +13,7 @@ urlpatterns = [
     path("webhooks/<uuid:pk>/edit/", views.webhook_edit, name="webhook_edit"),
     path("webhooks/<uuid:pk>/rotate-secret/", views.webhook_rotate, name="webhook_rotate"),
     path("webhooks/<uuid:pk>/delete/", views.webhook_delete, name="webhook_delete"),
+    path("webhooks/<uuid:pk>/test/", views.webhook_test, name="webhook_test"),
     path(
         "webhooks/<uuid:pk>/deliveries/<uuid:delivery>/redeliver/",
         views.redeliver,

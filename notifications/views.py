@@ -16,6 +16,7 @@ from django.urls import reverse
 from lib.htmx import modal_success, render_modal
 from lib.views import signed_in_view
 from notifications.delivery import redeliver as redeliver_event
+from notifications.events import ping
 from notifications.forms import ReminderPreferenceForm, WebhookForm, WorkspaceRemindersForm
 from notifications.models import Webhook, WebhookAttempt, WebhookDelivery
 from notifications.reminders import thresholds
@@ -57,6 +58,7 @@ def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse
     form = WebhookForm(request.POST if request.method == "POST" else None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         webhook, secret = form.save_new(by=request.user)
+        ping(webhook, actor=request.user.get_username())  # the receiver can be checked at once
         context = {
             "nav": "webhooks",
             "webhook": webhook,
@@ -161,6 +163,19 @@ def webhook_deliveries(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UU
     )
     context = {"nav": "webhooks", "webhook": webhook, "deliveries": deliveries}
     return render(request, "notifications/deliveries.html", context)
+
+
+@signed_in_view("POST")
+def webhook_test(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
+    """Send test event: a ping to this webhook, then its delivery log, where it shows."""
+    workspace = get_workspace_for(request, slug, Role.OWNER)
+    webhook = get_webhook_for(workspace, pk)
+    if not webhook.active:
+        messages.error(request, "This webhook is paused: resume it (Edit, Active) to test it.")
+    else:
+        ping(webhook, actor=request.user.get_username())
+        messages.success(request, f"Test event sent to {webhook.url}: its delivery is below.")
+    return redirect("notifications:deliveries", slug=workspace.slug, pk=webhook.pk)
 
 
 @signed_in_view("POST")

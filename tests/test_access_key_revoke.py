@@ -30,7 +30,7 @@ def test_dialog_warns_and_says_when_last_used(workspace, owner_client, made):
         last_used_at=dt.datetime(2026, 3, 4, 10, 30, tzinfo=dt.UTC), last_used_from="192.0.2.9"
     )
     page = text(owner_client.get(access_url("revoke", workspace, key), headers=HTMX))
-    assert "2026-03-04 10:30 UTC" in page and "from 192.0.2.9" in page
+    assert "Mar 4, 2026, 10:30 UTC" in page and "from 192.0.2.9" in page
 
 
 def test_revoke_with_htmx(workspace, owner_client, made):

@@ -4,6 +4,7 @@ allowed networks; never a session cookie."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.test import Client
@@ -66,7 +67,8 @@ def test_every_refused_key_gets_the_same_401(client, setup, settings):
             assert response["Cache-Control"] == "no-store"
             assert setup.values["DB_URL"] not in response.text
             bodies.add(response.content)
-    assert bodies == {b'{"error": "' + UNAUTHORIZED.encode() + b'"}'}
+    said = json.dumps(UNAUTHORIZED).encode()
+    assert bodies == {b'{\n  "message": ' + said + b',\n  "error": ' + said + b"\n}\n"}
     assert not AuditEvent.objects.filter(action=AuditAction.RESOLVED).exists()
 
 
@@ -124,9 +126,8 @@ def test_a_key_with_networks_works_only_from_them(client, workspace):
     assert get_values(client, key, REMOTE_ADDR="2001:db8::7").status_code == 200
     refused = get_values(client, key, REMOTE_ADDR="198.51.100.1")
     assert refused.status_code == 403
-    assert refused.json() == {
-        "error": "This access key may not be used from your address (198.51.100.1)."
-    }
+    said = "This access key may not be used from your address (198.51.100.1)."
+    assert refused.json() == {"message": said, "error": said}
     assert "sk_live" not in refused.text and "postgres" not in refused.text
 
 

@@ -127,9 +127,8 @@ def test_the_etag_depends_on_the_question(client, setup):
 def test_a_bad_wait_is_a_400_saying_what_is_allowed(client, setup, wait):
     response = get_values(client, setup.key, f"?wait={wait}")
     assert response.status_code == 400
-    assert response.json() == {
-        "error": f"wait is a whole number of seconds from 0 to {WAIT_MAX}, e.g. wait=30."
-    }
+    message = f"wait is a whole number of seconds from 0 to {WAIT_MAX}, e.g. wait=30."
+    assert response.json() == {"message": message, "error": message}
 
 
 def test_under_wsgi_the_server_does_not_hold_and_says_so(client, setup):
@@ -150,7 +149,7 @@ def test_a_revoked_key_gets_401_not_304(client, setup):
 def test_other_methods_keep_their_405(client, setup):
     response = client.post("/api/v1/values", headers={"Authorization": f"Bearer {setup.key}"})
     assert response.status_code == 405
-    assert response.json() == {"error": "Use GET or HEAD."}
+    assert response.json()["error"] == response.json()["message"] == "Use GET or HEAD."
     assert response["Allow"] == "GET, HEAD"
 
 
@@ -182,6 +181,7 @@ def test_a_conditional_request_makes_two_short_queries_more_at_most(
 # --- the change counter ---------------------------------------------------------------------
 
 
+@pytest.mark.django_db(transaction=True)  # each change commits, as each request does
 def test_every_change_bumps_the_workspace_counter_and_reads_do_not(client, setup):
     start = change_counter(setup.workspace.pk)
     token = Token.objects.get(workspace=setup.workspace, key="DB_URL")
@@ -202,6 +202,17 @@ def test_a_change_rolled_back_bumps_nothing(setup):
         token.set_value("never-kept-value-" + "r" * 20)
         raise RuntimeError
     assert change_counter(setup.workspace.pk) == start
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_transaction_bumps_once_however_many_changes(setup):
+    """An import or a bulk action of a thousand tokens is one change to a waiter (and one
+    upsert, not a thousand)."""
+    start = change_counter(setup.workspace.pk)
+    with transaction.atomic():
+        for token in Token.objects.filter(workspace=setup.workspace):
+            token.revoke()
+    assert change_counter(setup.workspace.pk) == start + 1
 
 
 def test_counters_are_per_workspace(setup, other_workspace):

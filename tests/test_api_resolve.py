@@ -94,7 +94,16 @@ def test_unresolvable_references_give_the_cli_json_report_and_no_value(client, s
         )
     cli = json.loads(out.getvalue())
     cli["source"] = "app.yaml"
-    assert response.json() == cli
+    report = response.json()
+    assert list(report)[0] == "message"  # what a person reads first in a CI log
+    assert report.pop("message") == (
+        "4 of 5 references cannot be resolved (nothing was resolved): MOBILE_KEY on line 2: not "
+        "in scope for payments, checkout; SANDBOX_ONLY on line 3: unknown token, or not "
+        "available in this context; NOPE on line 4: unknown token, or not available in this "
+        "context; $Secret{bad key} on line 5: malformed reference."
+    )
+    assert report == cli  # the rest as the command line's report
+    assert response.text.startswith('{\n  "message": ')  # one field a line
     reasons = {entry["key"]: entry["reason"] for entry in response.json()["references"]}
     assert reasons == {
         "DB_URL": None,
@@ -178,7 +187,8 @@ def test_a_template_over_the_limit_is_refused_before_it_is_read(client, setup, s
     # The test client's input stream fails on a read past its 10 bytes: the view must not try.
     response = post_resolve(client, setup.key, b"0123456789", CONTENT_LENGTH="5000000")
     assert response.status_code == 413
-    assert response.json() == {"error": "The template is 5,000,000 bytes; the limit is 100 bytes."}
+    said = "The template is 5,000,000 bytes; the limit is 100 bytes."
+    assert response.json() == {"message": said, "error": said}
     assert post_resolve(client, setup.key, b"x" * 100).status_code == 200
     assert post_resolve(client, setup.key, b"x" * 101).status_code == 413
 

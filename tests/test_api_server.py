@@ -135,7 +135,8 @@ def test_refusals(server, tmp_path):
     big.write_bytes(b"x" * 5000)
     status, _, body = server.curl("/api/v1/resolve", "--data-binary", f"@{big}", key=main)
     assert status == 413
-    assert json.loads(body) == {"error": "The template is 5,000 bytes; the limit is 4,096 bytes."}
+    said = "The template is 5,000 bytes; the limit is 4,096 bytes."
+    assert json.loads(body) == {"message": said, "error": said}
 
     chunked = server.curl(
         "/api/v1/resolve", "-H", "Transfer-Encoding: chunked", "--data-binary", "x", key=main

@@ -49,4 +49,4 @@ def test_only_get_and_head(client):
     assert client.head("/healthz").status_code == 200
     response = client.post("/healthz")
     assert response.status_code == 405
-    assert response.json() == {"error": "Use GET, HEAD."}
+    assert response.json() == {"message": "Use GET, HEAD.", "error": "Use GET, HEAD."}

@@ -603,7 +603,8 @@ def test_references_and_dollar_braces_in_values_are_kept_and_said(workspace, edi
 def test_the_preview_says_until_when_it_stays_open(workspace, editor_client):
     pending, page = pending_of(editor_client, workspace, text=f"A={SECRET}\n")
     closes = (pending.created_at + dt.timedelta(minutes=30)).astimezone(dt.UTC)
-    assert f"Import before {closes:%Y-%m-%d %H:%M} UTC" in page
+    assert "Import before it expires <time" in page
+    assert f'data-utc="{closes:%b} {closes.day}, {closes:%Y, %H:%M} UTC"' in page
     assert "kept 30 minutes from the preview, then deleted." in page
 
 

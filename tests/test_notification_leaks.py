@@ -89,6 +89,8 @@ def test_no_value_hint_ciphertext_or_signing_secret_in_notifications(workspace, 
         headers=HTMX,
     )
     (form_secret,) = set(re.findall(SECRET_RE, created.text))
+    run_worker()  # its test event (ping), sent when it is added, scanned with the rest
+    assert [r.path for r in receiver.received] == ["/form"]
     hook, secret = make_webhook(workspace, url=receiver.url())
     receiver.plan = [Reply(status=500, body=b"try later")]  # one delivery fails first
 

@@ -143,6 +143,7 @@ REVIEWED = {
     "notifications:deliveries": "the delivery log (no secrets)",
     "notifications:webhook_delete": "stops deliveries",
     "notifications:redeliver": "sends a stored event again to the same address",
+    "notifications:webhook_test": "sends a test event naming only the webhook, to its address",
     "notifications:reminders": "one's own mail preference",
     "notifications:workspace_reminders": "the workspace's reminder switch",
     # The HTTP API authenticates each request by access key; no session, no sign-in.

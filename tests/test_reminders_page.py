@@ -55,7 +55,9 @@ def test_turning_mine_off_leaves_the_others_alone(workspace, owner_client, edito
 
 def test_the_page_names_the_thresholds(workspace, viewer_client, settings):
     settings.COFFER_REMINDER_DAYS = [14, 1, 0]
-    assert "(14 days before, 1 day before, on the day)" in text(viewer_client.get(page(workspace)))
+    assert "Reminders go out 14 days before, 1 day before, on the day." in text(
+        viewer_client.get(page(workspace))
+    )
 
 
 def test_viewer_reads_the_page_but_has_nothing_to_switch(workspace, viewer_client):

@@ -157,3 +157,15 @@ def test_a_bad_connection_age_stops_with_a_clear_message(tmp_path):
         "COFFER_DB_CONN_MAX_AGE must be a whole number of seconds (0 or more), not 'a minute'."
         in result.stderr
     )
+
+
+def test_local_webhook_receivers_are_for_development_only(tmp_path):
+    """`make run` (DEBUG) lets a webhook go to this machine; production never does."""
+    show = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.COFFER_WEBHOOK_ALLOW_LOCAL, s.COFFER_WEBHOOK_ALLOW_PRIVATE)"
+    )
+    production = run(["-c", show], tmp_path, COFFER_SECRET_KEY="k" * 50)
+    assert production.stdout.split() == ["False", "False"], production.stderr
+    development = run(["-c", show], tmp_path, COFFER_DEBUG="1")
+    assert development.stdout.split() == ["True", "False"], development.stderr

@@ -1,5 +1,5 @@
-"""The Tokens table's expiry column: each token's next reminder ("Reminder Mar 3 (7 days
-before)"), and the status filter's Expiring soon (active tokens that expire within 7 days).
+"""The Tokens table's expiry column: each token's next reminder ("Reminder in 2 days", Mar 3
+on hover), and the status filter's Expiring soon (active tokens that expire within 7 days).
 
 Everything happens on a fixed day (time-machine): the session is made on that day too.
 """
@@ -56,8 +56,16 @@ def row_of(page: str, key: str) -> str:
 
 
 def reminder_line(page: str, key: str) -> str | None:
-    found = re.search(r'class="next-reminder[^"]*">.*?</i> ([^<]+)</span>', row_of(page, key))
-    return found.group(1).strip() if found else None
+    """The line as shown, with the date's UTC day (its title) in brackets."""
+    line = (
+        r'class="next-reminder[^"]*">.*?</i> (.+?)'
+        r'<time[^>]* title="([^"]+)"[^>]*>(.+?)</time>([^<]*)</span>'
+    )
+    found = re.search(line, row_of(page, key))
+    if not found:
+        return None
+    before, day, shown, after = found.groups()
+    return f"{before}{shown} ({day}){after}".replace("\xa0", " ").strip()
 
 
 def test_each_token_shows_its_next_reminder(workspace, viewer):
@@ -68,10 +76,10 @@ def test_each_token_shows_its_next_reminder(workspace, viewer):
     TokenFactory(workspace=workspace, key="NEVER_EXPIRES")
     page = text(viewer.get(url("list", workspace)))
 
-    assert reminder_line(page, "IN_40_DAYS") == "Reminder Mar 11 (30 days before)"
-    assert reminder_line(page, "IN_20_DAYS") == "Reminder Mar 14 (7 days before)"
-    assert reminder_line(page, "IN_3_DAYS") == "Reminder Mar 3 (1 day before)"
-    assert reminder_line(page, "TOMORROW") == "Reminder Mar 2 (on the day)"
+    assert reminder_line(page, "IN_40_DAYS") == "Reminder in 1 week (Mar 11, 2027) (30 days before)"
+    assert reminder_line(page, "IN_20_DAYS") == "Reminder in 1 week (Mar 14, 2027) (7 days before)"
+    assert reminder_line(page, "IN_3_DAYS") == "Reminder in 2 days (Mar 3, 2027) (1 day before)"
+    assert reminder_line(page, "TOMORROW") == "Reminder tomorrow (Mar 2, 2027) (on the day)"
     assert reminder_line(page, "NEVER_EXPIRES") is None
 
 
@@ -80,7 +88,7 @@ def test_the_line_moves_on_as_the_days_pass(workspace, viewer, today):
     today.move_to(TODAY + dt.timedelta(days=14))  # 6 days left: the 7-day reminder has gone out
     viewer.force_login(viewer.user)  # a new session: the first one has timed out by now
     page = text(viewer.get(url("list", workspace)))
-    assert reminder_line(page, "IN_20_DAYS") == "Reminder Mar 20 (1 day before)"
+    assert reminder_line(page, "IN_20_DAYS") == "Reminder in 5 days (Mar 20, 2027) (1 day before)"
     today.move_to(TODAY + dt.timedelta(days=20, hours=-9))  # the day itself: none left to come
     viewer.force_login(viewer.user)
     assert reminder_line(text(viewer.get(url("list", workspace))), "IN_20_DAYS") is None
@@ -89,7 +97,7 @@ def test_the_line_moves_on_as_the_days_pass(workspace, viewer, today):
 def test_a_period_counts_from_when_the_value_was_set(workspace, viewer):
     TokenFactory(workspace=workspace, key="MONTHLY", period_days=30)  # expires Mar 31
     page = text(viewer.get(url("list", workspace)))
-    assert reminder_line(page, "MONTHLY") == "Reminder Mar 24 (7 days before)"
+    assert reminder_line(page, "MONTHLY") == "Reminder in 3 weeks (Mar 24, 2027) (7 days before)"
 
 
 def test_no_reminder_line_for_revoked_tokens_or_when_the_workspace_sends_none(workspace, viewer):

@@ -191,7 +191,7 @@ def test_redeliver_sends_the_same_event_again(token, hook, receiver, owner_clien
     copy = deliveries(webhook)[1]
     assert copy.redelivery_of == original and copy.status == DeliveryStatus.SUCCEEDED
     page = owner_client.get(reverse("notifications:deliveries", args=["acme", webhook.pk]))
-    assert page.text.count("Redeliver</button>") == 2 and "redelivery" in page.text
+    assert page.text.count("Redeliver</span></button>") == 2 and "redelivery" in page.text
 
 
 def test_a_rolled_back_change_sends_nothing(token, hook, receiver):

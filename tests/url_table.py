@@ -236,6 +236,7 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("notifications:webhook_rotate", _webhook, get=OWN, post=OWN),
     Route("notifications:webhook_delete", _webhook, get=OWN, post=OWN),
     Route("notifications:redeliver", _delivery, get=None, post=OWN),
+    Route("notifications:webhook_test", _webhook, get=None, post=OWN),
     Route("notifications:reminders", _slug, get=VIEW, post=EDIT),
     Route("notifications:workspace_reminders", _slug, get=None, post=OWN),
 ]

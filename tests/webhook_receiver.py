@@ -86,7 +86,8 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, tls: bool = True) -> None:
+        self.scheme = "https" if tls else "http"  # plain http: a developer's local receiver
         self.certificate, key = self_signed_certificate(folder)
         self.plan: list[Reply] = []
         self.received: list[Received] = []
@@ -119,15 +120,16 @@ class Receiver:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.certificate, key)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate, key)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook") -> str:
-        return f"https://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> Receiver:
         self.thread.start()

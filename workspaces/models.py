@@ -67,6 +67,14 @@ class Workspace(models.Model):
             Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
         return workspace
 
+    def owner_names(self) -> list[str]:
+        """Who to ask for what only owners may do: the owners' user names (one query)."""
+        return list(
+            self.memberships.filter(role=Role.OWNER)
+            .order_by("user__username")
+            .values_list("user__username", flat=True)
+        )
+
     def save_audited(self, *, by: User | None = None) -> None:
         """Save, recording "Workspace created" or, for a new name or slug, "Workspace renamed".
 

@@ -322,7 +322,48 @@
     if (form.dataset.guardChanges === "unsaved") return true;
     return snapshot(form) !== openedAs.get(form);
   }
-  const DISCARD_QUESTION = "Discard what you typed in this form? Nothing has been saved.";
+  // The one in-page question (templates/base.html's <dialog data-ask>; no window.confirm
+  // anywhere): ask({title, text, confirm, cancel}) opens it and resolves true for the confirm
+  // button, false for the cancel button or Escape. The focus starts on the safe choice and goes
+  // back where it was when the dialog closes.
+  function ask(question) {
+    const dialog = document.querySelector("dialog[data-ask]");
+    if (!dialog) return Promise.resolve(true);
+    dialog.querySelector("[data-ask-title]").textContent = question.title;
+    dialog.querySelector("[data-ask-text]").textContent = question.text || "";
+    const confirm = dialog.querySelector("[data-ask-confirm]");
+    const cancel = dialog.querySelector("[data-ask-cancel]");
+    confirm.textContent = question.confirm || "OK";
+    cancel.textContent = question.cancel || "Cancel";
+    return new Promise((resolve) => {
+      const done = () => {
+        dialog.removeEventListener("close", done);
+        resolve(dialog.returnValue === "confirm");
+      };
+      dialog.returnValue = "";
+      dialog.addEventListener("close", done);
+      // Opened after the event that asked (an Escape keydown would close it at once otherwise:
+      // the browser's own Escape handling runs after the listeners).
+      setTimeout(() => {
+        dialog.showModal();
+        cancel.focus();
+      }, 0);
+    });
+  }
+  function askDialog(dialog) {
+    dialog.querySelector("[data-ask-confirm]").addEventListener("click", () => dialog.close("confirm"));
+    dialog.querySelector("[data-ask-cancel]").addEventListener("click", () => dialog.close("cancel"));
+    // Escape closes this dialog only, not the modal form under it (Bootstrap listens too).
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") event.stopPropagation();
+    });
+  }
+  const DISCARD_QUESTION = {
+    title: "Discard what you typed?",
+    text: "Nothing in this form has been saved.",
+    confirm: "Discard",
+    cancel: "Keep editing",
+  };
 
   // Content swapped into the modal (a form or a confirmation) opens it; a form re-rendered
   // with errors takes the user to the first one.
@@ -365,6 +406,7 @@
     each(root, "[data-error-link]", errorLink);
     each(root, "[data-expiry-preview]", expiryPreview);
     each(root, "form[data-guard-changes]", guardChanges);
+    each(root, "dialog[data-ask]", askDialog);
     modalContent(root);
     highlightPending();
   }
@@ -456,7 +498,15 @@
     if (shell) {
       shell.addEventListener("hide.bs.modal", (event) => {
         const form = shell.querySelector("form[data-guard-changes]");
-        if (!saved && hasUnsavedWork(form) && !window.confirm(DISCARD_QUESTION)) event.preventDefault();
+        if (!saved && hasUnsavedWork(form)) {
+          event.preventDefault();
+          ask(DISCARD_QUESTION).then((discard) => {
+            if (!discard) return;
+            saved = true; // nothing to keep: close without asking again
+            modal().hide();
+          });
+          return;
+        }
         saved = false;
       });
       shell.addEventListener("show.bs.modal", () => { saved = false; });

@@ -58,6 +58,33 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.screenshots)  # `make screenshots` runs these
 
 
+@pytest.fixture(autouse=True)
+def no_native_dialogs(request, monkeypatch):
+    """Coffer asks its questions in the page (one <dialog>, docs/design.md): a native alert(),
+    confirm(), prompt() or beforeunload dialog in any page of any browser test fails that test.
+    Every context the test opens (the `page` fixture's or its own) is watched."""
+    if "browser" not in request.fixturenames and "page" not in request.fixturenames:
+        yield
+        return
+    browser = request.getfixturevalue("browser")
+    seen: list[str] = []
+
+    def on_dialog(dialog) -> None:
+        where = dialog.page.url if dialog.page else "?"
+        seen.append(f"{dialog.type}: {dialog.message!r} on {where}")
+        dialog.dismiss()
+
+    def watch(context):
+        context.on("dialog", on_dialog)
+        return context
+
+    new_context = browser.new_context
+    monkeypatch.setattr(browser, "new_context", lambda *a, **kw: watch(new_context(*a, **kw)))
+    yield
+    if seen:
+        pytest.fail("A native dialog appeared (use the in-page dialog): " + "; ".join(seen))
+
+
 @pytest.fixture
 def screenshot(tmp_path):
     """`screenshot(page, "tokens-table")`: take a screenshot for the docs, and check it was taken.

@@ -85,8 +85,7 @@ def test_owner_creates_uses_and_revokes_a_key(page: Page, live_server, axe, scre
     acme()
     sign_in(page, live_server, "olivia")
 
-    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Tokens").click()
-    page.get_by_role("tab", name="Access keys").click()
+    page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Access keys").click()
     expect(page.get_by_role("tab", name="Access keys")).to_have_attribute("aria-selected", "true")
     table = page.get_by_role("table", name="Access keys of Acme")
     for heading in ("Name", "Identifier", "Context", "Created by", "Expires", "Last used"):

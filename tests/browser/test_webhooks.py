@@ -70,33 +70,44 @@ def test_owner_adds_a_webhook_and_redelivers_a_signed_event(
     page.reload()
     assert secret not in page.content()
 
+    run_worker()  # the test event sent when a webhook is added
+    (ping,) = receiver.received
+    assert json.loads(ping.body)["type"] == "ping"
+    assert verify(secret, ping.body, ping.headers["X-Coffer-Signature"])
     Token.objects.get(key="STRIPE_SECRET").revoke()
     run_worker()
-    (first,) = receiver.received
+    first = receiver.received[1]
     assert verify(secret, first.body, first.headers["X-Coffer-Signature"])
 
     table.get_by_role("link", name="Deliveries").click()
     expect(page.get_by_role("heading", name="Deliveries")).to_be_visible()
     log = page.get_by_role("table", name=f"Deliveries to {receiver.url()}")
-    expect(log.get_by_role("row")).to_have_count(2)
+    expect(log.get_by_role("row")).to_have_count(3)  # the heading, the revoke, the ping
     expect(log).to_contain_text("token.revoked")
     expect(log).to_contain_text("Delivered")
-    log.get_by_text("HTTP 200").click()  # the attempt's details open
-    expect(log.get_by_text("ok", exact=True)).to_be_visible()
+    log.get_by_text("HTTP 200").first.click()  # the attempt's details open
+    expect(log.get_by_text("ok", exact=True).first).to_be_visible()
     axe(page)
 
     log.get_by_role("button", name=re.compile(r"^Redeliver token\.revoked")).click()
     expect(page.get_by_text("Redelivery of token.revoked queued.")).to_be_visible()
     run_worker()
-    assert len(receiver.received) == 2
-    again = receiver.received[1]
+    assert len(receiver.received) == 3
+    again = receiver.received[2]
     assert verify(secret, again.body, again.headers["X-Coffer-Signature"])
     assert json.loads(again.body)["id"] == json.loads(first.body)["id"], "the same event"
     page.reload()
-    expect(log.get_by_role("row")).to_have_count(3)
+    expect(log.get_by_role("row")).to_have_count(4)
     expect(log.get_by_role("row").nth(1)).to_contain_text("redelivery")
 
+    page.get_by_role("button", name="Send test event").click()
+    expect(page.get_by_text(f"Test event sent to {receiver.url()}")).to_be_visible()
+    expect(log.get_by_role("row")).to_have_count(5)
+    run_worker()
+    assert json.loads(receiver.received[3].body)["type"] == "ping"
+
     page.get_by_role("link", name="Webhooks", exact=True).first.click()
+    page.get_by_role("button", name=f"More actions for {receiver.url()}").click()
     page.get_by_role("link", name=f"Rotate secret of webhook {receiver.url()}").click()
     confirm = page.get_by_role("dialog", name="Rotate the signing secret?")
     expect(confirm).to_contain_text("The current secret stops working at once")
@@ -108,6 +119,6 @@ def test_owner_adds_a_webhook_and_redelivers_a_signed_event(
     rotated.get_by_role("link", name="Done").click()
     expect(page.get_by_role("table", name="Webhooks of Acme")).to_contain_text(new_secret[:10])
 
-    page.get_by_role("link", name="Reminders").click()
+    page.get_by_role("link", name="Reminders", exact=True).click()
     expect(page.get_by_role("heading", name="Expiry reminders")).to_be_visible()
     axe(page)

@@ -12,18 +12,10 @@ from django import template
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince, timeuntil
+
+from lib.templatetags.ui import relative_time
 
 register = template.Library()
-
-
-def relative_time(moment: dt.datetime, now: dt.datetime) -> str:
-    """ "in 3 weeks", "2 days ago", "just now": one unit, as a table cell has room for."""
-    if abs((moment - now).total_seconds()) < 60:
-        return "just now"
-    if moment <= now:
-        return f"{timesince(moment, now, depth=1)} ago"
-    return f"in {timeuntil(moment, now, depth=1)}"
 
 
 @register.filter
