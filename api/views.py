@@ -1,7 +1,7 @@
 """The HTTP API: resolve a template, fetch values for environment injection, health, schema.
 
-The rules are tokens/references.py's, called and never copied: the same lookup, scope and expiry
-rules, decryption, audit event and failure report as `manage.py resolve`. Each successful
+The rules are tokens/references/resolve.py's, called and never copied: the same lookup, scope
+and expiry rules, decryption, audit event and failure report as `manage.py resolve`. Each successful
 resolve or values call happens in one transaction that starts by counting the access key's use
 (`AccessKey.record_use`, which re-checks and locks the key's row), so a revoke that commits
 first refuses the request, and one that comes later waits for it.
@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views import defaults
 
-from api import dotenv, ratelimit
+from api import ratelimit
 from api.auth import (
     ApiError,
     ApiHttpRequest,
@@ -33,17 +33,10 @@ from api.openapi import schema
 from audit.models import AuditAction, AuditEvent
 from tokens import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
-from tokens.references import (
-    CheckReport,
-    OutputTooLarge,
-    ResolveError,
-    check_text,
-    report_payload,
-    resolve_text,
-    resolve_values,
-    values_text,
-    wide_encoding,
-)
+from tokens.references import output as encoding
+from tokens.references.grammar import CheckReport, OutputTooLarge, ResolveError, values_text
+from tokens.references.output import report_payload, wide_encoding
+from tokens.references.resolve import check_text, resolve_text, resolve_values
 
 logger = logging.getLogger("coffer.api")
 
@@ -91,7 +84,7 @@ def keys_param(request: HttpRequest) -> list[str] | None:
 
 def format_param(request: HttpRequest) -> str:
     value = request.GET.get("format", "json")
-    if value not in {"json", *dotenv.FORMATS}:
+    if value not in {"json", *encoding.FORMATS}:
         raise ApiError(400, "format is json, dotenv or shell.")
     return value
 
@@ -230,8 +223,8 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
                 detail=audit_detail(request, key),
             )
             # Refused before the transaction commits: no "Resolved" event, no last use.
-            if output != "json" and (refused := dotenv.problems(found, output)):
-                raise ApiError(422, dotenv.refusal(refused, output))
+            if output != "json" and (refused := encoding.problems(found, output)):
+                raise ApiError(422, encoding.refusal(refused, output))
     except OutputTooLarge as error:
         record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
                        reason="output too large")  # fmt: skip
@@ -249,7 +242,7 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
         return report_response(report, key, failed=True)
     if output == "json":
         return JsonResponse(found)
-    return HttpResponse(dotenv.encode(found, output), content_type="text/plain; charset=utf-8")
+    return HttpResponse(encoding.encode(found, output), content_type="text/plain; charset=utf-8")
 
 
 @public_view("GET", "HEAD")

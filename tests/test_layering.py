@@ -91,3 +91,13 @@ def test_views_ask_for_sign_in_through_signed_in_view(app):
         return module == "django.contrib.auth.decorators" and bool(SIGN_IN & set(names))
 
     assert not offending(app, applies_sign_in)
+
+
+def test_the_reference_grammar_is_pure_python():
+    """tokens/references/grammar.py imports nothing of Django or the project: its property
+    tests need no settings and no database, and anything may parse a template."""
+    allowed = {"__future__", "re", "collections", "dataclasses", "itertools", "operator"}
+    grammar = "tokens/references/grammar.py"
+    imported = [module for file, module, _ in imports_of("tokens") if file == grammar]
+    assert imported, "grammar.py was not read"
+    assert {top(module) for module in imported} <= allowed, imported

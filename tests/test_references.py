@@ -15,19 +15,20 @@ from hypothesis import strategies as st
 
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
-from tokens import crypto, references
+from tokens import crypto
 from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token, UseContext
-from tokens.references import (
+from tokens.references import grammar
+from tokens.references import resolve as references
+from tokens.references.grammar import (
     _BINARY,
     _TEXT,
     ResolveError,
     Template,
     _parse_slowly,
     _split_well_formed,
-    check_text,
-    resolve_text,
     substitute,
 )
+from tokens.references.resolve import check_text, resolve_text
 
 KEY_START = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 KEY_CHARS = KEY_START | set("0123456789")
@@ -128,7 +129,7 @@ def test_bytes_parsed_in_small_segments_match_the_text_parsed_whole(text, values
     columns in characters) and the same output as the decoded text parsed whole."""
     assume(not any("\ud800" <= character <= "\udfff" for character in text))
     whole = Template(text)
-    with mock.patch.object(references, "SEGMENT_SIZE", 3):
+    with mock.patch.object(grammar, "SEGMENT_SIZE", 3):
         segmented = Template(bytearray(text.encode()), keep=False)
         assert [(r.key, r.line, r.column) for r in segmented.references()] == [
             (r.key, r.line, r.column) for r in whole.references()
@@ -514,7 +515,7 @@ def test_database_rules_agree_with_the_model_rules(workspace, production, sandbo
 def test_many_distinct_keys_load_the_workspace_tokens_instead_of_a_long_key_list(
     workspace, production, monkeypatch
 ):
-    monkeypatch.setattr("tokens.references.KEY_LOOKUP_LIMIT", 1)
+    monkeypatch.setattr("tokens.references.resolve.KEY_LOOKUP_LIMIT", 1)
     TokenFactory(workspace=workspace, key="A", value="a" * 20)
     TokenFactory(workspace=workspace, key="B", value="b" * 20)
     TokenFactory(workspace=workspace, key="C").revoke()

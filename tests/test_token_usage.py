@@ -18,7 +18,8 @@ from access.models import AccessKey
 from tests.api_helpers import api_setup, audit_insert_fails, get_values, post_resolve
 from tests.factories import AppFactory, TokenFactory
 from tokens.models import Token, TokenUsage, UseContext
-from tokens.references import ResolveError, check_text, resolve_text, resolve_values
+from tokens.references.grammar import ResolveError
+from tokens.references.resolve import check_text, resolve_text, resolve_values
 
 pytestmark = pytest.mark.django_db
 

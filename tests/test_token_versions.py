@@ -24,7 +24,7 @@ from tokens.models import (
     UseContext,
     WorkspaceKey,
 )
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 
 pytestmark = pytest.mark.django_db
 

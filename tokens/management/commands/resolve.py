@@ -27,14 +27,9 @@ from lib.files import AtomicFile
 from lib.text import printable
 from tokens.cli import use_context
 from tokens.models import UseContext
-from tokens.references import (
-    CheckReport,
-    ResolveError,
-    check_text,
-    report_payload,
-    resolve_pieces,
-    wide_encoding,
-)
+from tokens.references.grammar import CheckReport, ResolveError
+from tokens.references.output import report_payload, wide_encoding
+from tokens.references.resolve import check_text, resolve_pieces
 
 OK, UNRESOLVED = 0, 1
 ACTOR_MAX_LENGTH = 150
