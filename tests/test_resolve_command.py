@@ -230,15 +230,17 @@ def test_every_problem_is_listed_on_stderr_in_the_exact_format(troubled, tmp_pat
     result = run(str(template), *CONTEXT, "--product", "billing")
     assert (result.code, result.out) == (1, b"")
     assert result.err_lines == [
-        f"{template}:2:10: $Secret{{MISSING}}: unknown token, or not available in this context",
-        f"{template}:3:10: $Secret{{REVOKED}}: token revoked",
-        f"{template}:4:10: $Secret{{EXPIRED}}: token expired on 2026-01-02 00:00:00 UTC",
-        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: unknown token, or not available in this context",
-        f"{template}:6:8: $Secret{{SCOPED}}: not in scope for billing",
+        f"{template}:2:10: $Secret{{MISSING}}: unknown token",
+        f"{template}:3:10: $Secret{{REVOKED}}: token revoked in production",
+        f"{template}:4:10: $Secret{{EXPIRED}}: token expired on 2026-01-02 00:00:00 UTC"
+        " in production",
+        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: not valid in environment production"
+        " (valid in sandbox)",
+        f"{template}:6:8: $Secret{{SCOPED}}: not in scope for billing (scoped to checkout)",
         f"{template}:7:6: $Secret{{bad key}}: malformed reference",
         f"{template}:7:23: $Secret{{}}: malformed reference",
         f"{template}:7:33: $Secret{{9X}}: malformed reference",
-        f"{template}:7:50: $Secret{{REVOKED}}: token revoked",
+        f"{template}:7:50: $Secret{{REVOKED}}: token revoked in production",
         f"{template}:8:11: $Secret{{FOO: malformed reference",
         "CommandError: 10 references cannot be resolved; nothing was output.",
     ]
@@ -248,15 +250,17 @@ def test_every_problem_is_listed_on_stderr_in_the_exact_format(troubled, tmp_pat
 
 def test_stdin_problems_name_stdin_as_the_source(troubled):
     result = run(*CONTEXT, stdin=b"x\n  $Secret{SCOPED}")
-    assert (
-        result.err_lines[0] == "<stdin>:2:3: $Secret{SCOPED}: not in scope: no product or app given"
-    )
+    reason = "not in scope: no product or app given (scoped to checkout)"
+    assert result.err_lines[0] == f"<stdin>:2:3: $Secret{{SCOPED}}: {reason}"
 
 
 def test_not_in_scope_names_both_product_and_app(troubled, workspace):
     AppFactory(workspace=workspace, slug="mobile")
     result = run(*CONTEXT, "--product", "billing", "--app", "mobile", stdin=b"$Secret{SCOPED}")
-    assert result.err_lines[0] == "<stdin>:1:1: $Secret{SCOPED}: not in scope for billing, mobile"
+    assert (
+        result.err_lines[0]
+        == "<stdin>:1:1: $Secret{SCOPED}: not in scope for billing, mobile (scoped to checkout)"
+    )
 
 
 def test_undecodable_bytes_in_a_malformed_reference_are_shown_escaped(workspace):
@@ -346,7 +350,7 @@ def test_check_with_problems_exits_1(troubled):
     assert result.code == 1
     assert result.out.decode().splitlines() == [
         "<stdin>:1:1: $Secret{GOOD}: ok",
-        "<stdin>:1:15: $Secret{REVOKED}: token revoked",
+        "<stdin>:1:15: $Secret{REVOKED}: token revoked in production",
         "<stdin>:2:18: $Secret{}: malformed reference",
         "3 distinct references (4 occurrences): 2 cannot be resolved.",
     ]
@@ -369,7 +373,13 @@ def test_json_report_for_machines(troubled):
         for entry in report["references"]
     ] == [
         {"key": "GOOD", "line": 1, "column": 1, "status": "ok", "reason": None},
-        {"key": "REVOKED", "line": 2, "column": 3, "status": "error", "reason": "token revoked"},
+        {
+            "key": "REVOKED",
+            "line": 2,
+            "column": 3,
+            "status": "error",
+            "reason": "token revoked in production",
+        },
     ]
     assert VALUE.encode() not in result.out
 
@@ -487,7 +497,9 @@ def test_token_created_on_the_tokens_page_resolves_until_it_is_revoked(workspace
     assert response.status_code == 302
     result = run(*CONTEXT, stdin=template)
     assert (result.code, result.out) == (1, b"")
-    assert result.err_lines[0] == "<stdin>:1:10: $Secret{PAYMENT_API_KEY}: token revoked"
+    assert (
+        result.err_lines[0] == "<stdin>:1:10: $Secret{PAYMENT_API_KEY}: token revoked in production"
+    )
 
 
 # --- a real shell pipeline ---------------------------------------------------------------------
@@ -532,7 +544,9 @@ def test_shell_pipeline_resolves_and_fails_closed(tmp_path):
 
     bad = shell(f"cat bad.tmpl | {manage} {context} --output out.yaml", tmp_path)
     assert bad.returncode == 1
-    assert "<stdin>:2:6: $Secret{OLD}: token revoked" in bad.stderr.decode().splitlines()
+    assert (
+        "<stdin>:2:6: $Secret{OLD}: token revoked in production" in bad.stderr.decode().splitlines()
+    )
     assert VALUE.encode() not in bad.stdout + bad.stderr
     assert not (tmp_path / "out.yaml").exists()
 

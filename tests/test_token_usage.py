@@ -180,9 +180,10 @@ def test_a_resolve_records_usage_in_a_constant_number_of_queries(
         TokenFactory(workspace=workspace, key=f"K{n}", value=f"value-{n}-" + "v" * 16)
     text = "".join(f"$Secret{{K{n}}}\n" for n in range(tokens))
     context = UseContext(production)
-    # The usable tokens with their data key; then, in a savepoint, the last-used UPDATE, the
-    # usage upsert and the audit INSERT (one statement on PostgreSQL).
-    writes = 1 if connection.vendor == "postgresql" else 3
+    # In the resolve's savepoint (two statements in the test's transaction): the usable tokens
+    # with their data key, the last-used UPDATE and the usage upsert (one statement on
+    # PostgreSQL), the audit INSERT.
+    writes = 2 if connection.vendor == "postgresql" else 3
     for _ in range(2):  # inserting the usage rows, then counting one more use on each
         with django_assert_num_queries(1 + 2 + writes):
             resolve_text(text, context, source="app.yaml", actor="ci")

@@ -428,6 +428,27 @@ def unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
     return ResolveError(message, kept, count=count)
 
 
+def check_report(
+    template: Template, reasons: Mapping[str, str | None], *, source: str
+) -> CheckReport:
+    """One status per distinct reference (each malformed occurrence its own), with the reason
+    of each key in `reasons` (None: it resolves), and every failing occurrence."""
+    statuses: dict[str | tuple[int, int], list] = {}
+    problems: list[Problem] = []
+    for ref in template.references():
+        reason = MALFORMED if ref.key is None else reasons.get(ref.key, UNKNOWN)
+        if reason:
+            problems.append(Problem(source, ref.line, ref.column, ref.text, ref.key, reason))
+        # Each malformed occurrence is its own entry; a well-formed key is one entry.
+        slot = ref.key if ref.key is not None else (ref.line, ref.column)
+        if slot in statuses:
+            statuses[slot][4] += 1
+        else:
+            statuses[slot] = [ref.key, ref.text, ref.line, ref.column, 1, reason]
+    references = [ReferenceStatus(*entry) for entry in statuses.values()]
+    return CheckReport(source=source, references=references, problems=problems)
+
+
 def values_text(keys: Iterable[str]) -> str:
     """A text referencing each key once per line: how `resolve_values` and its check report
     see a list of Token Keys (the caller has checked each is one: `KEY_RE`)."""

@@ -1,29 +1,39 @@
 """The resolve transaction: `$Secret{KEY}` references against the database, the one path every
 consumer takes (`manage.py resolve`, the API's resolve and values endpoints, the checks).
 
-Resolution fails closed: every problem in the text is collected (malformed references, unknown,
-revoked, expired, wrong-environment and out-of-scope tokens, every occurrence) and
-`ResolveError` is raised with all of them; no value leaves this module then. On success the
-tokens' `last_used_at` is set and one audit event is written *before* the resolved text is
-returned; if that write fails the resolve fails.
+`run(template, request)` goes down once and comes back once with an `Outcome`: the values, or
+why not (every failing reference with its reason, the check report made from the same lookup,
+an output over the limit, values a requested encoding cannot carry, a credential revoked
+meanwhile). `resolve_text`, `resolve_pieces`, `resolve_values` and `check_text` are its short
+forms, raising ResolveError when it fails.
 
-A resolve is one transaction from the lookup to the audit event, and the lookup locks the
-referenced tokens' rows (`SELECT ... FOR UPDATE`, on PostgreSQL; SQLite serialises writers
-anyway): a concurrent `Token.revoke()`, which locks the token's row too, either commits first and
-the resolve reports "token revoked", or waits until the resolve has committed.
+Fail closed: every problem in the text is collected (malformed references, unknown, revoked,
+expired, wrong-environment and out-of-scope tokens, every occurrence); then no value leaves this
+module, no token is marked used and no "Resolved" event is written. On success the tokens'
+`last_used_at` and usage rows are written and one audit event is recorded (through
+`AuditEvent.record`, so its listeners hear of it) *before* the values are returned; if that
+write fails, or a value cannot be decrypted, ResolveError is raised and the whole transaction
+rolls back.
 
-Substitution is single-pass: a value is inserted once and never scanned again, and no character
-in a value (`$`, `\\`, `{`) is ever interpreted.
+One transaction, from counting the API credential's use (`record_use`, which re-checks and locks
+its row) to the audit event; the lookup locks the usable tokens' rows (`SELECT ... FOR UPDATE`
+on PostgreSQL; SQLite serialises writers anyway): a concurrent `Token.revoke()`, which locks the
+token's row too, either commits first and the resolve reports "token revoked", or waits until
+the resolve has committed.
 
-Speed: a successful run costs a constant number of queries whatever the number of references,
-all plain SQL built once per shape (building and compiling ORM queries cost most of a resolve's
-CPU): the usable referenced tokens with their workspace's wrapped data key, in one statement
-(the rules of `Token.objects.usable_in`, which the tests keep it equal to), then in a savepoint
-of their own the UPDATE of `last_used_at` and the audit INSERT (one statement on PostgreSQL);
-the rest in a transaction that needs no savepoint. Only when some reference fails are those
-tokens loaded with their products, apps and environments so that `Token.unusable_reason` can
-say why. Each distinct token is decrypted once. Text without escapes or malformed references
-is split and joined by the regex engine in C, without a Python call per reference.
+A Token Key may name several tokens of a workspace (one per environment, or per scope that
+cannot meet): for each referenced key the lookup fetches the candidates and keeps the one usable
+in the context, by the one rule, `Token.objects.usable_in`. Its SQL is the ORM's, compiled once
+per shape (`lib/compiled.py`): building and compiling the queryset on every request cost more
+CPU than the rest of a resolve. Two usable tokens of one key (which the overlap rule forbids)
+resolve nothing: fail closed. When a key has no usable token, its candidates are loaded with
+their environments, products and apps and `Token.unusable_reason` says why, worded for the
+audience: the server's operator may learn every environment and scope of the workspace
+("token revoked in production", "not valid in environment sandbox (valid in production)"); a
+context (an API credential) learns only what it may know of its own environment and scope.
+
+Speed: a constant number of queries whatever the number of references and of tokens sharing a
+key. Each distinct token is decrypted once.
 """
 
 from __future__ import annotations
@@ -31,16 +41,18 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
 from functools import cache, lru_cache
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from lib.compiled import CompiledQuery
 from lib.text import printable
 from tokens.crypto import CryptoError, MasterKeyError, plaintext_length
 from tokens.models import (
@@ -48,191 +60,204 @@ from tokens.models import (
     AuditAction,
     AuditEvent,
     Token,
-    TokenStatus,
     TokenUsage,
     UseContext,
     WorkspaceKey,
 )
+from tokens.references import output
 from tokens.references.grammar import (
-    MALFORMED,
+    UNKNOWN,
     CheckReport,
     OutputTooLarge,
-    Problem,
-    ReferenceStatus,
     ResolveError,
     Template,
     Text,
+    check_report,
     problems_in,
     unresolvable,
     values_text,
 )
-from workspaces.models import Workspace
+from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+# Above this many distinct keys, load the context's usable tokens instead of a long key list.
 KEY_LOOKUP_LIMIT = 900
+# Past COFFER_USAGE_SOURCES distinct source names for one token in one context (environment,
+# product, app, who), a new name is counted under this one: a caller sending endless names
+# cannot grow the usage table without bound.
+OTHER_SOURCES = "(other)"
+# Why a key resolves nothing when two of its tokens are usable in the context (the overlap rule
+# forbids it; if the data ever broke it, fail closed rather than pick one).
+AMBIGUOUS = "{count} tokens with this key are valid here; nothing was resolved"
 
 
-# --- against the database ----------------------------------------------------------------------
+class Audience(Enum):
+    """Who reads the reasons of a failure."""
+
+    # A use context (an API credential): of a token outside its environment it learns nothing
+    # (the same words as for a key no token has), of one out of its scope only that.
+    CONTEXT = "context"
+    # The server's operator (`manage.py resolve`): every environment and scope of the workspace.
+    OPERATOR = "operator"
 
 
-class _Sealed(NamedTuple):
-    """What decrypting reads of a token (for `Token.objects.reveal_values`), fetched
-    as a plain row: building 1,000 Token instances costs as much as the whole rest of a large
-    resolve."""
+class Credential(Protocol):
+    """An API credential as the resolve sees it: an access key or a workload identity's
+    credential (both answer these)."""
 
-    pk: uuid.UUID
-    key: str
-    ciphertext: bytes
-    value_version: int
-    workspace: Workspace
-    workspace_id: int
+    @property
+    def actor_name(self) -> str: ...
+
+    @property
+    def audit_names(self) -> dict[str, str]: ...
+
+    @property
+    def usage_name(self) -> str: ...
+
+    def record_use(self, *, at: dt.datetime, address: str | None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Client:
+    """The API caller: its credential, counted used in the resolve's transaction, and the
+    address it called from."""
+
+    credential: Credential
+    address: str | None
+
+    def audit_detail(self) -> dict[str, object]:
+        return {**self.credential.audit_names, "client_address": self.address}
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to resolve against and who asks.
+
+    `actor` names an operator's run in the audit trail (a user, or a name; "system" when None);
+    `client` is the API caller instead. `encoding` ("dotenv", "shell") refuses, before anything
+    is marked used, values that encoding cannot carry.
+    """
+
+    context: UseContext
+    source: str = "<string>"
+    actor: User | str | None = None
+    client: Client | None = None
+    audience: Audience = Audience.CONTEXT
+    at: dt.datetime | None = None
+    max_output: int | None = None
+    encoding: str | None = None
 
 
 @dataclass
-class _Lookup:
-    usable: dict[str, _Sealed]  # key -> its token, for the keys that resolve
-    reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
-    data_key: WorkspaceKey | None = None  # the workspace's wrapped data key, read with them
+class Outcome:
+    """What a resolve or a check comes back with. Never raises for a reference: `error` holds
+    the problems (or the OutputTooLarge), `report` the check report made from the same lookup."""
+
+    template: Template
+    source: str
+    reasons: dict[str, str | None] = field(default_factory=dict)
+    values: dict[str, str] = field(default_factory=dict, repr=False)
+    error: ResolveError | None = None
+    refusal: str | None = None  # values the requested encoding cannot carry, and why
+    credential_refused: bool = False  # revoked or expired since authentication
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.refusal is None and not self.credential_refused
+
+    @property
+    def report(self) -> CheckReport:
+        """Each distinct reference's status, worked out from the lookup's reasons."""
+        return check_report(self.template, self.reasons, source=self.source)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def render(self):
+        """The resolved text (bytes for a bytes-like template), once."""
+        self.raise_error()
+        return self.template.render(self.values, reuse=True)
+
+    def pieces(self) -> Iterator:
+        self.raise_error()
+        return self.template.pieces(self.values)
 
 
-def _look_up(
-    template: Template, context: UseContext, at: dt.datetime, *, lock: bool = False
-) -> _Lookup:
-    """The referenced tokens usable in `context`, with their workspace's wrapped data key, in
-    one plain-SQL statement (`_usable_sql`: the rules of `Token.objects.usable_in`, which
-    tests/test_references.py keeps it equal to); the others' reasons only when there are others.
-
-    `lock=True` (inside a transaction) locks the usable tokens' rows until it ends.
-    """
-    workspace = context.environment.workspace
-    for item in (context.product, context.app):
-        if item is not None and item.workspace_id != workspace.pk:
-            raise ValueError(f"{item} is not in workspace {workspace.slug}")
-    keys = template.distinct_keys()
-    if not keys:
-        return _Lookup({}, {})
-    rows = _usable_rows(workspace.pk, keys, context, at, lock=lock)
-    workspace_id = workspace.pk
-    to_uuid = Token._meta.pk.to_python  # a UUID on PostgreSQL, its hex on SQLite
-    usable = {
-        key: _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id)
-        for pk, key, ciphertext, version, _, _ in rows
-        if key in keys
-    }
-    data_key = None
-    if rows and rows[0][4] is not None:  # every row carries the same (wrapped) data key
-        kek_id, wrapped = rows[0][4:]
-        data_key = WorkspaceKey(workspace_id=workspace_id, kek_id=kek_id, wrapped_dek=wrapped)
-    reasons: dict[str, str | None] = dict.fromkeys(usable)
-    if missing := keys - usable.keys():
-        # The failure path: ask each token why (the rules as written on the model).
-        found = {
-            token.key: token
-            for token in _in_workspace(workspace, missing).with_relations()
-            if token.key in missing
-        }
-        for key in missing:
-            token = found.get(key)
-            reason = NOT_AVAILABLE if token is None else token.unusable_reason(context, at)
-            # Fail closed even if the database and the model ever disagreed.
-            reasons[key] = reason or "token not usable here"
-    return _Lookup(usable, reasons, data_key)
+# --- the transaction ----------------------------------------------------------------------------
 
 
-def _usable_rows(
-    workspace_id: int, keys: set[str], context: UseContext, at: dt.datetime, *, lock: bool
-) -> list[tuple]:
-    """(id, key, ciphertext, value_version, kek_id, wrapped_dek) of the usable tokens among
-    `keys` (all the workspace's usable tokens above KEY_LOOKUP_LIMIT keys)."""
-    listed = sorted(keys) if len(keys) <= KEY_LOOKUP_LIMIT else []
-    lock = lock and connection.features.has_select_for_update
-    shape = (len(listed), context.product is not None, context.app is not None)
-    sql = _usable_sql(connection.vendor, *shape, lock=lock)
-    params: list = [workspace_id, connection.ops.adapt_datetimefield_value(at), *listed]
-    params.append(context.environment.pk)
-    params.extend(item.pk for item in (context.product, context.app) if item is not None)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+def run(template: Template, request: Request, *, check: bool = False) -> Outcome:
+    """Resolve (or, with `check`, only look up) `template`'s references in `request.context`,
+    in one transaction; see the module's docstring. Raises ResolveError (without problems) only
+    when a value cannot be decrypted or the audit event cannot be written: then the whole
+    transaction, the credential's use included, is rolled back."""
+    return _run(template, request, check=check)
 
 
-def _column(model: type[models.Model], name: str) -> str:
-    """The quoted database column of `model`'s field `name` (for the hand-built SQL below)."""
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column
-    return connection.ops.quote_name(field.column)
+def run_values(keys: Iterable[str] | None, request: Request) -> Outcome:
+    """`run` for a list of Token Keys (each a reference, in its order), or for every token
+    usable in the context when `keys` is None: `outcome.values` is {key: value}."""
+    return _run(None if keys is None else list(dict.fromkeys(keys)), request)
 
 
-@lru_cache(maxsize=256)  # one per shape: the number of keys, product, app, lock
-def _usable_sql(vendor: str, listed: int, product: bool, app: bool, *, lock: bool) -> str:
-    """`Token.objects.usable_in(context, at)` (active, unexpired, in the workspace, valid in
-    the environment, in scope) as plain SQL, built once per shape: a request then costs no
-    ORM query building or compiling. Parameters: workspace id, `at`, the `listed` keys, the
-    environment id, then the product id and the app id when given."""
-    q = connection.ops.quote_name
-    token, key = Token._meta, WorkspaceKey._meta
-
-    def through(field: str) -> tuple[str, str, str]:
-        model = getattr(Token, field).through
-        relation = Token._meta.get_field(field)
-        assert isinstance(relation, models.ManyToManyField)
-        return q(model._meta.db_table), _column(model, "token"), q(relation.m2m_reverse_name())
-
-    def col(name: str) -> str:
-        return f"t.{_column(Token, name)}"
-
-    def linked(field: str, *, one: bool = False) -> str:
-        table, token_column, target_column = through(field)
-        match = f" AND x.{target_column} = %s" if one else ""
-        return f"EXISTS (SELECT 1 FROM {table} x WHERE x.{token_column} = {col('id')}{match})"
-
-    scope = [f"(NOT {linked('products')} AND NOT {linked('apps')})"]
-    if product:
-        scope.append(linked("products", one=True))
-    if app:
-        scope.append(linked("apps", one=True))
-    keys = f" AND {col('key')} IN ({', '.join(['%s'] * listed)})" if listed else ""
-    sql = (
-        f"SELECT {col('id')}, {col('key')}, {col('ciphertext')}, {col('value_version')}, "
-        f"k.{_column(WorkspaceKey, 'kek_id')}, k.{_column(WorkspaceKey, 'wrapped_dek')} "
-        f"FROM {q(token.db_table)} t LEFT JOIN {q(key.db_table)} k "
-        f"ON k.{_column(WorkspaceKey, 'workspace')} = {col('workspace')} "
-        f"WHERE {col('workspace')} = %s AND {col('status')} = '{TokenStatus.ACTIVE.value}' "
-        f"AND ({col('expires_at')} IS NULL OR {col('expires_at')} > %s){keys} "
-        f"AND {linked('environments', one=True)} AND ({' OR '.join(scope)})"
-    )
-    return sql + " FOR UPDATE OF t" if lock else sql
-
-
-def _in_workspace(workspace: Workspace, keys: set[str]):
-    tokens = Token.objects.for_workspace(workspace)
-    return tokens.filter(key__in=keys) if len(keys) <= KEY_LOOKUP_LIMIT else tokens
+def _run(subject: Template | list[str] | None, request: Request, *, check: bool = False):
+    at = request.at or timezone.now()
+    max_output = request.max_output
+    if max_output is None:
+        max_output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
+    with transaction.atomic():
+        client = request.client
+        if client is not None and not client.credential.record_use(at=at, address=client.address):
+            template = subject if isinstance(subject, Template) else Template("")
+            return Outcome(template, request.source, credential_refused=True)
+        order: list[str] = []
+        if isinstance(subject, Template):
+            template = subject
+            lookup = _look_up(template.distinct_keys(), request, at, lock=not check)
+        else:  # values: the keys asked for, or every usable one (found by the same lookup)
+            lookup = _look_up(None if subject is None else set(subject), request, at, lock=True)
+            order = sorted(lookup.reasons) if subject is None else subject
+            template = Template(values_text(order))
+        outcome = Outcome(template, request.source, reasons=lookup.reasons)
+        if check:
+            return outcome
+        if error := unresolvable(problems_in(template, lookup.reasons, source=request.source)):
+            outcome.error = error
+            return outcome
+        if not lookup.usable:
+            return outcome
+        tokens = list(lookup.usable.values())
+        # A value's length is its ciphertext's, less the nonce and tag: the limit is checked
+        # before a single value is decrypted or a single byte of output is made.
+        size = template.output_size({t.key: plaintext_length(t.ciphertext) for t in tokens})
+        if size > max_output:
+            outcome.error = OutputTooLarge(size, max_output)
+            return outcome
+        values = _reveal(tokens, lookup.data_key)
+        # A values call's keys in the order it asked for them.
+        outcome.values = {key: values[key] for key in order} if order else values
+        if request.encoding and (refused := output.problems(outcome.values, request.encoding)):
+            outcome.values = {}
+            outcome.refusal = output.refusal(refused, request.encoding)
+            return outcome
+        _record_use(tokens, request, at=at, count=template.reference_count)
+    return outcome
 
 
-def check_text(
-    text: Text, context: UseContext, *, source: str = "<string>", at: dt.datetime | None = None
-) -> CheckReport:
-    """Whether every reference in `text` would resolve in `context`, without decrypting,
-    auditing or marking anything used: one status per distinct reference. `text` may be
-    bytes-like (see `Template`)."""
-    template = Template(text, keep=False)
-    lookup = _look_up(template, context, at or timezone.now())
-    statuses: dict[str | tuple[int, int], list] = {}
-    problems: list[Problem] = []
-    for ref in template.references():
-        reason = MALFORMED if ref.key is None else lookup.reasons[ref.key]
-        if reason:
-            problems.append(Problem(source, ref.line, ref.column, ref.text, ref.key, reason))
-        # Each malformed occurrence is its own entry; a well-formed key is one entry.
-        slot = ref.key if ref.key is not None else (ref.line, ref.column)
-        if slot in statuses:
-            statuses[slot][4] += 1
-        else:
-            statuses[slot] = [ref.key, ref.text, ref.line, ref.column, 1, reason]
-    references = [ReferenceStatus(*entry) for entry in statuses.values()]
-    return CheckReport(source=source, references=references, problems=problems)
+@sensitive_variables("by_pk")
+def _reveal(tokens: list[_Sealed], data_key: WorkspaceKey | None) -> dict[str, str]:
+    try:
+        known = {data_key.workspace_id: data_key} if data_key else {}
+        by_pk = Token.objects.reveal_values(tokens, known)
+    except (CryptoError, MasterKeyError) as error:  # messages name keys and tokens, never values
+        raise ResolveError(f"{error} Nothing was output.") from None
+    return {token.key: by_pk[token.pk] for token in tokens}
+
+
+# --- short forms --------------------------------------------------------------------------------
 
 
 def resolve_text[T: (str, bytes)](
@@ -242,170 +267,271 @@ def resolve_text[T: (str, bytes)](
     source: str = "<string>",
     actor: User | str | None = None,
     at: dt.datetime | None = None,
-    detail: Mapping[str, object] | None = None,
     max_output: int | None = None,
+    audience: Audience = Audience.CONTEXT,
 ) -> T:
     """`text` with every `$Secret{KEY}` replaced by its token's value in `context` (bytes,
     in their own encoding, for bytes).
 
-    `actor` is the user or the name the audit event records ("system" when None); `detail`
-    adds fields to that event (e.g. the API's access key and client address). Raises
+    `actor` is the user or the name the audit event records ("system" when None). Raises
     ResolveError (with every problem) when any reference cannot be resolved, a value cannot be
-    decrypted or the audit event cannot be written; then nothing was marked used or audited
-    (or, for the audit, the write was rolled back). Raises OutputTooLarge, before decrypting
-    anything, when the output would be longer than `max_output` bytes
-    (COFFER_RESOLVE_MAX_OUTPUT_BYTES when None).
+    decrypted or the audit event cannot be written; then nothing was marked used or audited.
+    Raises OutputTooLarge, before decrypting anything, when the output would be longer than
+    `max_output` bytes (COFFER_RESOLVE_MAX_OUTPUT_BYTES when None).
     """
-    template = Template(text)
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
-                      max_output=max_output)  # fmt: skip
-    return template.render(values, reuse=True)
+    request = Request(context, source, actor, at=at, max_output=max_output, audience=audience)
+    return run(Template(text), request).render()
 
 
-def resolve_pieces(
-    text: Text,
-    context: UseContext,
-    *,
-    source: str = "<string>",
-    actor: User | str | None = None,
-    at: dt.datetime | None = None,
-    detail: Mapping[str, object] | None = None,
-    max_output: int | None = None,
-) -> Iterator:
+def resolve_pieces(text: Text, request: Request) -> Iterator:
     """`resolve_text` for large texts: resolves, marks used and audits first (raising
     ResolveError exactly like it, before anything is output), then returns the resolved text a
     segment at a time, never holding a second copy of it. A bytes-like `text` (a file's bytes)
     gives bytes pieces."""
-    template = Template(text, keep=False)
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
-                      max_output=max_output)  # fmt: skip
-    return template.pieces(values)
+    return run(Template(text, keep=False), request).pieces()
 
 
-def _resolve(
-    template: Template,
+def resolve_values(
     context: UseContext,
+    keys: Iterable[str] | None = None,
     *,
-    at: dt.datetime | None,
-    source: str,
-    actor: User | str | None,
-    detail: Mapping[str, object] | None = None,
+    source: str = "<values>",
+    actor: User | str | None = None,
+    at: dt.datetime | None = None,
     max_output: int | None = None,
 ) -> dict[str, str]:
-    at = at or timezone.now()
-    if max_output is None:
-        max_output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
-    failure = None
-    # The lookup's row locks last until the audit event is written. No savepoint for this block
-    # (the query counts stay those of a plain run): a run that fails leaves it normally, having
-    # written nothing (the writes have their own savepoint), and raises after it.
-    with transaction.atomic(savepoint=False):
-        try:
-            values = _values_marked_used(
-                template, context, at=at, source=source, actor=actor, detail=detail,
-                max_output=max_output,
-            )  # fmt: skip
-        except ResolveError as error:
-            failure = error
-    if failure is not None:
-        raise failure
-    return values
+    """{key: value} for environment injection: the given Token Keys, or every token usable in
+    `context` when `keys` is None; fails closed like `resolve_text`."""
+    outcome = run_values(keys, Request(context, source, actor, at=at, max_output=max_output))
+    outcome.raise_error()
+    return outcome.values
 
 
-def _values_marked_used(
-    template: Template,
+def check_text(
+    text: Text,
     context: UseContext,
     *,
-    at: dt.datetime,
-    source: str,
-    actor: User | str | None,
-    detail: Mapping[str, object] | None = None,
-    max_output: int,
-) -> dict[str, str]:
-    """The referenced tokens' values, locked, decrypted and marked used; or ResolveError
-    (OutputTooLarge when the output would be over `max_output`)."""
-    lookup = _look_up(template, context, at, lock=True)
-    if error := unresolvable(problems_in(template, lookup.reasons, source=source)):
-        raise error
-    if not lookup.usable:
-        return {}
-    tokens = list(lookup.usable.values())
-    # A value's length is its ciphertext's, less the nonce and tag: the limit is checked
-    # before a single value is decrypted or a single byte of output is made.
-    size = template.output_size({t.key: plaintext_length(t.ciphertext) for t in tokens})
-    if size > max_output:
-        raise OutputTooLarge(size, max_output)
-    try:
-        known = {lookup.data_key.workspace_id: lookup.data_key} if lookup.data_key else {}
-        by_pk = Token.objects.reveal_values(tokens, known)
-    except (CryptoError, MasterKeyError) as error:  # messages name keys and tokens, never values
-        raise ResolveError(f"{error} Nothing was output.") from None
-    values = {token.key: by_pk[token.pk] for token in tokens}
-    del by_pk
-    _record_use(
-        tokens,
-        context,
-        at=at,
-        source=source,
-        actor=actor,
-        count=template.reference_count,
-        extra=detail,
+    source: str = "<string>",
+    at: dt.datetime | None = None,
+    audience: Audience = Audience.CONTEXT,
+) -> CheckReport:
+    """Whether every reference in `text` would resolve in `context`, without decrypting,
+    auditing or marking anything used: one status per distinct reference. `text` may be
+    bytes-like (see `Template`)."""
+    request = Request(context, source, at=at, audience=audience)
+    return run(Template(text, keep=False), request, check=True).report
+
+
+# --- the lookup ---------------------------------------------------------------------------------
+
+
+class _Sealed(NamedTuple):
+    """What decrypting reads of a token (for `Token.objects.reveal_values`), fetched as a plain
+    row: building 1,000 Token instances costs as much as the whole rest of a large resolve."""
+
+    pk: uuid.UUID
+    key: str
+    ciphertext: bytes
+    value_version: int
+    workspace: Workspace
+    workspace_id: int
+    row_id: Any  # the id as the database gave it, for the writes
+
+
+@dataclass
+class _Lookup:
+    usable: dict[str, _Sealed]  # key -> its one usable token, for the keys that resolve
+    reasons: dict[str, str | None]  # key -> why it cannot resolve (None when it can)
+    data_key: WorkspaceKey | None = None  # the workspace's wrapped data key, read with them
+
+
+def _look_up(keys: set[str] | None, request: Request, at: dt.datetime, *, lock: bool) -> _Lookup:
+    """The tokens of `keys` usable in the context (every usable token when None), with their
+    workspace's wrapped data key, in one statement; the others' reasons only when there are
+    others (their candidates in one more query and their relations' prefetches).
+
+    `lock=True` (inside a transaction) locks the usable tokens' rows until it ends."""
+    context = request.context
+    workspace = context.environment.workspace
+    for item in (context.product, context.app):
+        if item is not None and item.workspace_id != workspace.pk:
+            raise ValueError(f"{item} is not in workspace {workspace.slug}")
+    if keys is not None and not keys:
+        return _Lookup({}, {})
+    rows = _usable_rows(keys, context, at, lock=lock)
+    workspace_id = workspace.pk
+    to_uuid = Token._meta.pk.to_python  # a UUID on PostgreSQL, its hex on SQLite
+    found: dict[str, list[_Sealed]] = {}
+    for pk, key, ciphertext, version, _, _ in rows:
+        if keys is None or key in keys:
+            sealed = _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id, pk)
+            found.setdefault(key, []).append(sealed)
+    data_key = None
+    if rows and rows[0][4] is not None:  # every row carries the same (wrapped) data key
+        kek_id, wrapped = rows[0][4:]
+        data_key = WorkspaceKey(workspace_id=workspace_id, kek_id=kek_id, wrapped_dek=wrapped)
+    usable = {key: tokens[0] for key, tokens in found.items() if len(tokens) == 1}
+    reasons: dict[str, str | None] = dict.fromkeys(usable)
+    for key, of_key in found.items():
+        if len(of_key) > 1:
+            reasons[key] = AMBIGUOUS.format(count=len(of_key))
+    if keys is not None and (missing := keys - found.keys()):
+        # The failure path: ask each candidate why (the rules as written on the model).
+        candidates: dict[str, list[Token]] = {key: [] for key in missing}
+        for token in _candidates(workspace, missing):
+            if token.key in candidates:
+                candidates[token.key].append(token)
+        for key, tokens in candidates.items():
+            reasons[key] = _why_not(tokens, context, at, request.audience)
+    return _Lookup(usable, reasons, data_key)
+
+
+def _candidates(workspace: Workspace, keys: set[str]) -> Iterable[Token]:
+    tokens = Token.objects.for_workspace(workspace)
+    if len(keys) <= KEY_LOOKUP_LIMIT:
+        tokens = tokens.filter(key__in=keys)
+    return tokens.with_relations().order_by("created_at", "pk")
+
+
+def _why_not(tokens: list[Token], context: UseContext, at: dt.datetime, audience: Audience) -> str:
+    """The most useful reason why none of a key's `tokens` can be used in `context`: of a
+    token the context could use, that it is revoked or expired; else of one in its environment,
+    that it is out of scope; else that the key is unknown or not available here."""
+    operator = audience is Audience.OPERATOR
+    if not tokens:
+        return UNKNOWN if operator else NOT_AVAILABLE
+    best: tuple[int, Token, str] | None = None
+    for token in tokens:
+        reason = token.unusable_reason(context, at)
+        if reason is None:  # the database and the model disagree: fail closed all the same
+            return "token not usable here"
+        rank = 0 if reason == NOT_AVAILABLE else 1 if reason.startswith("not in scope") else 2
+        if best is None or rank > best[0]:
+            best = (rank, token, reason)
+    assert best is not None
+    rank, token, reason = best
+    if not operator:
+        return reason
+    environment = context.environment.slug
+    if rank == 2:  # revoked or expired
+        return f"{reason} in {environment}"
+    if rank == 1:
+        scope = [item.slug for item in (*token.products.all(), *token.apps.all())]
+        return f"{reason} (scoped to {', '.join(sorted(scope))})"
+    valid = sorted({env.slug for t in tokens if not t.is_revoked for env in t.environments.all()})
+    revoked = sorted({env.slug for t in tokens if t.is_revoked for env in t.environments.all()})
+    where = [f"valid in {', '.join(valid)}"] if valid else []
+    where += [f"revoked in {', '.join(revoked)}"] if revoked else []
+    return f"not valid in environment {environment} ({'; '.join(where)})"
+
+
+# The markers the usable-tokens query is compiled with (no row has these ids, keys or date).
+_WORKSPACE, _ENVIRONMENT, _PRODUCT, _APP = -7_301_001, -7_301_002, -7_301_003, -7_301_004
+_AT = dt.datetime(1901, 2, 3, 4, 5, 6, 789, tzinfo=dt.UTC)
+
+
+def _key_marker(n: int) -> str:
+    return f"\x1fkey{n}"
+
+
+def _usable_rows(
+    keys: set[str] | None, context: UseContext, at: dt.datetime, *, lock: bool
+) -> list[tuple]:
+    """(id, key, ciphertext, value_version, kek_id, wrapped_dek) of the tokens of `keys` usable
+    in `context` (all the context's usable tokens when None or above KEY_LOOKUP_LIMIT keys)."""
+    listed = sorted(keys) if keys is not None and len(keys) <= KEY_LOOKUP_LIMIT else []
+    lock = lock and connection.features.has_select_for_update
+    product, app = context.product, context.app
+    compiled = _usable_query(
+        connection.alias, len(listed), product is not None, app is not None, lock=lock
     )
-    return values
+    values: dict[str, Any] = {
+        "workspace": context.environment.workspace_id,
+        "environment": context.environment.pk,
+        "at": at,
+        **{f"key{n}": key for n, key in enumerate(listed)},
+    }
+    if product is not None:
+        values["product"] = product.pk
+    if app is not None:
+        values["app"] = app.pk
+    with connection.cursor() as cursor:
+        cursor.execute(compiled.sql, compiled.params(values))
+        return cursor.fetchall()
+
+
+@lru_cache(maxsize=256)  # one per shape: the number of keys, product, app, lock
+def _usable_query(alias: str, listed: int, product: bool, app: bool, *, lock: bool):
+    """`Token.objects.usable_in(context, at)` (with `key__in` when `listed`), as the ORM
+    compiles it, once per shape."""
+    environment = Environment(pk=_ENVIRONMENT, workspace_id=_WORKSPACE)
+    markers: dict[str, Any] = {"workspace": _WORKSPACE, "environment": _ENVIRONMENT, "at": _AT}
+    context = UseContext(environment)
+    if product:
+        context = UseContext(environment, Product(pk=_PRODUCT, workspace_id=_WORKSPACE), None)
+        markers["product"] = _PRODUCT
+    if app:
+        context = UseContext(environment, context.product, App(pk=_APP, workspace_id=_WORKSPACE))
+        markers["app"] = _APP
+    tokens = Token.objects.usable_in(context, _AT)
+    if listed:
+        keys = [_key_marker(n) for n in range(listed)]
+        tokens = tokens.filter(key__in=keys)
+        markers |= {f"key{n}": key for n, key in enumerate(keys)}
+    if lock:
+        tokens = tokens.select_for_update(of=("self",))
+    rows = tokens.order_by().values_list(
+        "id", "key", "ciphertext", "value_version",
+        "workspace__data_key__kek_id", "workspace__data_key__wrapped_dek",
+    )  # fmt: skip
+    return CompiledQuery.of(rows, markers, using=alias)
+
+
+# --- the writes ---------------------------------------------------------------------------------
 
 
 @sensitive_variables()
-def _record_use(
-    tokens: list[_Sealed],
-    context: UseContext,
-    *,
-    at: dt.datetime,
-    source: str,
-    actor: User | str | None,
-    count: int,
-    extra: Mapping[str, object] | None = None,
-) -> None:
-    """Mark the tokens used, count the use in each token's usage for this context and write
-    the run's audit event, or raise ResolveError: in a savepoint, the UPDATE the queryset would
-    make, one upsert for every token's usage row and the event `AuditEvent.record` would
-    insert, as plain SQL (one statement on PostgreSQL, three elsewhere), whatever the number
-    of tokens."""
-    user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
-    name = actor if isinstance(actor, str) else ""
+def _record_use(tokens: list[_Sealed], request: Request, *, at: dt.datetime, count: int) -> None:
+    """Mark the tokens used, count the use in each token's usage for this context and record
+    the run's audit event, or raise ResolveError: the UPDATE and one upsert for every token's
+    usage row as plain SQL (one statement on PostgreSQL, two elsewhere), whatever the number of
+    tokens, then `AuditEvent.record`."""
+    context, client, actor = request.context, request.client, request.actor
+    if client is not None:
+        user, name = None, client.credential.actor_name
+        access_key = client.credential.usage_name
+        extra = client.audit_detail()
+    else:
+        user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
+        name = actor if isinstance(actor, str) else ""
+        access_key, extra = "", {}
     workspace = context.environment.workspace
-    detail_source = printable(source)
+    source = printable(request.source)
     detail = {
-        **(extra or {}),
+        **extra,
         "keys": sorted(token.key for token in tokens),
         "references": count,
         "environment": context.environment.slug,
         "product": context.product.slug if context.product else None,
         "app": context.app.slug if context.app else None,
-        "source": detail_source,
+        "source": source,
     }
-    event = AuditEvent(
-        workspace=workspace,
-        action=AuditAction.RESOLVED,
-        actor=user,
-        actor_name=name or (user.get_username() if user is not None else "system"),  # as record
-        detail=detail,
-    )
+    actor_name = name or (user.get_username() if user is not None else "system")
     when = connection.ops.adapt_datetimefield_value(at)
-    keys = [token.key for token in tokens]
-    mark = [when, workspace.pk, *keys]
-    usage = _usage_params(context, source=detail_source, actor=event.actor_name,
-                          access_key=str(detail.get("access_key") or ""), when=when,
-                          workspace_id=workspace.pk, keys=keys)  # fmt: skip
-    columns, values = _insert_values(event)
+    ids = [token.row_id for token in tokens]
+    usage = _usage_params(
+        context, source=source, actor=actor_name, access_key=access_key, when=when, ids=ids
+    )
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             if connection.vendor == "postgresql":  # one statement: all or nothing
-                sql = _mark_and_insert_sql(len(tokens), columns)
-                cursor.execute(sql, [*mark, *usage, *values])
+                cursor.execute(_mark_and_count_sql(len(ids)), [when, *ids, *usage])
             else:
-                cursor.execute(_mark_used_sql(connection.vendor, len(tokens)), mark)
-                cursor.execute(_usage_upsert_sql(connection.vendor, len(tokens)), usage)
-                cursor.execute(_insert_sql(connection.vendor, columns), values)
+                cursor.execute(_mark_used_sql(len(ids)), [when, *ids])
+                cursor.execute(_usage_upsert_sql(connection.vendor, len(ids)), usage)
+        AuditEvent.record(
+            workspace, AuditAction.RESOLVED, by=user, actor_name=actor_name, detail=detail
+        )
     except DatabaseError as error:
         raise ResolveError(
             f"the audit event could not be written ({type(error).__name__}); "
@@ -413,37 +539,36 @@ def _record_use(
         ) from None
 
 
+def _column(model: type[models.Model], name: str) -> str:
+    """The quoted database column of `model`'s field `name` (for the writes' SQL below)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column
+    return connection.ops.quote_name(field.column)
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
 @lru_cache(maxsize=256)
-def _mark_used_sql(vendor: str, count: int) -> str:
+def _mark_used_sql(count: int) -> str:
     table = connection.ops.quote_name(Token._meta.db_table)
     return (
         f"UPDATE {table} SET {_column(Token, 'last_used_at')} = %s "
-        f"WHERE {_column(Token, 'workspace')} = %s "
-        f"AND {_column(Token, 'key')} IN ({', '.join(['%s'] * count)})"
+        f"WHERE {_column(Token, 'id')} IN ({_placeholders(count)})"
     )
 
 
 @lru_cache(maxsize=256)
-def _mark_and_insert_sql(count: int, columns: tuple[str, ...]) -> str:
-    """PostgreSQL: the UPDATE and the usage upsert as data-modifying WITHs of the INSERT, one
-    round trip."""
-    return (
-        f"WITH used AS ({_mark_used_sql('postgresql', count)}), "
-        f"counted AS ({_usage_upsert_sql('postgresql', count)}) "
-        f"{_insert_sql('postgresql', columns)}"
-    )
+def _mark_and_count_sql(count: int) -> str:
+    """PostgreSQL: the UPDATE as a data-modifying WITH of the usage upsert, one round trip."""
+    return f"WITH used AS ({_mark_used_sql(count)}) {_usage_upsert_sql('postgresql', count)}"
 
 
 # The columns of a usage row the upsert writes, after its token: the context's digest and
 # names, the count and the times.
 _USAGE_COLUMNS = ("context", "environment", "product", "app", "access_key", "actor", "source",
                   "use_count", "first_used_at", "last_used_at")  # fmt: skip
-
-
-# Past COFFER_USAGE_SOURCES distinct source names for one token in one context (environment,
-# product, app, who), a new name is counted under this one: a caller sending endless names
-# cannot grow the usage table without bound.
-OTHER_SOURCES = "(other)"
 
 
 def _context_digest(context: UseContext, actor: str, source: str) -> str:
@@ -455,14 +580,7 @@ def _context_digest(context: UseContext, actor: str, source: str) -> str:
 
 
 def _usage_params(
-    context: UseContext,
-    *,
-    source: str,
-    actor: str,
-    access_key: str,
-    when: object,
-    workspace_id: int,
-    keys: list[str],
+    context: UseContext, *, source: str, actor: str, access_key: str, when: object, ids: list
 ) -> list:
     """The parameters of `_usage_upsert_sql` for one resolve, in its order (each name cut to
     its column's length)."""
@@ -478,7 +596,7 @@ def _usage_params(
     return [
         other, digest, *same_context, OTHER_SOURCES, cut_source, 1, when, when,  # the row
         digest, *same_context, OTHER_SOURCES, settings.COFFER_USAGE_SOURCES - 1,  # capped?
-        workspace_id, *keys,
+        *ids,
     ]  # fmt: skip
 
 
@@ -521,53 +639,8 @@ def _usage_upsert_sql(vendor: str, count: int) -> str:
         f"SELECT s.id, CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s, %s, %s, "
         f"CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s "
         f"FROM (SELECT {t('id')} AS id, {capped} AS capped "
-        f"FROM {q(Token._meta.db_table)} t WHERE {t('workspace')} = %s "
-        f"AND {t('key')} IN ({', '.join(['%s'] * count)})) s "
+        f"FROM {q(Token._meta.db_table)} t WHERE {t('id')} IN ({_placeholders(count)})) s "
         "WHERE 1 = 1 "  # SQLite: an INSERT ... SELECT with an upsert needs a WHERE
         f"ON CONFLICT ({token_column}, {q('context')}) "
         f"DO UPDATE SET {', '.join(updated)}"
     )
-
-
-def _insert_values(event: AuditEvent) -> tuple[tuple[str, ...], list]:
-    """The columns and values the ORM would insert for `event` (defaults and conversions by
-    each field, as `Model.save` does them), without compiling an INSERT."""
-    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
-    return (
-        tuple(str(field.column) for field in fields),
-        [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields],
-    )
-
-
-@cache
-def _insert_sql(vendor: str, columns: tuple[str, ...]) -> str:
-    q = connection.ops.quote_name
-    return (
-        f"INSERT INTO {q(AuditEvent._meta.db_table)} ({', '.join(map(q, columns))}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-
-
-def resolve_values(
-    context: UseContext,
-    keys: Iterable[str] | None = None,
-    *,
-    source: str = "<values>",
-    actor=None,
-    at: dt.datetime | None = None,
-    detail: Mapping[str, object] | None = None,
-    max_output: int | None = None,
-) -> dict[str, str]:
-    """{key: value} for environment injection: the given Token Keys, or every token usable in
-    `context` when `keys` is None. The same lookup, locks, decryption and audit event as
-    `resolve_text`, and it fails closed the same way (ResolveError listing every key that
-    cannot be resolved; `check_text(values_text(keys), ...)` gives the report)."""
-    at = at or timezone.now()
-    if keys is None:
-        usable = Token.objects.for_workspace(context.environment.workspace).usable_in(context, at)
-        keys = usable.order_by("key").values_list("key", flat=True)
-    keys = list(dict.fromkeys(keys))
-    template = Template(values_text(keys))
-    values = _resolve(template, context, at=at, source=source, actor=actor, detail=detail,
-                      max_output=max_output)  # fmt: skip
-    return {key: values[key] for key in keys}

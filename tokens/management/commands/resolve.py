@@ -29,7 +29,7 @@ from tokens.cli import use_context
 from tokens.models import UseContext
 from tokens.references.grammar import CheckReport, ResolveError
 from tokens.references.output import report_payload, wide_encoding
-from tokens.references.resolve import check_text, resolve_pieces
+from tokens.references.resolve import Audience, Request, check_text, resolve_pieces
 
 OK, UNRESOLVED = 0, 1
 ACTOR_MAX_LENGTH = 150
@@ -170,13 +170,19 @@ class Command(BaseCommand):
         # about its own size in memory, not several times it.
         source, data = self.read(options["file"], options.get("stdin"), options["max_bytes"])
         if check:
-            self.report(check_text(data, context, source=source), context, options["format"])
+            report = check_text(data, context, source=source, audience=Audience.OPERATOR)
+            self.report(report, context, options["format"])
             return
         output = AtomicFile(options["output"]) if options["output"] is not None else None
         try:
-            pieces = resolve_pieces(
-                data, context, source=source, actor=actor, max_output=options["max_output_bytes"]
+            request = Request(
+                context,
+                source,
+                actor,
+                audience=Audience.OPERATOR,
+                max_output=options["max_output_bytes"],
             )
+            pieces = resolve_pieces(data, request)
             if output is not None:
                 for piece in pieces:
                     output.write(piece)
