@@ -700,3 +700,50 @@ def test_a_large_template_costs_less_than_twice_its_size_in_memory(workspace, ch
         finally:
             tracemalloc.stop()
     assert peak < 2 * len(data), f"{peak / len(data):.1f}x the input"
+
+
+# --- --check --all-environments --------------------------------------------------------------
+
+
+def test_check_in_every_environment_lists_what_would_fail_where(workspace):
+    production = workspace.environments.get(slug="production")
+    TokenFactory(workspace=workspace, key="DB_PASSWORD", value=VALUE)
+    TokenFactory(workspace=workspace, key="LIVE_ONLY", value=VALUE + "x", environments=[production])
+    text = b"db: $Secret{DB_PASSWORD}\nlive: $Secret{LIVE_ONLY}\n"
+    result = run("--workspace", "acme", "--check", "--all-environments", stdin=text)
+    assert result.code == 1
+    assert result.out.decode().splitlines() == [
+        "production: 2 distinct references (2 occurrences): all resolve.",
+        "sandbox: <stdin>:2:7: $Secret{LIVE_ONLY}: not valid in environment sandbox "
+        "(valid in production)",
+        "sandbox: 2 distinct references (2 occurrences): 1 cannot be resolved.",
+    ]
+    assert result.err_lines == [
+        "CommandError: 1 of 2 environments cannot resolve every reference: sandbox."
+    ]
+    assert VALUE not in result.out.decode() + result.err
+    assert not resolved_events().exists()
+    assert not Token.objects.filter(last_used_at__isnull=False).exists()
+
+    result = run("--workspace", "acme", "--all-environments", "--format", "json", stdin=text)
+    report = json.loads(result.out)
+    assert result.code == 1 and report["ok"] is False
+    assert [(env["environment"], env["ok"]) for env in report["environments"]] == [
+        ("production", True),
+        ("sandbox", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--all-environments"], "--all-environments only checks: add --check."),
+        (
+            ["--all-environments", "--check", "--environment", "production"],
+            "--all-environments cannot be used with --environment.",
+        ),
+    ],
+)
+def test_all_environments_is_only_a_check_of_every_environment(workspace, args, message):
+    result = run("--workspace", "acme", *args, stdin=b"$Secret{X}")
+    assert (result.code, result.out, result.err_lines) == (2, b"", [f"CommandError: {message}"])
