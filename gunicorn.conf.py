@@ -3,7 +3,7 @@
 Everything that differs between machines comes from the environment:
 
 - `COFFER_BIND` (default `127.0.0.1:8000`): where to listen; comma-separated for several.
-- `COFFER_WEB_WORKERS` (default 2 x CPU cores + 1, at most 9): worker processes.
+- `COFFER_WEB_WORKERS` (default CPU cores + 1, at most 9): worker processes.
 - `COFFER_WEB_THREADS` (default 4): threads per worker (gthread workers).
 - `COFFER_WEB_TIMEOUT` (default 30): seconds a silent worker gets before it is restarted.
 
@@ -45,7 +45,11 @@ bind = [
     if address.strip()
 ]
 worker_class = "gthread"
-workers = _positive_int("COFFER_WEB_WORKERS", min(2 * _cores() + 1, 9), maximum=64)
+# One worker per core and one more, 4 threads each (bench/peer.py, docs/benchmarks.md
+# "Production defaults"): on 2 cores, 3 workers served the API's reads as fast as 5, for the
+# same CPU per request and about a third less memory; and with kept database connections each
+# thread holds one, so fewer threads hold fewer of PostgreSQL's connection slots.
+workers = _positive_int("COFFER_WEB_WORKERS", min(_cores() + 1, 9), maximum=64)
 threads = _positive_int("COFFER_WEB_THREADS", 4, maximum=64)
 timeout = _positive_int("COFFER_WEB_TIMEOUT", 30, maximum=600)
 graceful_timeout = 30

@@ -160,8 +160,9 @@ class BoundContext(models.Model):
         for field in ("environment", "product", "app"):
             item = getattr(self, field)
             if item is not None and item.workspace_id != self.workspace_id:
-                errors[field] = [f"Choose a{'n' if field != 'product' else ''} {field} of this "
-                                 "workspace."]  # fmt: skip
+                errors[field] = [
+                    f"Choose a{'n' if field != 'product' else ''} {field} of this workspace."
+                ]
         if self.environment_id is None:
             errors.setdefault(
                 "environment", [f"Choose the environment the {self.noun} resolves in."]

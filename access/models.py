@@ -28,10 +28,9 @@ from django.utils import timezone
 
 from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
+from audit.models import AuditAction, AuditEvent
 from tokens.models import (
     DESCRIPTION_MAX_LENGTH,
-    AuditAction,
-    AuditEvent,
     description_errors,
     expiry_state_of,
     status_label_of,

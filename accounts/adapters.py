@@ -12,10 +12,13 @@ from functools import partial
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.mfa.adapter import DefaultMFAAdapter
 from django.conf import settings
+from django.db.models import Min, Q, Value
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import StrIndex, Substr
 from django.http import HttpRequest
 
-from tokens import crypto
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.sealed import Sealed
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -52,7 +55,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class MFAAdapter(DefaultMFAAdapter):
-    """TOTP secrets and recovery-code seeds are stored encrypted (tokens/crypto.py)."""
+    """TOTP secrets and recovery-code seeds are stored encrypted (keys/crypto.py)."""
 
     def encrypt(self, text: str) -> str:
         return crypto.encrypt_account_secret(text)
@@ -108,23 +111,63 @@ def reseal_two_factor_secrets() -> tuple[int, list[str]]:
 
 def sealed_two_factor_secrets(using: str) -> Iterator[Sealed]:
     """Each TOTP secret and recovery-code seed, sealed straight under a master key: a source
-    of tokens/sealed.py (re-sealed by `reseal_two_factor_secrets`), registered by
+    of keys/sealed.py (re-sealed by `reseal_two_factor_secrets`), registered by
     AccountsConfig.ready."""
     from allauth.mfa.models import Authenticator
 
     authenticators = Authenticator.objects.using(using).select_related("user").order_by("pk")
     for authenticator in authenticators.iterator(chunk_size=500):
-        data = authenticator.data if isinstance(authenticator.data, dict) else {}
-        for field in SEALED_FIELDS:
-            stored = data.get(field)
-            if not isinstance(stored, str):
-                continue
-            what = "TOTP secret" if field == "secret" else "recovery-code seed"
-            yield Sealed(
+        yield from (item for _, item in _sealed_in(authenticator))
+
+
+def two_factor_secrets_per_master_key(using: str) -> Iterator[Sealed]:
+    """One TOTP secret and one recovery-code seed per master key id in use, for the start-up
+    key check: one query, reading a row per master key id whatever the number of people (the
+    id is read from the stored text, "v1:<id>:...", in SQL)."""
+    from allauth.mfa.models import Authenticator
+
+    firsts = Q()
+    for field in SEALED_FIELDS:
+        stored = KeyTextTransform(field, "data")
+        after_prefix = Substr(stored, len(crypto.ACCOUNT_SECRET_PREFIX) + 2)
+        first_per_master_key = (
+            Authenticator.objects.using(using)
+            .annotate(
+                stored=stored,
+                master_key_id=Substr(after_prefix, 1, StrIndex(after_prefix, Value(":")) - 1),
+            )
+            .filter(stored__startswith=f"{crypto.ACCOUNT_SECRET_PREFIX}:")
+            .order_by()
+            .values("master_key_id")
+            .annotate(first=Min("pk"))
+            .values("first")
+        )
+        firsts |= Q(pk__in=first_per_master_key)
+    authenticators = Authenticator.objects.using(using).filter(firsts).select_related("user")
+    seen: set[tuple[str, str | None]] = set()
+    for authenticator in authenticators.order_by("pk"):
+        for field, item in _sealed_in(authenticator):
+            if (field, item.master_key_id) not in seen:
+                seen.add((field, item.master_key_id))
+                yield item
+
+
+def _sealed_in(authenticator) -> Iterator[tuple[str, Sealed]]:
+    """(field, sealed secret) for each secret an authenticator keeps."""
+    data = authenticator.data if isinstance(authenticator.data, dict) else {}
+    for field in SEALED_FIELDS:
+        stored = data.get(field)
+        if not isinstance(stored, str):
+            continue
+        what = "TOTP secret" if field == "secret" else "recovery-code seed"
+        yield (
+            field,
+            Sealed(
                 f"{what} of {authenticator.user}",
                 partial(_open_account_secret, stored),
                 master_key_id=crypto.account_secret_key_id(stored),
-            )
+            ),
+        )
 
 
 def _open_account_secret(stored: str, *, label: str) -> str:

@@ -10,8 +10,12 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts import signals  # noqa: F401  (every account's email in allauth's book)
-        from accounts.adapters import reseal_two_factor_secrets, sealed_two_factor_secrets
-        from tokens.sealed import Source, register
+        from accounts.adapters import (
+            reseal_two_factor_secrets,
+            sealed_two_factor_secrets,
+            two_factor_secrets_per_master_key,
+        )
+        from keys.sealed import Source, register
 
         register(
             Source(
@@ -19,5 +23,6 @@ class AccountsConfig(AppConfig):
                 sealed_two_factor_secrets,
                 by_master_key=True,
                 reseal=reseal_two_factor_secrets,
+                one_per_master_key=two_factor_secrets_per_master_key,
             )
         )

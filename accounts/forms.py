@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from tokens import crypto
+from keys import crypto
 from workspaces.models import Role, Workspace
 
 
@@ -206,7 +206,7 @@ PENDING_TOTP_SESSION = "_coffer_pending_totp"
 
 class ActivateTOTPForm(AllauthActivateTOTPForm):
     """allauth keeps the secret being set up in the session in the clear until it is confirmed;
-    here it is kept sealed (tokens/crypto.py), as the stored one is, so a database copy taken
+    here it is kept sealed (keys/crypto.py), as the stored one is, so a database copy taken
     during set-up reveals it no more than one taken after."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django_htmx.http import HttpResponseClientRedirect
 
-from tokens.crypto import AccountSecretError
+from keys.crypto import AccountSecretError
 from workspaces.access import SSORequired, TwoFactorRequired
 
 logger = logging.getLogger("coffer.crypto")
@@ -44,7 +44,7 @@ class WorkspaceTwoFactorMiddleware:
         # the set-up page shows the message: say it once.
         queued = messages.get_messages(request)
         already = any(message.message == text for message in queued)
-        queued.used = False  # looking is not showing
+        queued.used = False  # type: ignore[union-attr]  # looking is not showing
         if not already:
             messages.warning(request, text)
         page = "mfa_reauthenticate" if exception.code_needed else "mfa_activate_totp"

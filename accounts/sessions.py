@@ -4,7 +4,7 @@ allauth keeps the password-reset key in the session between the mailed link and 
 password (`_password_reset_key`), written by its own view. A session row read out of a copied
 database or a backup would let anyone holding it set that user's password. This serializer
 (SESSION_SERIALIZER) seals such values on the way to the session table and opens them on the way
-back, with the same account-secret sealing as the two-factor secrets (tokens/crypto.py).
+back, with the same account-secret sealing as the two-factor secrets (keys/crypto.py).
 Every other value is stored as Django's JSON serializer stores it.
 
 A value that cannot be opened (written before this, or under a master key since removed) is
@@ -18,7 +18,7 @@ from typing import Any
 from allauth.account.views._password_reset import INTERNAL_RESET_SESSION_KEY
 from django.core.signing import JSONSerializer
 
-from tokens import crypto
+from keys import crypto
 
 SEALED_SESSION_KEYS = frozenset({INTERNAL_RESET_SESSION_KEY})
 

@@ -84,5 +84,5 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def save_user(self, request: HttpRequest, sociallogin: SocialLogin, form=None):
         # allauth records the provider's (verified) address itself (accounts/signals.py must not).
         assert sociallogin.user is not None  # nosec: allauth made it
-        sociallogin.user._signing_up_with_allauth = True  # type: ignore[attr-defined]
+        sociallogin.user._signing_up_with_allauth = True
         return super().save_user(request, sociallogin, form)

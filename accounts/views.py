@@ -3,11 +3,14 @@ the Account page. Sign-in, sign-up, password reset and two-factor set-up are all
 
 from __future__ import annotations
 
+from typing import Any
+
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth import login
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -268,84 +271,74 @@ def workspace_leave(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
     )
 
 
-@signed_in_view("GET", "POST", fragment=True)
-@recent_auth_required
-def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+def _workspace_requirement(
+    request: AuthenticatedHttpRequest,
+    slug: str,
+    form_class: type[Form],
+    form_options: dict[str, Any] | None = None,
+    **texts: str,
+) -> HttpResponse:
+    """The owner's switch for one workspace-wide sign-in requirement (two-factor, single
+    sign-on): the form's one field names the Workspace field, `texts` the modal's words."""
     workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = TwoFactorRequirementForm(
+    (field,) = form_class.base_fields
+    form = form_class(
         request.POST if request.method == "POST" else None,
-        initial={"require_two_factor": workspace.require_two_factor},
+        initial={field: getattr(workspace, field)},
+        **(form_options or {}),
     )
     if request.method == "POST" and form.is_valid():
-        required = form.cleaned_data["require_two_factor"]
-        workspace.set_two_factor_requirement(required, by=request.user)
-        message = (
-            f"{workspace.name} now requires two-factor authentication."
-            if required
-            else f"{workspace.name} no longer requires two-factor authentication."
-        )
+        required = form.cleaned_data[field]
+        workspace.set_requirement(field, required, by=request.user)
+        state = "now requires" if required else "no longer requires"
         return modal_success(
             request,
-            message=message,
+            message=f"{workspace.name} {state} {texts['requirement']}.",
             # Not membersChanged: the whole page reloads (the owner may be sent to set it up
             # themselves), and a list refresh racing it would be sent there too.
             event="workspaceChanged",
             redirect_to=reverse("members", args=[slug]),
             reload=True,
         )
-    return render_modal(
+    context = {
+        "form": form,
+        "title": texts["title"],
+        "intro": texts["intro"].format(workspace=workspace.name),
+        "submit_label": "Save",
+        "cancel_url": reverse("members", args=[slug]),
+        "nav": "members",
+    }
+    return render_modal(request, "modal_form.html", context)
+
+
+@signed_in_view("GET", "POST", fragment=True)
+@recent_auth_required
+def workspace_two_factor(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    return _workspace_requirement(
         request,
-        "modal_form.html",
-        {
-            "form": form,
-            "title": "Two-factor authentication",
-            "intro": "When required, members without two-factor authentication are sent to set "
-            f"it up before they can open any page of {workspace.name}. Access keys keep working.",
-            "submit_label": "Save",
-            "cancel_url": reverse("members", args=[slug]),
-            "nav": "members",
-        },
+        slug,
+        TwoFactorRequirementForm,
+        requirement="two-factor authentication",
+        title="Two-factor authentication",
+        intro="When required, members without two-factor authentication are sent to set it up "
+        "before they can open any page of {workspace}. Access keys keep working.",
     )
 
 
 @signed_in_view("GET", "POST", fragment=True)
 @recent_auth_required
 def workspace_sso(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
-    workspace = get_workspace_for(request, slug, Role.OWNER)
-    form = SSORequirementForm(
-        request.POST if request.method == "POST" else None,
-        initial={"require_sso": workspace.require_sso},
-        sso_available=sso_available(request),
-    )
-    if request.method == "POST" and form.is_valid():
-        required = form.cleaned_data["require_sso"]
-        workspace.set_sso_requirement(required, by=request.user)
-        message = (
-            f"{workspace.name} now requires single sign-on."
-            if required
-            else f"{workspace.name} no longer requires single sign-on."
-        )
-        return modal_success(
-            request,
-            message=message,
-            event="workspaceChanged",
-            redirect_to=reverse("members", args=[slug]),
-            reload=True,
-        )
-    return render_modal(
+    return _workspace_requirement(
         request,
-        "modal_form.html",
-        {
-            "form": form,
-            "title": "Single sign-on",
-            "intro": "When required, members who signed in with a password are asked to sign in "
-            f"with single sign-on before they can open any page of {workspace.name}. Owners "
-            "may still enter with their password and two-factor code, so a broken identity "
-            "provider cannot lock the workspace out. Access keys keep working.",
-            "submit_label": "Save",
-            "cancel_url": reverse("members", args=[slug]),
-            "nav": "members",
-        },
+        slug,
+        SSORequirementForm,
+        form_options={"sso_available": sso_available(request)},
+        requirement="single sign-on",
+        title="Single sign-on",
+        intro="When required, members who signed in with a password are asked to sign in with "
+        "single sign-on before they can open any page of {workspace}. Owners may still enter "
+        "with their password and two-factor code, so a broken identity provider cannot lock "
+        "the workspace out. Access keys keep working.",
     )
 
 

@@ -111,6 +111,14 @@ def too_many(message: str, decision: ratelimit.Decision) -> ApiError:
     )
 
 
+def failure_buckets(subject: str, address: str | None) -> tuple[str, str]:
+    """The two counters a failed authentication hits: one for what was presented (an access
+    key's prefix, a workload identity), one for the client's address. Past the limit, the first
+    refuses every try of that subject; the second only turns the address's failures into 429s,
+    so a runner sharing its egress address with a failing one keeps working."""
+    return f"authfail-{subject}", f"authfail:{address or 'unknown'}"
+
+
 def credential_store(presented: str) -> Any:
     """Where a well-formed bearer credential is looked up (its prefix says which kind), or None
     when its format or checksum says it is none (no query at all)."""
@@ -131,8 +139,7 @@ def authenticate(request: ApiHttpRequest) -> Credential:
     # key) and against the client's address. A prefix past the limit is refused before its
     # lookup; an address past it only turns its failures into 429s, so the valid keys of a
     # CI runner that shares its egress address with a failing one keep working.
-    by_prefix = f"authfail-key:{keys.identifier(presented)}"
-    by_address = f"authfail:{address or 'unknown'}"
+    by_prefix, by_address = failure_buckets(f"key:{keys.identifier(presented)}", address)
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
     if pending := ratelimit.pending_count(by_prefix, failure_limit):
         # The counters are in the database: the prefix's failures come with the key's
@@ -209,7 +216,10 @@ def answer(
         # The driver's first line only: no SQL, so no parameters reach the log.
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         logger.error(
-            "API %s %s answered 503: %s: %s", request.method, request.path, type(error).__name__,
+            "API %s %s answered 503: %s: %s",
+            request.method,
+            request.path,
+            type(error).__name__,
             reason,
-        )  # fmt: skip
+        )
         return error_response(503, UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE)})

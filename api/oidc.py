@@ -11,6 +11,7 @@ authentication of the client's address, as a bad access key does. Every exchange
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -26,6 +27,7 @@ from api.auth import (
     ApiError,
     client_address,
     error_response,
+    failure_buckets,
     public_view,
     too_many,
 )
@@ -47,8 +49,11 @@ def read_request(request: HttpRequest) -> tuple[object, object]:
     except ValueError:
         body = None
     if not isinstance(body, dict) or not {"identity", "token"} <= body.keys():
-        raise ApiError(400, 'Send JSON: {"identity": "<workspace>/<identity name>", '
-                       '"token": "<your CI job\'s OIDC token>"}.')  # fmt: skip
+        raise ApiError(
+            400,
+            'Send JSON: {"identity": "<workspace>/<identity name>", '
+            '"token": "<your CI job\'s OIDC token>"}.',
+        )
     return body["identity"], body["token"]
 
 
@@ -66,27 +71,40 @@ def refusal(error: oidc.Refused) -> JsonResponse:
 
 def exchange_token(request: HttpRequest) -> JsonResponse:
     address = client_address(request)
-    failures = f"authfail:{address or 'unknown'}"  # the bucket api/auth.py counts failures in
-    limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
-    if exceeded := ratelimit.exceeded(failures, limit):
-        raise too_many("Too many failed authentications from this address", exceeded)
     reference, token = read_request(request)
+    # Counted like access keys (api/auth.py): per identity named, and per address.
+    named = hashlib.sha256(str(reference).encode()).hexdigest()[:32]  # a bucket name is short
+    by_identity, by_address = failure_buckets(f"identity:{named}", address)
+    limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
+    if exceeded := ratelimit.exceeded(by_identity, limit):
+        raise too_many("Too many failed authentications for this workload identity", exceeded)
     identity = WorkloadIdentity.objects.named(reference)
     try:
         if identity is None or identity.is_expired():
-            raise oidc.Refused("identity", "There is no such workload identity (or it expired); "
-                               "name it as <workspace>/<identity name>.")  # fmt: skip
+            raise oidc.Refused(
+                "identity",
+                "There is no such workload identity (or it expired); "
+                "name it as <workspace>/<identity name>.",
+            )
         if not identity.allows_address(address):
-            raise oidc.Refused("address", f"This workload identity may not be used from your "
-                               f"address ({address or 'unknown'}).")  # fmt: skip
+            raise oidc.Refused(
+                "address",
+                f"This workload identity may not be used from your "
+                f"address ({address or 'unknown'}).",
+            )
         claims = oidc.verify(token, identity)
     except oidc.Refused as refused:
         if isinstance(refused, oidc.IssuerUnavailable):
-            logger.warning("OIDC exchange for %s: issuer keys unavailable: %s",
-                           identity and identity.reference, refused.reason)  # fmt: skip
-        else:
-            ratelimit.hit(failures, limit)
-            logger.info("OIDC exchange refused (%s) from %s", refused.check, address)
+            logger.warning(
+                "OIDC exchange for %s: issuer keys unavailable: %s",
+                identity and identity.reference,
+                refused.reason,
+            )
+            return refusal(refused)
+        ratelimit.hit(by_identity, limit)
+        logger.info("OIDC exchange refused (%s) from %s", refused.check, address)
+        if not (decision := ratelimit.hit(by_address, limit)).allowed:
+            raise too_many("Too many failed authentications from this address", decision) from None
         return refusal(refused)
     decision = ratelimit.hit(f"identity:{identity.pk}", settings.COFFER_API_RATE_LIMIT)
     if not decision.allowed:

@@ -46,7 +46,7 @@ COMMON_ERRORS = {
     "503": _error(
         "The database, the counters or the audit trail are unavailable; nothing was resolved.",
         retry_after=True,
-    ),  # fmt: skip
+    ),
 }
 
 SOURCE = {

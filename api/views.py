@@ -32,7 +32,7 @@ from api.auth import (
 )
 from api.openapi import schema
 from audit.models import AuditAction, AuditEvent
-from tokens import crypto
+from keys import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
 from tokens.references import output as encoding
 from tokens.references.grammar import OutputTooLarge, ResolveError, Template

@@ -7,12 +7,16 @@ hint or ciphertext.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from audit.signals import event_recorded
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -75,6 +79,7 @@ class AuditAction(models.TextChoices):
         "Two-factor requirement changed",
     )
     SSO_REQUIREMENT_CHANGED = "workspace.sso_changed", "Single sign-on requirement changed"
+    ACTIVITY_EXPORTED = "audit.exported", "Activity exported"
 
     @classmethod
     def catalog(cls, noun: str, change: str) -> AuditAction:
@@ -90,6 +95,7 @@ class AuditKind(models.TextChoices):
     CATALOG = "catalog", "Catalog and settings"
     KEYS = "keys", "Key rotation"
     ACCESS_KEYS = "access_keys", "Access keys"
+    EXPORTS = "exports", "Activity exports"
 
 
 KIND_PREFIXES = {
@@ -98,17 +104,21 @@ KIND_PREFIXES = {
     AuditKind.CATALOG: ("product.", "app.", "environment.", "workspace."),
     AuditKind.KEYS: ("master_key.",),
     AuditKind.ACCESS_KEYS: ("access_key.", "workload_identity."),
+    AuditKind.EXPORTS: ("audit.",),
 }
+# Events an access key or a workload identity makes through the API: named by the key's or
+# the identity's own name rather than the longer name the trail records.
+API_ACTIONS = frozenset(
+    {
+        AuditAction.RESOLVED,
+        AuditAction.ACCESS_KEY_CHECKED,
+        AuditAction.ACCESS_KEY_CALL_FAILED,
+    }
+)
 ACTIONS_OF_KIND = {
     kind: [action for action in AuditAction if action.value.startswith(prefixes)]
     for kind, prefixes in KIND_PREFIXES.items()
 }
-
-
-# Called with each new event (and its token, if any) inside the transaction that records it:
-# notifications/events.py turns token and access key events into webhook deliveries. A list
-# filled by the listener's app at start-up, so this base app imports none of them.
-RECORD_LISTENERS: list[Callable[[AuditEvent, Any], None]] = []
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -119,8 +129,39 @@ class AuditEventQuerySet(models.QuerySet):
         """Events of one AuditKind; every event for None or ""."""
         return self.filter(action__in=ACTIONS_OF_KIND[AuditKind(kind)]) if kind else self
 
+    def by_actor(self, name: str | None) -> AuditEventQuerySet:
+        """Events recorded with this actor name; every event for None or ""."""
+        return self.filter(actor_name=name) if name else self
+
+    def about_token(self, key: str | None) -> AuditEventQuerySet:
+        """Events about the token `key`: its own (created, edited, ...) and the resolves that
+        read it (a resolve lists its keys in its detail). Every event for None or ""."""
+        if not key:
+            return self
+        # The keys are a JSON list of strings: "KEY" with its quotes is one whole element.
+        in_resolve = models.Q(detail__keys__regex=f'"{re.escape(key)}"')
+        return self.filter(models.Q(token_key=key) | in_resolve)
+
+    def between(self, first: dt.date | None, last: dt.date | None) -> AuditEventQuerySet:
+        """Events from the day `first` to the day `last`, both included, in UTC."""
+        events = self
+        if first is not None:
+            events = events.filter(created_at__gte=_utc_midnight(first))
+        if last is not None:
+            events = events.filter(created_at__lt=_utc_midnight(last + dt.timedelta(days=1)))
+        return events
+
+    def actor_names(self) -> list[str]:
+        """The names these events were recorded under, once each, in order."""
+        names = self.order_by("actor_name").values_list("actor_name", flat=True).distinct()
+        return [name for name in names if name]
+
     def newest_first(self) -> AuditEventQuerySet:
         return self.order_by("-created_at", "-id")
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
 class AuditEvent(models.Model):
@@ -147,18 +188,25 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
+    # The token an unsaved event is about, set by `build` (not a field): the signal names it
+    # even for a deletion, whose row no longer points at the token.
+    _about: Any = None
+
     class Meta:
-        db_table = "tokens_auditevent"  # the table it had when it lived in the tokens app
         ordering = ["-created_at", "-id"]
-        indexes = [
-            models.Index(fields=["workspace", "-created_at"], name="tokens_audi_workspa_02fb8f_idx")
-        ]
+        indexes = [models.Index(fields=["workspace", "-created_at"], name="audit_event_recent_idx")]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.subject} by {self.actor_name}".replace("  ", " ")
 
+    # --- the one way to write an event --------------------------------------------------------
+    #
+    # Every event goes through `record` (one) or `record_many` (several in one INSERT); both
+    # send `audit.signals.event_recorded` once per event, in the caller's transaction. No other
+    # path should insert into this table, or the signal's receivers miss those events.
+
     @classmethod
-    def record(
+    def build(
         cls,
         workspace,  # a Workspace, and `token` a Token: this base app imports neither
         action: str,
@@ -167,9 +215,19 @@ class AuditEvent(models.Model):
         actor_name: str = "",
         token=None,
         detail: dict | None = None,
+        at: dt.datetime | None = None,
     ) -> AuditEvent:
-        actor = by if by is not None and by.pk else None  # an unsaved user is no actor
-        event = cls.objects.create(
+        """An unsaved event with the trail's defaults, for `record_many`.
+
+        `by` is the user who acted (an unsaved user counts as none); `actor_name` the name to
+        show instead (an access key's, a workload identity's), else `by`'s username, else
+        "system". `token` is what the event is about: its key is kept in `token_key` (so a
+        deleted token's events still name it), and the row points at it unless the event is
+        its deletion. `detail` names fields, roles, counts; never a value, hint or ciphertext.
+        `at` defaults to now.
+        """
+        actor = by if by is not None and by.pk else None
+        event = cls(
             workspace=workspace,
             action=action,
             actor=actor,
@@ -179,12 +237,76 @@ class AuditEvent(models.Model):
             else None,
             token_key=token.key if token is not None else "",
             detail=detail or {},
+            created_at=at or timezone.now(),
         )
-        for listener in RECORD_LISTENERS:  # in this transaction: a rollback undoes theirs too
-            listener(event, token)
+        event._about = token  # what the signal names, even when the row cannot point at it
         return event
 
+    @classmethod
+    def record(
+        cls,
+        workspace,
+        action: str,
+        *,
+        by: User | None = None,
+        actor_name: str = "",
+        token=None,
+        detail: dict | None = None,
+        at: dt.datetime | None = None,
+    ) -> AuditEvent:
+        """Write one event and send `event_recorded` for it; returns the saved event.
+
+        Call it inside the transaction that makes the change: the row, and whatever the
+        signal's receivers write, commit or roll back with it. Arguments as for `build`.
+        """
+        event = cls.build(
+            workspace, action, by=by, actor_name=actor_name, token=token, detail=detail, at=at
+        )
+        event.save(force_insert=True)
+        event._announce()
+        return event
+
+    @classmethod
+    def record_many(cls, events: Iterable[AuditEvent]) -> list[AuditEvent]:
+        """Write several events made by `build` in one INSERT, then send `event_recorded` once
+        per event, in their order, as `record` would have; returns them saved (with their ids).
+
+        For a path that writes many events at once (a resolve, a bulk revoke). Same
+        transaction rule as `record`. A database error raises before any signal is sent.
+        """
+        events = list(events)
+        if not events:
+            return []
+        for event in events:
+            if event.pk is not None:
+                raise ValueError("record_many writes new events only (build them with build())")
+        AuditEvent.objects.bulk_create(events)
+        for event in events:
+            event._announce()
+        return events
+
+    def _announce(self) -> None:
+        token = self._about if self._about is not None else (self.token if self.token_id else None)
+        event_recorded.send(sender=type(self), event=self, token=token)
+
     # --- what Activity shows ------------------------------------------------------------------
+
+    @property
+    def actor_label(self) -> str:
+        """Who acted, as a sentence starts: a person's username, "system", or for an API call
+        the access key's own name ("ci-deploy"; the details keep the name the trail recorded)."""
+        detail = self.detail or {}
+        if self.actor_id is None and self.action in API_ACTIONS and detail.get("access_key"):
+            return str(detail["access_key"])
+        return self.actor_name or "system"
+
+    @property
+    def sentence(self) -> str:
+        """ "ci-deploy resolved PROD_DB_PASSWORD in production from 10.0.0.7" (slugs: a page
+        gives names through audit.wording with the workspace's CatalogNames)."""
+        from audit.wording import sentence
+
+        return sentence(self)
 
     @property
     def kind(self) -> str:
@@ -208,7 +330,10 @@ class AuditEvent(models.Model):
 
     @property
     def summary(self) -> str:
-        """A readable line for the detail: names of what changed, roles, counts; never values."""
+        """A readable line for the detail: names of what changed, roles, counts; never values,
+        never "None" (an empty field is left out). Activity shows `audit.wording.detail_lines`."""
+        from audit.wording import source_label
+
         detail = dict(self.detail or {})
         if self.kind == AuditKind.MEMBERS:
             return self._member_summary(detail)
@@ -220,6 +345,10 @@ class AuditEvent(models.Model):
                 labels = (FIELD_LABELS.get(str(v), str(v)) for v in value)
                 parts.append("Changed " + ", ".join(labels))
                 continue
+            if value is None or value == "" or value == [] or value == {}:
+                continue
+            if name == "source":
+                value = source_label(value)
             if isinstance(value, list | tuple):
                 value = ", ".join(str(item) for item in value)
             if name in VERSION_FIELDS and isinstance(value, int):

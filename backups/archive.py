@@ -6,7 +6,7 @@ it during an incident:
 - `manifest.json`: when and by which Coffer it was made, the database vendor, the applied
   migrations, the master key ids whose keys are needed to read it (those of the data keys and
   those two-factor secrets are sealed under), the number of workspaces, data keys and of each
-  sealed thing in the snapshot (tokens/sealed.py), and the size and SHA-256 of the database
+  sealed thing in the snapshot (keys/sealed.py), and the size and SHA-256 of the database
   member;
 - `database.sqlite3` (SQLite's online backup API: a consistent copy of the live database,
   its WAL included, taken while the app keeps serving) or `database.pgdump` (`pg_dump
@@ -62,11 +62,18 @@ SNAPSHOT_ALIAS = "coffer_backup_snapshot"
 
 def snapshot_facts(using: str) -> dict[str, Any]:
     """The manifest's description of the database `using` (a connection alias on the snapshot):
-    how many of each sealed thing it holds and the master keys they need (tokens/sealed.py,
+    how many of each sealed thing it holds and the master keys they need (keys/sealed.py,
     the list verify_backup checks), and its applied migrations."""
-    from tokens.sealed import inventory
+    from keys.sealed import inventory
+    from tokens.models import Token
+    from workspaces.models import Workspace
 
     found = inventory(using)
+    counts = {
+        "workspaces": Workspace.objects.using(using).count(),
+        **found.counts,
+        "tokens": Token.objects.using(using).count(),  # manifest version 1's name
+    }
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT app, name FROM django_migrations ORDER BY app, name")
         rows = cursor.fetchall()
@@ -74,7 +81,7 @@ def snapshot_facts(using: str) -> dict[str, Any]:
     for app, name in rows:
         migrations.setdefault(app, []).append(name)
     return {
-        "counts": found.counts,
+        "counts": counts,
         "master_key_ids": found.master_key_ids,
         "migrations": migrations,
     }

@@ -1,7 +1,7 @@
 """Can every value come back? The checks `verify_backup` runs on a database.
 
 With the key ring on hand, every workspace's data key must unwrap, and every item of every
-sealed source (tokens/sealed.py: token values and versions, webhook signing secrets, pending
+sealed source (keys/sealed.py: token values and versions, webhook signing secrets, pending
 imports, two-factor secrets) must decrypt and authenticate (AES-GCM checks each byte and the row
 it belongs to). Each failure names what failed (token, workspace, user, master key id), never a
 value: decrypted values live only inside `Sealed.open` and are dropped at once.
@@ -18,9 +18,9 @@ from django.db import connections
 from django.db.utils import load_backend
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
-from tokens.models import WorkspaceKey
-from tokens.sealed import SOURCES, Sealed, Source
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import SOURCES, Sealed, Source
 from workspaces.models import Workspace
 
 

@@ -61,8 +61,10 @@ def main() -> None:
         client, python = [sys.executable, "-m", "coffer_cli"], sys.executable
     version = subprocess.run(
         [python, "-c", "import platform; print(platform.python_version())"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
     with (
         running_server(COFFER_API_RATE_LIMIT="100000") as server,

@@ -14,6 +14,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 application = get_asgi_application()
 
-from tokens.crypto import load_key_ring_at_startup  # noqa: E402  (needs the settings)
+from keys.checks import load_key_ring_at_startup  # noqa: E402  (needs the settings)
 
 load_key_ring_at_startup()

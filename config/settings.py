@@ -78,7 +78,7 @@ ALLOWED_HOSTS = env_list(
     "COFFER_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 
-# Master key ring (key-encryption keys). Parsed and checked by tokens/crypto.py.
+# Master key ring (key-encryption keys). Parsed and checked by keys/crypto.py.
 COFFER_MASTER_KEYS = os.environ.get("COFFER_MASTER_KEYS", "")
 COFFER_MASTER_KEY_FILE = Path(os.environ.get("COFFER_MASTER_KEY_FILE") or DATA_DIR / "master.keys")
 
@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount",
     "allauth.socialaccount.providers.openid_connect",
     "lib",
+    "keys",
     "audit",
     "workspaces",
     "tokens",
@@ -152,11 +153,30 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
+
+def env_seconds(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of seconds (0 or more), not {value!r}."
+        )
+    return int(value)
+
+
+# Persistent connections in production: a new PostgreSQL connection per request costs API
+# throughput and CPU (docs/benchmarks.md, "Production defaults"). Each gunicorn thread keeps its
+# own, so a server holds up to workers x threads connections. With health checks, a connection
+# the database closed meanwhile (a restart, a failover) is replaced at the start of the next
+# request instead of failing it. The development server starts a thread per request, which
+# would leave a connection behind for each: 0 (one per request) there.
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
         default=f"sqlite:///{DATA_DIR / 'coffer.sqlite3'}",
-        conn_max_age=int(os.environ.get("COFFER_DB_CONN_MAX_AGE", "0")),
+        conn_max_age=env_seconds("COFFER_DB_CONN_MAX_AGE", 0 if DEBUG else 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -37,6 +37,7 @@ urlpatterns = [
     path("w/<slug:slug>/tokens/access-keys/", include("access.urls")),
     path("w/<slug:slug>/tokens/workload-identities/", include("identities.urls")),
     path("w/<slug:slug>/tokens/import/", include("imports.urls")),
+    path("w/<slug:slug>/tokens/activity/", include("audit.urls")),
     path("w/<slug:slug>/tokens/", include("tokens.urls")),
     path("w/<slug:slug>/", include("notifications.urls")),
     path("", include("workspaces.urls")),

@@ -11,16 +11,35 @@ from identities.models import WorkloadIdentity
 from lib.admin import staff_user
 
 SHOWN_FIELDS = (
-    "name", "workspace", "issuer", "audience", "conditions", "environment", "product", "app",
-    "description", "allowed_networks", "created_at", "created_by", "expires_at",
-    "last_exchanged_at", "exchange_count",
-)  # fmt: skip
+    "name",
+    "workspace",
+    "issuer",
+    "audience",
+    "conditions",
+    "environment",
+    "product",
+    "app",
+    "description",
+    "allowed_networks",
+    "created_at",
+    "created_by",
+    "expires_at",
+    "last_exchanged_at",
+    "exchange_count",
+)
 
 
 @admin.register(WorkloadIdentity)
 class WorkloadIdentityAdmin(admin.ModelAdmin):
-    list_display = ["name", "workspace", "issuer", "environment", "expires_at",
-                    "last_exchanged_at", "exchange_count"]  # fmt: skip
+    list_display = [
+        "name",
+        "workspace",
+        "issuer",
+        "environment",
+        "expires_at",
+        "last_exchanged_at",
+        "exchange_count",
+    ]
     list_filter = ["workspace"]
     search_fields = ["name", "issuer", "workspace__slug"]
     list_select_related = ["workspace", "environment"]

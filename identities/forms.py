@@ -83,9 +83,18 @@ class WorkloadIdentityForm(AccessKeyForm):
     )
 
     field_order = [
-        "name", "description", "issuer", "audience", "conditions", "environment", "product",
-        "app", "expiry", "expiry_date", "allowed_addresses",
-    ]  # fmt: skip
+        "name",
+        "description",
+        "issuer",
+        "audience",
+        "conditions",
+        "environment",
+        "product",
+        "app",
+        "expiry",
+        "expiry_date",
+        "allowed_addresses",
+    ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -34,7 +34,7 @@ from django.utils import timezone
 from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
 from audit.models import AuditAction, AuditEvent
-from notifications.http import UnsafeURL, check_url
+from lib.safe_fetch import UnsafeURL, check_url
 from tokens.models import DESCRIPTION_MAX_LENGTH, UseContext, description_errors
 from workspaces.models import App, Environment, Product, Workspace
 
@@ -108,8 +108,10 @@ def condition_errors(conditions: object) -> tuple[list[dict[str, str]], list[str
             or len(pattern) > PATTERN_MAX_LENGTH
             or not pattern.isprintable()
         ):
-            errors.append(f"The pattern for {claim.strip()} is 1 to {PATTERN_MAX_LENGTH} "
-                          "printable characters.")  # fmt: skip
+            errors.append(
+                f"The pattern for {claim.strip()} is 1 to {PATTERN_MAX_LENGTH} "
+                "printable characters."
+            )
             continue
         normalised.append({"claim": claim.strip(), "pattern": pattern.strip()})
     if not errors and not normalised:
@@ -222,9 +224,10 @@ class WorkloadIdentity(BoundContext):
     issuer = models.CharField("issuer URL", max_length=ISSUER_MAX_LENGTH)
     audience = models.CharField(max_length=AUDIENCE_MAX_LENGTH)
     conditions = models.JSONField(
-        "claim conditions", default=list,
+        "claim conditions",
+        default=list,
         help_text='[{"claim": "repository", "pattern": "my-org/my-repo"}, ...]: all must match.',
-    )  # fmt: skip
+    )
     # The use context, as an access key's (and, like it, blocking the deletion of its items).
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="workload_identities"
@@ -279,8 +282,9 @@ class WorkloadIdentity(BoundContext):
         if not isinstance(self.name, str) or not self.name:
             errors["name"] = ["Enter a name for the workload identity."]
         elif len(self.name) > NAME_MAX_LENGTH or "/" in self.name or not self.name.isprintable():
-            errors["name"] = [f"The name is at most {NAME_MAX_LENGTH} printable characters, "
-                              "without “/”."]  # fmt: skip
+            errors["name"] = [
+                f"The name is at most {NAME_MAX_LENGTH} printable characters, without “/”."
+            ]
         elif self.name_is_taken():
             errors["name"] = [self.duplicate_name_message()]
         if messages := description_errors(self.description):
@@ -447,11 +451,9 @@ class WorkloadCredential(models.Model):
         """Count one use if the credential and its identity still hold at `at`: one UPDATE that
         re-checks both in the database and, in a transaction, keeps the credential's row
         locked until the end (deleting the identity deletes that row, so it waits)."""
-        updated = (
-            WorkloadCredential.objects.filter(
-                pk=self.pk,
-                expires_at__gt=at,
-                identity__in=WorkloadIdentity.objects.usable(at).filter(pk=self.identity_id),
-            ).update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
-        )  # fmt: skip
+        updated = WorkloadCredential.objects.filter(
+            pk=self.pk,
+            expires_at__gt=at,
+            identity__in=WorkloadIdentity.objects.usable(at).filter(pk=self.identity_id),
+        ).update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
         return updated == 1

@@ -18,7 +18,7 @@ Messages never repeat the token or its claims' values. In order:
    of clock skew; `exp`, `iat`, `iss` and `aud` are required;
 5. every claim condition of the identity holds.
 
-Discovery and JWKS fetches follow the webhook rules (notifications/http.py: https, public
+Discovery and JWKS fetches go through lib/safe_fetch.py, as webhooks do (https, public
 addresses only unless COFFER_WEBHOOK_ALLOW_PRIVATE, checked at each fetch and the connection
 pinned to the checked address, no redirects), with a deadline of FETCH_TIMEOUT seconds and at
 most MAX_DOCUMENT_BYTES read. COFFER_OIDC_ALLOW_INSECURE_ISSUERS (development only) also
@@ -31,16 +31,14 @@ import hashlib
 import http.client
 import json
 import logging
-import time
 from typing import Any
-from urllib.parse import urlsplit
 
 import jwt
 from django.conf import settings
 from django.core.cache import cache
 
 from identities.models import WorkloadIdentity
-from notifications import http as safe_http
+from lib import safe_fetch
 
 logger = logging.getLogger("coffer.identities")
 
@@ -91,8 +89,11 @@ def verify(token: object, identity: WorkloadIdentity) -> dict[str, Any]:
         raise Refused("format", "The token is not a well-formed JWT.") from None
     algorithm = header.get("alg")
     if algorithm not in ALGORITHMS:
-        raise Refused("algorithm", "The token's algorithm (alg) is not accepted: only RS256 and "
-                      "ES256 tokens are (never none, never HMAC).")  # fmt: skip
+        raise Refused(
+            "algorithm",
+            "The token's algorithm (alg) is not accepted: only RS256 and "
+            "ES256 tokens are (never none, never HMAC).",
+        )
     if unverified.get("iss") != identity.issuer:
         raise Refused("issuer", "The token's issuer (iss) is not this identity's issuer.")
     key = signing_key(identity.issuer, header.get("kid"), algorithm)
@@ -124,8 +125,9 @@ def verify(token: object, identity: WorkloadIdentity) -> dict[str, Any]:
     except jwt.PyJWTError:
         raise Refused("format", "The token is not a well-formed JWT.") from None
     if (claim := identity.unmet_condition(claims)) is not None:
-        raise Refused("claims", f"The token's {claim} claim does not meet this identity's "
-                      "condition.")  # fmt: skip
+        raise Refused(
+            "claims", f"The token's {claim} claim does not meet this identity's condition."
+        )
     return claims
 
 
@@ -190,42 +192,30 @@ def issuer_keys(issuer: str, *, refresh: bool = False) -> tuple[dict[str, dict[s
 
 
 def fetch_json(url: str) -> dict[str, Any]:
-    """GET a JSON object under the webhook rules (see the module docstring)."""
-    started = time.monotonic()
-    parts = urlsplit(url)
-    connection: http.client.HTTPConnection
+    """GET a JSON object through lib/safe_fetch.py (see the module docstring)."""
     try:
-        if parts.scheme == "http" and settings.COFFER_OIDC_ALLOW_INSECURE_ISSUERS:
-            host, port = parts.hostname or "", parts.port or 80
-            path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            connection = http.client.HTTPConnection(host, port, timeout=FETCH_TIMEOUT)
-        else:
-            target = safe_http.resolve(url)
-            path = target.path
-            connection = safe_http._PinnedHTTPSConnection(target, FETCH_TIMEOUT)
-    except (safe_http.UnsafeURL, ValueError) as refused:
+        reply = safe_fetch.fetch(
+            "GET",
+            url,
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            timeout=FETCH_TIMEOUT,
+            max_bytes=MAX_DOCUMENT_BYTES,
+            allow_plain_http=settings.COFFER_OIDC_ALLOW_INSECURE_ISSUERS,
+        )
+    except safe_fetch.UnsafeURL as refused:
         raise IssuerUnavailable(f"{url}: {refused}") from None
-    try:
-        connection.request("GET", path, headers={"Accept": "application/json",
-                                                 "User-Agent": USER_AGENT})  # fmt: skip
-        response = connection.getresponse()
-        if response.status != 200:
-            raise IssuerUnavailable(f"{url} answered {response.status}")
-        body = b""
-        while len(body) <= MAX_DOCUMENT_BYTES:
-            if time.monotonic() - started > FETCH_TIMEOUT:
-                raise IssuerUnavailable(f"{url} took more than {FETCH_TIMEOUT:g} s")
-            chunk = response.read1(16 * 1024)
-            if not chunk:
-                break
-            body += chunk
-        if len(body) > MAX_DOCUMENT_BYTES:
-            raise IssuerUnavailable(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
-        document = json.loads(body)
-    except (OSError, http.client.HTTPException, ValueError) as error:
+    except safe_fetch.Deadline:
+        raise IssuerUnavailable(f"{url} took more than {FETCH_TIMEOUT:g} s") from None
+    except (OSError, http.client.HTTPException) as error:
         raise IssuerUnavailable(f"{url}: {type(error).__name__}") from None
-    finally:
-        connection.close()
+    if reply.status != 200:
+        raise IssuerUnavailable(f"{url} answered {reply.status}")
+    if not reply.complete:
+        raise IssuerUnavailable(f"{url} sent more than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        document = json.loads(reply.body)
+    except ValueError as error:
+        raise IssuerUnavailable(f"{url}: {type(error).__name__}") from None
     if not isinstance(document, dict):
         raise IssuerUnavailable(f"{url} sent no JSON object")
     return document

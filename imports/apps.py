@@ -9,6 +9,6 @@ class ImportsConfig(AppConfig):
 
     def ready(self) -> None:
         from imports.models import sealed_pending_imports
-        from tokens.sealed import Source, register
+        from keys.sealed import Source, register
 
         register(Source("pending imports", sealed_pending_imports))

@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 from imports.models import PendingImport
 from imports.parsing import Entry, EntryState, parse_entries
 from tokens import lifecycle
-from tokens.models import Token, TokenStatus
+from tokens.models import Token, TokenStatus, lock_token_changes
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -116,6 +116,7 @@ def run_import(pending: PendingImport, options: ImportOptionsForm, *, by: User) 
             # tab) waits here for this transaction, then finds nothing to delete and stops.
             if not PendingImport.objects.filter(pk=pending.pk).delete()[0]:
                 raise ImportGone
+            lock_token_changes(pending.workspace)  # what the preview finds stays so until commit
             entries = preview(pending, lock=True).entries
             new = {e.key: e.value for e in entries if e.state is EntryState.NEW and e.value}
             replacing = {

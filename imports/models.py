@@ -2,7 +2,7 @@
 
 The preview never echoes a value, not even in a hidden field, so the file stays on the server:
 one `PendingImport` row holding the text encrypted under the workspace's data key (bound to the
-workspace and the row's id, tokens/crypto.py), addressed by its random UUID. It lives
+workspace and the row's id, keys/crypto.py), addressed by its random UUID. It lives
 PENDING_IMPORT_MINUTES at most and is deleted once imported or cancelled; making a new one
 sweeps away the stale ones.
 """
@@ -20,9 +20,9 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
-from tokens.models import WorkspaceKey
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import Sealed
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -77,8 +77,8 @@ class PendingImport(models.Model):
         cls.objects.stale().delete()
         pending = cls(workspace=workspace, created_by=by)
         dek = WorkspaceKey.dek_for(workspace, label=f"import in workspace {workspace.slug}")
-        pending.ciphertext = crypto.encrypt_pending_import(
-            dek, text, workspace_id=workspace.pk, import_id=pending.pk
+        pending.ciphertext = crypto.encrypt(
+            dek, text, aad=crypto.pending_import_aad(workspace.pk, pending.pk)
         )
         pending.save(force_insert=True)
         return pending
@@ -88,27 +88,25 @@ class PendingImport(models.Model):
         """The file's text, to parse again; never render or log it."""
         label = f"import in workspace {self.workspace.slug}"
         record = WorkspaceKey.existing_for(self.workspace, label=label)
-        return crypto.decrypt_pending_import(
+        return crypto.decrypt(
             record.unwrap(label=label),
             bytes(self.ciphertext),
-            workspace_id=self.workspace_id,
-            import_id=self.pk,
+            aad=crypto.pending_import_aad(self.workspace_id, self.pk),
             label=f"{label} (master key {record.kek_id!r})",
         )
 
 
 def sealed_pending_imports(using: str) -> Iterator[Sealed]:
     """Each pending import's file (kept between its preview and its import): a source of
-    tokens/sealed.py, registered by ImportsConfig.ready."""
+    keys/sealed.py, registered by ImportsConfig.ready."""
     pending = PendingImport.objects.using(using).only("id", "workspace_id", "ciphertext")
     for item in pending.order_by("workspace_id", "created_at").iterator(chunk_size=500):
         yield Sealed(
             f"pending import {item.pk}",
             partial(
-                crypto.decrypt_pending_import,
+                crypto.decrypt,
                 blob=bytes(item.ciphertext),
-                workspace_id=item.workspace_id,
-                import_id=item.pk,
+                aad=crypto.pending_import_aad(item.workspace_id, item.pk),
             ),
             workspace_id=item.workspace_id,
         )

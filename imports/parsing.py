@@ -134,8 +134,9 @@ def first_line(original: str, line: int) -> int:
 
 
 @sensitive_variables("key", "value")
-def malformed_reason(key: str | None, value: str | None, error: bool) -> str:
-    """Why a binding is not a valid KEY=VALUE assignment (its text is not to be shown), or ""."""
+def malformed_reason(key: str | None, value: str | None, error: bool, *, quoted: bool) -> str:
+    """Why a binding is not a valid KEY=VALUE assignment (its text is not to be shown), or "".
+    A quoted value is what the user meant, even one of = signs only."""
     if error or key is None:
         return NOT_AN_ASSIGNMENT
     if problem := key_grammar_error(key):
@@ -144,7 +145,7 @@ def malformed_reason(key: str | None, value: str | None, error: bool) -> str:
         return NO_VALUE
     if not value:
         return value_errors(value, required=True)["value"][0]
-    if not value.strip("="):
+    if not quoted and not value.strip("="):
         return BASE64_LINE
     return ""
 
@@ -160,7 +161,8 @@ def parse_entries(text: str) -> list[Entry]:
         line = first_line(binding.original.string, binding.original.line)
         if binding.key is None and not binding.error:  # a comment or a blank line
             continue
-        if malformed := malformed_reason(binding.key, binding.value, binding.error):
+        quoted = binding.original.string.partition("=")[2].lstrip()[:1] in ("'", '"')
+        if malformed := malformed_reason(binding.key, binding.value, binding.error, quoted=quoted):
             # Reported by its line number only: the "key" may be a piece of a secret.
             entries.append(Entry(line, key="", state=EntryState.INVALID, reason=malformed))
             continue

@@ -22,8 +22,8 @@ from imports.forms import ImportOptionsForm, ImportSourceForm
 from imports.importer import ImportConflict, ImportGone, preview, run_import
 from imports.models import PENDING_IMPORT_MINUTES, PendingImport
 from imports.parsing import IMPORT_MAX_BYTES
+from keys.crypto import CryptoError
 from lib.views import answers_crypto_errors, signed_in_view
-from tokens.crypto import CryptoError
 from tokens.table import list_url
 from tokens.uploads import CappedUploadHandler
 from workspaces.access import get_object_in, get_workspace_for

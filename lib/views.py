@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Concatenate
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
@@ -22,7 +22,7 @@ from django.views.decorators.vary import vary_on_headers
 logger = logging.getLogger("coffer.crypto")
 
 
-def signed_in_view[V: Callable[..., HttpResponse]](
+def signed_in_view[V: Callable[..., HttpResponseBase]](
     *methods: str, fragment: bool = False
 ) -> Callable[[V], V]:
     """A page for signed-in users only: anyone else is sent to sign in; the response is never

@@ -28,6 +28,7 @@ from notifications.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from notifications.tasks import deliver_webhook
 
 logger = logging.getLogger(__name__)
 MAX_BACKOFF = dt.timedelta(hours=6)
@@ -114,8 +115,6 @@ def record_attempt(delivery: WebhookDelivery, answer: Answer) -> str:
 
 def schedule(delivery: WebhookDelivery, when: dt.datetime | None = None) -> None:
     """Enqueue an attempt of `delivery` (at `when`) once the current transaction commits."""
-    from notifications.tasks import deliver_webhook
-
     task = deliver_webhook.using(run_after=when) if when is not None else deliver_webhook
     transaction.on_commit(lambda: task.enqueue(str(delivery.pk)))
 

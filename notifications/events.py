@@ -1,7 +1,8 @@
 """Webhook events: what happened, as the JSON a webhook receives, turned into deliveries.
 
-Token and access key events come from one place, the audit trail: `AuditEvent.record` calls
-`audit_event_recorded` inside the transaction that records the change, which writes one
+Token and access key events come from one place, the audit trail: `AuditEvent.record` (and
+`record_many`) send `audit.signals.event_recorded`, received by `audit_event_recorded` inside
+the transaction that records the change, which writes one
 `WebhookDelivery` per subscribed webhook in that same transaction and enqueues its delivery
 once it commits (a rolled-back change sends nothing). Expiring and expired events come from
 the reminder pass (notifications/reminders.py). A payload names keys, ids, people and slugs;
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from audit.models import AuditAction, AuditEvent
 from notifications.models import EventType, Webhook, WebhookDelivery
+from notifications.tasks import deliver_webhook
 
 if TYPE_CHECKING:
     from tokens.models import Token
@@ -86,8 +88,6 @@ def payload(
 
 def enqueue_deliveries(webhooks: list[Webhook], body: dict[str, Any]) -> list[WebhookDelivery]:
     """One delivery per webhook of the same event (same id), sent once the transaction commits."""
-    from notifications.tasks import deliver_webhook
-
     text = json.dumps(body, separators=(",", ":"), sort_keys=True)
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(webhook=webhook, event_id=body["id"], event_type=body["type"], body=text)
@@ -98,8 +98,10 @@ def enqueue_deliveries(webhooks: list[Webhook], body: dict[str, Any]) -> list[We
     return deliveries
 
 
-def audit_event_recorded(event: AuditEvent, token: Token | None) -> None:
-    """The audit trail's listener: deliveries for the webhooks that want this event."""
+def audit_event_recorded(
+    sender: type[AuditEvent], *, event: AuditEvent, token: Token | None, **kwargs: Any
+) -> None:
+    """The audit trail's receiver: deliveries for the webhooks that want this event."""
     for event_type in event_types_for(event):
         webhooks = Webhook.objects.listening_to(event.workspace_id, event_type)
         if not webhooks:

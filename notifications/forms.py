@@ -6,7 +6,7 @@ from django import forms
 from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
-from notifications.http import UnsafeURL, resolve
+from lib.safe_fetch import UnsafeURL, resolve
 from notifications.models import URL_MAX_LENGTH, EventType, Webhook, new_signing_secret
 from workspaces.models import Workspace
 

@@ -20,9 +20,10 @@ from django.db import models
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from tokens import crypto
-from tokens.models import Token, WorkspaceKey
-from tokens.sealed import Sealed
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import Sealed
+from tokens.models import Token
 from workspaces.models import Workspace
 
 if TYPE_CHECKING:
@@ -118,8 +119,8 @@ class Webhook(models.Model):
         dek = WorkspaceKey.dek_for(
             self.workspace, label=f"webhook in workspace {self.workspace.slug}"
         )
-        self.secret_ciphertext = crypto.encrypt_webhook_secret(
-            dek, secret, workspace_id=self.workspace_id, webhook_id=self.pk
+        self.secret_ciphertext = crypto.encrypt(
+            dek, secret, aad=crypto.webhook_secret_aad(self.workspace_id, self.pk)
         )
         self.secret_prefix = secret[: len(SECRET_PREFIX) + 4]
 
@@ -138,11 +139,10 @@ class Webhook(models.Model):
         label = f"webhook {self.pk} in workspace {self.workspace.slug}"
         record = WorkspaceKey.existing_for(self.workspace, label=label)
         dek = record.unwrap(label=label)
-        return crypto.decrypt_webhook_secret(
+        return crypto.decrypt(
             dek,
             bytes(self.secret_ciphertext),
-            workspace_id=self.workspace_id,
-            webhook_id=self.pk,
+            aad=crypto.webhook_secret_aad(self.workspace_id, self.pk),
             label=f"{label} (master key {record.kek_id!r})",
         )
 
@@ -223,16 +223,15 @@ class WebhookAttempt(models.Model):
 
 def sealed_webhook_secrets(using: str) -> Iterator[Sealed]:
     """Each webhook's signing secret (it must be read back to sign deliveries): a source of
-    tokens/sealed.py, registered by NotificationsConfig.ready."""
+    keys/sealed.py, registered by NotificationsConfig.ready."""
     hooks = Webhook.objects.using(using).only("id", "workspace_id", "url", "secret_ciphertext")
     for hook in hooks.order_by("workspace_id", "created_at", "id").iterator(chunk_size=500):
         yield Sealed(
             f"signing secret of webhook {hook.url}",
             partial(
-                crypto.decrypt_webhook_secret,
+                crypto.decrypt,
                 blob=bytes(hook.secret_ciphertext),
-                workspace_id=hook.workspace_id,
-                webhook_id=hook.pk,
+                aad=crypto.webhook_secret_aad(hook.workspace_id, hook.pk),
             ),
             workspace_id=hook.workspace_id,
         )

@@ -151,24 +151,49 @@ def running_server(**overrides: str) -> Iterator[Server]:
             [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
         )
         seeded = subprocess.run(
-            [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())",
-             json.dumps(TRICKY_VALUES)],
-            input=SEED, cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                PYTHON,
+                "-c",
+                "import django; django.setup(); exec(open(0).read())",
+                json.dumps(TRICKY_VALUES),
+            ],
+            input=SEED,
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         keys = json.loads(seeded.stdout.strip().splitlines()[-1])
         port = free_port()
         access_log = data_dir / "access.log"
         process = subprocess.Popen(
-            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi",
-             "--bind", f"127.0.0.1:{port}", "--workers", "2", "--graceful-timeout", "5",
-             # Sync workers with one thread (more would switch gunicorn to gthread, as
-             # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the
-             # next requests to the other.
-             "--worker-class", "sync", "--threads", "1",
-             "--access-logfile", str(access_log), "--access-logformat", "%(p)s %(s)s %(U)s",
-             "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
+            [
+                str(Path(PYTHON).with_name("gunicorn")),
+                "config.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--graceful-timeout",
+                "5",
+                # Sync workers with one thread (more would switch gunicorn to gthread, as
+                # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the
+                # next requests to the other.
+                "--worker-class",
+                "sync",
+                "--threads",
+                "1",
+                "--access-logfile",
+                str(access_log),
+                "--access-logformat",
+                "%(p)s %(s)s %(U)s",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:

@@ -9,8 +9,10 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from tokens import crypto
-from tokens.models import AuditAction, AuditEvent, Token, TokenType, WorkspaceKey
+from audit.models import AuditAction, AuditEvent
+from keys import crypto
+from keys.models import WorkspaceKey
+from tokens.models import Token, TokenType
 from workspaces.models import App, Environment, Membership, Product, Role, Workspace
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
@@ -151,8 +153,8 @@ def bulk_tokens(workspace, count: int) -> list[Token]:
             last_used_at=now - dt.timedelta(minutes=n) if n % 2 else None,
             value_hint=f"{n % 10000:04d}",
         )
-        token.ciphertext = crypto.encrypt_value(
-            dek, f"bench-value-{n}", workspace_id=workspace.pk, token_id=token.pk, version=0
+        token.ciphertext = crypto.encrypt(
+            dek, f"bench-value-{n}", aad=crypto.value_aad(workspace.pk, token.pk, 0)
         )
         tokens.append(token)
     Token.objects.bulk_create(tokens, batch_size=2000)

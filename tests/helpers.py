@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import TYPE_CHECKING
 
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -27,6 +29,13 @@ def text(response) -> str:
     return response.content.decode()
 
 
+def event_sentences(page: str) -> list[str]:
+    """The Activity page's events, newest first, as a person reads them (tags and the keys'
+    line-break hints left out)."""
+    summaries = re.findall(r'<summary class="event-sentence">(.*?)</summary>', page, re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", summary)).strip() for summary in summaries]
+
+
 # --- the Tokens pages ---------------------------------------------------------------------------
 
 WARNING = "Revoking or deleting a token will immediately break any services currently using it."
@@ -36,9 +45,10 @@ MANAGERS = ["owner", "editor"]
 
 
 def url(name: str, workspace, token=None, **query) -> str:
-    """The URL of a Tokens page view (`tokens:<name>`), of `token` if given, with a query."""
+    """The URL of a Tokens page view (`tokens:<name>`, or a full name such as
+    `audit:activity`), of `token` if given, with a query."""
     args = [workspace.slug] + ([token.pk] if token is not None else [])
-    path = reverse(f"tokens:{name}", args=args)
+    path = reverse(name if ":" in name else f"tokens:{name}", args=args)
     if query:
         path += "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return path

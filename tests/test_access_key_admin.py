@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from access.models import AccessKey
+from audit.models import AuditAction, AuditEvent
 from tests.factories import make_access_key
-from tokens.models import AuditAction, AuditEvent
 
 pytestmark = pytest.mark.django_db
 

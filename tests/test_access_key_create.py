@@ -103,8 +103,10 @@ def test_the_key_never_appears_again(workspace, owner_client):
         "delete dialog": owner_client.get(
             access_url("delete", workspace, access_key), headers=HTMX
         ),
-        "activity": owner_client.get(url("activity", workspace)),
-        "activity filtered": owner_client.get(url("activity", workspace) + "?kind=access_keys"),
+        "activity": owner_client.get(url("audit:activity", workspace)),
+        "activity filtered": owner_client.get(
+            url("audit:activity", workspace) + "?kind=access_keys"
+        ),
         "tokens": owner_client.get(url("list", workspace)),
         "admin list": admin.get(reverse("admin:access_accesskey_changelist")),
         "admin page": admin.get(reverse("admin:access_accesskey_change", args=[access_key.pk])),

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from access import keys
 from access.models import AccessKey
+from audit.models import AuditAction, AuditEvent
 from tests.factories import AppFactory, ProductFactory, UserFactory, make_access_key
-from tokens.models import AuditAction, AuditEvent, UseContext
+from tokens.models import UseContext
 
 pytestmark = pytest.mark.django_db
 

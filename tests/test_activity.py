@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import AuditAction, AuditEvent
 from tests.factories import AuditEventFactory, MembershipFactory, UserFactory
-from tests.helpers import invitation_link
+from tests.helpers import event_sentences, invitation_link
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ KINDS = {
 
 
 def activity(client, **params):
-    response = client.get(reverse("tokens:activity", args=["acme"]), params)
+    response = client.get(reverse("audit:activity", args=["acme"]), params)
     return response.status_code, response.content.decode()
 
 
@@ -70,18 +70,18 @@ def test_member_and_catalog_changes_made_on_the_pages_show_in_activity(
     status, page = activity(owner_client)
 
     assert status == 200
-    assert page.index("Product added") < page.index("Role changed")
-    assert page.index("Role changed") < page.index("Invitation accepted")
-    assert page.index("Invitation accepted") < page.index("Member invited")
-    assert "Viewer → Editor" in page and "As Viewer" in page
-    assert '<td data-label="Subject"><div>zed</div></td>' in page
-    assert '<td data-label="Subject"><div>Payments</div></td>' in page
+    assert event_sentences(page)[:4] == [
+        "olivia added the product Payments",
+        "olivia changed the role of zed from Viewer to Editor",
+        "zed accepted an invitation as Viewer",
+        "olivia invited zed@example.com as Viewer",
+    ]
 
 
 def test_an_access_key_event_names_the_key(owner_client, mixed_trail):
     _status, page = activity(owner_client, kind="access_keys")
 
-    assert '<td data-label="Subject"><div>ci-deploy</div></td>' in page
+    assert event_sentences(page) == ["olivia created the access key ci-deploy"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -109,7 +109,7 @@ def test_a_bad_kind_is_named_in_a_message_and_all_activity_shows(owner_client, m
     assert status == 200
     assert (
         "is not a kind of activity (Tokens, Members, Catalog and settings, Key rotation, "
-        "Access keys)." in page
+        "Access keys, Activity exports). Showing all activity." in page
     )
     assert "Showing all activity." in page
     assert "<script>x" not in page
@@ -125,7 +125,7 @@ def test_the_filtered_fragment_keeps_the_kind_in_its_page_links(owner_client, wo
     AuditEventFactory(workspace=workspace, token_key="HIDDEN_TOKEN")
 
     response = owner_client.get(
-        reverse("tokens:activity", args=["acme"]), {"kind": "members"}, headers=HTMX
+        reverse("audit:activity", args=["acme"]), {"kind": "members"}, headers=HTMX
     )
 
     html = response.content.decode()
@@ -141,7 +141,7 @@ def test_an_empty_filter_says_so_and_offers_all_activity(owner_client, workspace
     _status, page = activity(owner_client, kind="keys")
 
     assert "No matching activity" in page
-    assert "Nothing of the kind “Key rotation” has happened in Acme yet." in page
+    assert "Nothing matching “Key rotation” has happened in Acme." in page
 
 
 def test_another_workspaces_events_never_show_whatever_the_filter(owner_client, other_workspace):
@@ -172,6 +172,8 @@ def test_activity_query_count_is_constant_with_any_filter(
         )
     )
 
-    with django_assert_max_num_queries(7):
+    # Session, user, membership, the Who choices, count, the page of events, the catalog's
+    # names, the workspace switcher: the same for 900 events as for 9.
+    with django_assert_max_num_queries(8):
         status, _page = activity(owner_client, kind=kind)
     assert status == 200

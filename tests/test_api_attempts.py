@@ -12,9 +12,10 @@ import datetime as dt
 
 import pytest
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import TokenFactory, make_access_key
-from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token
+from tokens.models import NOT_AVAILABLE, Token
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,10 @@ from django.utils import timezone
 from access import keys
 from access.models import AccessKey
 from api.auth import UNAUTHORIZED
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import MembershipFactory, UserFactory, make_access_key
 from tests.url_table import api_routes_in_project
-from tokens.models import AuditAction, AuditEvent
 from workspaces.models import Role
 
 pytestmark = pytest.mark.django_db

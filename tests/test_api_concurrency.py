@@ -16,9 +16,10 @@ from django.db import connection, connections
 from django.test import Client
 
 from access.models import AccessKey
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import bearer
 from tests.factories import TokenFactory, WorkspaceFactory, make_access_key
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -23,11 +23,11 @@ from django.test import Client
 from django.urls import reverse
 
 from access.models import AccessKey
+from audit.models import AuditEvent
 from tests.api_helpers import audit_insert_fails, bearer, get_values, post_resolve
 from tests.files import read_from_another_process
 from tests.test_storage_leaks import checkpoint, sqlite_files
 from tests.url_table import build_world
-from tokens.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,9 +81,17 @@ def test_a_created_key_is_never_seen_again(sql_logging, settings):
     world = build_world(tokens_per_workspace=1)
     out = io.StringIO()
     call_command(
-        "create_access_key", "--workspace", "acme", "--environment", "production",
-        "--app", "checkout", "--name", "leak-check", stdout=out,
-    )  # fmt: skip
+        "create_access_key",
+        "--workspace",
+        "acme",
+        "--environment",
+        "production",
+        "--app",
+        "checkout",
+        "--name",
+        "leak-check",
+        stdout=out,
+    )
     key = out.getvalue().splitlines()[-1]
     row = AccessKey.objects.get(name="leak-check")
     assert key.startswith(row.identifier)
@@ -119,7 +127,7 @@ def test_a_created_key_is_never_seen_again(sql_logging, settings):
     assert row.key_hash not in "".join(str(s) for s in surfaces.values()), "no hash either"
 
     owner = world.client("owner")
-    activity = owner.get(reverse("tokens:activity", args=["acme"])).text
+    activity = owner.get(reverse("audit:activity", args=["acme"])).text
     assert "Access key created" in activity and "Resolved" in activity, "control"
     surfaces["activity"] = activity
 
@@ -141,14 +149,18 @@ def test_token_values_never_in_api_errors_or_logs(sql_logging, settings):
     world = build_world(tokens_per_workspace=2)
     a = world.a
     _, key = AccessKey.objects.create_key(
-        workspace=a.workspace, name="k", environment=a.workspace.environments.get(
-            slug="production"), app=a.app,
-    )  # fmt: skip
+        workspace=a.workspace,
+        name="k",
+        environment=a.workspace.environments.get(slug="production"),
+        app=a.app,
+    )
     _, pinned = AccessKey.objects.create_key(
-        workspace=a.workspace, name="pinned", app=a.app,
+        workspace=a.workspace,
+        name="pinned",
+        app=a.app,
         environment=a.workspace.environments.get(slug="production"),
         allowed_networks=["203.0.113.0/24"],
-    )  # fmt: skip
+    )
     client = Client()
     both = "$Secret{ACME_TOKEN_0} $Secret{ACME_TOKEN_1}"
     errors = {

@@ -114,8 +114,9 @@ def test_failed_authentications_slow_the_address_but_not_its_valid_keys(
     settings.COFFER_API_AUTH_FAILURE_LIMIT = 3
     setup = api_setup(workspace)
     address = f"198.51.100.{secrets.randbelow(250) + 1}"
-    statuses = [get_values(client, keys.generate(), REMOTE_ADDR=address).status_code
-                for _ in range(4)]  # fmt: skip
+    statuses = [
+        get_values(client, keys.generate(), REMOTE_ADDR=address).status_code for _ in range(4)
+    ]
     assert statuses == [401] * 3 + [429]
     refused = get_values(client, keys.generate(), REMOTE_ADDR=address)
     assert refused.status_code == 429

@@ -11,10 +11,11 @@ from django.core.management import call_command
 from django.db import connection
 
 from access.models import AccessKey
+from audit.models import AuditAction, AuditEvent
+from keys import crypto
 from tests.api_helpers import RESOLVE, api_setup, audit_insert_fails, bearer, post_resolve
 from tests.factories import TokenFactory
-from tokens import crypto
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 
@@ -38,9 +39,19 @@ def test_bytes_are_kept_exactly_as_the_cli_keeps_them(client, setup):
     response = post_resolve(client, setup.key, template)
     expected = io.BytesIO()
     call_command(
-        "resolve", "--workspace", "acme", "--environment", "production", "--product", "payments",
-        "--app", "checkout", stdin=io.BytesIO(template), stdout=expected, file="-",
-    )  # fmt: skip
+        "resolve",
+        "--workspace",
+        "acme",
+        "--environment",
+        "production",
+        "--product",
+        "payments",
+        "--app",
+        "checkout",
+        stdin=io.BytesIO(template),
+        stdout=expected,
+        file="-",
+    )
     assert response.status_code == 200
     assert response.content == expected.getvalue()
     assert response.content == (
@@ -66,10 +77,21 @@ def test_unresolvable_references_give_the_cli_json_report_and_no_value(client, s
     out = io.StringIO()
     with pytest.raises(Exception):  # noqa: B017 - exit 1, the report is on stdout
         call_command(
-            "resolve", "--workspace", "acme", "--environment", "production", "--product",
-            "payments", "--app", "checkout", "--format", "json", stdin=io.BytesIO(
-                template.encode()), stdout=out, file="-",
-        )  # fmt: skip
+            "resolve",
+            "--workspace",
+            "acme",
+            "--environment",
+            "production",
+            "--product",
+            "payments",
+            "--app",
+            "checkout",
+            "--format",
+            "json",
+            stdin=io.BytesIO(template.encode()),
+            stdout=out,
+            file="-",
+        )
     cli = json.loads(out.getvalue())
     cli["source"] = "app.yaml"
     api = response.json()
@@ -101,7 +123,7 @@ def test_unresolvable_references_give_the_cli_json_report_and_no_value(client, s
 
 
 def test_check_gives_the_report_and_decrypts_and_records_nothing(client, setup):
-    with mock.patch.object(crypto, "decrypt_value", side_effect=AssertionError):
+    with mock.patch.object(crypto, "decrypt", side_effect=AssertionError):
         ok = post_resolve(client, setup.key, "$Secret{DB_URL}", "?check=1")
         bad = post_resolve(client, setup.key, "$Secret{DB_URL} $Secret{NOPE}", "?check=1")
     assert ok.status_code == 200 and ok.json()["ok"] is True
@@ -113,9 +135,12 @@ def test_check_gives_the_report_and_decrypts_and_records_nothing(client, setup):
 
 def test_a_resolve_is_audited_and_marks_the_tokens_and_the_key_used(client, setup):
     response = post_resolve(
-        client, setup.key, "$Secret{DB_URL} $Secret{DB_URL}", "?source=deploy.yaml",
+        client,
+        setup.key,
+        "$Secret{DB_URL} $Secret{DB_URL}",
+        "?source=deploy.yaml",
         REMOTE_ADDR="192.0.2.10",
-    )  # fmt: skip
+    )
     assert response.status_code == 200
     event = AuditEvent.objects.get(action=AuditAction.RESOLVED)
     assert event.actor is None

@@ -38,23 +38,28 @@ def test_resolve_keeps_every_byte(server, tmp_path):
     template = tmp_path / "app.env.tmpl"
     template.write_bytes(b"DB=$Secret{DB_URL}\r\nlatin=caf\xe9\r\nKEY=$Secret{MULTILINE}")
     status, headers, body = server.curl(
-        "/api/v1/resolve?source=app.env.tmpl", "--data-binary", f"@{template}",
+        "/api/v1/resolve?source=app.env.tmpl",
+        "--data-binary",
+        f"@{template}",
         key=server.keys["main"],
-    )  # fmt: skip
+    )
     assert status == 200
     assert headers["cache-control"] == "no-store"
     values = server.values
     assert body == (
-        f"DB={values['DB_URL']}\r\n".encode() + b"latin=caf\xe9\r\n"
+        f"DB={values['DB_URL']}\r\n".encode()
+        + b"latin=caf\xe9\r\n"
         + f"KEY={values['MULTILINE']}".encode()
-    )  # fmt: skip
+    )
 
 
 def test_check_reports_without_values(server):
     status, _, body = server.curl(
-        "/api/v1/resolve?check=1", "--data-binary", "$Secret{DB_URL} $Secret{NOPE}",
+        "/api/v1/resolve?check=1",
+        "--data-binary",
+        "$Secret{DB_URL} $Secret{NOPE}",
         key=server.keys["main"],
-    )  # fmt: skip
+    )
     assert status == 422
     report = json.loads(body)
     assert [(r["key"], r["reason"]) for r in report["references"]] == [
@@ -66,9 +71,11 @@ def test_check_reports_without_values(server):
 
 def test_unresolvable_is_422_with_no_value(server):
     status, _, body = server.curl(
-        "/api/v1/resolve", "--data-binary", "$Secret{DB_URL}\n$Secret{MISSING}",
+        "/api/v1/resolve",
+        "--data-binary",
+        "$Secret{DB_URL}\n$Secret{MISSING}",
         key=server.keys["main"],
-    )  # fmt: skip
+    )
     assert status == 422
     assert json.loads(body)["ok"] is False
     assert not [value for value in server.values.values() if value.encode() in body]
@@ -92,10 +99,18 @@ def test_values_as_shell_lines_sourced_by_bash(server):
         f'"$URL/api/v1/values?format=shell&keys={",".join(names)}"); set +a; {printer}'
     )
     result = subprocess.run(
-        ["bash", "-c", script], capture_output=True, check=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "CURL": CURL, "KEY": key, "URL": server.url,
-             "LC_ALL": "C.UTF-8"},
-    )  # fmt: skip
+        ["bash", "-c", script],
+        capture_output=True,
+        check=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "CURL": CURL,
+            "KEY": key,
+            "URL": server.url,
+            "LC_ALL": "C.UTF-8",
+        },
+    )
     assert result.stdout.decode().split("\0")[:-1] == [server.values[name] for name in names]
 
 
@@ -137,9 +152,16 @@ def test_healthz_and_the_schema(server):
 
 def test_a_key_made_by_the_command_works(server):
     made = server.manage(
-        "create_access_key", "--workspace", "acme", "--environment", "production",
-        "--name", "from-the-command", "--expires-in", "7",
-    )  # fmt: skip
+        "create_access_key",
+        "--workspace",
+        "acme",
+        "--environment",
+        "production",
+        "--name",
+        "from-the-command",
+        "--expires-in",
+        "7",
+    )
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     status, _, body = server.curl("/api/v1/values?keys=DB_URL", key=key)
@@ -167,11 +189,23 @@ def assert_limit_holds_across_workers(server, key: str, tmp_path) -> None:
     body = tmp_path / "slow.txt"
     body.write_bytes(b"no references, uploaded slowly\n" * 64)  # 2 KB at 1 KB/s
     slow = subprocess.Popen(
-        [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--limit-rate", "1k",
-         "-H", f"Authorization: Bearer {key}", "--data-binary", f"@{body}",
-         f"{server.url}/api/v1/resolve"],
+        [
+            CURL,
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--limit-rate",
+            "1k",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--data-binary",
+            f"@{body}",
+            f"{server.url}/api/v1/resolve",
+        ],
         stdout=subprocess.PIPE,
-    )  # fmt: skip
+    )
     time.sleep(0.7)
     statuses = hammer(server, key, RATE_LIMIT + 9)
     statuses.append(int(slow.communicate(timeout=30)[0]))

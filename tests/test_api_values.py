@@ -10,9 +10,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values
 from tests.factories import TokenFactory, make_access_key
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 

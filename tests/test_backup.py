@@ -47,11 +47,14 @@ def make_tokens(slug: str, values: dict[str, str], marker: str = "") -> list[Tok
     environments = list(workspace.environments.all())
     return [
         Token.objects.create_token(
-            workspace=workspace, key=key, value=value, environments=environments,
+            workspace=workspace,
+            key=key,
+            value=value,
+            environments=environments,
             description=f"{marker} {key}",
         )
         for key, value in values.items()
-    ]  # fmt: skip
+    ]
 
 
 def random_values(count: int = 4) -> dict[str, str]:
@@ -128,8 +131,10 @@ def test_the_backup_holds_no_value(tmp_path):
             archive.extract("database.pgdump", tmp_path, filter="data")
         script = subprocess.run(
             ["pg_restore", "--file=-", str(tmp_path / "database.pgdump")],
-            capture_output=True, check=True, timeout=60,
-        ).stdout  # fmt: skip
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
         data += script
     assert marker.encode() in data, "the scan does not see the stored rows"
     assert hits(data, list(values.values())) == []
@@ -208,9 +213,11 @@ def test_a_backup_during_concurrent_writes_holds_exactly_a_committed_state(tmp_p
                     break
                 key = f"W{number}_{count}"
                 Token.objects.create_token(
-                    workspace=workspace, key=key, value=secrets.token_hex(20),
+                    workspace=workspace,
+                    key=key,
+                    value=secrets.token_hex(20),
                     environments=environments,
-                )  # fmt: skip
+                )
                 committed.append(key)
         except BaseException as error:  # noqa: BLE001 - reported by the test
             errors.append(error)

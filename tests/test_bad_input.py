@@ -29,10 +29,11 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from tests.helpers import HTMX
 from tests.html_forms import Form, FormField, main_form
 from tests.url_table import World, build_world
-from tokens.models import AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -153,7 +154,7 @@ def listing_pages(world: World) -> list[str]:
     slug = world.a.workspace.slug
     return [
         reverse(name, args=[slug])
-        for name in ("tokens:list", "tokens:activity", "products", "environments", "members")
+        for name in ("tokens:list", "audit:activity", "products", "environments", "members")
     ]
 
 

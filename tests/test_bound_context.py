@@ -10,9 +10,10 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from access.models import AccessKey
+from audit.models import AuditEvent
 from identities.models import WorkloadIdentity
 from tests.factories import make_access_key, make_workload_identity
-from tokens.models import AuditEvent, Token
+from tokens.models import Token
 from workspaces.models import Environment
 
 pytestmark = pytest.mark.django_db

@@ -8,9 +8,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import EnvironmentFactory, TokenFactory
 from tests.helpers import HTMX, text, triggers
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus
+from tokens.models import Token, TokenStatus
 
 pytestmark = pytest.mark.django_db
 

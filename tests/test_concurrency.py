@@ -1,8 +1,11 @@
 """Concurrency on PostgreSQL: many writers at once never corrupt a token or lose a rule.
 
-- 20 threads create the same key at the same moment, through the model and through the Tokens
-  page's form: exactly one token; the 19 others get the validation error "A token with key X
-  already exists", never an IntegrityError or a 500;
+- 20 threads create the same key in the same environments at the same moment, through the model
+  and through the Tokens page's form: exactly one token; the 19 others get the validation error
+  "X is already valid in Production and Sandbox (…)", never an IntegrityError or a 500; 20
+  threads creating one key each in its own environment all succeed;
+- a create that would overlap waits for another create's check and write (the workspace's token
+  lock), then is refused; without the lock both would be stored;
 - edits and a revoke racing on one token end consistent: revoked means revoked, no edit lands
   after the revoke, exactly one revoke is recorded;
 - resolves (the resolver API, audit and last-used writes included) keep succeeding while
@@ -35,10 +38,12 @@ from django.db import close_old_connections, connection, connections
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
+from audit.models import AuditAction, AuditEvent
+from keys.models import WorkspaceKey
+from tests.factories import EnvironmentFactory, TokenFactory, UserFactory, WorkspaceFactory
 from tests.helpers import HTMX
 from tests.url_table import distinctive_value
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, UseContext, WorkspaceKey
+from tokens.models import Token, TokenStatus, UseContext
 from tokens.references.grammar import ResolveError
 from tokens.references.resolve import resolve_text
 from workspaces.models import LAST_OWNER_MESSAGE, Membership, Role
@@ -46,6 +51,10 @@ from workspaces.models import LAST_OWNER_MESSAGE, Membership, Role
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 THREADS = 20
+OVERLAP = (
+    "PAYMENT_API_KEY is already valid in Production and Sandbox (every product and app); choose "
+    "other environments or narrow the scope."
+)
 WORKSPACES = 20
 TEST_KEY = os.environ["COFFER_MASTER_KEYS"]
 NEW_KEY = "k2:" + base64.b64encode(b"r" * 32).decode()
@@ -102,8 +111,8 @@ def test_twenty_threads_creating_one_key_make_exactly_one_token():
     assert len(created) == 1
     assert len(refused) == THREADS - 1
     for error in refused:
-        [message] = error.message_dict["key"]
-        assert message.startswith("A token with key PAYMENT_API_KEY already exists")
+        [message] = error.message_dict["environments"]
+        assert message == OVERLAP
     stored = Token.objects.get(workspace=workspace, key="PAYMENT_API_KEY")
     assert stored.pk == created[0].pk
     assert stored.reveal() == f"value-from-thread-{outcomes.index(created[0])}-0000000"
@@ -111,6 +120,107 @@ def test_twenty_threads_creating_one_key_make_exactly_one_token():
         AuditEvent.objects.filter(action=AuditAction.CREATED, token_key="PAYMENT_API_KEY").count()
         == 1
     )
+
+
+def test_twenty_threads_creating_one_key_in_twenty_environments_all_succeed():
+    """The lock serialises the checks; it refuses nothing that does not overlap."""
+    workspace = WorkspaceFactory(slug="acme")
+    environments = [
+        EnvironmentFactory(workspace=workspace, name=f"Region {i}", slug=f"region-{i}")
+        for i in range(THREADS)
+    ]
+    TokenFactory(workspace=workspace, key="WARM_UP", value="warm-up-value-000")
+
+    def create(i: int):
+        close_old_connections()
+        return Token.objects.create_token(
+            workspace=workspace,
+            key="REGION_KEY",
+            value=f"value-of-region-{i}-0000000",
+            environments=[environments[i]],
+        )
+
+    outcomes = in_threads(THREADS, create)
+
+    assert all(isinstance(o, Token) for o in outcomes), outcomes
+    for i, environment in enumerate(environments):
+        [token] = Token.objects.filter(key="REGION_KEY", environments=environment)
+        assert token.reveal() == f"value-of-region-{i}-0000000"
+
+
+def test_an_overlapping_create_waits_for_the_others_check_and_write(monkeypatch):
+    """Deterministic: the first create stops after its overlap check (inside its transaction);
+    the second must then wait on the workspace's token lock, not check beside it. Once the
+    first commits, the second sees its token and is refused with the message."""
+    workspace = WorkspaceFactory(slug="acme")
+    production = workspace.environments.get(slug="production")
+    TokenFactory(workspace=workspace, key="WARM_UP", value="warm-up-value-000")
+    checked, release = threading.Event(), threading.Event()
+    backends: dict[str, int] = {}
+    original = Token.overlap_errors
+
+    def paused_overlap_errors(self, **kwargs):
+        errors = original(self, **kwargs)
+        if threading.current_thread().name == "first":
+            backends["first"] = connection.connection.info.backend_pid
+            checked.set()
+            assert release.wait(timeout=30)
+        return errors
+
+    monkeypatch.setattr(Token, "overlap_errors", paused_overlap_errors)
+
+    def create(name: str, environments) -> object:
+        connection.ensure_connection()
+        backends[name] = connection.connection.info.backend_pid
+        return Token.objects.create_token(
+            workspace=workspace,
+            key="STRIPE_SECRET",
+            value=f"value-of-the-{name}-create-000",
+            environments=environments,
+        )
+
+    outcomes: dict[str, object] = {}
+
+    def start(name: str, environments) -> threading.Thread:
+        def run():
+            try:
+                outcomes[name] = create(name, environments)
+            except Exception as error:  # noqa: BLE001 - the test inspects the outcome
+                outcomes[name] = error
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run, name=name)
+        thread.start()
+        return thread
+
+    first = start("first", [production])
+    try:
+        assert checked.wait(timeout=30), outcomes
+        second = start("second", list(workspace.environments.all()))
+        blocked = False
+        for _ in range(300):  # the second's backend waits on the first's lock
+            if "second" in backends:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_blocking_pids(%s)", [backends["second"]])
+                    blocked = backends["first"] in cursor.fetchone()[0]
+            if blocked or "second" in outcomes:
+                break
+            release.wait(timeout=0.05)  # a pause: release is set only below
+        assert blocked, f"the second create did not wait for the first: {outcomes}"
+    finally:
+        release.set()
+        first.join(timeout=30)
+    second.join(timeout=30)
+
+    assert isinstance(outcomes["first"], Token), outcomes
+    refused = outcomes["second"]
+    assert isinstance(refused, ValidationError), outcomes
+    assert refused.message_dict["environments"] == [
+        "STRIPE_SECRET is already valid in Production (every product and app); choose other "
+        "environments or narrow the scope."
+    ]
+    assert Token.objects.filter(key="STRIPE_SECRET").count() == 1
 
 
 def test_racing_edits_and_revoke_end_consistent():
@@ -236,7 +346,7 @@ def test_twenty_browsers_submitting_one_key_get_one_token_and_nineteen_messages(
     assert statuses == {204: 1, 200: THREADS - 1}, statuses
     for status, html in outcomes:
         if status == 200:
-            assert "A token with key PAYMENT_API_KEY already exists" in html
+            assert OVERLAP in html
     assert Token.objects.filter(workspace=workspace, key="PAYMENT_API_KEY").count() == 1
 
 

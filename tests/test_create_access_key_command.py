@@ -9,8 +9,8 @@ from django.core.management import CommandError, call_command
 
 from access import keys
 from access.models import AccessKey
+from audit.models import AuditEvent
 from tests.factories import AppFactory, ProductFactory
-from tokens.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -33,10 +33,24 @@ def test_prints_details_then_the_key_alone_on_the_last_line(workspace):
     ProductFactory(workspace=workspace, slug="payments")
     AppFactory(workspace=workspace, slug="checkout")
     output = run(
-        "--workspace", "acme", "--environment", "production", "--product", "payments",
-        "--app", "checkout", "--name", "deploy", "--expires-in", "30",
-        "--allow", "203.0.113.0/24", "2001:db8::/32", "--description", "CI deploys",
-    )  # fmt: skip
+        "--workspace",
+        "acme",
+        "--environment",
+        "production",
+        "--product",
+        "payments",
+        "--app",
+        "checkout",
+        "--name",
+        "deploy",
+        "--expires-in",
+        "30",
+        "--allow",
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "--description",
+        "CI deploys",
+    )
     lines = output.splitlines()
     key = lines[-1]
     assert keys.is_well_formed(key)
@@ -56,8 +70,16 @@ def test_prints_details_then_the_key_alone_on_the_last_line(workspace):
 def test_never_and_a_date_are_expiries(workspace):
     run("--workspace", "acme", "--environment", "sandbox", "--name", "a", "--expires-in", "never")
     assert AccessKey.objects.get(name="a").expires_at is None
-    run("--workspace", "acme", "--environment", "sandbox", "--name", "b",
-        "--expires-in", "2099-01-31")  # fmt: skip
+    run(
+        "--workspace",
+        "acme",
+        "--environment",
+        "sandbox",
+        "--name",
+        "b",
+        "--expires-in",
+        "2099-01-31",
+    )
     assert AccessKey.objects.get(name="b").expires_at.date().isoformat() == "2099-01-31"
 
 
@@ -66,17 +88,25 @@ def test_never_and_a_date_are_expiries(workspace):
     [
         (["--workspace", "nope", "--environment", "production"], 'Workspace "nope" not found'),
         (["--workspace", "acme", "--environment", "staging"], 'Environment "staging" not found'),
-        (["--workspace", "acme", "--environment", "production", "--product", "x"],
-         'Product "x" not found in workspace acme (its products: none)'),
+        (
+            ["--workspace", "acme", "--environment", "production", "--product", "x"],
+            'Product "x" not found in workspace acme (its products: none)',
+        ),
         (["--workspace", "acme", "--environment", "production", "--app", "x"], 'App "x"'),
-        (["--workspace", "acme", "--environment", "production", "--allow", "10.0.0.300"],
-         "“10.0.0.300” is not an IPv4 or IPv6"),
-        (["--workspace", "acme", "--environment", "production", "--expires-in", "soon"],
-         '"soon" is not a number of days'),
-        (["--workspace", "acme", "--environment", "production", "--expires-in", "0"],
-         "1 to 3650 days"),
+        (
+            ["--workspace", "acme", "--environment", "production", "--allow", "10.0.0.300"],
+            "“10.0.0.300” is not an IPv4 or IPv6",
+        ),
+        (
+            ["--workspace", "acme", "--environment", "production", "--expires-in", "soon"],
+            '"soon" is not a number of days',
+        ),
+        (
+            ["--workspace", "acme", "--environment", "production", "--expires-in", "0"],
+            "1 to 3650 days",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_arguments_exit_2_naming_the_problem(workspace, args, message):
     assert message in refused(*args, "--name", "deploy")
 

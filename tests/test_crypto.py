@@ -1,4 +1,4 @@
-"""Envelope encryption (tokens/crypto.py): the key ring, data keys, values and their errors."""
+"""Envelope encryption (keys/crypto.py): the key ring, data keys, values and their errors."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
+from keys import crypto
+from keys.checks import check_master_key
+from keys.models import WorkspaceKey
 from tests.factories import WorkspaceFactory
-from tokens import crypto
-from tokens.checks import check_master_key
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 KEY_A = base64.b64encode(b"A" * 32).decode()
 KEY_B = base64.b64encode(b"B" * 32).decode()
@@ -96,7 +97,7 @@ def test_in_debug_a_private_key_file_is_made_in_the_data_dir_with_a_warning(db, 
     key_file = tmp_path / "data" / "master.keys"
     with (
         override_settings(DEBUG=True, COFFER_MASTER_KEYS="", COFFER_MASTER_KEY_FILE=key_file),
-        caplog.at_level(logging.WARNING, logger="tokens.crypto"),
+        caplog.at_level(logging.WARNING, logger="keys.crypto"),
     ):
         ring = crypto.key_ring()
         crypto.key_ring.cache_clear()
@@ -168,8 +169,7 @@ def test_reveal_values_decrypts_tokens_of_several_workspaces(workspace, other_wo
 def test_ten_encryptions_of_one_value_use_ten_nonces(workspace):
     dek = WorkspaceKey.dek_for(workspace)
     blobs = [
-        crypto.encrypt_value(dek, "same", workspace_id=workspace.pk, token_id="t", version=0)
-        for _ in range(10)
+        crypto.encrypt(dek, "same", aad=crypto.value_aad(workspace.pk, "t", 0)) for _ in range(10)
     ]
     assert len({blob[: crypto.NONCE_BYTES] for blob in blobs}) == 10
 
@@ -310,12 +310,10 @@ def test_deleting_a_workspace_destroys_its_data_key(workspace, other_workspace):
     # No key left can read the old ciphertext, even one placed back into a workspace.
     for record in WorkspaceKey.objects.all():
         with pytest.raises(crypto.CryptoError):
-            crypto.decrypt_value(
+            crypto.decrypt(
                 record.unwrap(label="w"),
                 ciphertext,
-                workspace_id=workspace_id,
-                token_id=token_id,
-                version=version,
+                aad=crypto.value_aad(workspace_id, token_id, version),
                 label="shredded",
             )
     assert stored(survivor).reveal() == "surviving-secret"

@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from tests.helpers import HTMX
 from tests.url_table import Route, build_world, routes_in_project
-from tokens.models import AuditEvent, Token
+from tokens.models import Token
 from workspaces.models import Membership, Workspace
 
 pytestmark = pytest.mark.django_db

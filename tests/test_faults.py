@@ -18,11 +18,12 @@ from django.db import InterfaceError, OperationalError, connection
 from django.test import override_settings
 from django.urls import reverse
 
+from keys.crypto import CryptoError
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, WorkspaceFactory
 from tests.helpers import HTMX
 from tests.url_table import build_world, distinctive_value
-from tokens.crypto import CryptoError
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = os.environ["COFFER_MASTER_KEYS"]  # "test1:<base64>", set by the root conftest.py
@@ -35,9 +36,15 @@ pytestmark = pytest.mark.django_db
 def resolve(path: Path, workspace: str = "acme", environment: str = "production"):
     out, err = io.BytesIO(), io.StringIO()
     call_command(
-        "resolve", str(path), "--workspace", workspace, "--environment", environment,
-        stdout=out, stderr=err,
-    )  # fmt: skip
+        "resolve",
+        str(path),
+        "--workspace",
+        workspace,
+        "--environment",
+        environment,
+        stdout=out,
+        stderr=err,
+    )
     return out.getvalue(), err.getvalue()
 
 
@@ -147,8 +154,11 @@ def test_rotation_killed_midway_then_rerun_loses_nothing(monkeypatch):
         with pytest.raises(CommandError, match="Interrupted after 2"):
             call_command("rotate_master_key", stdout=io.StringIO(), stderr=io.StringIO())
         assert sorted(WorkspaceKey.objects.values_list("kek_id", flat=True)) == [
-            "k2", "k2", "test1", "test1",
-        ]  # fmt: skip
+            "k2",
+            "k2",
+            "test1",
+            "test1",
+        ]
         for token in Token.objects.all():
             assert token.reveal() == values[token.pk], "half-rotated: every value still opens"
 

@@ -39,16 +39,18 @@ def test_defaults_are_a_local_gthread_server(monkeypatch):
     assert conf["bind"] == ["127.0.0.1:8000"]
     assert conf["worker_class"] == "gthread"
     assert conf["threads"] == 4
-    assert conf["workers"] == min(2 * len(os.sched_getaffinity(0)) + 1, 9)
+    assert conf["workers"] == min(len(os.sched_getaffinity(0)) + 1, 9)
     assert conf["max_requests"] > 0 and 0 < conf["max_requests_jitter"] < conf["max_requests"]
     assert 0 < conf["timeout"] <= 60
 
 
 def test_the_environment_sets_bind_workers_and_threads(monkeypatch):
     conf = settings_from(
-        monkeypatch, COFFER_BIND="0.0.0.0:9000, unix:/run/coffer.sock", COFFER_WEB_WORKERS="2",
+        monkeypatch,
+        COFFER_BIND="0.0.0.0:9000, unix:/run/coffer.sock",
+        COFFER_WEB_WORKERS="2",
         COFFER_WEB_THREADS="8",
-    )  # fmt: skip
+    )
     assert conf["bind"] == ["0.0.0.0:9000", "unix:/run/coffer.sock"]
     assert (conf["workers"], conf["threads"]) == (2, 8)
 

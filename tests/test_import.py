@@ -15,8 +15,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
 from imports.models import PendingImport
 from imports.parsing import (
+    BASE64_LINE,
     IMPORT_MAX_BYTES,
     IMPORT_MAX_LINES,
     EntryState,
@@ -26,7 +28,7 @@ from imports.parsing import (
 )
 from tests.factories import TokenFactory, make_webhook
 from tests.helpers import text
-from tokens.models import VALUE_MAX_BYTES, AuditAction, AuditEvent, Token
+from tokens.models import VALUE_MAX_BYTES, Token
 
 pytestmark = pytest.mark.django_db
 
@@ -547,3 +549,10 @@ def test_a_missing_option_is_named_and_linked(workspace, editor_client):
     assert '<a href="#id_environments_0" data-error-link>Environments</a>' in page
     assert "Choose at least one environment." in page
     assert not Token.objects.exists()
+
+
+def test_a_quoted_value_of_equals_signs_is_a_value_not_a_base64_line():
+    """Found by the round-trip property above: A='=' was refused as a piece of base64."""
+    entries = parse_entries("A='='\nB=\"==\"\nC==\n")
+    assert [(e.key, e.value) for e in entries[:2]] == [("A", "="), ("B", "==")]
+    assert entries[2].state is EntryState.INVALID and entries[2].reason == BASE64_LINE

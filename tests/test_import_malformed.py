@@ -9,13 +9,14 @@ import io
 import pytest
 from django.core.management import call_command
 
+from audit.models import AuditEvent
 from imports.models import PendingImport
 from imports.parsing import BASE64_LINE, TRUNCATED_PEM, EntryState, parse_entries
 from notifications.models import WebhookDelivery
 from tests.factories import make_webhook
 from tests.helpers import text
 from tests.test_import import options, pending_of, preview_url
-from tokens.models import AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 

@@ -48,9 +48,12 @@ def test_a_request_error_names_the_method_and_path_only():
     except RuntimeError:
         exc_info = sys.exc_info()
     entry_record = record(
-        "django.request", "Internal Server Error: %s", ("/w/acme/tokens/new/",),
-        request=request, status_code=500,
-    )  # fmt: skip
+        "django.request",
+        "Internal Server Error: %s",
+        ("/w/acme/tokens/new/",),
+        request=request,
+        status_code=500,
+    )
     entry_record.exc_info = exc_info
     line = JsonFormatter().format(entry_record)
     entry = json.loads(line)
@@ -60,9 +63,17 @@ def test_a_request_error_names_the_method_and_path_only():
 
 
 def test_a_gunicorn_access_line_becomes_fields_without_the_query_string():
-    atoms = {"h": "203.0.113.9", "m": "GET", "U": "/healthz", "q": "key=secret", "s": "200",
-             "B": "15", "M": "3", "a": "curl/8",
-             "r": "GET /healthz?key=secret HTTP/1.1"}  # fmt: skip
+    atoms = {
+        "h": "203.0.113.9",
+        "m": "GET",
+        "U": "/healthz",
+        "q": "key=secret",
+        "s": "200",
+        "B": "15",
+        "M": "3",
+        "a": "curl/8",
+        "r": "GET /healthz?key=secret HTTP/1.1",
+    }
     entry_record = record("gunicorn.access", "%(r)s", ())
     entry_record.args = atoms
     line = JsonFormatter().format(entry_record)
@@ -79,9 +90,12 @@ def manage_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 def test_settings_refuse_an_unknown_format(tmp_path):
     result = subprocess.run(
-        [PYTHON, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+        [PYTHON, "manage.py", "check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env=manage_env(tmp_path, COFFER_LOG_FORMAT="yaml"),
-    )  # fmt: skip
+    )
     assert result.returncode != 0
     assert "COFFER_LOG_FORMAT must be text or json, not 'yaml'." in result.stderr
 
@@ -89,9 +103,12 @@ def test_settings_refuse_an_unknown_format(tmp_path):
 def test_django_logs_are_json_lines_with_the_setting(tmp_path):
     code = "import logging; logging.getLogger('coffer.test').warning('line one\\nline two')"
     result = subprocess.run(
-        [PYTHON, "manage.py", "shell", "-c", code], cwd=ROOT, capture_output=True, text=True,
+        [PYTHON, "manage.py", "shell", "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env=manage_env(tmp_path, COFFER_LOG_FORMAT="json"),
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stderr.strip().splitlines()
     assert [json.loads(line)["message"] for line in lines] == ["line one\nline two"]
@@ -100,17 +117,21 @@ def test_django_logs_are_json_lines_with_the_setting(tmp_path):
 @pytest.mark.slow
 def test_gunicorn_and_django_write_only_json_lines_and_no_secret(tmp_path):
     env = manage_env(tmp_path, COFFER_LOG_FORMAT="json", COFFER_LOG_LEVEL="INFO")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env,
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
+    )
     port = free_port()
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     password = "password-" + secrets.token_hex(8)
     query = "query-" + secrets.token_hex(8)
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         server = subprocess.Popen(
-            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"], cwd=ROOT, stdout=out,
-            stderr=err, env={**env, "COFFER_BIND": f"127.0.0.1:{port}", "COFFER_WEB_WORKERS": "1"},
-        )  # fmt: skip
+            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=err,
+            env={**env, "COFFER_BIND": f"127.0.0.1:{port}", "COFFER_WEB_WORKERS": "1"},
+        )
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -122,8 +143,12 @@ def test_gunicorn_and_django_write_only_json_lines_and_no_secret(tmp_path):
             conn.request("GET", f"/healthz?{query}=1")
             assert conn.getresponse().read() and True
             body = urlencode({"username": "nobody", "password": password})
-            conn.request("POST", "/accounts/login/", body=body,
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            conn.request(
+                "POST",
+                "/accounts/login/",
+                body=body,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
             assert conn.getresponse().status == 403  # no CSRF cookie: refused, and logged
             conn.close()
         finally:

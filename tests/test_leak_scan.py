@@ -39,12 +39,12 @@ from django.test import Client, override_settings
 from django.urls import NoReverseMatch, reverse
 
 from access.models import AccessKey
+from keys import crypto
 from tests.factories import AppFactory, TokenFactory
 from tests.files import read_from_another_process
 from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
-from tokens import crypto
 from tokens.models import Token, UseContext
 from tokens.references.resolve import resolve_text
 
@@ -75,7 +75,10 @@ class Scan:
     surfaces: dict[str, str | bytes] = field(default_factory=dict)
 
     def add(self, name: str, content) -> None:
-        if hasattr(content, "content") and hasattr(content, "status_code"):
+        if getattr(content, "streaming", False):  # an export: the whole stream is scanned
+            body = b"".join(content.streaming_content)
+            content = body.decode(errors="replace") + "\n" + str(content.headers)
+        elif hasattr(content, "content") and hasattr(content, "status_code"):
             content = content.content.decode(errors="replace") + "\n" + str(content.headers)
         name = name if name not in self.surfaces else f"{name} #{len(self.surfaces)}"
         self.surfaces[name] = content
@@ -458,14 +461,20 @@ def scan_database(scan: Scan) -> None:
         dump = subprocess.run(
             [
                 pg_dump,
-                "-h", db.get("HOST") or "127.0.0.1",
-                "-p", str(db.get("PORT") or 5432),
-                "-U", db.get("USER") or "postgres",
+                "-h",
+                db.get("HOST") or "127.0.0.1",
+                "-p",
+                str(db.get("PORT") or 5432),
+                "-U",
+                db.get("USER") or "postgres",
                 "--data-only",
                 db["NAME"],
             ],
-            capture_output=True, env=env, check=True, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            env=env,
+            check=True,
+            timeout=120,
+        )
         assert b"COPY public.tokens_token" in dump.stdout
         assert b"ACME_TOKEN_1" in dump.stdout, "control: the committed rows are in the dump"
         scan.add("pg_dump", dump.stdout)
@@ -631,8 +640,9 @@ def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_
     production = workspace.environments.get(slug="production")
     checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
     for app in (None, checkout):
-        resolve_text("$Secret{ROTATED}", UseContext(production, app=app), source="ci.yaml",
-                     actor="deployer")  # fmt: skip
+        resolve_text(
+            "$Secret{ROTATED}", UseContext(production, app=app), source="ci.yaml", actor="deployer"
+        )
     token.refresh_from_db()
     assert token.reveal() == values[1]
 
@@ -645,7 +655,7 @@ def test_history_usage_and_dialogs_show_no_value_nor_ciphertext(workspace, role_
             scan.add(f"{role} {name} (htmx)", htmx(client, address))
         scan.add(f"{role} table", client.get(reverse("tokens:list", args=[workspace.slug])))
     page = scan.surfaces["viewer detail"]
-    assert "Checkout · Production · resolve as deployer · ci.yaml" in page, "control: usage"
+    assert "Checkout · Production · deployer · resolve of ci.yaml" in page, "control: usage"
     assert "Restored from version 2" in page and "Destroyed by" in page, "control: History"
     assert not scan.hits(values)
 

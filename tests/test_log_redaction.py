@@ -67,9 +67,14 @@ def test_pages_without_a_key_are_logged_as_they_are(path):
 
 def test_the_filter_writes_the_redacted_message_and_drops_the_arguments():
     record = logging.LogRecord(
-        "django.request", logging.WARNING, __file__, 1, "Not Found: %s",
-        (f"/invitations/{SAMPLE_KEY}/x/",), None,
-    )  # fmt: skip
+        "django.request",
+        logging.WARNING,
+        __file__,
+        1,
+        "Not Found: %s",
+        (f"/invitations/{SAMPLE_KEY}/x/",),
+        None,
+    )
     assert RedactSecretPaths().filter(record)
     assert record.getMessage() == f"Not Found: /invitations/{REDACTED}/x/"
 
@@ -122,21 +127,29 @@ print(user_pk_to_url_str(user), invitation, reset, confirmation)
 def gunicorn(tmp_path: Path, log_format: str):
     (tmp_path / "staticfiles").mkdir(exist_ok=True)
     env = server_environment(tmp_path, COFFER_LOG_FORMAT=log_format, COFFER_LOG_LEVEL="INFO")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env,
-                   check=True)  # fmt: skip
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
+    )
     seeded = subprocess.run(
-        [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"], input=SEED,
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+        input=SEED,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     uid, *keys = seeded.stdout.split()
     port = free_port()
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"], cwd=ROOT, stdout=out,
+            [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"],
+            cwd=ROOT,
+            stdout=out,
             stderr=subprocess.STDOUT,
             env={**env, "COFFER_BIND": f"127.0.0.1:{port}", "COFFER_WEB_WORKERS": "1"},
-        )  # fmt: skip
+        )
         try:
             deadline = time.monotonic() + 30
             while True:

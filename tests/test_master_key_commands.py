@@ -13,9 +13,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from audit.models import AuditAction, AuditEvent
+from keys import crypto
+from keys.models import WorkspaceKey
 from tests.factories import WorkspaceFactory
-from tokens import crypto
-from tokens.models import AuditAction, AuditEvent, Token, WorkspaceKey
+from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_RING = os.environ["COFFER_MASTER_KEYS"]  # "test1:...", set by the root conftest.py

@@ -57,8 +57,14 @@ class Browser:
             port: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for port in ports
         }
 
-    def request(self, port: int, method: str, path: str, body: bytes | dict | None = None,
-                headers: dict | None = None) -> tuple[int, dict, bytes]:  # fmt: skip
+    def request(
+        self,
+        port: int,
+        method: str,
+        path: str,
+        body: bytes | dict | None = None,
+        headers: dict | None = None,
+    ) -> tuple[int, dict, bytes]:
         headers = {"Host": "127.0.0.1", **(headers or {})}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -87,8 +93,11 @@ class Browser:
         status, _, page = self.request(port, "GET", "/accounts/login/")
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
         assert status == 200 and token
-        fields = {"csrfmiddlewaretoken": token.group(1).decode(), "username": username,
-                  "password": password}  # fmt: skip
+        fields = {
+            "csrfmiddlewaretoken": token.group(1).decode(),
+            "username": username,
+            "password": password,
+        }
         return self.request(port, "POST", "/accounts/login/", fields)[0]
 
     def close(self) -> None:
@@ -99,8 +108,9 @@ class Browser:
 def api(port: int, key: str, body: bytes = TEMPLATE) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("POST", "/api/v1/resolve", body=body,
-                     headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        conn.request(
+            "POST", "/api/v1/resolve", body=body, headers={"Authorization": f"Bearer {key}"}
+        )
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -117,10 +127,15 @@ def database_url() -> str:
 @contextlib.contextmanager
 def two_servers(tmp_path: Path):
     env = server_environment(
-        tmp_path, DATABASE_URL=database_url(), COFFER_MASTER_KEYS=os.environ["COFFER_MASTER_KEYS"],
-        COFFER_API_RATE_LIMIT=str(RATE_LIMIT), COFFER_DB_CONN_MAX_AGE="60",
-        COFFER_WEB_WORKERS="2", COFFER_WEB_THREADS="2", COFFER_LOG_LEVEL="ERROR",
-    )  # fmt: skip
+        tmp_path,
+        DATABASE_URL=database_url(),
+        COFFER_MASTER_KEYS=os.environ["COFFER_MASTER_KEYS"],
+        COFFER_API_RATE_LIMIT=str(RATE_LIMIT),
+        COFFER_DB_CONN_MAX_AGE="60",
+        COFFER_WEB_WORKERS="2",
+        COFFER_WEB_THREADS="2",
+        COFFER_LOG_LEVEL="ERROR",
+    )
     (tmp_path / "staticfiles").mkdir(exist_ok=True)
     ports, processes = [free_port(), free_port()], []
     try:
@@ -131,7 +146,7 @@ def two_servers(tmp_path: Path):
                     cwd=ROOT,
                     env={**env, "COFFER_BIND": f"127.0.0.1:{port}"},
                     stdout=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             )
         deadline = time.monotonic() + 40
         for port, process in zip(ports, processes, strict=True):
@@ -161,8 +176,10 @@ def cluster(django_db_setup, django_db_blocker, tmp_path_factory):
         user = UserFactory(username="olivia")
         MembershipFactory(workspace=workspace, user=user, role=Role.OWNER)
         UserFactory(username="target")  # the sign-in throttling's victim
-        values = {"STRIPE_KEY": "sk_live_multi_" + os.urandom(8).hex(),
-                  "DB_PASSWORD": "db-" + os.urandom(8).hex()}  # fmt: skip
+        values = {
+            "STRIPE_KEY": "sk_live_multi_" + os.urandom(8).hex(),
+            "DB_PASSWORD": "db-" + os.urandom(8).hex(),
+        }
         for key, value in values.items():
             Token.objects.create_token(
                 workspace=workspace, key=key, value=value, environments=[production]
@@ -198,8 +215,9 @@ def test_a_token_revoked_through_one_server_is_refused_by_the_other_at_once(clus
     assert browser.sign_in(b, "olivia", DEFAULT_PASSWORD) == 302
     browser.request(a, "GET", "/w/acme/tokens/")  # a CSRF cookie from server A
     token = Token.objects.get(key="DB_PASSWORD")
-    status, _, _ = browser.request(a, "POST", f"/w/acme/tokens/{token.pk}/revoke/", {},
-                                   headers={"HX-Request": "true"})  # fmt: skip
+    status, _, _ = browser.request(
+        a, "POST", f"/w/acme/tokens/{token.pk}/revoke/", {}, headers={"HX-Request": "true"}
+    )
     assert status == 204
     status, report = api(b, key, body)
     assert status == 422 and b"token revoked" in report

@@ -140,7 +140,7 @@ def test_no_value_hint_ciphertext_or_signing_secret_in_notifications(workspace, 
         reverse("notifications:reminders", args=["acme"]),
         reverse("tokens:list", args=["acme"]),
         reverse("tokens:detail", args=["acme", expiring.pk]),
-        reverse("tokens:activity", args=["acme"]),
+        reverse("audit:activity", args=["acme"]),
     ]
     for page in pages:
         scan.add(f"GET {page}", owner.get(page))

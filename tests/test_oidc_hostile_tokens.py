@@ -36,13 +36,13 @@ HOSTILE = {
     "expired": (
         lambda i: i.token(iat=int(time.time()) - 2 * HOUR, exp=int(time.time()) - HOUR),
         "exp",
-    ),  # fmt: skip
+    ),
     "not yet valid": (lambda i: i.token(nbf=int(time.time()) + HOUR), "nbf"),
     "issued in the future": (lambda i: i.token(iat=int(time.time()) + HOUR), "iat"),
     "wrong issuer": (
         lambda i: i.token(iss="https://token.actions.githubusercontent.com"),
         "issuer",
-    ),  # fmt: skip
+    ),
     "wrong audience": (lambda i: i.token(aud="https://someone-else.example"), "audience"),
     "no audience": (lambda i: i.token(aud=None), "claims"),
     "no expiry": (lambda i: i.token(exp=None), "claims"),
@@ -155,3 +155,18 @@ def test_a_token_signed_with_a_weak_published_rsa_key_is_refused(client, oidc_is
     oidc_issuer.keys[0].private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     response = exchange(client, oidc_issuer.token())
     assert response.status_code == 401 and response.json()["check"] == "key"
+
+
+def test_an_addresss_failures_do_not_lock_out_another_identity(
+    client, oidc_issuer, workspace, settings
+):
+    """As with access keys: failures from an address count against the identity they named; past
+    the address's limit they answer 429, but a good token for another identity still works."""
+    settings.COFFER_API_AUTH_FAILURE_LIMIT = 3
+    make_workload_identity(workspace, issuer=oidc_issuer.url)
+    make_workload_identity(workspace, issuer=oidc_issuer.url, name="gh-other")
+    for _ in range(3):
+        exchange(client, oidc_issuer.token(repository="evil/app"))
+    assert exchange(client, oidc_issuer.token(), identity="acme/gh-other").status_code == 200
+    failed = exchange(client, oidc_issuer.token(repository="evil/app"), identity="acme/gh-other")
+    assert failed.status_code == 429 and "from this address" in failed.json()["error"]

@@ -13,10 +13,11 @@ from django.utils import timezone
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from audit.models import AuditAction, AuditEvent
+from keys import crypto
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory, WorkspaceFactory
-from tokens import crypto
-from tokens.models import NOT_AVAILABLE, AuditAction, AuditEvent, Token, UseContext
+from tokens.models import NOT_AVAILABLE, Token, UseContext
 from tokens.references import grammar
 from tokens.references import resolve as references
 from tokens.references.grammar import (
@@ -388,7 +389,7 @@ def test_each_distinct_token_is_decrypted_once(workspace, production):
         TokenFactory(workspace=workspace, key=key)
     text = "$Secret{A} $Secret{B} $Secret{C}\n" * 50
     with (
-        mock.patch.object(crypto, "decrypt_value", wraps=crypto.decrypt_value) as decrypt,
+        mock.patch.object(crypto, "decrypt", wraps=crypto.decrypt) as decrypt,
         mock.patch.object(crypto, "unwrap_data_key", wraps=crypto.unwrap_data_key) as unwrap,
     ):
         resolve_text(text, UseContext(production))
@@ -443,7 +444,7 @@ def test_check_reports_each_distinct_reference_without_decrypting_or_auditing(
     token = TokenFactory(workspace=workspace, key="GOOD")
     TokenFactory(workspace=workspace, key="OLD").revoke()
     text = "$Secret{GOOD}\n$Secret{OLD} $Secret{GOOD}\n$Secret{9}"
-    with mock.patch.object(crypto, "decrypt_value") as decrypt:
+    with mock.patch.object(crypto, "decrypt") as decrypt:
         report = check_text(text, UseContext(production), source="t")
     decrypt.assert_not_called()
     assert not report.ok

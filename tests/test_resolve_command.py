@@ -23,10 +23,11 @@ from django.core.management.base import CommandError
 from django.db import OperationalError
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import audit_insert_fails
 from tests.factories import AppFactory, ProductFactory, TokenFactory
 from tokens.management.commands.resolve import Command
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 VALUE = "s3cret-value-for-tests-0001"
 CONTEXT = ["--workspace", "acme", "--environment", "production"]

@@ -11,9 +11,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import F
 
+from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import TokenFactory
-from tokens.models import VALUE_MAX_BYTES, AuditAction, AuditEvent, Token
+from tokens.models import VALUE_MAX_BYTES, Token
 
 pytestmark = pytest.mark.django_db
 
@@ -69,9 +70,22 @@ def test_resolve_command_has_a_stated_limit(setup, tmp_path):
     """`manage.py resolve --max-output-bytes` (default 256 MiB): refused, exit 1, nothing
     written."""
     output = tmp_path / "out.txt"
-    args = ["resolve", "--workspace", "acme", "--environment", "production", "--product",
-            "payments", "--app", "checkout", "--output", str(output), "--max-output-bytes",
-            "100000", "-"]  # fmt: skip
+    args = [
+        "resolve",
+        "--workspace",
+        "acme",
+        "--environment",
+        "production",
+        "--product",
+        "payments",
+        "--app",
+        "checkout",
+        "--output",
+        str(output),
+        "--max-output-bytes",
+        "100000",
+        "-",
+    ]
     with pytest.raises(CommandError) as raised:
         call_command(*args, stdin=io.BytesIO(amplifying_template(2).encode()))
     assert raised.value.returncode == 1

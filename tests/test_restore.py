@@ -81,9 +81,13 @@ class Operator:
     def run(self, *command: str, ok: bool = True, **kwargs) -> subprocess.CompletedProcess:
         kwargs.setdefault("text", True)
         result = subprocess.run(
-            list(command), cwd=self.cwd, env=self.env, capture_output=True, timeout=180,
+            list(command),
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            timeout=180,
             **kwargs,
-        )  # fmt: skip
+        )
         if ok:
             assert result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
         return result
@@ -92,14 +96,22 @@ class Operator:
         return self.run(PYTHON, str(ROOT / "manage.py"), *args, ok=ok, **kwargs)
 
     def seed(self, script: str, *args: str) -> None:
-        self.run(PYTHON, "-c", "import django; django.setup(); exec(open(0).read())", *args,
-                 input=script)  # fmt: skip
+        self.run(
+            PYTHON, "-c", "import django; django.setup(); exec(open(0).read())", *args, input=script
+        )
 
     def resolve(self, slug: str) -> subprocess.CompletedProcess:
         return self.manage(
-            "resolve", "-", "--workspace", slug, "--environment", "production", ok=False,
-            input=TEMPLATE.encode(), text=False,
-        )  # fmt: skip
+            "resolve",
+            "-",
+            "--workspace",
+            slug,
+            "--environment",
+            "production",
+            ok=False,
+            input=TEMPLATE.encode(),
+            text=False,
+        )
 
 
 @contextlib.contextmanager
@@ -108,9 +120,12 @@ def gunicorn(operator: Operator):
     port = free_port()
     env = {**operator.env, "COFFER_BIND": f"127.0.0.1:{port}", "COFFER_WEB_WORKERS": "2"}
     process = subprocess.Popen(
-        [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -201,15 +216,26 @@ def test_postgresql_restore_into_an_empty_database_gives_back_every_value(tmp_pa
         operator.seed(DAMAGE)
 
         # The documented steps: check the backup, then restore it into a new, empty database.
-        restore = Operator({**env, "PGHOST": settings["HOST"], "PGUSER": settings["USER"],
-                            "PGPORT": str(settings["PORT"])}, cwd=tmp_path)  # fmt: skip
+        restore = Operator(
+            {
+                **env,
+                "PGHOST": settings["HOST"],
+                "PGUSER": settings["USER"],
+                "PGPORT": str(settings["PORT"]),
+            },
+            cwd=tmp_path,
+        )
         restore.manage("verify_backup", str(backup))
         restore.run("tar", "-xf", str(backup), "database.pgdump")
         restore.run("createdb", target)
         restore.run(
-            "pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",
-            f"--dbname={target}", "database.pgdump",
-        )  # fmt: skip
+            "pg_restore",
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            f"--dbname={target}",
+            "database.pgdump",
+        )
         restored = Operator({**env, "DATABASE_URL": url + target}, cwd=ROOT)
         restored.manage("migrate", "--no-input")
         checked = restored.manage("verify_backup", "--live")

@@ -1,4 +1,4 @@
-"""Every sealed thing is in one list (tokens/sealed.py), and the backup's manifest, verify_backup,
+"""Every sealed thing is in one list (keys/sealed.py), and the backup's manifest, verify_backup,
 the start-up key check and rotate_master_key all use it.
 
 Two-factor secrets are sealed straight under a master key, not a data key. A backup used to
@@ -21,11 +21,11 @@ from django.core.management import CommandError, call_command
 from django.core.management.base import SystemCheckError
 from django.test import Client, override_settings
 
+from keys.checks import master_key_problems
+from keys.sealed import SOURCES, inventory
 from tests.factories import make_webhook
 from tests.test_backup import make_tokens, random_values
 from tests.test_two_factor import CODE_PAGE, set_up_totp, sign_in
-from tokens.checks import master_key_problems
-from tokens.sealed import SOURCES, inventory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

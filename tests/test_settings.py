@@ -94,10 +94,51 @@ def test_insecure_oidc_issuers_need_debug(tmp_path):
     assert result.returncode != 0
     assert "COFFER_OIDC_ALLOW_INSECURE_ISSUERS is for development and tests" in result.stderr
     allowed = run(
-        ["-c", "import django; django.setup(); from django.conf import settings as s; "
-         "print(s.COFFER_OIDC_ALLOW_INSECURE_ISSUERS, s.COFFER_OIDC_CREDENTIAL_MINUTES)"],
+        [
+            "-c",
+            "import django; django.setup(); from django.conf import settings as s; "
+            "print(s.COFFER_OIDC_ALLOW_INSECURE_ISSUERS, s.COFFER_OIDC_CREDENTIAL_MINUTES)",
+        ],
         tmp_path,
         COFFER_DEBUG="1",
         COFFER_OIDC_ALLOW_INSECURE_ISSUERS="1",
-    )  # fmt: skip
+    )
     assert allowed.stdout.split() == ["True", "15"], allowed.stderr
+
+
+CONNECTION = (
+    "import json; from django.conf import settings as s; db = s.DATABASES['default']; "
+    "print(json.dumps([db['CONN_MAX_AGE'], db['CONN_HEALTH_CHECKS']]))"
+)
+POSTGRES = "postgres://coffer@db.example.com:5432/coffer"
+
+
+def test_production_keeps_database_connections_with_health_checks(tmp_path):
+    """A connection per request costs API throughput and CPU: production keeps them for a
+    minute, and checks one before reusing it (a database restart costs no failed request)."""
+    result = run(["-c", CONNECTION], tmp_path, COFFER_SECRET_KEY="k" * 50, DATABASE_URL=POSTGRES)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [60, True]
+
+
+def test_development_and_an_explicit_value_open_a_connection_per_request(tmp_path):
+    # The development server starts a thread per request: kept connections would pile up.
+    debug = run(["-c", CONNECTION], tmp_path, COFFER_DEBUG="1", DATABASE_URL=POSTGRES)
+    assert json.loads(debug.stdout) == [0, True], debug.stderr
+    chosen = run(
+        ["-c", CONNECTION], tmp_path, COFFER_SECRET_KEY="k" * 50, DATABASE_URL=POSTGRES,
+        COFFER_DB_CONN_MAX_AGE="0",
+    )  # fmt: skip
+    assert json.loads(chosen.stdout) == [0, True], chosen.stderr
+
+
+def test_a_bad_connection_age_stops_with_a_clear_message(tmp_path):
+    result = run(
+        ["manage.py", "check"], tmp_path, COFFER_SECRET_KEY="k" * 50,
+        COFFER_DB_CONN_MAX_AGE="a minute",
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "COFFER_DB_CONN_MAX_AGE must be a whole number of seconds (0 or more), not 'a minute'."
+        in result.stderr
+    )

@@ -87,13 +87,23 @@ class Browser:
 def two_servers(tmp_path: Path, **overrides: str):
     (tmp_path / "staticfiles").mkdir()
     env = server_environment(
-        tmp_path, COFFER_WEB_WORKERS="1", COFFER_LOG_LEVEL="ERROR",
-        COFFER_EMAIL_FILE_PATH=str(tmp_path / "mail"), **overrides,
-    )  # fmt: skip
-    subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env,
-                   check=True)  # fmt: skip
-    subprocess.run([PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-                   input=SEED, cwd=ROOT, env=env, check=True, text=True)  # fmt: skip
+        tmp_path,
+        COFFER_WEB_WORKERS="1",
+        COFFER_LOG_LEVEL="ERROR",
+        COFFER_EMAIL_FILE_PATH=str(tmp_path / "mail"),
+        **overrides,
+    )
+    subprocess.run(
+        [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    subprocess.run(
+        [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+        input=SEED,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        text=True,
+    )
     ports, processes = [free_port(), free_port()], []
     try:
         for port in ports:
@@ -103,7 +113,7 @@ def two_servers(tmp_path: Path, **overrides: str):
                     cwd=ROOT,
                     env={**env, "COFFER_BIND": f"127.0.0.1:{port}"},
                     stdout=subprocess.DEVNULL,
-                )  # fmt: skip
+                )
             )
         deadline = time.monotonic() + 40
         for port, process in zip(ports, processes, strict=True):

@@ -18,11 +18,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from keys.checks import master_key_problems
 from tests.factories import TokenFactory, WorkspaceFactory, token_form_data
-from tokens.checks import master_key_problems
 from tokens.models import Token
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,3 +235,78 @@ def test_development_refuses_to_replace_a_missing_key_file_the_data_needs(tmp_pa
     assert f"The master key file {key_file} is missing" in result.stderr
     assert "'dev1'" in result.stderr
     assert not key_file.exists(), "no new key was made under the old id"
+
+
+# --- two-factor secrets: one per master key id, however many people -------------------------
+
+
+def _with_two_factor(username: str, kek_ring: str) -> None:
+    """A person with a TOTP secret and a recovery-code seed sealed under `kek_ring`'s first key."""
+    from allauth.mfa.models import Authenticator
+
+    from keys import crypto
+    from tests.factories import UserFactory
+
+    user = UserFactory(username=username)
+    with override_settings(COFFER_MASTER_KEYS=kek_ring):
+        Authenticator.objects.create(
+            user=user,
+            type=Authenticator.Type.TOTP,
+            data={"secret": crypto.encrypt_account_secret("JBSWY3DPEHPK3PXP")},
+        )
+        Authenticator.objects.create(
+            user=user,
+            type=Authenticator.Type.RECOVERY_CODES,
+            data={"seed": crypto.encrypt_account_secret("seed-" + username), "used_mask": 0},
+        )
+
+
+def _check_reads() -> tuple[int, int, list[str]]:
+    """(queries, two-factor rows read, problems) of one start-up key check."""
+    from allauth.mfa.models import Authenticator
+    from django.db.models.signals import post_init
+
+    rows = []
+
+    def count(sender, instance, **kwargs):
+        rows.append(instance.pk)
+
+    post_init.connect(count, sender=Authenticator)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            problems = master_key_problems()
+    finally:
+        post_init.disconnect(count, sender=Authenticator)
+    reads = ("SELECT", "DECLARE")
+    return sum(q["sql"].startswith(reads) for q in queries.captured_queries), len(rows), problems
+
+
+@pytest.mark.django_db
+def test_check_reads_two_factor_secrets_once_per_master_key_however_many_people(settings):
+    """The check used to read every person's authenticators to open one per master key id."""
+    older = f"k0:{OTHER}"
+    settings.COFFER_MASTER_KEYS = f"{TEST_RING},{older}"
+    _with_two_factor("ada", TEST_RING)
+    _with_two_factor("bob", older)
+    few = _check_reads()
+
+    for n in range(20):
+        _with_two_factor(f"person{n}", TEST_RING if n % 2 else older)
+    many = _check_reads()
+
+    assert few == many == (2, 4, [])  # data keys; one query: a TOTP and a seed per master key
+
+
+@pytest.mark.django_db
+def test_check_still_names_each_master_key_id_that_does_not_read_two_factor_secrets(settings):
+    older = f"k0:{OTHER}"
+    _with_two_factor("ada", TEST_RING)
+    for n in range(5):
+        _with_two_factor(f"person{n}", older)
+    settings.COFFER_MASTER_KEYS = f"{TEST_RING},k0:{WRONG}"  # k0 is there, but not the right key
+
+    problems = _check_reads()[2]
+
+    assert len(problems) == 1
+    assert problems[0].startswith("Master key 'k0' does not read the two-factor secrets:")
+    assert WRONG not in problems[0]

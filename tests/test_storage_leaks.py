@@ -26,10 +26,11 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from keys.models import WorkspaceKey
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.files import read_from_another_process
 from tests.helpers import invitation_link
-from tokens.models import Token, WorkspaceKey
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import ProductFactory
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus, TokenType
+from tokens.models import Token, TokenStatus, TokenType
 
 VALUE = "admin-test-secret-value-7f3a9c"
 PEM = (
@@ -177,7 +178,7 @@ def test_a_multi_line_key_pasted_in_the_admin_is_kept_with_its_line_breaks(admin
 @pytest.mark.parametrize(
     ("changes", "field_error"),
     [
-        ({"key": "OTHER"}, "A token with key OTHER already exists in this workspace."),
+        ({"key": "OTHER"}, "OTHER is already valid in Production and Sandbox (every product"),
         ({"key": "bad key"}, "A Token Key starts with a letter or underscore"),
         ({"environments": []}, "Choose at least one environment."),
         ({"period_days": "3651"}, "The Period is a whole number of days, 1 to 3650."),
@@ -209,15 +210,13 @@ def test_a_scope_of_another_workspace_is_refused_in_the_admin(
     assert not token.products.exists()
 
 
-def test_a_key_taken_at_the_last_moment_is_a_form_error_not_a_500(
-    admin_client, workspace, monkeypatch
-):
-    make(workspace, key="TAKEN")
-    token = make(workspace)
-    monkeypatch.setattr(Token, "key_is_taken", lambda self: False)
-    response = admin_client.post(change_url(token), form_data(token, key="TAKEN"))
-    assert response.status_code == 200
-    assert "A token with key TAKEN already exists in this workspace." in response.content.decode()
+def test_a_key_may_have_a_token_per_environment_in_the_admin(admin_client, workspace):
+    sandbox = workspace.environments.get(slug="sandbox")
+    make(workspace, key="SHARED", environments=[workspace.environments.get(slug="production")])
+    token = make(workspace, environments=[sandbox])
+    response = admin_client.post(change_url(token), form_data(token, key="SHARED"))
+    assert response.status_code == 302
+    assert Token.objects.filter(key="SHARED").count() == 2
 
 
 # --- add ----------------------------------------------------------------------------------
@@ -243,7 +242,7 @@ def test_add_page_never_echoes_the_value_after_an_error(admin_client, workspace)
     make(workspace, key="NEW_TOKEN", value="existing-secret-value")
     response = admin_client.post(reverse("admin:tokens_token_add"), add_data(workspace))
     assert response.status_code == 200
-    assert "A token with key NEW_TOKEN already exists" in response.content.decode()
+    assert "NEW_TOKEN is already valid in Production and Sandbox" in response.content.decode()
     assert_no_secret(response, VALUE, "existing-secret-value")
     assert Token.objects.count() == 1
 

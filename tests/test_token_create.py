@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import EnvironmentFactory, ProductFactory
 from tests.helpers import (
     FILE_NAME,
@@ -23,7 +24,7 @@ from tests.helpers import (
     triggers,
     url,
 )
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 
@@ -110,11 +111,14 @@ def test_invalid_create_shows_errors_in_the_modal_keeping_inputs_but_not_the_val
     assert not Token.objects.exists()
 
 
-def test_duplicate_key_is_explained(workspace, owner_client, token):
+def test_a_key_already_valid_in_the_environment_is_explained(workspace, owner_client, token):
     response = owner_client.post(
         url("create", workspace), create_data(workspace, key="STRIPE_SECRET"), headers=HTMX
     )
-    assert "A token with key STRIPE_SECRET already exists in this workspace." in text(response)
+    assert (
+        "STRIPE_SECRET is already valid in Production and Sandbox (every product and app); "
+        "choose other environments or narrow the scope."
+    ) in text(response)
     assert SECRET not in text(response)
     assert Token.objects.count() == 1
 

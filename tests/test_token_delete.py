@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from audit.models import AuditAction, AuditEvent
 from tests.helpers import HTMX, MANAGERS, WARNING, text, triggers, url
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 
 pytestmark = pytest.mark.django_db
 

@@ -161,12 +161,11 @@ def test_model_rules_are_checked_with_the_fields_so_every_problem_shows_at_once(
     TokenFactory(workspace=workspace, key="PAYMENT_API_KEY")
     yesterday = timezone.now().date() - dt.timedelta(days=1)
     form = TokenForm(
-        data(workspace, expiry_date=yesterday.isoformat(), environments=[]), workspace=workspace
+        data(workspace, key="9 lives", expiry_date=yesterday.isoformat(), environments=[]),
+        workspace=workspace,
     )
     assert not form.is_valid()
-    assert form.errors["key"] == [
-        "A token with key PAYMENT_API_KEY already exists in this workspace."
-    ]
+    assert form.errors["key"][0].startswith("A Token Key starts with")
     assert "Expiry Date must be in the future" in form.errors["expiry_date"][0]
     assert form.errors["environments"] == ["Choose at least one environment."]
 
@@ -182,8 +181,9 @@ def test_a_rule_broken_between_validation_and_saving_comes_back_as_a_field_error
     assert form.is_valid()
     TokenFactory(workspace=workspace, key="PAYMENT_API_KEY")  # someone else was quicker
     assert form.save(by=None) is None
-    assert form.errors["key"] == [
-        "A token with key PAYMENT_API_KEY already exists in this workspace."
+    assert form.errors["environments"] == [
+        "PAYMENT_API_KEY is already valid in Production and Sandbox (every product and app); "
+        "choose other environments or narrow the scope."
     ]
 
 

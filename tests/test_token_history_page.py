@@ -62,12 +62,13 @@ def test_a_bad_version_re_shows_the_dialog_and_changes_nothing(workspace, editor
 def test_revoke_dialog_names_the_context_that_used_it(workspace, editor_client, edited):
     checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
     production = workspace.environments.get(slug="production")
-    resolve_text("$Secret{API_KEY}", UseContext(production, app=checkout), source="deploy.yaml",
-                 actor="ci")  # fmt: skip
+    resolve_text(
+        "$Secret{API_KEY}", UseContext(production, app=checkout), source="deploy.yaml", actor="ci"
+    )
     url = reverse("tokens:revoke", args=[workspace.slug, edited.pk])
     page = text(editor_client.get(url, headers=HTMX))
     assert "Used in the last 30 days by" in page
-    assert "Checkout · Production · resolve as ci · deploy.yaml" in page
+    assert "Checkout · Production · ci · resolve of deploy.yaml" in page
     assert "1 use," in page
 
 
@@ -80,8 +81,12 @@ def _token_with(workspace, count: int):
         token.set_value(f"{SECOND}{n}", by=UserFactory(username=f"setter{count}_{n}"))
     for n in range(count):
         app = AppFactory(workspace=workspace, name=f"App {count}-{n}", slug=f"app-{count}-{n}")
-        resolve_text(f"$Secret{{{token.key}}}", UseContext(production, app=app),
-                     source=f"deploy-{n}.yaml", actor="ci")  # fmt: skip
+        resolve_text(
+            f"$Secret{{{token.key}}}",
+            UseContext(production, app=app),
+            source=f"deploy-{n}.yaml",
+            actor="ci",
+        )
     assert token.versions.count() == count and token.usages.count() == count
     return token
 

@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from tests.factories import TokenFactory
 from tests.helpers import (
     FILE_NAME,
@@ -26,7 +27,7 @@ from tests.helpers import (
     pem_file,
     url,
 )
-from tokens.models import AuditEvent, Token, TokenStatus
+from tokens.models import Token, TokenStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +35,7 @@ pytestmark = pytest.mark.django_db
 # --- who may see what ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["list", "activity", "create"])
+@pytest.mark.parametrize("name", ["list", "audit:activity", "create"])
 def test_anonymous_users_are_sent_to_sign_in(workspace, client, name):
     response = client.get(url(name, workspace))
     assert response.status_code == 302
@@ -49,7 +50,7 @@ def test_anonymous_users_are_sent_to_sign_in_from_token_pages(workspace, client,
         assert response["Location"].startswith(reverse("login"))
 
 
-@pytest.mark.parametrize("name", ["list", "activity", "create"])
+@pytest.mark.parametrize("name", ["list", "audit:activity", "create"])
 def test_outsiders_get_404(workspace, outsider_client, name):
     assert outsider_client.get(url(name, workspace)).status_code == 404
     assert outsider_client.get(url(name, workspace), headers=HTMX).status_code == 404
@@ -93,7 +94,7 @@ def test_viewers_get_403_and_nothing_changes(workspace, viewer_client, token, na
 # --- never cached ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["list", "activity", "create"])
+@pytest.mark.parametrize("name", ["list", "audit:activity", "create"])
 def test_token_pages_are_never_cached_and_vary_on_htmx(workspace, owner_client, name):
     response = owner_client.get(url(name, workspace))
     assert "no-store" in response["Cache-Control"]
@@ -141,7 +142,7 @@ def test_submitted_values_never_reach_the_browser(workspace, owner_client: Clien
     responses.append(
         owner_client.post(url("edit", workspace, token), edit_data(token, value=values[4]))
     )
-    for name in ("list", "activity"):
+    for name in ("list", "audit:activity"):
         responses.append(owner_client.get(url(name, workspace)))
         responses.append(owner_client.get(url(name, workspace), headers=HTMX))
     for name in ("edit", "revoke", "delete"):
@@ -189,7 +190,7 @@ def test_file_contents_and_name_never_reach_the_browser(workspace, owner_client)
                 headers=headers,
             )
         )
-    for name in ("list", "activity"):
+    for name in ("list", "audit:activity"):
         responses.append(owner_client.get(url(name, workspace), headers=HTMX))
     responses.append(owner_client.get(url("edit", workspace, token), headers=HTMX))
     for response in responses:

@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
+from audit.models import AuditAction, AuditEvent
 from tests.helpers import HTMX, MANAGERS, WARNING, text, triggers, url
-from tokens.models import AuditAction, AuditEvent, Token, TokenStatus
+from tokens.models import Token, TokenStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -53,9 +53,14 @@ def test_a_command_resolve_records_its_context(token, workspace):
     checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
     before = timezone.now()
     run_resolve(
-        "--environment", "production", "--app", "checkout", "--actor", "deployer",
+        "--environment",
+        "production",
+        "--app",
+        "checkout",
+        "--actor",
+        "deployer",
         stdin=b"password: $Secret{DB_PASSWORD}\n$Secret{DB_PASSWORD}\n",
-    )  # fmt: skip
+    )
 
     usage = TokenUsage.objects.get()
     assert usage.token == token
@@ -63,7 +68,7 @@ def test_a_command_resolve_records_its_context(token, workspace):
     assert (usage.actor, usage.access_key, usage.source) == ("deployer", "", "<stdin>")
     assert usage.use_count == 1, "one resolve is one use, however many references"
     assert before <= usage.first_used_at == usage.last_used_at <= timezone.now()
-    assert usage.label == "Checkout · Production · resolve as deployer · <stdin>"
+    assert usage.label == "Checkout · Production · deployer · resolve of standard input"
 
 
 def test_each_resolve_in_the_same_context_counts_one_more_use(token, production):
@@ -90,8 +95,9 @@ def test_another_source_actor_or_app_is_another_context(token, workspace, produc
         ("a.yaml", "ci", checkout),
         ("a.yaml", "ci", None),
     ):
-        resolve_text("$Secret{DB_PASSWORD}", UseContext(production, app=app), source=source,
-                     actor=actor)  # fmt: skip
+        resolve_text(
+            "$Secret{DB_PASSWORD}", UseContext(production, app=app), source=source, actor=actor
+        )
     counts = sorted(TokenUsage.objects.values_list("source", "actor", "app", "use_count"))
     assert counts == [
         ("a.yaml", "alice", "", 1),
@@ -128,8 +134,11 @@ def test_the_api_records_the_access_key_as_the_context(client, workspace):
     )
     assert db_url.access_key == "deploy"
     assert db_url.actor == setup.row.actor_name
-    assert db_url.label == "Payments · Checkout · Production · access key deploy · deploy.yaml"
+    assert db_url.label == (
+        "Payments · Checkout · Production · access key deploy · resolve of deploy.yaml"
+    )
     assert rows["STRIPE_KEY"].source == "<values>"
+    assert rows["STRIPE_KEY"].source_label == "API values request"
 
 
 def test_every_token_of_a_values_call_is_counted(client, workspace):

@@ -49,7 +49,7 @@ def test_past_the_cap_new_sources_count_as_other(token, production):
         OTHER_SOURCES: 3,
     }
     other = token.usages.get(source=OTHER_SOURCES)
-    assert other.label == "Production · resolve as ci · (other)"
+    assert other.label == "Production · ci · other sources"
 
 
 def test_known_sources_keep_counting_as_themselves(token, production):

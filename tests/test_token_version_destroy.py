@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import TokenFactory
 from tests.helpers import HTMX, MANAGERS, text, triggers
-from tokens.models import AuditAction, AuditEvent, TokenVersion
+from tokens.models import TokenVersion
 
 pytestmark = pytest.mark.django_db
 

@@ -14,16 +14,11 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEvent
+from keys.crypto import CryptoError
+from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
-from tokens.crypto import CryptoError
-from tokens.models import (
-    AuditAction,
-    AuditEvent,
-    Token,
-    TokenVersion,
-    UseContext,
-    WorkspaceKey,
-)
+from tokens.models import Token, TokenVersion, UseContext
 from tokens.references.resolve import resolve_text
 
 pytestmark = pytest.mark.django_db

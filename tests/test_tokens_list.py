@@ -108,8 +108,10 @@ def test_expiring_and_expired_tokens_have_badges(workspace, owner_client):
     Token.objects.filter(pk=gone.pk).update(expires_at=timezone.now() - dt.timedelta(days=2))
     TokenFactory(workspace=workspace, key="LATER", period_days=365)
     page = text(owner_client.get(url("list", workspace)))
-    rows = {key: page[page.index(f'data-token-id="{t.pk}"') :][:4000] for key, t in (
-        ("SOON", soon), ("GONE", gone))}  # fmt: skip
+    rows = {
+        key: page[page.index(f'data-token-id="{t.pk}"') :][:4000]
+        for key, t in (("SOON", soon), ("GONE", gone))
+    }
     assert "Expires soon" in rows["SOON"]
     assert 'class="badge badge-expired">Expired<' in rows["GONE"]
     assert 'class="status status-expired">Expired<' in rows["GONE"]

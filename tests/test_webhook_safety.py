@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
+from lib.safe_fetch import UnsafeURL, check_url, resolve
 from notifications import http as webhook_http
 from notifications.delivery import attempt_delivery
-from notifications.http import UnsafeURL, check_url, resolve
 from tests.factories import make_delivery, make_webhook
 
 PUBLIC = "93.184.216.34"

@@ -101,8 +101,12 @@ def run_worker_at(env: dict[str, str], moment: dt.datetime) -> None:
     """`db_worker --batch` with its clock at `moment`: runs every due task and exits."""
     done = subprocess.run(
         [sys.executable, "-c", SHIFTED, moment.isoformat(), *WORKER[2:], "--batch"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -160,7 +160,9 @@ def test_a_member_without_staff_rights_cannot_open_the_admin(client):
 def test_a_workspace_with_tokens_can_be_deleted_in_the_admin_with_its_data_key(
     admin_client_with_data,
 ):
-    from tokens.models import AuditEvent, Token, WorkspaceKey
+    from audit.models import AuditEvent
+    from keys.models import WorkspaceKey
+    from tokens.models import Token
 
     workspace = admin_client_with_data.workspace
     TokenFactory(workspace=workspace, products=[workspace.products.get()])

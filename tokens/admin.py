@@ -1,10 +1,9 @@
-"""Django admin for tokens and their audit trail.
+"""Django admin for tokens (the audit trail's is in audit/admin.py).
 
 Every change goes through the model methods the Tokens page and the resolver use
 (`Token.objects.create_token`, `token.update`, `token.revoke`, `token.delete_token`), so the admin
 keeps the same rules and leaves the same audit trail. The value is write-only: the "New value"
 field never renders anything, and neither the value nor its ciphertext is displayed anywhere.
-The audit trail is read-only.
 """
 
 from __future__ import annotations
@@ -22,13 +21,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from lib.admin import on_own_admin_pages, staff_user
+from lib.admin import staff_user
 from tokens.forms import CatalogChoiceField, add_model_errors
 from tokens.models import (
     EDITABLE_FIELDS,
     PERIOD_MAX_DAYS,
     RELATION_FIELDS,
-    AuditEvent,
     Token,
     TokenQuerySet,
     TokenUsage,
@@ -392,35 +390,3 @@ class TokenAdmin(admin.ModelAdmin):
         hint = f"hint {token.hint}, " if token.hint else ""
         set_at = token.value_set_at.astimezone(dt.UTC)
         return f"Hidden ({hint}version {token.version_number}, set {set_at:%Y-%m-%d %H:%M} UTC)"
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: nobody adds, edits or deletes audit events here."""
-
-    list_display = ["created_at", "action", "workspace", "token_key", "actor_label", "changed"]
-    list_filter = ["action", "workspace"]
-    search_fields = ["token_key", "actor_name", "workspace__slug", "workspace__name"]
-    list_select_related = ["workspace"]
-    date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        # Never on their own pages; but deleting a workspace takes its trail with it, and the
-        # admin must not refuse that deletion because of these events.
-        if on_own_admin_pages(self, request):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    @admin.display(description="Actor", ordering="actor_name")
-    def actor_label(self, event: AuditEvent) -> str:
-        return event.actor_name
-
-    @admin.display(description="Changed")
-    def changed(self, event: AuditEvent) -> str:
-        return ", ".join(event.detail.get("changed", []))

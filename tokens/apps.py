@@ -8,8 +8,8 @@ class TokensConfig(AppConfig):
     name = "tokens"
 
     def ready(self) -> None:
-        from config import database_files  # noqa: F401  (keeps the SQLite files 0600)
-        from tokens import (
-            checks,  # noqa: F401  (registers the master key check)
-            sealed,  # noqa: F401  (registers the tokens' sealed values first)
-        )
+        from keys.sealed import Source, register
+        from tokens.sealed_values import token_values, token_versions
+
+        register(Source("token values", token_values))
+        register(Source("token versions", token_versions))

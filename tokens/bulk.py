@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django_htmx.http import trigger_client_event
@@ -248,12 +249,14 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         initial={"environments": shared_environments(tokens)},
     )
     if confirming and confirm.is_valid():
-        return modal_success(
-            request,
-            message=perform(request, workspace, action, tokens, confirm),
-            event="tokensChanged",
-            redirect_to=list_url(workspace),
-        )
+        try:
+            message = perform(request, workspace, action, tokens, confirm)
+        except ValidationError as refused:  # tokens that would overlap others of their key
+            confirm.add_error("environments", refused.messages)
+        else:
+            return modal_success(
+                request, message=message, event="tokensChanged", redirect_to=list_url(workspace)
+            )
     noun = f"{len(tokens)} token{'s' if len(tokens) != 1 else ''}"
     context |= {
         "action": action,

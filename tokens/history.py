@@ -19,17 +19,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import answers_crypto_errors, signed_in_view
-from tokens.crypto import CryptoError
 from tokens.forms import VersionChoiceForm
-from tokens.models import (
-    AuditEvent,
-    Token,
-    TokenVersion,
-    TokenVersionQuerySet,
-    version_number,
-)
+from tokens.models import Token, TokenVersion, TokenVersionQuerySet, version_number
 from tokens.views import get_token_for
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest

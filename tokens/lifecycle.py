@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit.models import AuditAction, AuditEvent
-from tokens.models import Token, TokenStatus, TokenVersion, WorkspaceKey
+from keys.models import WorkspaceKey
+from tokens.models import Token, TokenStatus, TokenVersion, lock_token_changes
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -44,8 +46,8 @@ def create_many(
     detail: dict | None = None,
 ) -> list[Token]:
     """New tokens, key -> value, all with the same type and scope. The caller has checked the
-    keys and values (imports/parsing.py) and that none exists; the database's unique key
-    constraint still refuses a key taken meanwhile (IntegrityError, and nothing is kept)."""
+    keys and values (imports/parsing.py) and, under `lock_token_changes` in the same
+    transaction, that none overlaps a token of its key."""
     environments, products, apps = list(environments), list(products), list(apps)
     if not values:
         return []
@@ -188,6 +190,43 @@ def delete_many(workspace: Workspace, pks: Iterable[object], *, by: User | None)
     return [token.key for token in tokens]
 
 
+def _overlap_refusals(
+    workspace: Workspace,
+    changed: list[Token],
+    before: Mapping[object, set[int]],
+    environments: list[Environment],
+) -> list[str]:
+    """For each changed token that now overlaps another of its key (the selection's new
+    environments already written in this transaction), why: "STRIPE_SECRET (Sandbox): …",
+    named by its environments before the change. Only keys with another unrevoked token are
+    checked, so a usual selection costs one query."""
+    keys = {token.key for token in changed}
+    shared = set(
+        Token.objects.for_workspace(workspace)
+        .filter(key__in=keys)
+        .exclude(status=TokenStatus.REVOKED)
+        .values("key")
+        .annotate(tokens=Count("pk"))
+        .filter(tokens__gt=1)
+        .values_list("key", flat=True)
+    )
+    suspects = [token for token in changed if token.key in shared]
+    if not suspects:
+        return []
+    names = dict(workspace.environments.values_list("pk", "name"))
+    scoped = Token.objects.filter(pk__in=[token.pk for token in suspects]).prefetch_related(
+        "products", "apps"
+    )
+    refusals = []
+    for token in sorted(scoped, key=lambda token: (token.key, token.pk)):
+        errors = token.overlap_errors(
+            products=token.products.all(), apps=token.apps.all(), environments=environments
+        )
+        label = ", ".join(sorted(names[pk] for pk in before[token.pk]))
+        refusals += [f"{token.key} ({label}): {error}" for error in errors]
+    return refusals
+
+
 def set_environments_many(
     workspace: Workspace,
     pks: Iterable[object],
@@ -196,13 +235,16 @@ def set_environments_many(
     by: User | None,
 ) -> list[Token]:
     """Make `environments` (of this workspace, at least one) the environments of each of these
-    tokens that is not revoked. Returns the tokens whose environments changed."""
+    tokens that is not revoked. Returns the tokens whose environments changed. Raises
+    ValidationError, one message per token that would then overlap another token of its key,
+    changing nothing."""
     environments = list(environments)
     if not environments or any(env.workspace_id != workspace.pk for env in environments):
         raise ValueError("environments must be one or more of the workspace's")
     wanted = {env.pk for env in environments}
     through = Token.environments.through
     with transaction.atomic():
+        lock_token_changes(workspace)
         tokens = [token for token in _locked(workspace, pks) if not token.is_revoked]
         current: dict[object, set[int]] = {token.pk: set() for token in tokens}
         for token_id, env_id in through.objects.filter(token__in=tokens).values_list(
@@ -218,6 +260,8 @@ def set_environments_many(
             for token in changed
             for env in environments
         )
+        if refusals := _overlap_refusals(workspace, changed, current, environments):
+            raise ValidationError(refusals)  # and the transaction undoes the change
         now = timezone.now()
         Token.objects.filter(pk__in=[token.pk for token in changed]).update(
             updated_at=now, updated_by=by

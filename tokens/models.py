@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.models import AuditAction, AuditEvent  # also re-exported for older imports
-from tokens import crypto
+from audit.models import AuditAction, AuditEvent
+from audit.wording import source_label
+from keys import crypto
+from keys.models import WorkspaceKey
 from tokens.references.grammar import KEY_CHARS, KEY_FIRST_CHARS, KEY_MAX_LENGTH, KEY_PATTERN
 from workspaces.models import App, Environment, Product, Workspace
 
@@ -91,92 +93,6 @@ class ExpiryState(StrEnum):
     NONE = ""
     SOON = "soon"  # within EXPIRING_SOON_DAYS
     EXPIRED = "expired"
-
-
-class WorkspaceKey(models.Model):
-    """A workspace's data key, stored only wrapped by a master key. Deleted with its workspace."""
-
-    workspace = models.OneToOneField(
-        Workspace, on_delete=models.CASCADE, primary_key=True, related_name="data_key"
-    )
-    kek_id = models.CharField("master key id", max_length=32, db_index=True)
-    wrapped_dek = models.BinaryField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    rotated_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"data key of {self.workspace_id} (wrapped by {self.kek_id})"
-
-    @classmethod
-    def dek_for(cls, workspace: Workspace, *, label: str = "") -> bytes:
-        """The workspace's plaintext data key for encrypting, made on first use."""
-        record = cls.objects.filter(workspace=workspace).first()
-        if record is None:
-            kek_id, wrapped = crypto.new_data_key(workspace.pk)
-            try:
-                with transaction.atomic():
-                    record = cls.objects.create(
-                        workspace=workspace, kek_id=kek_id, wrapped_dek=wrapped
-                    )
-            except IntegrityError:  # another request made it first: use theirs
-                record = cls.objects.get(workspace=workspace)
-        return record.unwrap(label=label or f"workspace {workspace.slug}")
-
-    @classmethod
-    def one_per_master_key(cls) -> models.QuerySet[WorkspaceKey]:
-        """One data key for each master key id in use (one query), to check the ring reads it."""
-        firsts = cls.objects.values("kek_id").annotate(first=models.Min("workspace_id"))
-        return cls.objects.filter(workspace_id__in=firsts.values("first")).select_related(
-            "workspace"
-        )
-
-    @classmethod
-    def existing_for(cls, workspace: Workspace, *, label: str) -> WorkspaceKey:
-        """The workspace's data key record for decrypting; never makes a new one."""
-        record = cls.objects.filter(workspace=workspace).first()
-        if record is None:
-            raise crypto.CryptoError(
-                f"{label}: the workspace has no data key (it was destroyed), so its values "
-                "cannot be decrypted."
-            )
-        return record
-
-    def unwrap(self, *, label: str) -> bytes:
-        """The plaintext data key; a CryptoError naming `label` and the master key id."""
-        return crypto.unwrap_data_key(
-            self.workspace_id, self.kek_id, bytes(self.wrapped_dek), label=label
-        )
-
-    @classmethod
-    def rotate(cls, workspace_id: int, *, actor_name: str = "rotate_master_key") -> str | None:
-        """Re-wrap one workspace's data key under the active master key, in one transaction,
-        and record it. Returns the master key id it was wrapped by before, or None when it was
-        already on the active key (so an interrupted rotation can simply run again)."""
-        with transaction.atomic():
-            record = (
-                cls.objects.select_for_update()
-                .select_related("workspace")
-                .get(workspace_id=workspace_id)
-            )
-            active_id = crypto.key_ring().active_id
-            if record.kek_id == active_id:
-                return None
-            previous = record.kek_id
-            record.kek_id, record.wrapped_dek = crypto.rewrap_data_key(
-                workspace_id,
-                previous,
-                bytes(record.wrapped_dek),
-                label=f"workspace {record.workspace.slug}",
-            )
-            record.rotated_at = timezone.now()
-            record.save(update_fields=["kek_id", "wrapped_dek", "rotated_at"])
-            AuditEvent.record(
-                record.workspace,
-                AuditAction.KEY_ROTATED,
-                actor_name=actor_name,
-                detail={"from_master_key": previous, "to_master_key": active_id},
-            )
-        return previous
 
 
 def description_errors(description: object) -> list[str]:
@@ -295,6 +211,57 @@ class TokenQuerySet(models.QuerySet):
             .in_scope_of(product=context.product, app=context.app)
         )
 
+    def overlapping(
+        self,
+        *,
+        workspace: Workspace | int,
+        key: str,
+        environments: Iterable[Environment],
+        products: Iterable[Product] = (),
+        apps: Iterable[App] = (),
+        exclude: object = None,
+    ) -> TokenQuerySet:
+        """The unrevoked tokens of `key` that some use context could use together with a token
+        valid in `environments` and scoped to `products` and `apps`: the tokens a new or changed
+        token with these would overlap (`exclude`: its own pk). One key may have several
+        tokens; no context may ever have two of them to choose from (see `Token.overlap_errors`).
+        An expired token still counts: it can be given a new value and be usable again."""
+        environments = list(environments)
+        found = (
+            self.filter(workspace=workspace, key=key)
+            .exclude(status=TokenStatus.REVOKED)
+            .filter(
+                Exists(
+                    Token.environments.through.objects.filter(
+                        token=OuterRef("pk"), environment__in=environments
+                    )
+                )
+            )
+            .scope_meets(products=list(products), apps=list(apps))
+        )
+        return found.exclude(pk=exclude) if exclude is not None else found
+
+    def scope_meets(self, *, products: list[Product], apps: list[App]) -> TokenQuerySet:
+        """The tokens whose scope meets this one (products, apps): some context (a product or
+        none, an app or none) is in both scopes by `in_scope_of`. The SQL form of `shared_scope`
+        (tests/test_token_overlap.py proves the two equal to `in_scope_of` on every context).
+
+        A scope is in reach of a context with no product and no app, of one of its products,
+        or of one of its apps; an empty scope of every context. So an empty scope meets every
+        scope; two others meet when they share a product or an app, or when one names
+        products and the other apps (the context of that product with that app)."""
+        if not products and not apps:
+            return self
+        token = OuterRef("pk")
+        their_products = Token.products.through.objects.filter(token=token)
+        their_apps = Token.apps.through.objects.filter(token=token)
+        meets: Q | Combinable = ~Exists(their_products) & ~Exists(their_apps)
+        if products:
+            meets |= Exists(their_products.filter(product__in=products)) | Exists(their_apps)
+        if apps:
+            meets |= Exists(their_apps.filter(app__in=apps)) | Exists(their_products)
+        return self.filter(meets)
+
     def in_scope_of(
         self, *, product: Product | int | None = None, app: App | int | None = None
     ) -> TokenQuerySet:
@@ -361,25 +328,22 @@ class TokenManager(_TokenManagerBase):
             created_by=by,
             updated_by=by,
         )
-        errors = token.rule_errors(products=products, apps=apps, environments=environments)
-        errors.update(value_errors(value, required=True))
-        errors.update(new_expiry_date_errors(expiry_date))
-        if errors:
-            raise ValidationError(errors)
-        try:
-            with transaction.atomic():
-                token._encrypt(value)
-                token.save(force_insert=True)
-                token.products.set(products)
-                token.apps.set(apps)
-                token.environments.set(environments)
-                token._keep_version(by=by)
-                AuditEvent.record(workspace, AuditAction.CREATED, by=by, token=token)
-        except IntegrityError:
-            # Another request stored the same key between our check and our insert.
-            if self.filter(workspace=workspace, key=key).exists():
-                raise ValidationError({"key": [duplicate_key_message(key)]}) from None
-            raise
+        with transaction.atomic():
+            # Checked under the workspace's token lock, so no overlapping token can be made
+            # between this check and this insert.
+            lock_token_changes(workspace)
+            errors = token.rule_errors(products=products, apps=apps, environments=environments)
+            errors.update(value_errors(value, required=True))
+            errors.update(new_expiry_date_errors(expiry_date))
+            if errors:
+                raise ValidationError(errors)
+            token._encrypt(value)
+            token.save(force_insert=True)
+            token.products.set(products)
+            token.apps.set(apps)
+            token.environments.set(environments)
+            token._keep_version(by=by)
+            AuditEvent.record(workspace, AuditAction.CREATED, by=by, token=token)
         return token
 
     @sensitive_variables("values")
@@ -415,12 +379,10 @@ def reveal_each[S: SealedValue](
             )
             keys[token.workspace_id] = (record.unwrap(label=label), record.kek_id)
         dek, kek_id = keys[token.workspace_id]
-        value = crypto.decrypt_value(
+        value = crypto.decrypt(
             dek,
             bytes(token.ciphertext),
-            workspace_id=token.workspace_id,
-            token_id=token.pk,
-            version=token.value_version,
+            aad=crypto.value_aad(token.workspace_id, token.pk, token.value_version),
             label=f"{label} (master key {kek_id!r})",
         )
         revealed.append((token, value))
@@ -431,8 +393,69 @@ PAST_EXPIRY_MESSAGE = "The Expiry Date must be in the future (tokens expire at 0
 REVOKED_MESSAGE = "This token is revoked; revoked tokens cannot be edited."
 
 
-def duplicate_key_message(key: str) -> str:
-    return f"A token with key {key} already exists in this workspace."
+def lock_token_changes(workspace: Workspace | int) -> None:
+    """Serialise the changes to one workspace's tokens that could make two of them overlap
+    (create, edit, import, bulk environments) until this transaction ends: call it inside
+    `transaction.atomic()` before checking `overlap_errors`, so the check and the write see
+    the same tokens. A lock on the workspace's row (FOR NO KEY UPDATE: rows that merely refer
+    to the workspace, an audit event or a usage row, are still written meanwhile). Without a
+    transaction it does nothing; SQLite serialises all writers anyway."""
+    pk = workspace.pk if isinstance(workspace, Workspace) else workspace
+    list(Workspace.objects.select_for_update(no_key=True).filter(pk=pk).values_list("pk"))
+
+
+def _names(items: Iterable[Any]) -> str:
+    """ "Production", "Production and Sandbox", "Dev, Production and Sandbox"."""
+    names = sorted(item.name for item in items)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The products and apps a token is scoped to; both empty: every product and app."""
+
+    products: frozenset[Product] = frozenset()
+    apps: frozenset[App] = frozenset()
+
+    @property
+    def is_everything(self) -> bool:
+        return not self.products and not self.apps
+
+    def describe(self) -> str:
+        """ "every product and app", "product Checkout", "products A and B or app Web"."""
+        if self.is_everything:
+            return "every product and app"
+        parts = []
+        for word, items in (("product", self.products), ("app", self.apps)):
+            if items:
+                parts.append(f"{word}{'s' if len(items) > 1 else ''} {_names(items)}")
+        return " or ".join(parts)
+
+
+def shared_scope(mine: Scope, theirs: Scope) -> str | None:
+    """Where two scopes meet, in words, or None when no context is in both (the rule of
+    `TokenQuerySet.scope_meets`). Names the products and apps in both when there are some,
+    else one product and app whose context is in both."""
+    if mine.is_everything:
+        return theirs.describe()
+    if theirs.is_everything:
+        return mine.describe()
+    both = Scope(mine.products & theirs.products, mine.apps & theirs.apps)
+    if not both.is_everything:
+        return both.describe()
+    for products, apps in ((mine.products, theirs.apps), (theirs.products, mine.apps)):
+        if products and apps:
+            product = min(products, key=lambda item: item.name)
+            app = min(apps, key=lambda item: item.name)
+            return f"product {product.name} with app {app.name}"
+    return None
+
+
+def overlap_message(key: str, environments: Iterable[Environment], scope: str) -> str:
+    return (
+        f"{key} is already valid in {_names(environments)} ({scope}); choose other "
+        "environments or narrow the scope."
+    )
 
 
 def new_expiry_date_errors(expiry_date: dt.date | None) -> dict[str, list[str]]:
@@ -539,7 +562,6 @@ class Token(models.Model):
     class Meta:
         ordering = ["key"]
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "key"], name="unique_token_key"),
             # The grammar and the 1-128 length, in the database too (see TokenKeyGrammar).
             models.CheckConstraint(
                 condition=Q(key__is_token_key=True), name="token_key_grammar_and_length"
@@ -554,7 +576,12 @@ class Token(models.Model):
                 name="token_period_range",
             ),
         ]
-        indexes = [models.Index(fields=["workspace", "status", "key"])]
+        # One key may have several tokens (one per environment, say): no unique constraint
+        # on (workspace, key), `overlap_errors` keeps them apart; this index finds them.
+        indexes = [
+            models.Index(fields=["workspace", "status", "key"]),
+            models.Index(fields=["workspace", "key"], name="token_workspace_key"),
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -601,8 +628,6 @@ class Token(models.Model):
         errors: dict[str, list[str]] = {}
         if grammar := key_grammar_error(self.key):
             errors["key"] = [grammar]
-        elif self.key_is_taken():
-            errors["key"] = [duplicate_key_message(self.key)]
         if messages := description_errors(self.description):
             errors["description"] = messages
         if self.type not in TokenType.values:
@@ -622,7 +647,47 @@ class Token(models.Model):
             errors["environments"] = ["Choose at least one environment."]
         elif any(env.workspace_id != self.workspace_id for env in environments):
             errors["environments"] = ["Choose environments of this workspace."]
+        checkable = not errors.keys() & {"key", "products", "apps", "environments"}
+        if checkable and (
+            overlaps := self.overlap_errors(products=products, apps=apps, environments=environments)
+        ):
+            errors["environments"] = overlaps
         return errors
+
+    def overlap_errors(
+        self,
+        *,
+        products: Iterable[Product],
+        apps: Iterable[App],
+        environments: Iterable[Environment],
+    ) -> list[str]:
+        """Why this token, valid in `environments` and scoped to `products` and `apps`, would
+        share a use context with another unrevoked token of its key: one message per such
+        token, naming the environments and the scope they would share (empty: none would).
+
+        The one rule for tokens sharing a key, used by create, edit, import, bulk environments
+        and the admin (through `rule_errors`): a context must never have two tokens of one key
+        to choose from. Call it under `lock_token_changes` when about to write."""
+        if self.is_revoked:
+            return []
+        environments, mine = list(environments), Scope(frozenset(products), frozenset(apps))
+        wanted = {env.pk for env in environments}
+        others = Token.objects.overlapping(
+            workspace=self.workspace_id,
+            key=self.key,
+            environments=environments,
+            products=mine.products,
+            apps=mine.apps,
+            exclude=self.pk,
+        ).with_relations()
+        messages = []
+        for other in others:
+            theirs = Scope(frozenset(other.products.all()), frozenset(other.apps.all()))
+            scope = shared_scope(mine, theirs)
+            assert scope is not None, "scope_meets and shared_scope disagree"
+            shared = [env for env in other.environments.all() if env.pk in wanted]
+            messages.append(overlap_message(self.key, shared, scope))
+        return messages
 
     def unusable_reason(self, context: UseContext, at: dt.datetime | None = None) -> str | None:
         """Why this token may not be used in `context` (the resolver's wording), or None.
@@ -682,6 +747,7 @@ class Token(models.Model):
             raise TypeError(f"unknown token fields: {', '.join(sorted(unknown))}")
         given = {"products": products, "apps": apps, "environments": environments}
         with transaction.atomic():
+            lock_token_changes(self.workspace_id)  # first, as every token change locks
             current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
@@ -712,15 +778,7 @@ class Token(models.Model):
             current.updated_by = by
             current.updated_at = timezone.now()
             current._set_expiry()
-            try:
-                with transaction.atomic():
-                    current.save()
-            except IntegrityError:
-                # Another request took the key between our check and our write.
-                taken = Token.objects.filter(workspace_id=current.workspace_id, key=current.key)
-                if taken.exclude(pk=current.pk).exists():
-                    raise ValidationError({"key": [duplicate_key_message(current.key)]}) from None
-                raise
+            current.save()
             for name in RELATION_FIELDS:
                 if name in changed:
                     getattr(current, name).set(relations[name])
@@ -833,12 +891,7 @@ class Token(models.Model):
             AuditEvent.record(current.workspace, AuditAction.DELETED, by=by, token=current)
             current.delete()
 
-    def key_is_taken(self) -> bool:
-        """Another token of this workspace has this key."""
-        others = Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
-        return others.exclude(pk=self.pk).exists()
-
-    # --- encryption (through tokens/crypto.py only) ---------------------------------------
+    # --- encryption (through keys/ only) ---------------------------------------
 
     @sensitive_variables("value", "dek")
     def _encrypt(self, value: str, *, dek: bytes | None = None) -> None:
@@ -847,12 +900,8 @@ class Token(models.Model):
         dek = dek or WorkspaceKey.dek_for(
             self.workspace, label=f"token {self.key} in workspace {self.workspace.slug}"
         )
-        self.ciphertext = crypto.encrypt_value(
-            dek,
-            value,
-            workspace_id=self.workspace_id,
-            token_id=self.pk,
-            version=self.value_version,
+        self.ciphertext = crypto.encrypt(
+            dek, value, aad=crypto.value_aad(self.workspace_id, self.pk, self.value_version)
         )
         self.value_hint = value_hint(value)
         self.value_set_at = timezone.now()
@@ -1075,16 +1124,20 @@ class TokenUsage(models.Model):
 
     @property
     def who(self) -> str:
+        """An access key, a workload identity (its credential resolves under the identity's
+        name), or the OS user or `--actor` of `manage.py resolve`."""
         if self.access_key:
             return f"access key {self.access_key}"
-        # A workload identity's credential (identities/) resolves under the identity's name.
-        if self.actor.startswith("workload identity "):
-            return self.actor
-        return f"resolve as {self.actor}"
+        return self.actor
+
+    @property
+    def source_label(self) -> str:
+        """The source as a person says it: "API values request", "resolve of deploy.yaml"."""
+        return source_label(self.source)
 
     @property
     def label(self) -> str:
-        """`Checkout · Production · access key ci-deploy · deploy.yaml`: product and app (when
-        given), environment, who, source."""
-        parts = [self.product, self.app, self.environment, self.who, self.source]
+        """`Checkout · Production · access key ci-deploy · API values request`: product and app
+        (when given), environment, who, source."""
+        parts = [self.product, self.app, self.environment, self.who, self.source_label]
         return " · ".join(part for part in parts if part)

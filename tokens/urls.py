@@ -8,7 +8,6 @@ app_name = "tokens"
 
 urlpatterns = [
     path("", views.token_list, name="list"),
-    path("activity/", views.activity, name="activity"),
     path("new/", views.token_create, name="create"),
     path("bulk/", bulk.bulk_action, name="bulk"),
     path("<uuid:pk>/edit/", views.token_edit, name="edit"),

@@ -1,4 +1,5 @@
-"""The Tokens page: the table, its create/edit modal, revoke and delete dialogs, the Activity tab.
+"""The Tokens page: the table, its create/edit modal, revoke and delete dialogs (the Activity tab
+lives in the audit app).
 
 Every view works as a plain page (no JavaScript: POST, redirect, a message shown as a toast) and
 as an htmx fragment; the server picks which. Token pages are never cached (`never_cache`): they
@@ -9,29 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 
-from audit.forms import ActivityFilterForm
+from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.http import HtmxHttpRequest
 from lib.views import answers_crypto_errors, signed_in_view
-from tokens.crypto import CryptoError
 from tokens.forms import DeleteTokenForm, TokenForm
-from tokens.models import AuditEvent, Token
+from tokens.models import Token
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 
-ACTIVITY_PAGE_SIZE = 50
 BREAKS_SERVICES = (
     "Revoking or deleting a token will immediately break any services currently using it."
 )
@@ -72,32 +69,6 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "sort_links": sort_links(workspace, filters),
     }
     template = "tokens/tokens.html#table" if wants_fragment(request) else "tokens/tokens.html"
-    return render(request, template, context)
-
-
-@signed_in_view("GET", fragment=True)
-def activity(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
-    workspace = get_workspace_for(request, slug)
-    filters = ActivityFilterForm(request.GET)
-    events = filters.apply(AuditEvent.objects.for_workspace(workspace)).newest_first()
-    page = Paginator(events, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
-    url = reverse("tokens:activity", args=[slug])
-
-    def page_url(number: int) -> str:
-        params = {**filters.values, **({"page": number} if number > 1 else {})}
-        return f"{url}?{urlencode(params)}" if params else url
-
-    context = {
-        "nav": "tokens",
-        "tab": "activity",
-        "now": timezone.now(),
-        "filters": filters,
-        "page": page,
-        "activity_url": url,
-        "prev_url": page_url(page.previous_page_number()) if page.has_previous() else "",
-        "next_url": page_url(page.next_page_number()) if page.has_next() else "",
-    }
-    template = "tokens/activity.html#events" if wants_fragment(request) else "tokens/activity.html"
     return render(request, template, context)
 
 

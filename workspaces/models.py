@@ -81,19 +81,23 @@ class Workspace(models.Model):
             elif changes := _name_changes(before, self):
                 AuditEvent.record(self, AuditAction.WORKSPACE_RENAMED, by=by, detail=changes)
 
+    REQUIREMENTS = {
+        "require_two_factor": AuditAction.TWO_FACTOR_REQUIREMENT_CHANGED,
+        "require_sso": AuditAction.SSO_REQUIREMENT_CHANGED,
+    }
+
     def set_two_factor_requirement(self, required: bool, *, by: User) -> bool:
         """Require (or stop requiring) two-factor authentication; False if nothing changed."""
-        return self._set_requirement(
-            "require_two_factor", required, AuditAction.TWO_FACTOR_REQUIREMENT_CHANGED, by=by
-        )
+        return self.set_requirement("require_two_factor", required, by=by)
 
     def set_sso_requirement(self, required: bool, *, by: User) -> bool:
         """Require (or stop requiring) single sign-on; False if nothing changed."""
-        return self._set_requirement(
-            "require_sso", required, AuditAction.SSO_REQUIREMENT_CHANGED, by=by
-        )
+        return self.set_requirement("require_sso", required, by=by)
 
-    def _set_requirement(self, field: str, required: bool, action: AuditAction, *, by) -> bool:
+    def set_requirement(self, field: str, required: bool, *, by: User) -> bool:
+        """Set one of REQUIREMENTS (a sign-in requirement) with its audit event; False if
+        nothing changed."""
+        action = self.REQUIREMENTS[field]
         with transaction.atomic():
             changed = (
                 Workspace.objects.filter(pk=self.pk)

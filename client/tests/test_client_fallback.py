@@ -37,10 +37,19 @@ def start_again(server) -> subprocess.Popen:
     """gunicorn again on the same address (the fallback belongs to the URL and the key)."""
     port = int(server.url.rsplit(":", 1)[1])
     process = subprocess.Popen(
-        [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--log-level", "warning"],
-        cwd=ROOT, env=server.env,
-    )  # fmt: skip
+        [
+            str(Path(PYTHON).with_name("gunicorn")),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=server.env,
+    )
     deadline = time.monotonic() + 30
     while True:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
@@ -52,8 +61,12 @@ def start_again(server) -> subprocess.Popen:
 def revoke(server, name: str) -> None:
     subprocess.run(
         [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-        input=REVOKE.format(name), cwd=ROOT, env=server.env, check=True, text=True,
-    )  # fmt: skip
+        input=REVOKE.format(name),
+        cwd=ROOT,
+        env=server.env,
+        check=True,
+        text=True,
+    )
 
 
 def fallback_files(cache: Path) -> list[Path]:

@@ -100,11 +100,21 @@ def server(issuer):
         COFFER_WEBHOOK_CA_FILE=str(issuer.certificate),
     ) as running:
         subprocess.run(
-            [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())",
-             issuer.url, running.url, SANDBOX_VALUE],
-            input=SEED_IDENTITY, cwd=ROOT, env=running.env, check=True, capture_output=True,
+            [
+                PYTHON,
+                "-c",
+                "import django; django.setup(); exec(open(0).read())",
+                issuer.url,
+                running.url,
+                SANDBOX_VALUE,
+            ],
+            input=SEED_IDENTITY,
+            cwd=ROOT,
+            env=running.env,
+            check=True,
+            capture_output=True,
             text=True,
-        )  # fmt: skip
+        )
         yield running
 
 
@@ -119,11 +129,13 @@ def github(issuer):
 def env(server, github, cache):
     """A GitHub Actions job: no access key, the runner's token request variables."""
     return coffer_env(
-        server.url, None, cache,
+        server.url,
+        None,
+        cache,
         COFFER_IDENTITY=IDENTITY,
         ACTIONS_ID_TOKEN_REQUEST_URL=github.url,
         ACTIONS_ID_TOKEN_REQUEST_TOKEN=REQUEST_TOKEN,
-    )  # fmt: skip
+    )
 
 
 def secrets_of_the_sign_in(github) -> list[bytes]:
@@ -209,6 +221,8 @@ def test_a_wrong_request_token_is_reported_without_the_token(github, env):
     env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = "ghs_not-the-runners"
     result = coffer("run", "--", "true", env=env)
     assert result.returncode == 125
-    assert b"GitHub Actions' OIDC token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL) refused " \
-        b"(HTTP 401)" in result.stderr  # fmt: skip
+    assert (
+        b"GitHub Actions' OIDC token endpoint (ACTIONS_ID_TOKEN_REQUEST_URL) refused "
+        b"(HTTP 401)" in result.stderr
+    )
     assert b"ghs_" not in result.stderr

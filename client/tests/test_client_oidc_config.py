@@ -16,9 +16,16 @@ GITHUB_URL = "https://pipelines.actions.example/abc/idtoken?api-version=2.0"
 
 @pytest.fixture(autouse=True)
 def clean(monkeypatch):
-    for name in ("COFFER_ACCESS_KEY", "COFFER_ACCESS_KEY_FILE", "COFFER_IDENTITY",
-                 "COFFER_OIDC_TOKEN", "COFFER_OIDC_TOKEN_FILE", "COFFER_AUDIENCE",
-                 "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"):  # fmt: skip
+    for name in (
+        "COFFER_ACCESS_KEY",
+        "COFFER_ACCESS_KEY_FILE",
+        "COFFER_IDENTITY",
+        "COFFER_OIDC_TOKEN",
+        "COFFER_OIDC_TOKEN_FILE",
+        "COFFER_AUDIENCE",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -112,8 +119,9 @@ def test_usage_errors_through_the_command(cache, tmp_path):
 
 def test_an_unreachable_server_says_once_there_is_no_fallback(cache, tmp_path):
     token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
-    env = coffer_env(closed_port_url(), None, cache, COFFER_IDENTITY="acme/gh-deploy",
-                     COFFER_OIDC_TOKEN=token)  # fmt: skip
+    env = coffer_env(
+        closed_port_url(), None, cache, COFFER_IDENTITY="acme/gh-deploy", COFFER_OIDC_TOKEN=token
+    )
     result = coffer("run", "--tries", "1", "--", "touch", "ran", env=env, cwd=tmp_path)
     assert result.returncode == 125
     assert result.stderr.count(b"no fallback") == 1

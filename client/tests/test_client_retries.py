@@ -61,9 +61,15 @@ def test_a_5xx_is_tried_the_given_number_of_times(cache):
 def test_retries_stop_at_the_total_timeout(cache):
     with fake_coffer(503) as (url, seen):
         result, took = timed(
-            "run", "--tries", "20", "--timeout", "1.5", "--", "true",
+            "run",
+            "--tries",
+            "20",
+            "--timeout",
+            "1.5",
+            "--",
+            "true",
             env=coffer_env(url, KEY, cache),
-        )  # fmt: skip
+        )
     assert result.returncode == 125
     assert took < 1.5 + 1.5  # the budget, plus the interpreter's start
     assert 2 <= len(seen) < 20

@@ -61,8 +61,10 @@ def test_signals_are_forwarded_to_the_child(env):
     )
     process = subprocess.Popen(
         [PYTHON, "-m", "coffer_cli", "run", "--", sys.executable, "-c", script],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert process.stdout.readline() == b"ready\n"
     process.send_signal(signal.SIGUSR1)
     assert process.wait(timeout=20) == 3
@@ -75,8 +77,9 @@ def test_a_missing_command_is_127_and_nothing_else_runs(env):
 
 
 def test_only_gives_just_those_keys(env):
-    result = coffer("run", "--only", "DB_URL", "--", sys.executable, "-c", PRINT_ENV, ALL, "0",
-                    env=env)  # fmt: skip
+    result = coffer(
+        "run", "--only", "DB_URL", "--", sys.executable, "-c", PRINT_ENV, ALL, "0", env=env
+    )
     seen = child_env(result)
     assert seen["DB_URL"] and seen["STRIPE_KEY"] is None and seen["MULTILINE"] is None
 
@@ -90,8 +93,7 @@ def test_only_an_unknown_key_fails_closed(env, tmp_path):
 
 def test_preserve_env_keeps_what_is_set(server, env):
     env["DB_URL"] = "mine"
-    kept = coffer("run", "--preserve-env", "--", sys.executable, "-c", PRINT_ENV, ALL, "0",
-                  env=env)  # fmt: skip
+    kept = coffer("run", "--preserve-env", "--", sys.executable, "-c", PRINT_ENV, ALL, "0", env=env)
     assert child_env(kept)["DB_URL"] == "mine"
     assert child_env(kept)["STRIPE_KEY"] == server.values["STRIPE_KEY"]
     replaced = coffer("run", "--", sys.executable, "-c", PRINT_ENV, ALL, "0", env=env)
@@ -126,8 +128,11 @@ def test_mask_passes_each_line_on_before_the_child_ends(server, env):
     )
     process = subprocess.Popen(
         [PYTHON, "-m", "coffer_cli", "run", "--mask", "--", sys.executable, "-c", script],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     start = time.monotonic()
     assert process.stdout.readline() == b"first ***\n"  # while the child still waits
     assert process.poll() is None and time.monotonic() - start < 20

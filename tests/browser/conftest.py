@@ -105,10 +105,14 @@ def axe(axe_source):
         )
         bad = [v for v in results["violations"] if v["impact"] in AXE_FAILS_ON]
         report = [
-            {"id": v["id"], "impact": v["impact"], "help": v["help"],
-             "nodes": [n["target"] for n in v["nodes"]][:5]}
+            {
+                "id": v["id"],
+                "impact": v["impact"],
+                "help": v["help"],
+                "nodes": [n["target"] for n in v["nodes"]][:5],
+            }
             for v in bad
-        ]  # fmt: skip
+        ]
         assert not bad, "axe-core: " + json.dumps(report, indent=1)
         return results
 

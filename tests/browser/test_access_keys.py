@@ -41,13 +41,23 @@ def curl_resolve(live_server, key: str) -> tuple[str, str]:
     assert curl, "the curl binary is needed"
     done = subprocess.run(
         [
-            curl, "-sS", "-o", "-", "-w", "\\n%{http_code}",
-            "-H", f"Authorization: Bearer {key}",
-            "--data-binary", "STRIPE=$Secret{STRIPE_SECRET}",
+            curl,
+            "-sS",
+            "-o",
+            "-",
+            "-w",
+            "\\n%{http_code}",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--data-binary",
+            "STRIPE=$Secret{STRIPE_SECRET}",
             f"{live_server.url}/api/v1/resolve?source=app.env",
         ],
-        capture_output=True, text=True, timeout=30, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     body, _, status = done.stdout.rpartition("\n")
     return status, body
 

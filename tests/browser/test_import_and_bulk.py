@@ -8,9 +8,10 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
+from audit.models import AuditAction, AuditEvent
 from tests.factories import MembershipFactory, TokenFactory, UserFactory, WorkspaceFactory
 from tests.helpers import sign_in
-from tokens.models import AuditAction, AuditEvent, Token
+from tokens.models import Token
 from workspaces.models import Role
 
 SECRET = "dotenv-secret-0b5e1f7a9c3d"

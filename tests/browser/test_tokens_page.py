@@ -46,21 +46,52 @@ def acme(username: str = "olivia", role: Role = Role.OWNER, tokens: bool = True)
     now = timezone.now()
     made = {}
     for key, kind, description, extra in (
-        ("DB_PASSWORD", TokenType.CREDENTIAL, "Read replica password",
-         {"period_days": 30, "apps": [apps["Backoffice"]], "environments": [envs["Production"]]}),
-        ("GITHUB_OAUTH_TOKEN", TokenType.OAUTH_TOKEN, "",
-         {"expiry_date": today + dt.timedelta(days=200), "products": [products["Storefront"]],
-          "apps": [apps["Mobile"]], "environments": [envs["Sandbox"]]}),
-        ("INTERNAL_SERVICE_TOKEN", TokenType.BEARER_TOKEN, "Storefront to backoffice calls",
-         {"period_days": 90}),
-        ("LEGACY_SMS_KEY", TokenType.API_KEY, "Old SMS provider, being phased out",
-         {"apps": [apps["Mobile"]], "environments": [envs["Production"]]}),
-        ("SANDBOX_WEBHOOK_SECRET", TokenType.CREDENTIAL, "Webhook signing secret for tests",
-         {"period_days": 7, "environments": [envs["Sandbox"]]}),
-        ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key (live mode)",
-         {"expiry_date": today + dt.timedelta(days=4), "products": [products["Payments"]],
-          "environments": [envs["Production"]]}),
-    ):  # fmt: skip
+        (
+            "DB_PASSWORD",
+            TokenType.CREDENTIAL,
+            "Read replica password",
+            {"period_days": 30, "apps": [apps["Backoffice"]], "environments": [envs["Production"]]},
+        ),
+        (
+            "GITHUB_OAUTH_TOKEN",
+            TokenType.OAUTH_TOKEN,
+            "",
+            {
+                "expiry_date": today + dt.timedelta(days=200),
+                "products": [products["Storefront"]],
+                "apps": [apps["Mobile"]],
+                "environments": [envs["Sandbox"]],
+            },
+        ),
+        (
+            "INTERNAL_SERVICE_TOKEN",
+            TokenType.BEARER_TOKEN,
+            "Storefront to backoffice calls",
+            {"period_days": 90},
+        ),
+        (
+            "LEGACY_SMS_KEY",
+            TokenType.API_KEY,
+            "Old SMS provider, being phased out",
+            {"apps": [apps["Mobile"]], "environments": [envs["Production"]]},
+        ),
+        (
+            "SANDBOX_WEBHOOK_SECRET",
+            TokenType.CREDENTIAL,
+            "Webhook signing secret for tests",
+            {"period_days": 7, "environments": [envs["Sandbox"]]},
+        ),
+        (
+            "STRIPE_SECRET",
+            TokenType.API_KEY,
+            "Stripe secret key (live mode)",
+            {
+                "expiry_date": today + dt.timedelta(days=4),
+                "products": [products["Payments"]],
+                "environments": [envs["Production"]],
+            },
+        ),
+    ):
         made[key] = TokenFactory(
             workspace=workspace,
             key=key,
@@ -220,14 +251,14 @@ def test_invalid_input_is_explained_in_the_modal_and_the_value_kept_in_the_brows
     sign_in(page, live_server, "olivia")
     page.get_by_role("link", name="Create Token").click()
     dialog = page.get_by_role("dialog", name="Create Token")
-    dialog.get_by_label("Token Key").fill("STRIPE_SECRET")
+    dialog.get_by_label("Token Key").fill("STRIPE SECRET")
     dialog.get_by_label("Token Value").fill("typed-secret-value")
     dialog.get_by_label("Description").fill("Kept after the error")
     with page.expect_response(lambda r: r.request.method == "POST") as posted:
         dialog.get_by_role("button", name="Create Token").click()
     assert "typed-secret-value" not in posted.value.text()  # the server never sends it back
 
-    expect(dialog.get_by_text("A token with key STRIPE_SECRET already exists")).to_be_visible()
+    expect(dialog.get_by_text("A Token Key starts with a letter or underscore")).to_be_visible()
     expect(dialog.get_by_text("Choose at least one environment.")).to_be_visible()
     expect(dialog.get_by_label("Token Key")).to_be_focused()
     expect(dialog.get_by_label("Token Key")).to_have_attribute("aria-invalid", "true")

@@ -52,18 +52,12 @@ from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit.models import AuditAction, AuditEvent
+from keys.crypto import CryptoError, MasterKeyError, plaintext_length
+from keys.models import WorkspaceKey
 from lib.compiled import CompiledQuery
 from lib.text import printable
-from tokens.crypto import CryptoError, MasterKeyError, plaintext_length
-from tokens.models import (
-    NOT_AVAILABLE,
-    AuditAction,
-    AuditEvent,
-    Token,
-    TokenUsage,
-    UseContext,
-    WorkspaceKey,
-)
+from tokens.models import NOT_AVAILABLE, Token, TokenUsage, UseContext
 from tokens.references import output
 from tokens.references.grammar import (
     UNKNOWN,

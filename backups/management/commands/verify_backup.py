@@ -25,10 +25,10 @@ from backups.archive import (
     sqlite_settings,
 )
 from backups.verify import Report, check_database, database_alias
+from keys import crypto
+from keys.sealed import SOURCES
 from lib.commands import usage_error
 from lib.text import printable
-from tokens import crypto
-from tokens.sealed import SOURCES
 
 FAILED = 1
 ALIAS = "coffer_backup_check"

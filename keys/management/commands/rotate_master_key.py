@@ -16,9 +16,9 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from tokens import crypto
-from tokens.models import WorkspaceKey
-from tokens.sealed import inventory, master_key_sources
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import inventory, master_key_sources
 
 BAR_WIDTH = 30
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
             self.stderr.write(f"  {failure}")
         still = [f"{len(failures)} workspace data key(s)"] if failures else []
         # What is sealed straight under a master key (people's two-factor secrets), not under
-        # a data key, is sealed again (tokens/sealed.py lists it).
+        # a data key, is sealed again (keys/sealed.py lists it).
         for source in master_key_sources():
             assert source.reseal is not None
             resealed, source_failures = source.reseal()

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tokens import crypto
+from keys import crypto
 
 
 class Command(BaseCommand):

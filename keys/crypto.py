@@ -8,7 +8,11 @@ Three layers, as Vault, Infisical and cloud KMSs do it:
   with that KEK's id, and bound to its workspace by associated data;
 - each token value is encrypted with AES-256-GCM under its workspace's DEK, with a fresh 96-bit
   nonce and associated data naming the workspace, the token and the value version, so a
-  ciphertext copied into another row, version or workspace fails to decrypt.
+  ciphertext copied into another row, version or workspace fails to decrypt. Webhook signing
+  secrets and pending imports are sealed the same way (`encrypt`/`decrypt`), each kind with its
+  own associated data (`value_aad`, `webhook_secret_aad`, `pending_import_aad`);
+- people's two-factor secrets are sealed under a key derived from a master key (they belong to
+  no workspace).
 
 Nothing outside this module touches keys or ciphertext bytes. Errors never carry key material
 or values, only names and ids.
@@ -22,7 +26,7 @@ import logging
 import os
 import re
 import secrets
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -135,6 +139,15 @@ def _development_key_file(path: Path) -> None:
     )
 
 
+def _nothing_in_database() -> list[str]:
+    return []
+
+
+# The master key ids the database's data keys are wrapped by ([] before `migrate`). Set by
+# KeysConfig.ready() to the data key model's query, so this module knows no model.
+master_key_ids_in_database: Callable[[], list[str]] = _nothing_in_database
+
+
 @cache
 def key_ring() -> KeyRing:
     """The configured master key ring, from COFFER_MASTER_KEYS or the key file.
@@ -151,7 +164,7 @@ def key_ring() -> KeyRing:
                 "No master key configured: COFFER_MASTER_KEYS is empty and the key file "
                 f"{path} does not exist. {HOW_TO_MAKE_A_KEY}"
             )
-        if in_use := _master_key_ids_in_database():
+        if in_use := master_key_ids_in_database():
             # A new key, even under the same id, would not read a single stored value.
             raise MasterKeyError(
                 f"The master key file {path} is missing, but the database holds data keys "
@@ -165,42 +178,6 @@ def key_ring() -> KeyRing:
     except OSError as error:
         raise MasterKeyError(f"Cannot read the key file {path}: {error.strerror}.") from None
     return parse_key_ring(text, f"key file {path}")
-
-
-def _master_key_ids_in_database() -> list[str]:
-    """The master key ids that wrap data keys in the database ([] before `migrate`)."""
-    from django.db import DatabaseError, transaction
-
-    from tokens.models import WorkspaceKey
-
-    try:
-        with transaction.atomic():
-            return sorted(
-                WorkspaceKey.objects.order_by().values_list("kek_id", flat=True).distinct()
-            )
-    except DatabaseError:
-        return []
-
-
-def load_key_ring_at_startup() -> None:
-    """Called by the WSGI and ASGI entry points: a server without a usable master key, or with
-    one that does not read the database's data keys, refuses to start, saying why, instead of
-    failing on the first token request."""
-    from django.db import connections
-
-    from tokens.checks import master_key_problems
-
-    try:
-        key_ring()
-        problems = master_key_problems()
-        if problems:
-            raise MasterKeyError(" ".join(problems))
-    except MasterKeyError as error:
-        sys.stderr.write(f"Coffer cannot start: {error}\n")
-        raise
-    finally:
-        # The check's connection is not carried into requests, or across a preloading fork.
-        connections.close_all()
 
 
 @receiver(setting_changed)
@@ -225,10 +202,6 @@ def _open(key: bytes, blob: bytes, aad: bytes) -> bytes:
 
 def _dek_aad(workspace_id: int) -> bytes:
     return f"coffer:dek:v1:workspace={workspace_id}".encode()
-
-
-def _value_aad(workspace_id: int, token_id: object, version: int) -> bytes:
-    return f"coffer:value:v1:workspace={workspace_id}:token={token_id}:version={version}".encode()
 
 
 # --- data keys ------------------------------------------------------------------------------
@@ -273,91 +246,79 @@ def rewrap_data_key(
     return ring.active_id, _seal(ring.get(ring.active_id), dek, _dek_aad(workspace_id))
 
 
-# --- values ---------------------------------------------------------------------------------
+# --- what is sealed under a data key: token values, webhook signing secrets, pending imports --
+# One pair, encrypt() and decrypt(): what differs between kinds is only what a ciphertext is
+# bound to (its associated data) and the words of the error, given by one helper per kind.
+# The associated data's text is part of the stored format: changing it makes every stored
+# ciphertext of that kind unreadable (tests/test_ciphertext_format.py holds old ones).
+
+
+@dataclass(frozen=True)
+class Aad:
+    """What one ciphertext is bound to (AES-GCM associated data), and in words what it is and
+    where a copy would have come from, for the error when it does not open. No secret in it."""
+
+    data: bytes
+    what: str  # "the value"
+    copied_from: str  # "another token, version or workspace"
+    subject: str = "it"  # what "is corrupted" in the message
+
+    def problem(self, label: str) -> str:
+        return (
+            f"{label}: cannot decrypt {self.what}: {self.subject} is corrupted, was copied from "
+            f"{self.copied_from}, or the master key is wrong."
+        )
+
+
+def value_aad(workspace_id: int, token_id: object, version: int) -> Aad:
+    """A token value (a version of it): bound to the workspace, the token and the version."""
+    return Aad(
+        f"coffer:value:v1:workspace={workspace_id}:token={token_id}:version={version}".encode(),
+        "the value",
+        "another token, version or workspace",
+        subject="the ciphertext",
+    )
+
+
+def webhook_secret_aad(workspace_id: int, webhook_id: object) -> Aad:
+    """A webhook's signing secret, read back to sign each delivery: bound to the workspace and
+    the webhook."""
+    return Aad(
+        f"coffer:webhook-secret:v1:workspace={workspace_id}:webhook={webhook_id}".encode(),
+        "the signing secret",
+        "another webhook or workspace",
+    )
+
+
+def pending_import_aad(workspace_id: int, import_id: object) -> Aad:
+    """A .env file between its preview and its import: bound to the workspace and the pending
+    import's id."""
+    return Aad(
+        f"coffer:import:v1:workspace={workspace_id}:import={import_id}".encode(),
+        "the pending import",
+        "another workspace",
+    )
 
 
 @sensitive_variables()
-def encrypt_value(
-    dek: bytes, value: str, *, workspace_id: int, token_id: object, version: int
-) -> bytes:
-    """nonce + AES-256-GCM(value as UTF-8), bound to the workspace, token and version."""
-    return _seal(dek, value.encode("utf-8"), _value_aad(workspace_id, token_id, version))
+def encrypt(dek: bytes, text: str, *, aad: Aad) -> bytes:
+    """nonce + AES-256-GCM(text as UTF-8) under a workspace's data key, bound to `aad`."""
+    return _seal(dek, text.encode("utf-8"), aad.data)
 
 
 @sensitive_variables()
-def decrypt_value(
-    dek: bytes, blob: bytes, *, workspace_id: int, token_id: object, version: int, label: str
-) -> str:
-    """Decrypt one value, or raise a CryptoError naming `label` (token, workspace, master key)."""
+def decrypt(dek: bytes, blob: bytes, *, aad: Aad, label: str) -> str:
+    """Open what encrypt() sealed, or raise a CryptoError naming `label` (never the text)."""
     try:
-        return _open(dek, blob, _value_aad(workspace_id, token_id, version)).decode("utf-8")
+        return _open(dek, blob, aad.data).decode("utf-8")
     except (InvalidTag, UnicodeDecodeError):
-        raise CryptoError(
-            f"{label}: cannot decrypt the value: the ciphertext is corrupted, was copied from "
-            "another token, version or workspace, or the master key is wrong."
-        ) from None
+        raise CryptoError(aad.problem(label)) from None
 
 
 def plaintext_length(blob: bytes) -> int:
-    """How many bytes the value sealed in `blob` holds, without decrypting it (AES-GCM adds
+    """How many bytes the text sealed in `blob` holds, without decrypting it (AES-GCM adds
     exactly the nonce and the tag)."""
     return max(0, len(blob) - NONCE_BYTES - TAG_BYTES)
-
-
-# --- webhook signing secrets ------------------------------------------------------------------
-# A signing secret must be read back to sign each delivery, so it is encrypted like a value:
-# under its workspace's data key, bound to the workspace and the webhook.
-
-
-def _webhook_secret_aad(workspace_id: int, webhook_id: object) -> bytes:
-    return f"coffer:webhook-secret:v1:workspace={workspace_id}:webhook={webhook_id}".encode()
-
-
-@sensitive_variables()
-def encrypt_webhook_secret(
-    dek: bytes, secret: str, *, workspace_id: int, webhook_id: object
-) -> bytes:
-    return _seal(dek, secret.encode("utf-8"), _webhook_secret_aad(workspace_id, webhook_id))
-
-
-@sensitive_variables()
-def decrypt_webhook_secret(
-    dek: bytes, blob: bytes, *, workspace_id: int, webhook_id: object, label: str
-) -> str:
-    try:
-        return _open(dek, blob, _webhook_secret_aad(workspace_id, webhook_id)).decode("utf-8")
-    except (InvalidTag, UnicodeDecodeError):
-        raise CryptoError(
-            f"{label}: cannot decrypt the signing secret: it is corrupted, was copied from "
-            "another webhook or workspace, or the master key is wrong."
-        ) from None
-
-
-# --- pending imports --------------------------------------------------------------------------
-# A .env file between its preview and its import is kept as one ciphertext under its
-# workspace's data key, bound to the workspace and the pending import's id.
-
-
-def _import_aad(workspace_id: int, import_id: object) -> bytes:
-    return f"coffer:import:v1:workspace={workspace_id}:import={import_id}".encode()
-
-
-@sensitive_variables()
-def encrypt_pending_import(dek: bytes, text: str, *, workspace_id: int, import_id: object) -> bytes:
-    return _seal(dek, text.encode("utf-8"), _import_aad(workspace_id, import_id))
-
-
-@sensitive_variables()
-def decrypt_pending_import(
-    dek: bytes, blob: bytes, *, workspace_id: int, import_id: object, label: str
-) -> str:
-    try:
-        return _open(dek, blob, _import_aad(workspace_id, import_id)).decode("utf-8")
-    except (InvalidTag, UnicodeDecodeError):
-        raise CryptoError(
-            f"{label}: cannot decrypt the pending import: it is corrupted, was copied from "
-            "another workspace, or the master key is wrong."
-        ) from None
 
 
 # --- account secrets (two-factor) -------------------------------------------------------------

@@ -5,7 +5,7 @@ Every manage.py command that runs system checks (migrate, runserver, check, ...)
 coffer.E001 when the key ring is missing or malformed, and coffer.E002 when a master key id in
 use in the database is missing from the ring or is not the key that wrapped its data keys or
 sealed its two-factor secrets (one data key per id is unwrapped, and one item per id of each
-kind sealed straight under a master key, from tokens/sealed.py, is opened).
+kind sealed straight under a master key, from keys/sealed.py, is opened).
 `generate_master_key` skips the checks so it can run to make the first key.
 `config/wsgi.py` and `config/asgi.py` run both at start-up for the web server.
 """
@@ -13,26 +13,27 @@ kind sealed straight under a master key, from tokens/sealed.py, is opened).
 from __future__ import annotations
 
 import stat
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
 from django.core.checks import Error, Warning, register
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
-from tokens import crypto
+from keys import crypto
+from keys.models import WorkspaceKey
+from keys.sealed import Sealed, Source, master_key_sources
 
 
 def master_key_problems() -> list[str]:
     """Open one thing per master key id in use, for each kind sealed under master keys: one
     data key per id (the items sealed under data keys follow their data key), and one item per
-    id of each source sealed straight under a master key (tokens/sealed.py: two-factor
+    id of each source sealed straight under a master key (keys/sealed.py: two-factor
     secrets). A message per id the ring cannot read.
 
     A database without the tables yet (before `migrate`) or out of reach has nothing to check.
     """
-    from tokens.models import WorkspaceKey
-    from tokens.sealed import master_key_sources
-
     problems = []
     try:
         with transaction.atomic():
@@ -40,7 +41,7 @@ def master_key_problems() -> list[str]:
             by_master_key = {
                 (source.name, item.master_key_id): item
                 for source in master_key_sources()
-                for item in reversed(list(source.items(DEFAULT_DB_ALIAS)))
+                for item in reversed(list(_one_per_master_key(source)))
                 if item.master_key_id  # one in no known form names no key: verify_backup says
             }
     except DatabaseError:
@@ -62,6 +63,27 @@ def master_key_problems() -> list[str]:
                 f"master key {kek_id!r} that sealed them, or those people cannot sign in."
             )
     return problems
+
+
+def _one_per_master_key(source: Source) -> Iterable[Sealed]:
+    return (source.one_per_master_key or source.items)(DEFAULT_DB_ALIAS)
+
+
+def load_key_ring_at_startup() -> None:
+    """Called by the WSGI and ASGI entry points: a server without a usable master key, or with
+    one that does not read the database's data keys, refuses to start, saying why, instead of
+    failing on the first token request."""
+    try:
+        crypto.key_ring()
+        problems = master_key_problems()
+        if problems:
+            raise crypto.MasterKeyError(" ".join(problems))
+    except crypto.MasterKeyError as error:
+        sys.stderr.write(f"Coffer cannot start: {error}\n")
+        raise
+    finally:
+        # The check's connection is not carried into requests, or across a preloading fork.
+        connections.close_all()
 
 
 @register()

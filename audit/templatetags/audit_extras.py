@@ -1,0 +1,61 @@
+"""Activity's formatting: `{% load audit_extras %}`.
+
+`{% event_sentence event names %}` writes an event as its sentence (audit/wording.py): the actor
+in bold, Token Keys in monospace and whole (never broken inside, never underlined: an underline
+hides underscores).
+`{% event_details event names as lines %}` gives its labelled details; `|source_label` names a
+use's source as a person says it ("API values request", "resolve of deploy.yaml").
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from audit.models import AuditEvent
+from audit.wording import NO_NAMES, CatalogNames, DetailLine, detail_lines, sentence_parts
+from audit.wording import source_label as _source_label
+
+register = template.Library()
+
+
+def key_html(key: str, href: str = "") -> SafeString:
+    code = format_html('<code class="event-key" title="{}">{}</code>', key, key)
+    return format_html('<a class="event-key-link" href="{}">{}</a>', href, code) if href else code
+
+
+@register.simple_tag
+def event_sentence(event: AuditEvent, names: CatalogNames | None = None) -> SafeString:
+    """The sentence without links: it is the summary of the event's details, and a link inside
+    a summary (a button) is lost to keyboards. The details link the token."""
+    pieces = []
+    for part in sentence_parts(event, names or NO_NAMES):
+        if part.kind == "actor":
+            pieces.append(format_html('<span class="event-actor">{}</span>', part.text))
+        elif part.kind == "key":
+            pieces.append(key_html(part.text))
+        else:
+            pieces.append(format_html("{}", part.text))
+    return format_html_join("", "{}", ((piece,) for piece in pieces))
+
+
+@register.simple_tag
+def event_details(event: AuditEvent, names: CatalogNames | None = None) -> list[DetailLine]:
+    return detail_lines(event, names or NO_NAMES)
+
+
+@register.filter
+def keys_html(line: DetailLine) -> SafeString:
+    """The keys of a details line, each whole; a long one may wrap after an underscore only
+    (a phone has no room for 128 characters on one line)."""
+    return format_html_join(
+        ", ",
+        '<code class="event-key">{}</code>',
+        ((mark_safe(escape(key).replace("_", "_<wbr>")),) for key in line.keys),
+    )
+
+
+@register.filter
+def source_label(source: object) -> str:
+    return _source_label(source)
