@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.models import AuditEvent
+from audit.wording import sentence
 from lib.admin import on_own_admin_pages
 
 
@@ -43,4 +44,4 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     @admin.display(description="What happened")
     def sentence(self, event: AuditEvent) -> str:
-        return event.sentence
+        return sentence(event)

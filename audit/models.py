@@ -2,7 +2,9 @@
 
 A base app: tokens and workspaces both record here, and it imports neither (its foreign keys name
 their models as strings). An event keeps names, roles and which fields changed; never a value,
-hint or ciphertext.
+hint or ciphertext. Events are written through `AuditEvent.record` / `record_many` only, which
+send `audit.signals.event_recorded`; how an event reads is in `audit/wording.py`; the Activity
+page, its export and the admin (`views.py`, `admin.py`) are the app's pages.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ FIELD_LABELS = {
     "apps": "Apps",
     "environments": "Environments",
 }
+
+
+# A use's source, as the resolver and the API record it, in words (the names in angle brackets
+# are the API's and the resolver's defaults when no file name was given).
+SOURCE_NAMES = {
+    "<values>": "API values request",
+    "<request>": "API resolve request",
+    "<stdin>": "resolve of standard input",
+    "<string>": "resolve of a text",
+    "(other)": "other sources",  # usage past its cap of sources per context (OTHER_SOURCES)
+}
+
+
+def source_label(source: object) -> str:
+    """ "API values request", "resolve of deploy.yaml": a use's source as a person says it."""
+    text = str(source or "").strip()
+    if not text:
+        return ""
+    return SOURCE_NAMES.get(text, f"resolve of {text}")
 
 
 class AuditAction(models.TextChoices):
@@ -301,14 +322,6 @@ class AuditEvent(models.Model):
         return self.actor_name or "system"
 
     @property
-    def sentence(self) -> str:
-        """ "ci-deploy resolved PROD_DB_PASSWORD in production from 10.0.0.7" (slugs: a page
-        gives names through audit.wording with the workspace's CatalogNames)."""
-        from audit.wording import sentence
-
-        return sentence(self)
-
-    @property
     def kind(self) -> str:
         for kind, prefixes in KIND_PREFIXES.items():
             if self.action.startswith(prefixes):
@@ -332,8 +345,6 @@ class AuditEvent(models.Model):
     def summary(self) -> str:
         """A readable line for the detail: names of what changed, roles, counts; never values,
         never "None" (an empty field is left out). Activity shows `audit.wording.detail_lines`."""
-        from audit.wording import source_label
-
         detail = dict(self.detail or {})
         if self.kind == AuditKind.MEMBERS:
             return self._member_summary(detail)

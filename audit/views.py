@@ -44,7 +44,10 @@ def filtered_events(
 
 
 def activity_context(
-    workspace: Workspace, filters: ActivityFilterForm, events: AuditEventQuerySet, page_number
+    workspace: Workspace,
+    filters: ActivityFilterForm,
+    events: AuditEventQuerySet,
+    page_number: str | int | None,
 ) -> dict:
     page = Paginator(events, ACTIVITY_PAGE_SIZE).get_page(page_number)
     url = reverse("audit:activity", args=[workspace.slug])
@@ -109,16 +112,16 @@ def activity_export(request: AuthenticatedHttpRequest, slug: str) -> HttpRespons
             by=request.user,
             detail={"format": fmt, "filters": filters.values, "events": count},
         )
+    # The events up to this export's own record (which it does not hold), as counted above.
     rows = rows_of(events.filter(pk__lt=recorded.pk), CatalogNames.of(workspace))
     lines = csv_lines(rows) if fmt == "csv" else json_lines(rows)
     stamp = f"{recorded.created_at:%Y%m%d-%H%M%S}"
-    extension = {"csv": "csv", "jsonl": "jsonl"}[fmt]
     response = StreamingHttpResponse(
         lines,
         content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/jsonl",
     )
     response["Content-Disposition"] = (
-        f'attachment; filename="{workspace.slug}-activity-{stamp}.{extension}"'
+        f'attachment; filename="{workspace.slug}-activity-{stamp}.{fmt}"'
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -2,7 +2,7 @@
 
 "ci-deploy resolved PROD_DB_PASSWORD in Production from 10.0.0.7": who, what, on which token or
 item, where. A sentence is a list of `Part`s so that a page can set keys in monospace (never
-broken inside) and link a token, while an export joins them into plain text. The details say
+broken inside) and the actor in bold, while an export joins them into plain text. The details say
 everything the event recorded, each field under a label a person understands; an empty field
 is left out (never "None").
 
@@ -19,27 +19,10 @@ from typing import Literal
 
 from django.db import models
 
-from audit.models import FIELD_LABELS, VERSION_FIELDS, AuditAction, AuditEvent
+from audit.models import FIELD_LABELS, VERSION_FIELDS, AuditAction, AuditEvent, source_label
 
-# A use's source, as the resolver and the API record it, in words (the names in angle brackets
-# are the API's and the resolver's defaults when no file name was given).
-SOURCE_NAMES = {
-    "<values>": "API values request",
-    "<request>": "API resolve request",
-    "<stdin>": "resolve of standard input",
-    "<string>": "resolve of a text",
-    "(other)": "other sources",  # usage past its cap of sources per context (OTHER_SOURCES)
-}
 EXPORT_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON lines"}
 KEYS_IN_A_SENTENCE = 3  # more are counted ("and 4 more"); the details list them all
-
-
-def source_label(source: object) -> str:
-    """ "API values request", "resolve of deploy.yaml": a use's source as a person says it."""
-    text = str(source or "").strip()
-    if not text:
-        return ""
-    return SOURCE_NAMES.get(text, f"resolve of {text}")
 
 
 PartKind = Literal["actor", "text", "key", "name"]
@@ -120,7 +103,7 @@ def _keys(keys: list[str]) -> list[Part]:
 
 
 def _context(detail: dict, names: CatalogNames) -> list[Part]:
-    """ " in Production for Checkout (mobile) from 10.0.0.7", as much as was recorded."""
+    """ " in Production for Payments / Checkout from 10.0.0.7", as much as was recorded."""
     parts: list[Part] = []
     if environment := names.name("environment", detail.get("environment")):
         parts += [_text(" in "), _name(environment)]
@@ -138,11 +121,10 @@ def _role(value: object) -> str:
 
 
 def _changed_fields(changed: list) -> str:
+    """ "value, description and environments", as the Tokens page labels the fields."""
     labels = [FIELD_LABELS.get(str(name), str(name)).removeprefix("Token ") for name in changed]
-    labels = [label[:1].lower() + label[1:] for label in labels]
-    if len(labels) > 1:
-        return ", ".join(labels[:-1]) + " and " + labels[-1]
-    return labels[0] if labels else ""
+    words = [[_text(label[:1].lower() + label[1:])] for label in labels]
+    return "".join(part.text for part in _join(words))
 
 
 def _token_edit(event: AuditEvent, detail: dict) -> list[Part]:

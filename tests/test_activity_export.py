@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditAction, AuditEvent
+from audit.wording import sentence
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.factories import AuditEventFactory
 from tests.helpers import url
@@ -76,7 +77,7 @@ def test_an_export_is_recorded_with_its_format_filters_and_count(workspace, owne
     event = AuditEvent.objects.get(action=AuditAction.ACTIVITY_EXPORTED)
     assert event.actor_name == "olivia"
     assert event.detail == {"format": "jsonl", "filters": {"token": "K"}, "events": 3}
-    assert event.sentence == "olivia exported 3 events as JSON lines"
+    assert sentence(event) == "olivia exported 3 events as JSON lines"
     assert len(rows) == 3, "the export does not hold its own record"
 
 
@@ -161,3 +162,18 @@ def test_the_export_costs_the_same_queries_for_10_or_1200_events(workspace, owne
         return len(captured)
 
     assert queries_for(10) == queries_for(1200)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_export_streams_in_autocommit_as_a_server_would(workspace, owner_client):
+    """Outside a test transaction, as in production (on PostgreSQL a server-side cursor held
+    across the streamed response's chunks)."""
+    AuditEvent.objects.bulk_create(
+        AuditEvent(workspace=workspace, action=AuditAction.CREATED, token_key=f"K{n:04d}")
+        for n in range(2500)
+    )
+
+    rows = csv_rows(export(owner_client, workspace))
+
+    assert len(rows) == 2500
+    assert [row["token"] for row in rows[:2]] == ["K2499", "K2498"]

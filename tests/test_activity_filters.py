@@ -171,3 +171,12 @@ def test_the_query_count_does_not_grow_with_the_events(
     with django_assert_max_num_queries(8):
         response = owner_client.get(url("audit:activity", workspace), query)
     assert response.status_code == 200
+
+
+def test_each_key_in_an_events_details_opens_activity_filtered_on_it(workspace, owner_client):
+    resolve_event(workspace, ["API_KEY", "DB_URL"])
+
+    page = text(owner_client.get(url("audit:activity", workspace)))
+
+    link = '<a class="event-key-link" href="/w/acme/tokens/activity/?token=DB_URL">'
+    assert link + '<code class="event-key">DB_<wbr>URL</code></a>' in page

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.template import Context, Template
 
-from audit.wording import source_label
+from audit.models import source_label
 from tests.api_helpers import api_setup, get_values, post_resolve
 from tests.helpers import event_sentences, text, url
 from tokens.models import Token, TokenUsage

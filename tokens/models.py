@@ -23,8 +23,7 @@ from django.db.models.expressions import Combinable
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from audit.models import AuditAction, AuditEvent
-from audit.wording import source_label
+from audit.models import AuditAction, AuditEvent, source_label
 from keys import crypto
 from keys.models import WorkspaceKey
 from tokens.references.grammar import KEY_CHARS, KEY_FIRST_CHARS, KEY_MAX_LENGTH, KEY_PATTERN

@@ -9,13 +9,15 @@ use's source as a person says it ("API values request", "resolve of deploy.yaml"
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import template
 from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from audit.models import AuditEvent
+from audit.models import source_label as _source_label
 from audit.wording import NO_NAMES, CatalogNames, DetailLine, detail_lines, sentence_parts
-from audit.wording import source_label as _source_label
 
 register = template.Library()
 
@@ -46,14 +48,20 @@ def event_details(event: AuditEvent, names: CatalogNames | None = None) -> list[
 
 
 @register.filter
-def keys_html(line: DetailLine) -> SafeString:
+def keys_html(line: DetailLine, activity_url: str = "") -> SafeString:
     """The keys of a details line, each whole; a long one may wrap after an underscore only
-    (a phone has no room for 128 characters on one line)."""
-    return format_html_join(
-        ", ",
-        '<code class="event-key">{}</code>',
-        ((mark_safe(escape(key).replace("_", "_<wbr>")),) for key in line.keys),
-    )
+    (a phone has no room for 128 characters on one line). With `activity_url`, each key links
+    to Activity filtered on it."""
+    pieces = []
+    for key in line.keys:
+        code = format_html(
+            '<code class="event-key">{}</code>', mark_safe(escape(key).replace("_", "_<wbr>"))
+        )
+        if activity_url:
+            href = f"{activity_url}?{urlencode({'token': key})}"
+            code = format_html('<a class="event-key-link" href="{}">{}</a>', href, code)
+        pieces.append(code)
+    return format_html_join(", ", "{}", ((piece,) for piece in pieces))
 
 
 @register.filter
