@@ -153,10 +153,13 @@ def unavailable(error: ResolveError) -> ApiError:
                     "resolved. Try again shortly.", {"Retry-After": "30"})  # fmt: skip
 
 
-def resolve_request(request: ApiHttpRequest, key: Credential, source: str, **options) -> Request:
+def resolve_request(
+    request: ApiHttpRequest, key: Credential, source: str, facts=None, **options
+) -> Request:
     """The resolve's request for this call: the key's context, the key itself (its use is
-    counted in the resolve's transaction) and the address it called from."""
-    client = Client(key, request.client_address)
+    counted in the resolve's transaction), the address it called from and any other `facts`
+    the audit event should say."""
+    client = Client(key, request.client_address, facts or {})
     return Request(key.context, source, client=client, at=timezone.now(), **options)
 
 

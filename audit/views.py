@@ -63,7 +63,9 @@ def activity_context(
         "now": timezone.now(),
         "filters": filters,
         "page": page,
-        "names": CatalogNames.of(workspace) if page.object_list else CatalogNames(),
+        "names": CatalogNames.of(workspace, page.object_list)
+        if page.object_list
+        else CatalogNames(),
         "activity_url": url,
         "export_urls": [
             (name, f"{export}?{urlencode({**filters.values, 'format': code})}")

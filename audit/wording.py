@@ -13,7 +13,7 @@ they were); a slug no longer in the workspace is shown as it was recorded.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -45,10 +45,14 @@ class CatalogNames:
     environment: dict[str, str] = field(default_factory=dict)
     product: dict[str, str] = field(default_factory=dict)
     app: dict[str, str] = field(default_factory=dict)
+    # Token id -> "Production, Sandbox", for the tokens whose key another token shares, so
+    # that two tokens of one key are never confused.
+    token_environments: dict[object, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, workspace) -> CatalogNames:
-        """One query (a UNION of the three lists), whatever the number of events."""
+    def of(cls, workspace, events: Iterable[AuditEvent] = ()) -> CatalogNames:
+        """One query (a UNION of the three lists), and one more for the environments of the
+        `events`' tokens whose key is shared, whatever the number of events."""
         lists = [
             getattr(workspace, related)
             .order_by()
@@ -63,6 +67,23 @@ class CatalogNames:
         names = cls()
         for kind, slug, name in lists[0].union(*lists[1:], all=True):
             getattr(names, kind)[slug] = name
+        if token_ids := {event.token_id for event in events if event.token_id}:
+            shared = (
+                workspace.tokens.order_by()
+                .values("key")
+                .annotate(count=models.Count("pk"))
+                .filter(count__gt=1)
+                .values("key")
+            )
+            rows = (
+                workspace.tokens.filter(pk__in=token_ids, key__in=shared)
+                .order_by("pk", "environments__name")
+                .values_list("pk", "environments__name")
+            )
+            environments: dict[object, list[str]] = {}
+            for pk, environment in rows:
+                environments.setdefault(pk, []).extend([environment] if environment else [])
+            names.token_environments = {pk: ", ".join(e) for pk, e in environments.items()}
         return names
 
     def name(self, kind: str, slug: object) -> str:
@@ -301,11 +322,18 @@ def sentence_parts(event: AuditEvent, names: CatalogNames = NO_NAMES) -> list[Pa
     if PHRASES is None:
         PHRASES = _phrases()
     phrase = PHRASES.get(event.action, _unknown)
-    return [
+    parts = [
         Part("actor", event.actor_label),
         _text(" "),
         *phrase(event, dict(event.detail or {}), names),
     ]
+    if environments := names.token_environments.get(event.token_id):
+        # After the event's own key, which of the key's tokens: "STRIPE_SECRET (Sandbox)".
+        for index, part in enumerate(parts):
+            if part.kind == "key" and part.text == event.token_key:
+                parts.insert(index + 1, _text(f" ({environments})"))
+                break
+    return parts
 
 
 def sentence(event: AuditEvent, names: CatalogNames = NO_NAMES) -> str:

@@ -177,3 +177,28 @@ def test_activity_query_count_is_constant_with_any_filter(
     with django_assert_max_num_queries(8):
         status, _page = activity(owner_client, kind=kind)
     assert status == 200
+
+
+def test_two_tokens_of_one_key_are_named_by_their_environments(
+    owner_client, workspace, django_assert_max_num_queries
+):
+    from tests.factories import TokenFactory
+
+    production, sandbox = (workspace.environments.get(slug=s) for s in ("production", "sandbox"))
+    live = TokenFactory(workspace=workspace, key="STRIPE_SECRET", environments=[production])
+    test = TokenFactory(workspace=workspace, key="STRIPE_SECRET", environments=[sandbox])
+    alone = TokenFactory(workspace=workspace, key="ALONE_TOKEN")
+    for token in [live, test, alone] + [
+        TokenFactory(workspace=workspace, key=f"MANY_{n}", environments=[sandbox])
+        for n in range(30)
+    ]:
+        AuditEvent.record(workspace, AuditAction.REVOKED, by=None, token=token)
+
+    # The environments of the page's tokens whose key is shared: one more query, however many.
+    with django_assert_max_num_queries(9):
+        status, page = activity(owner_client)
+    assert status == 200
+    sentences = event_sentences(page)
+    assert "system revoked STRIPE_SECRET (Production)" in sentences
+    assert "system revoked STRIPE_SECRET (Sandbox)" in sentences
+    assert "system revoked ALONE_TOKEN" in sentences

@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache, lru_cache
@@ -120,9 +120,11 @@ class Client:
 
     credential: Credential
     address: str | None
+    # What else the "Resolved" event says of the call (e.g. the client's User-Agent).
+    facts: Mapping[str, object] = field(default_factory=dict)
 
     def audit_detail(self) -> dict[str, object]:
-        return {**self.credential.audit_names, "client_address": self.address}
+        return {**self.credential.audit_names, "client_address": self.address, **self.facts}
 
 
 @dataclass(frozen=True)
