@@ -299,6 +299,11 @@ class AccessKey(BoundContext):
         return f"key:{self.pk}"
 
     @property
+    def usage_name(self) -> str:
+        """How a token's usage rows name the key that used it."""
+        return self.name
+
+    @property
     def audit_names(self) -> dict[str, str]:
         """How a resolve's audit event and usage name the key."""
         return {"access_key": self.name, "identifier": f"{self.identifier}…"}

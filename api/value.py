@@ -10,22 +10,21 @@ an error (the Kubernetes Secret is kept as it was).
 So: 200 `{"key": ..., "value": ...}` when the token is usable in the key's context; 404 when it
 is not (no such token, outside the context, revoked, expired), with the same reason the resolver
 gives; 400 for a name that is no Token Key. The read is the resolver's own
-(`resolve_values` with one key): the same rules, decryption, "Resolved" event and usage row.
+(`run_values` with one key): the same rules, decryption, "Resolved" event and usage row.
 The usage's source is `?source=` when given, else the client's User-Agent, so the token's usage
 shows "external-secrets" (or whatever the SecretStore's headers name) rather than a bare URL.
 """
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
-from django.utils import timezone
 
 from api import views
 from api.auth import ApiError, ApiHttpRequest, Credential, api_view, unauthorized
 from audit.models import AuditAction
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
-from tokens.references import OutputTooLarge, ResolveError, resolve_values
+from tokens.references.grammar import OutputTooLarge, ResolveError
+from tokens.references.resolve import run_values
 
 DEFAULT_SOURCE = "<value>"
 
@@ -49,24 +48,22 @@ def value(request: ApiHttpRequest, key: Credential, name: str) -> HttpResponse:
             "underscores, not starting with a digit.",
         )
     source = source_of(request)
-    now = timezone.now()
     agent = "".join(ch for ch in request.headers.get("User-Agent", "") if ch.isprintable())
-    detail = {**views.audit_detail(request, key), "user_agent": agent[: views.SOURCE_MAX_LENGTH]}
+    facts = {"user_agent": agent[: views.SOURCE_MAX_LENGTH]}
     try:
-        with transaction.atomic():
-            if not key.record_use(at=now, address=request.client_address):
-                raise unauthorized()
-            found = resolve_values(
-                key.context, [name], source=source, actor=key.actor_name, at=now, detail=detail
-            )
-    except OutputTooLarge as error:
-        raise ApiError(413, error.args[0]) from None
-    except ResolveError as error:
-        if not error.problems:
-            raise views.unavailable(error) from None
-        views.record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now,
-                             source=source, reason="token cannot be resolved",
-                             problems=error.problem_count)  # fmt: skip
-        reason = error.problems[0].reason
-        raise ApiError(404, f"{name}: {reason}.") from None
-    return JsonResponse({"key": name, "value": found[name]})
+        outcome = run_values([name], views.resolve_request(request, key, source, facts))
+    except ResolveError as error:  # decryption or audit: nothing happened, not even the count
+        raise views.unavailable(error) from None
+    if outcome.credential_refused:
+        raise unauthorized()
+    if isinstance(outcome.error, OutputTooLarge):
+        views.record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, source=source,
+                             reason="output too large")  # fmt: skip
+        raise ApiError(413, outcome.error.args[0])
+    if outcome.error is not None:
+        views.record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, source=source,
+                             reason="token cannot be resolved",
+                             problems=outcome.error.problem_count)  # fmt: skip
+        reason = outcome.error.problems[0].reason
+        raise ApiError(404, f"{name}: {reason}.")
+    return JsonResponse({"key": name, "value": outcome.values[name]})

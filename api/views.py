@@ -1,10 +1,11 @@
 """The HTTP API: resolve a template, fetch values for environment injection, health, schema.
 
-The rules are tokens/references.py's, called and never copied: the same lookup, scope and expiry
-rules, decryption, audit event and failure report as `manage.py resolve`. Each successful
-resolve or values call happens in one transaction that starts by counting the access key's use
-(`AccessKey.record_use`, which re-checks and locks the key's row), so a revoke that commits
-first refuses the request, and one that comes later waits for it.
+The rules are tokens/references/resolve.py's, called and never copied: the same lookup, scope
+and expiry rules, decryption, audit event and failure report as `manage.py resolve`. A call goes
+down into `resolve.run` once and comes back with everything it answers with, failures included.
+Its transaction starts by counting the credential's use (`record_use`, which re-checks and locks
+the key's row), so a revoke that commits first refuses the request, and one that comes later
+waits for it; a failed call stays counted on the key, and is audited here at most once a minute.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import json
 import logging
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views import defaults
 
-from api import dotenv, ratelimit
+from api import ratelimit
 from api.auth import (
     ApiError,
     ApiHttpRequest,
@@ -34,17 +35,10 @@ from api.openapi import schema
 from audit.models import AuditAction, AuditEvent
 from keys import crypto
 from tokens.models import KEY_MAX_LENGTH, KEY_RE
-from tokens.references import (
-    CheckReport,
-    OutputTooLarge,
-    ResolveError,
-    check_text,
-    report_payload,
-    resolve_text,
-    resolve_values,
-    values_text,
-    wide_encoding,
-)
+from tokens.references import output as encoding
+from tokens.references.grammar import CheckReport, OutputTooLarge, ResolveError, Template
+from tokens.references.output import report_payload, wide_encoding
+from tokens.references.resolve import Client, Outcome, Request, run, run_values
 
 logger = logging.getLogger("coffer.api")
 
@@ -92,7 +86,7 @@ def keys_param(request: HttpRequest) -> list[str] | None:
 
 def format_param(request: HttpRequest) -> str:
     value = request.GET.get("format", "json")
-    if value not in {"json", *dotenv.FORMATS}:
+    if value not in {"json", *encoding.FORMATS}:
         raise ApiError(400, "format is json, dotenv or shell.")
     return value
 
@@ -147,9 +141,11 @@ def report_message(report: CheckReport, *, failed: bool) -> str:
     return f"{len(bad)} of {plural(total, 'reference')} cannot be resolved{outcome}: {each}."
 
 
-def report_response(report: CheckReport, key: Credential, *, failed: bool = False) -> HttpResponse:
-    """200 for a passing check; 422 for a failing one or a failed resolve (even if a second
-    look, made for the report, finds every reference fine again: the race is lost)."""
+def report_response(outcome: Outcome, key: Credential) -> HttpResponse:
+    """200 for a passing check; 422 for a failing one or a failed resolve (even when every
+    reference looks fine again to the report: the race is lost)."""
+    report = outcome.report
+    failed = outcome.error is not None
     status = 422 if failed or not report.ok else 200
     payload = {"message": report_message(report, failed=failed)}
     return readable_json(payload | report_payload(report, key.context), status)
@@ -173,31 +169,25 @@ def keys_response(report: CheckReport, key: Credential) -> HttpResponse:
     return readable_json({"message": message} | payload, 422)
 
 
-def audit_detail(request: ApiHttpRequest, key: Credential) -> dict:
-    return {**key.audit_names, "client_address": request.client_address}
-
-
 def record_attempt(
-    request: ApiHttpRequest, key: Credential, action: AuditAction, at, **facts: object
+    request: ApiHttpRequest, key: Credential, action: AuditAction, **facts: object
 ) -> None:
-    """Count a check or a failed call as a use of the key (its use count and last use), and
-    audit it: at most one event per key and action in each rate-limit window (a minute), so a
-    client failing in a loop cannot fill the audit trail; the calls after the first in a minute
-    are counted on the key only. Outside the failed call's transaction, which rolled back."""
-    with transaction.atomic():
-        if not key.record_use(at=at, address=request.client_address):
-            return  # revoked or expired meanwhile: nothing more to say
-        if ratelimit.hit(f"audit:{action.value}:{key.pk}", 1).allowed:
-            context = key.context
-            detail = {
-                **audit_detail(request, key),
-                "environment": context.environment.slug,
-                "product": context.product.slug if context.product else None,
-                "app": context.app.slug if context.app else None,
-                **facts,
-                "note": "one event per access key per minute; every call is counted on the key",
-            }
-            AuditEvent.record(key.workspace, action, actor_name=key.actor_name, detail=detail)
+    """Audit a check or a failed call (the resolve counted it on the key already): at most one
+    event per key and action in each rate-limit window (a minute), so a client failing in a
+    loop cannot fill the audit trail; the calls after the first in a minute are counted on the
+    key only."""
+    if ratelimit.hit(f"audit:{action.value}:{key.pk}", 1).allowed:
+        context = key.context
+        detail = {
+            **key.audit_names,
+            "client_address": request.client_address,
+            "environment": context.environment.slug,
+            "product": context.product.slug if context.product else None,
+            "app": context.app.slug if context.app else None,
+            **facts,
+            "note": "one event per access key per minute; every call is counted on the key",
+        }
+        AuditEvent.record(key.workspace, action, actor_name=key.actor_name, detail=detail)
 
 
 def unavailable(error: ResolveError) -> ApiError:
@@ -206,6 +196,38 @@ def unavailable(error: ResolveError) -> ApiError:
     logger.error("API resolve failed: %s", error.args[0])
     return ApiError(503, "The resolve failed on the server (decryption or audit); nothing was "
                     "resolved. Try again shortly.", {"Retry-After": "30"})  # fmt: skip
+
+
+def resolve_request(
+    request: ApiHttpRequest, key: Credential, source: str, facts=None, **options
+) -> Request:
+    """The resolve's request for this call: the key's context, the key itself (its use is
+    counted in the resolve's transaction), the address it called from and any other `facts`
+    the audit event should say."""
+    client = Client(key, request.client_address, facts or {})
+    return Request(key.context, source, client=client, at=timezone.now(), **options)
+
+
+def failed(request: ApiHttpRequest, key: Credential, outcome: Outcome, noun: str) -> HttpResponse:
+    """The answer to a resolve that did not succeed (after its transaction, which counted the
+    call on the key): 401 if the key went meanwhile, 413 for an output over the limit, 422 with
+    the report for references that cannot be resolved or values the format cannot carry."""
+    if outcome.credential_refused:
+        raise unauthorized()  # revoked or expired since authentication
+    source = outcome.source
+    action = AuditAction.ACCESS_KEY_CALL_FAILED
+    if isinstance(outcome.error, OutputTooLarge):
+        record_attempt(request, key, action, source=source, reason="output too large")
+        raise ApiError(413, outcome.error.args[0])
+    if outcome.refusal is not None:
+        record_attempt(request, key, action, source=source, reason="format cannot carry values")
+        raise ApiError(422, outcome.refusal)
+    assert outcome.error is not None
+    record_attempt(request, key, action, source=source, reason=f"{noun} cannot be resolved",
+                   problems=outcome.error.problem_count)  # fmt: skip
+    if noun == "tokens":  # a values call: its report speaks of keys
+        return keys_response(outcome.report, key)
+    return report_response(outcome, key)
 
 
 # --- endpoints -------------------------------------------------------------------------------
@@ -220,38 +242,19 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
         raise ApiError(400, f"The template is {encoding} text; send UTF-8 or another "
                        "ASCII-compatible encoding.")  # fmt: skip
     # The bytes as they are (the CLI's path): the output is made as bytes, in one copy.
-    text = data
-    now = timezone.now()
-    if check:
-        report = check_text(text, key.context, source=source, at=now)
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CHECKED, now, source=source,
-                       ok=report.ok, problems=len(report.problems))  # fmt: skip
-        return report_response(report, key)
+    template = Template(data, keep=not check)
     try:
-        with transaction.atomic():
-            if not key.record_use(at=now, address=request.client_address):
-                raise unauthorized()  # revoked or expired since authentication
-            resolved = resolve_text(
-                text,
-                key.context,
-                source=source,
-                actor=key.actor_name,
-                at=now,
-                detail=audit_detail(request, key),
-            )
-    except OutputTooLarge as error:
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
-                       reason="output too large")  # fmt: skip
-        raise ApiError(413, error.args[0]) from None
-    except ResolveError as error:
-        if not error.problems:
-            raise unavailable(error) from None
-        report = check_text(text, key.context, source=source, at=now)
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
-                       reason="references cannot be resolved",
-                       problems=error.problem_count)  # fmt: skip
-        return report_response(report, key, failed=True)
-    return HttpResponse(resolved, content_type="application/octet-stream")
+        outcome = run(template, resolve_request(request, key, source), check=check)
+    except ResolveError as error:  # decryption or audit: nothing happened, not even the count
+        raise unavailable(error) from None
+    if check and not outcome.credential_refused:
+        report = outcome.report
+        record_attempt(request, key, AuditAction.ACCESS_KEY_CHECKED, source=source,
+                       ok=report.ok, problems=len(report.problems))  # fmt: skip
+        return report_response(outcome, key)
+    if not outcome.ok:
+        return failed(request, key, outcome, "references")
+    return HttpResponse(outcome.render(), content_type="application/octet-stream")
 
 
 @api_view("GET")
@@ -259,40 +262,19 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     keys = keys_param(request)
     output = format_param(request)
     source = source_param(request, "<values>")
-    now = timezone.now()
+    # Values the format cannot carry are refused before the transaction commits: no
+    # "Resolved" event, no last use.
+    encode = None if output == "json" else output
     try:
-        with transaction.atomic():
-            if not key.record_use(at=now, address=request.client_address):
-                raise unauthorized()
-            found = resolve_values(
-                key.context,
-                keys,
-                source=source,
-                actor=key.actor_name,
-                at=now,
-                detail=audit_detail(request, key),
-            )
-            # Refused before the transaction commits: no "Resolved" event, no last use.
-            if output != "json" and (refused := dotenv.problems(found, output)):
-                raise ApiError(422, dotenv.refusal(refused, output))
-    except OutputTooLarge as error:
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
-                       reason="output too large")  # fmt: skip
-        raise ApiError(413, error.args[0]) from None
+        outcome = run_values(keys, resolve_request(request, key, source, encoding=encode))
     except ResolveError as error:
-        if not error.problems:
-            raise unavailable(error) from None
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, now, source=source,
-                       reason="tokens cannot be resolved",
-                       problems=error.problem_count)  # fmt: skip
-        # Without `keys`, only a race (a token revoked meanwhile) fails: report those keys.
-        # (Each problem names its key: the text was made from Token Keys.)
-        asked = keys if keys is not None else [p.key for p in error.problems if p.key is not None]
-        report = check_text(values_text(asked), key.context, source=source, at=now)
-        return keys_response(report, key)
+        raise unavailable(error) from None
+    if not outcome.ok:
+        return failed(request, key, outcome, "tokens")
+    found = outcome.values
     if output == "json":
         return JsonResponse(found)
-    return HttpResponse(dotenv.encode(found, output), content_type="text/plain; charset=utf-8")
+    return HttpResponse(encoding.encode(found, output), content_type="text/plain; charset=utf-8")
 
 
 @public_view("GET", "HEAD")

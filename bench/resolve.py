@@ -125,7 +125,8 @@ def run_benchmark(data_dir: Path, runs: int) -> None:
     from django.core.management import call_command
 
     from tokens.models import Token, UseContext
-    from tokens.references import Template, resolve_text
+    from tokens.references.grammar import Template
+    from tokens.references.resolve import resolve_text
     from workspaces.models import Workspace
 
     call_command("migrate", verbosity=0)

@@ -436,6 +436,11 @@ class WorkloadCredential(models.Model):
         return f"identity:{self.identity_id}"
 
     @property
+    def usage_name(self) -> str:
+        """A token's usage rows name access keys only; the actor names the identity."""
+        return ""
+
+    @property
     def audit_names(self) -> dict[str, str]:
         return {"workload_identity": self.name, "credential": f"{self.identifier}…"}
 

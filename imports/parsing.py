@@ -34,7 +34,7 @@ IMPORT_MAX_BYTES = 1024 * 1024  # 1 MiB: thousands of ordinary lines, nothing li
 IMPORT_MAX_LINES = 5_000
 
 
-# Resolving inserts a value once and never scans it again (tokens/references.py), and
+# Resolving inserts a value once and never scans it again (tokens/references/grammar.py), and
 # python-dotenv's own parser does not expand ${VAR}: both are kept as written, and said so.
 SECRET_REFERENCE_NOTE = (
     "Its value contains $Secret{…}: kept as written. A token's value is never resolved, so "

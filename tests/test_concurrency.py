@@ -44,7 +44,8 @@ from tests.factories import EnvironmentFactory, TokenFactory, UserFactory, Works
 from tests.helpers import HTMX
 from tests.url_table import distinctive_value
 from tokens.models import Token, TokenStatus, UseContext
-from tokens.references import ResolveError, resolve_text
+from tokens.references.grammar import ResolveError
+from tokens.references.resolve import resolve_text
 from workspaces.models import LAST_OWNER_MESSAGE, Membership, Role
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -350,7 +351,7 @@ def test_twenty_browsers_submitting_one_key_get_one_token_and_nineteen_messages(
 
 
 def test_a_revoke_during_a_resolve_waits_for_it_and_later_resolves_fail(monkeypatch):
-    from tokens import references
+    from tokens.references import resolve as references
 
     workspace = WorkspaceFactory(slug="acme")
     token = TokenFactory(workspace=workspace, key="RACED", value="raced-value-0000000000")

@@ -1,7 +1,7 @@
 """The API's `format=dotenv` read back by every common reader, with hostile values.
 
 Each value is either written so that every reader below gets it back exactly, with no other
-variable appearing, or refused with a reason (api/dotenv.py says which and why):
+variable appearing, or refused with a reason (tokens/references/output.py says which and why):
 
 - bash: `set -a; . FILE` and `eval "$(cat FILE)"`; dash: the same;
 - python-dotenv with its default settings (`dotenv_values(path)`: interpolation on, the file
@@ -29,8 +29,8 @@ from dotenv import dotenv_values
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from api import dotenv
 from imports.parsing import EntryState, parse_entries
+from tokens.references import output as dotenv
 
 NODE_DOTENV = Path(__file__).resolve().parents[1] / ".tools/node-dotenv/node_modules/dotenv"
 SENTINEL = "OWNED"  # a variable that a value must never manage to set

@@ -205,19 +205,22 @@ def test_views_ask_for_sign_in_through_signed_in_view(app):
     assert not offending(app, applies_sign_in)
 
 
-# The resolver's module still reads the audit trail through tokens.models; it moves onto
-# AuditEvent.record / record_many (and audit.models) with the resolver's rewrite.
-AUDIT_THROUGH_TOKENS_UNTIL_THE_RESOLVER_MOVES = {"tokens/references.py"}
-
-
 @pytest.mark.parametrize("package", [*FEATURE_APPS, "tests"])
 def test_the_audit_trail_is_imported_from_the_audit_app(package):
     """tokens.models is no second address for AuditEvent and AuditAction."""
     found = [
         f"{file}: {module}"
         for file, module, names in imports_of(package)
-        if module == "tokens.models"
-        and {"AuditEvent", "AuditAction"} & set(names)
-        and file not in AUDIT_THROUGH_TOKENS_UNTIL_THE_RESOLVER_MOVES
+        if module == "tokens.models" and {"AuditEvent", "AuditAction"} & set(names)
     ]
     assert not found
+
+
+def test_the_reference_grammar_is_pure_python():
+    """tokens/references/grammar.py imports nothing of Django or the project: its property
+    tests need no settings and no database, and anything may parse a template."""
+    allowed = {"__future__", "re", "collections", "dataclasses", "itertools", "operator"}
+    grammar = "tokens/references/grammar.py"
+    imported = [module for file, module, _ in imports_of("tokens") if file == grammar]
+    assert imported, "grammar.py was not read"
+    assert {top(module) for module in imported} <= allowed, imported

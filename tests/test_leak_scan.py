@@ -46,7 +46,7 @@ from tests.helpers import HTMX, access_key_data, access_url
 from tests.html_forms import main_form
 from tests.url_table import World, build_world, distinctive_value, routes_in_project
 from tokens.models import Token, UseContext
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 
 MASTER_KEY_B64 = os.environ["COFFER_MASTER_KEYS"].split(":", 1)[1]
 

@@ -231,15 +231,17 @@ def test_every_problem_is_listed_on_stderr_in_the_exact_format(troubled, tmp_pat
     result = run(str(template), *CONTEXT, "--product", "billing")
     assert (result.code, result.out) == (1, b"")
     assert result.err_lines == [
-        f"{template}:2:10: $Secret{{MISSING}}: unknown token, or not available in this context",
-        f"{template}:3:10: $Secret{{REVOKED}}: token revoked",
-        f"{template}:4:10: $Secret{{EXPIRED}}: token expired on 2026-01-02 00:00:00 UTC",
-        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: unknown token, or not available in this context",
-        f"{template}:6:8: $Secret{{SCOPED}}: not in scope for billing",
+        f"{template}:2:10: $Secret{{MISSING}}: unknown token",
+        f"{template}:3:10: $Secret{{REVOKED}}: token revoked in production",
+        f"{template}:4:10: $Secret{{EXPIRED}}: token expired on 2026-01-02 00:00:00 UTC"
+        " in production",
+        f"{template}:5:6: $Secret{{SANDBOX_ONLY}}: not valid in environment production"
+        " (valid in sandbox)",
+        f"{template}:6:8: $Secret{{SCOPED}}: not in scope for billing (scoped to checkout)",
         f"{template}:7:6: $Secret{{bad key}}: malformed reference",
         f"{template}:7:23: $Secret{{}}: malformed reference",
         f"{template}:7:33: $Secret{{9X}}: malformed reference",
-        f"{template}:7:50: $Secret{{REVOKED}}: token revoked",
+        f"{template}:7:50: $Secret{{REVOKED}}: token revoked in production",
         f"{template}:8:11: $Secret{{FOO: malformed reference",
         "CommandError: 10 references cannot be resolved; nothing was output.",
     ]
@@ -249,15 +251,17 @@ def test_every_problem_is_listed_on_stderr_in_the_exact_format(troubled, tmp_pat
 
 def test_stdin_problems_name_stdin_as_the_source(troubled):
     result = run(*CONTEXT, stdin=b"x\n  $Secret{SCOPED}")
-    assert (
-        result.err_lines[0] == "<stdin>:2:3: $Secret{SCOPED}: not in scope: no product or app given"
-    )
+    reason = "not in scope: no product or app given (scoped to checkout)"
+    assert result.err_lines[0] == f"<stdin>:2:3: $Secret{{SCOPED}}: {reason}"
 
 
 def test_not_in_scope_names_both_product_and_app(troubled, workspace):
     AppFactory(workspace=workspace, slug="mobile")
     result = run(*CONTEXT, "--product", "billing", "--app", "mobile", stdin=b"$Secret{SCOPED}")
-    assert result.err_lines[0] == "<stdin>:1:1: $Secret{SCOPED}: not in scope for billing, mobile"
+    assert (
+        result.err_lines[0]
+        == "<stdin>:1:1: $Secret{SCOPED}: not in scope for billing, mobile (scoped to checkout)"
+    )
 
 
 def test_undecodable_bytes_in_a_malformed_reference_are_shown_escaped(workspace):
@@ -347,7 +351,7 @@ def test_check_with_problems_exits_1(troubled):
     assert result.code == 1
     assert result.out.decode().splitlines() == [
         "<stdin>:1:1: $Secret{GOOD}: ok",
-        "<stdin>:1:15: $Secret{REVOKED}: token revoked",
+        "<stdin>:1:15: $Secret{REVOKED}: token revoked in production",
         "<stdin>:2:18: $Secret{}: malformed reference",
         "3 distinct references (4 occurrences): 2 cannot be resolved.",
     ]
@@ -370,7 +374,13 @@ def test_json_report_for_machines(troubled):
         for entry in report["references"]
     ] == [
         {"key": "GOOD", "line": 1, "column": 1, "status": "ok", "reason": None},
-        {"key": "REVOKED", "line": 2, "column": 3, "status": "error", "reason": "token revoked"},
+        {
+            "key": "REVOKED",
+            "line": 2,
+            "column": 3,
+            "status": "error",
+            "reason": "token revoked in production",
+        },
     ]
     assert VALUE.encode() not in result.out
 
@@ -488,7 +498,9 @@ def test_token_created_on_the_tokens_page_resolves_until_it_is_revoked(workspace
     assert response.status_code == 302
     result = run(*CONTEXT, stdin=template)
     assert (result.code, result.out) == (1, b"")
-    assert result.err_lines[0] == "<stdin>:1:10: $Secret{PAYMENT_API_KEY}: token revoked"
+    assert (
+        result.err_lines[0] == "<stdin>:1:10: $Secret{PAYMENT_API_KEY}: token revoked in production"
+    )
 
 
 # --- a real shell pipeline ---------------------------------------------------------------------
@@ -533,7 +545,9 @@ def test_shell_pipeline_resolves_and_fails_closed(tmp_path):
 
     bad = shell(f"cat bad.tmpl | {manage} {context} --output out.yaml", tmp_path)
     assert bad.returncode == 1
-    assert "<stdin>:2:6: $Secret{OLD}: token revoked" in bad.stderr.decode().splitlines()
+    assert (
+        "<stdin>:2:6: $Secret{OLD}: token revoked in production" in bad.stderr.decode().splitlines()
+    )
     assert VALUE.encode() not in bad.stdout + bad.stderr
     assert not (tmp_path / "out.yaml").exists()
 
@@ -666,8 +680,8 @@ def test_a_large_template_costs_less_than_twice_its_size_in_memory(workspace, ch
     smaller than their 1 MiB, in proportion to this template's size."""
     import tracemalloc
 
-    from tokens import references
     from tokens.management.commands import resolve
+    from tokens.references import grammar as references
 
     data = large_template(workspace)
     args = ["--check"] if check else []
@@ -687,3 +701,50 @@ def test_a_large_template_costs_less_than_twice_its_size_in_memory(workspace, ch
         finally:
             tracemalloc.stop()
     assert peak < 2 * len(data), f"{peak / len(data):.1f}x the input"
+
+
+# --- --check --all-environments --------------------------------------------------------------
+
+
+def test_check_in_every_environment_lists_what_would_fail_where(workspace):
+    production = workspace.environments.get(slug="production")
+    TokenFactory(workspace=workspace, key="DB_PASSWORD", value=VALUE)
+    TokenFactory(workspace=workspace, key="LIVE_ONLY", value=VALUE + "x", environments=[production])
+    text = b"db: $Secret{DB_PASSWORD}\nlive: $Secret{LIVE_ONLY}\n"
+    result = run("--workspace", "acme", "--check", "--all-environments", stdin=text)
+    assert result.code == 1
+    assert result.out.decode().splitlines() == [
+        "production: 2 distinct references (2 occurrences): all resolve.",
+        "sandbox: <stdin>:2:7: $Secret{LIVE_ONLY}: not valid in environment sandbox "
+        "(valid in production)",
+        "sandbox: 2 distinct references (2 occurrences): 1 cannot be resolved.",
+    ]
+    assert result.err_lines == [
+        "CommandError: 1 of 2 environments cannot resolve every reference: sandbox."
+    ]
+    assert VALUE not in result.out.decode() + result.err
+    assert not resolved_events().exists()
+    assert not Token.objects.filter(last_used_at__isnull=False).exists()
+
+    result = run("--workspace", "acme", "--all-environments", "--format", "json", stdin=text)
+    report = json.loads(result.out)
+    assert result.code == 1 and report["ok"] is False
+    assert [(env["environment"], env["ok"]) for env in report["environments"]] == [
+        ("production", True),
+        ("sandbox", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--all-environments"], "--all-environments only checks: add --check."),
+        (
+            ["--all-environments", "--check", "--environment", "production"],
+            "--all-environments cannot be used with --environment.",
+        ),
+    ],
+)
+def test_all_environments_is_only_a_check_of_every_environment(workspace, args, message):
+    result = run("--workspace", "acme", *args, stdin=b"$Secret{X}")
+    assert (result.code, result.out, result.err_lines) == (2, b"", [f"CommandError: {message}"])

@@ -17,7 +17,7 @@ from django.utils import timezone
 from tests.factories import TokenFactory
 from tests.helpers import HTMX, text, url
 from tokens.models import UseContext
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 
 pytestmark = pytest.mark.django_db
 

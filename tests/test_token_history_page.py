@@ -11,7 +11,7 @@ from django.urls import reverse
 from tests.factories import AppFactory, TokenFactory, UserFactory
 from tests.helpers import HTMX, text, triggers
 from tokens.models import UseContext
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 
 pytestmark = pytest.mark.django_db
 

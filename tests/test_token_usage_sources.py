@@ -10,7 +10,7 @@ import pytest
 from tests.api_helpers import api_setup, post_resolve
 from tests.factories import AppFactory, TokenFactory
 from tokens.models import TokenUsage, UseContext
-from tokens.references import OTHER_SOURCES, resolve_text
+from tokens.references.resolve import OTHER_SOURCES, resolve_text
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ from keys.crypto import CryptoError
 from keys.models import WorkspaceKey
 from tests.factories import TokenFactory, UserFactory, WorkspaceFactory
 from tokens.models import Token, TokenVersion, UseContext
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 
 pytestmark = pytest.mark.django_db
 

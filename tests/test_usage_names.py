@@ -69,7 +69,7 @@ def test_the_token_page_and_activity_name_api_uses_in_words(client, owner_client
 def test_a_command_resolve_is_named_by_its_file(workspace, owner_client, tmp_path):
     from tests.factories import TokenFactory
     from tokens.models import UseContext
-    from tokens.references import resolve_text
+    from tokens.references.resolve import resolve_text
 
     token = TokenFactory(workspace=workspace, key="DB_PASSWORD")
     production = workspace.environments.get(slug="production")

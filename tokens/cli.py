@@ -24,6 +24,21 @@ def use_context(
     )
 
 
+def every_environment(
+    workspace_slug: str, product: str | None, app: str | None
+) -> list[UseContext]:
+    """A use context per environment of the workspace (by name), with the product and app."""
+    workspace = Workspace.objects.filter(slug=workspace_slug).first()
+    if workspace is None:
+        raise usage_error(f'Workspace "{workspace_slug}" not found.')
+    found_product = catalog_item(workspace, "product", product)
+    found_app = catalog_item(workspace, "app", app)
+    return [
+        UseContext(environment, product=found_product, app=found_app)  # type: ignore[arg-type]
+        for environment in workspace.environments.all()
+    ]
+
+
 def catalog_item(
     workspace: Workspace, kind: str, slug: str | None
 ) -> Environment | Product | App | None:

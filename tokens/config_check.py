@@ -21,7 +21,8 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from lib.views import signed_in_view
 from tokens.models import VALUE_MAX_BYTES, UseContext
-from tokens.references import CheckReport, check_text
+from tokens.references.grammar import CheckReport
+from tokens.references.resolve import check_text
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import App, Environment, Product, Workspace

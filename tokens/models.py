@@ -26,18 +26,14 @@ from django.views.decorators.debug import sensitive_variables
 from audit.models import AuditAction, AuditEvent, source_label
 from keys import crypto
 from keys.models import WorkspaceKey
+from tokens.references.grammar import KEY_CHARS, KEY_FIRST_CHARS, KEY_MAX_LENGTH, KEY_PATTERN
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-# The Token Key grammar, written once: a first character, then more characters, 1-128 in all.
-# KEY_PATTERN (the form, the model, the resolver's parser in references.py), KEY_DB_PATTERN
-# (PostgreSQL's CHECK) and the SQLite GLOBs below are all built from these two classes.
-KEY_FIRST_CHARS = "A-Za-z_"
-KEY_CHARS = "A-Za-z0-9_"
-KEY_MAX_LENGTH = 128
-KEY_PATTERN = rf"[{KEY_FIRST_CHARS}][{KEY_CHARS}]*"
+# The Token Key grammar is written once, in the resolver's pure grammar module; KEY_DB_PATTERN
+# (PostgreSQL's CHECK) and the SQLite GLOBs below are built from its two classes.
 KEY_RE = re.compile(rf"^{KEY_PATTERN}\Z")
 KEY_DB_PATTERN = rf"^[{KEY_FIRST_CHARS}][{KEY_CHARS}]{{0,{KEY_MAX_LENGTH - 1}}}\Z"
 VALUE_MAX_BYTES = 64 * 1024
@@ -1145,7 +1141,7 @@ class TokenUsage(models.Model):
     """How often, and when first and last, one token was resolved in one context: environment,
     product, app, who resolved it (an access key, or the OS user or `--actor` of
     `manage.py resolve`) and the source's name. Written by the resolver in the same transaction
-    as its audit event, one upsert per resolve (tokens/references.py); `context` is a digest
+    as its audit event, one upsert per resolve (tokens/references/resolve.py); `context` is a digest
     of those fields, so each context is one row per token. Names are kept as they were when
     used (as the audit trail keeps them): a context outlives a deleted access key or app."""
 

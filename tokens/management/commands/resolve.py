@@ -25,16 +25,11 @@ from django.db import DatabaseError
 from lib.commands import USAGE, usage_error
 from lib.files import AtomicFile
 from lib.text import printable
-from tokens.cli import use_context
+from tokens.cli import every_environment, use_context
 from tokens.models import UseContext
-from tokens.references import (
-    CheckReport,
-    ResolveError,
-    check_text,
-    report_payload,
-    resolve_pieces,
-    wide_encoding,
-)
+from tokens.references.grammar import CheckReport, ResolveError
+from tokens.references.output import report_payload, wide_encoding
+from tokens.references.resolve import Audience, Request, check_text, resolve_pieces
 
 OK, UNRESOLVED = 0, 1
 ACTOR_MAX_LENGTH = 150
@@ -56,8 +51,11 @@ a literal $Secret{. Values are inserted verbatim; all other bytes are kept exact
 CRLF line endings, a missing final newline). Each successful run marks the tokens used and
 writes one audit event (keys and context, never values) before any output.
 
+--check --all-environments checks the template in every environment of the workspace at once
+and lists, per environment, every reference that would fail and why (never a value).
+
 exit status:
-  0  resolved (with --check: every reference would resolve)
+  0  resolved (with --check: every reference would resolve, in every environment asked)
   1  a reference cannot be resolved, the output would be over --max-output-bytes, or the
      resolve failed (nothing was written)
   2  bad arguments, unreadable input or input over --max-bytes, an empty or unwritable
@@ -67,9 +65,11 @@ exit status:
 At most 1,000 problem lines are printed, then a count of the rest. Control characters in
 anything echoed (references, file names, arguments) are shown escaped, e.g. \\x1b.
 
-example:
+examples:
   cat app.yaml.tmpl | python manage.py resolve --workspace acme --environment production \\
       --app checkout > app.yaml
+  python manage.py resolve app.yaml.tmpl --workspace acme --app checkout --check \\
+      --all-environments
 """
 
 
@@ -112,9 +112,7 @@ class Command(BaseCommand):
             "file", nargs="?", metavar="FILE", help="The template; - or none: stdin."
         )
         parser.add_argument("--workspace", required=True, metavar="SLUG", help="Its slug.")
-        parser.add_argument(
-            "--environment", required=True, metavar="SLUG", help="Where the result is used."
-        )
+        parser.add_argument("--environment", metavar="SLUG", help="Where the result is used.")
         parser.add_argument("--product", metavar="SLUG", help="The product using the result.")
         parser.add_argument("--app", metavar="SLUG", help="The app using the result.")
         parser.add_argument(
@@ -144,6 +142,13 @@ class Command(BaseCommand):
             help="Print each distinct reference's status and a summary, never a value.",
         )
         parser.add_argument(
+            "--all-environments",
+            action="store_true",
+            help="With --check, instead of --environment: check the template in every "
+            "environment of the workspace (with --product/--app if given) and list, per "
+            "environment, every reference that would fail and why.",
+        )
+        parser.add_argument(
             "--format",
             choices=["text", "json"],
             default="text",
@@ -170,18 +175,38 @@ class Command(BaseCommand):
         if options["output"] is not None and not options["output"].strip():
             raise usage_error("--output must name a file (it is empty).")
         actor = self.actor(options["actor"])
+        if options["all_environments"]:
+            if not check:
+                raise usage_error("--all-environments only checks: add --check.")
+            if options["environment"] is not None:
+                raise usage_error("--all-environments cannot be used with --environment.")
+            contexts = every_environment(options["workspace"], options["product"], options["app"])
+            source, data = self.read(options["file"], options.get("stdin"), options["max_bytes"])
+            self.report_all(source, data, contexts, options["format"])
+            return
+        if options["environment"] is None:
+            raise usage_error(
+                "the following arguments are required: --environment "
+                "(or --all-environments with --check)"
+            )
         context = self.context(options)
         # The file's bytes, never decoded whole: every byte survives, and a large template costs
         # about its own size in memory, not several times it.
         source, data = self.read(options["file"], options.get("stdin"), options["max_bytes"])
         if check:
-            self.report(check_text(data, context, source=source), context, options["format"])
+            report = check_text(data, context, source=source, audience=Audience.OPERATOR)
+            self.report(report, context, options["format"])
             return
         output = AtomicFile(options["output"]) if options["output"] is not None else None
         try:
-            pieces = resolve_pieces(
-                data, context, source=source, actor=actor, max_output=options["max_output_bytes"]
+            request = Request(
+                context,
+                source,
+                actor,
+                audience=Audience.OPERATOR,
+                max_output=options["max_output_bytes"],
             )
+            pieces = resolve_pieces(data, request)
             if output is not None:
                 for piece in pieces:
                     output.write(piece)
@@ -265,6 +290,40 @@ class Command(BaseCommand):
                 "stdout was closed before all the output was written.", returncode=UNRESOLVED
             ) from None
 
+    def report_all(
+        self, source: str, data: bytearray, contexts: list[UseContext], format: str
+    ) -> None:
+        """--check --all-environments: per environment, every reference that would fail and
+        why (never a value); exit 1 when any environment has one."""
+        reports = [
+            (context, check_text(data, context, source=source, audience=Audience.OPERATOR))
+            for context in contexts
+        ]
+        failing = [context.environment.slug for context, report in reports if not report.ok]
+        if format == "json":
+            payload = {
+                "ok": not failing,
+                "source": printable(source),
+                "workspace": contexts[0].environment.workspace.slug if contexts else None,
+                "environments": [report_payload(report, context) for context, report in reports],
+            }
+            self.stdout.write(json.dumps(payload, indent=2))
+        else:
+            for context, report in reports:
+                prefix = f"{printable(context.environment.slug)}: "
+                for line in failure_lines(report, prefix):
+                    self.stdout.write(line, style_func=str)
+                failed = [status for status in report.references if not status.ok]
+                self.stdout.write(prefix + summary(report, failed), style_func=str)
+        if failing:
+            raise CommandError(
+                f"{len(failing)} of {len(reports)} environments cannot resolve every reference: "
+                f"{', '.join(map(printable, failing))}.",
+                returncode=UNRESOLVED,
+            )
+        if not reports:
+            raise usage_error("The workspace has no environments.")
+
     def report(self, report: CheckReport, context: UseContext, format: str) -> None:
         failed = [status for status in report.references if not status.ok]
         if format == "json":
@@ -280,6 +339,16 @@ class Command(BaseCommand):
             self.stdout.write(summary(report, failed), style_func=str)
         if failed:
             raise CommandError(summary(report, failed), returncode=UNRESOLVED)
+
+
+def failure_lines(report: CheckReport, prefix: str = "") -> list[str]:
+    source = printable(report.source)
+    return [
+        f"{prefix}{source}:{status.line}:{status.column}: {printable(status.reference)}: "
+        f"{status.reason}"
+        for status in report.references
+        if not status.ok
+    ]
 
 
 def read_at_most(stream, limit: int, source: str) -> bytearray:

@@ -1,4 +1,8 @@
-"""Values as `.env` lines (`format=dotenv`) or as POSIX shell assignments (`format=shell`).
+"""What a resolve gives out, encoded: values as `.env` lines (`format=dotenv`) or POSIX shell
+assignments (`format=shell`), JSON; the check report's payload; and the refusal of templates in
+a wide encoding, whose references could not be seen.
+
+Values as `.env` lines or shell assignments:
 
 `format=dotenv` writes each value with the one quoting that every common reader reads back as
 exactly that value: bash and dash (`set -a; . ./values.env`, `eval`), python-dotenv with its
@@ -24,6 +28,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from lib.text import printable
+from tokens.references.grammar import CheckReport
+
+if TYPE_CHECKING:
+    from tokens.models import UseContext
 
 BARE = re.compile(r"[A-Za-z0-9_./:@%+,=-]*")
 INTERPOLATED = re.compile(r"\$\{[^}]*\}")  # what python-dotenv would expand (and a little more)
@@ -91,3 +102,38 @@ def refusal(refused: Mapping[str, str], format: str) -> str:
             "format=json."
         )
     return f"These values cannot be written for a shell: {listed}. Use format=json."
+
+
+# --- templates and check reports, for `manage.py resolve` and the HTTP API -------------------
+
+# Encodings that are not ASCII-compatible: their references could not be seen, so refuse them.
+WIDE_BOMS = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def wide_encoding(data: bytes | bytearray) -> str | None:
+    """The wide encoding ("UTF-16" or "UTF-32") `data`'s byte-order mark names, or None."""
+    for bom, encoding in WIDE_BOMS.items():
+        if data.startswith(bom):
+            return encoding
+    return None
+
+
+def report_payload(report: CheckReport, context: UseContext) -> dict:
+    """A check report as `resolve --format json` prints it (and the API returns it)."""
+    return {
+        "ok": report.ok,
+        "source": printable(report.source),
+        "workspace": context.environment.workspace.slug,
+        "environment": context.environment.slug,
+        "product": context.product.slug if context.product else None,
+        "app": context.app.slug if context.app else None,
+        "references": [
+            {**status.as_dict(), "reference": printable(status.reference)}
+            for status in report.references
+        ],
+    }
