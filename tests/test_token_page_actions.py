@@ -17,13 +17,15 @@ BACK = "?back=token"
 
 
 def actions(page: str) -> dict[str, str]:
-    """The page header's actions: accessible name -> href (the Copy button: its text)."""
+    """The page header's actions: accessible name (aria-label, else the text) -> href; the Copy
+    button -> what it copies."""
     header = page[page.index('class="page-actions token-actions"') :]
     header = header[: header.index("</div>")]
-    found = {
-        name: href
-        for href, name in re.findall(r'<a [^>]*href="([^"]+)"[^>]*aria-label="([^"]+)"', header)
-    }
+    found = {}
+    for attributes, content in re.findall(r"<a ([^>]*)>(.*?)</a>", header, re.S):
+        label = re.search(r'aria-label="([^"]+)"', attributes)
+        name = label.group(1) if label else re.sub(r"<[^>]+>", "", content).strip()
+        found[name] = re.search(r'href="([^"]+)"', attributes).group(1)
     for copy in re.findall(r'<button [^>]*data-copy="([^"]+)"', header):
         found["Copy"] = copy
     return found
@@ -35,7 +37,7 @@ def test_managers_get_every_action_on_an_active_token(workspace, role_client, ro
 
     assert actions(page) == {
         "Copy": "$Secret{STRIPE_SECRET}",
-        "Add STRIPE_SECRET for another environment": url("create", workspace, **{"from": token.pk}),
+        "Add for another environment": url("create", workspace, **{"from": token.pk}),
         "Revoke STRIPE_SECRET": url("revoke", workspace, token) + BACK,
         "Delete STRIPE_SECRET": url("delete", workspace, token) + BACK,
         "Edit STRIPE_SECRET": url("edit", workspace, token) + BACK,
