@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from tests.factories import TokenFactory
 from tests.helpers import HTMX, MANAGERS, edit_data, event_sentences, text, triggers, url
 from tokens.models import Token
 
@@ -168,3 +171,20 @@ def test_the_activity_reads_as_the_activity_log_and_links_to_all_of_it(
     assert "None" not in page
     filtered = text(editor_client.get(all_activity))
     assert event_sentences(filtered)[0] == sentences[0]
+
+
+def test_an_editors_page_costs_the_same_queries_with_2_or_30_events(
+    workspace, editor_client, django_assert_num_queries
+):
+    """The actions cost no query; the Activity's sentences read the catalog's names once."""
+    few, many = (TokenFactory(workspace=workspace, key=key) for key in ("FEW", "MANY"))
+    few.update(description="once")
+    for n in range(29):
+        many.update(description=f"edit {n}")
+    editor_client.get(url("detail", workspace, few))  # the session is loaded once
+    with CaptureQueriesContext(connection) as baseline:
+        assert editor_client.get(url("detail", workspace, few)).status_code == 200
+    with django_assert_num_queries(len(baseline)):
+        page = text(editor_client.get(url("detail", workspace, many)))
+    assert len(event_sentences(page)) == 20, "the latest 20, then All activity"
+    assert "(the latest 20)" in page
