@@ -124,6 +124,8 @@ def test_edit_revoke_and_delete_from_the_token_page(
     expect(actions.get_by_role("link", name="Revoke STRIPE_SECRET")).to_have_count(0)
     expect(activity.get_by_role("row").nth(1)).to_contain_text("olivia revoked STRIPE_SECRET")
     axe(page)
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "token-page-revoked")
 
     # Delete: lands on the Tokens list, with the message.
     actions.get_by_role("link", name="Delete STRIPE_SECRET").click()
