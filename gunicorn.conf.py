@@ -6,6 +6,9 @@ Everything that differs between machines comes from the environment:
 - `COFFER_WEB_WORKERS` (default CPU cores + 1, at most 9): worker processes.
 - `COFFER_WEB_THREADS` (default 4): threads per worker (gthread workers).
 - `COFFER_WEB_TIMEOUT` (default 30): seconds a silent worker gets before it is restarted.
+- `COFFER_WEB_SERVER` (default `wsgi`): `asgi` runs uvicorn workers, started as
+  `gunicorn config.asgi`: the change feed's long poll (`GET /api/v1/values?wait=`) then holds
+  a request without a thread; under `wsgi` it answers at once (api/feed.py).
 
 The access log goes to stdout with the path only: a query string can carry a search a user
 would not want kept, and the referrer (another of our own URLs) is left out for the same reason.
@@ -44,7 +47,10 @@ bind = [
     for address in os.environ.get("COFFER_BIND", "127.0.0.1:8000").split(",")
     if address.strip()
 ]
-worker_class = "gthread"
+_server = os.environ.get("COFFER_WEB_SERVER", "wsgi").strip().lower() or "wsgi"
+if _server not in {"wsgi", "asgi"}:
+    sys.exit(f"COFFER_WEB_SERVER is wsgi or asgi, not {_server!r}.")
+worker_class = "config.asgi_worker.CofferUvicornWorker" if _server == "asgi" else "gthread"
 # One worker per core and one more, 4 threads each (bench/peer.py, docs/benchmarks.md
 # "Production defaults"): on 2 cores, 3 workers served the API's reads as fast as 5, for the
 # same CPU per request and about a third less memory; and with kept database connections each

@@ -208,8 +208,15 @@ def answer(
     if request.method not in methods:
         allowed = ", ".join(methods)
         return error_response(405, f"Use {allowed}.", {"Allow": allowed})
+    return guarded(request, lambda: view(request, authenticate(request), *args, **kwargs))
+
+
+def guarded(request: HttpRequest, call: Callable[[], Any]) -> Any:
+    """`call()`, with an `ApiError` turned into its JSON answer and a database or counter store
+    failure into a 503 (logged without SQL). api/feed.py calls it again after a long-poll's
+    wait, with the key already authenticated."""
     try:
-        return view(request, authenticate(request), *args, **kwargs)
+        return call()
     except ApiError as error:
         return error.response()
     except (DatabaseError, ratelimit.RateLimitUnavailable) as error:

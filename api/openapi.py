@@ -178,9 +178,29 @@ def schema() -> dict:
                         "whichever every reader takes literally); a value no such quoting "
                         "carries is refused with 422 naming its key. `format=shell` gives "
                         "`KEY='value'` lines for a POSIX shell only, any value but a NUL byte. "
-                        "Any key that cannot be resolved: 422 with the report and no value."
+                        "Any key that cannot be resolved: 422 with the report and no value. "
+                        "Every 200 has an `ETag` (a digest of the context, the tokens' ids and "
+                        "versions, never a value); with `If-None-Match` the answer is 304 while "
+                        "it holds, and `wait=SECONDS` holds the request until it changes or the "
+                        "wait ends (`Coffer-Wait` says how long the server would hold it: 0 on a "
+                        "server that cannot, which then answers at once)."
                     ),
                     "parameters": [
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "description": "With If-None-Match: seconds to hold the request "
+                            "until something the context can read changes.",
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                        },
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "description": "The ETag of the answer the client has.",
+                            "schema": {"type": "string"},
+                        },
                         {
                             "name": "keys",
                             "in": "query",
@@ -213,10 +233,92 @@ def schema() -> dict:
                         "413": _error(
                             f"The values would be over {output:,} bytes (nothing was resolved)."
                         ),
+                        "304": {"description": "Nothing the context can read has changed."},
                         "422": _json(
                             {"anyOf": [REPORT, ERROR]},
                             "Some key cannot be resolved (the report), or a value cannot be "
                             "written in the format asked for; no value.",
+                        ),
+                    },
+                },
+                "head": {
+                    "operationId": "valuesChanged",
+                    "summary": "Whether the values changed, without reading them",
+                    "description": (
+                        "The GET's ETag, If-None-Match and wait, but no value is read or "
+                        "audited: 200 with the new ETag (no body) when the context changed, 304 "
+                        "when it did not. A watcher then GETs the values when it is ready."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 0, "maximum": 60},
+                        },
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "keys",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "format",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"enum": ["json", "dotenv", "shell"], "default": "json"},
+                        },
+                        SOURCE,
+                    ],
+                    "responses": {
+                        "200": {"description": "Changed (or no If-None-Match): the ETag."},
+                        "304": {"description": "Nothing the context can read has changed."},
+                        **COMMON_ERRORS,
+                    },
+                },
+            },
+            "/api/v1/values/{name}": {
+                "get": {
+                    "operationId": "value",
+                    "summary": "One token's value (External Secrets Operator's webhook)",
+                    "description": (
+                        "The value of the token `name` if the key's context may use it; 404 "
+                        "when it may not (unknown, outside the context, revoked, expired), "
+                        "which External Secrets Operator reads as a deleted secret. The usage "
+                        "is recorded with `source`, or else the client's User-Agent."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "description": "A Token Key.",
+                            "schema": {"type": "string", "minLength": 1},
+                        },
+                        SOURCE,
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["key", "value"],
+                                "properties": {
+                                    "key": {"type": "string"},
+                                    "value": {"type": "string"},
+                                },
+                            },
+                            "The value.",
+                        ),
+                        **COMMON_ERRORS,
+                        "404": _error("The token is not usable in the key's context; no value."),
+                        "413": _error(
+                            f"The value is over {output:,} bytes (nothing was resolved)."
                         ),
                     },
                 }

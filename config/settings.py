@@ -170,12 +170,14 @@ def env_seconds(name: str, default: int) -> int:
 # own, so a server holds up to workers x threads connections. With health checks, a connection
 # the database closed meanwhile (a restart, a failover) is replaced at the start of the next
 # request instead of failing it. The development server starts a thread per request, which
-# would leave a connection behind for each: 0 (one per request) there.
+# would leave a connection behind for each: 0 (one per request) there. So does Django under
+# ASGI (COFFER_WEB_SERVER=asgi; Django's docs: disable persistent connections in async mode).
+_CONN_PER_REQUEST = DEBUG or os.environ.get("COFFER_WEB_SERVER", "").strip() == "asgi"
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
         default=f"sqlite:///{DATA_DIR / 'coffer.sqlite3'}",
-        conn_max_age=env_seconds("COFFER_DB_CONN_MAX_AGE", 0 if DEBUG else 60),
+        conn_max_age=env_seconds("COFFER_DB_CONN_MAX_AGE", 0 if _CONN_PER_REQUEST else 60),
         conn_health_checks=True,
     )
 }

@@ -70,7 +70,6 @@ class ImportRefused(ValueError):
 class EntryState(StrEnum):
     NEW = "new"
     EXISTS = "exists"
-    EXISTS_REVOKED = "revoked"
     INVALID = "invalid"
 
 
@@ -84,6 +83,8 @@ class Entry:
     state: EntryState = EntryState.NEW
     reason: str = ""
     note: str = ""  # said beside an importable entry; never quotes the value
+    where: str = ""  # an existing key: where its tokens the import would meet are valid
+    tokens: list = field(default_factory=list, repr=False)  # those tokens' ids
 
     @property
     def importable(self) -> bool:

@@ -1,8 +1,10 @@
 """The Import pages: a .env file in (pasted or uploaded), its preview, then the import.
 
 Step one stores the file encrypted as a PendingImport and redirects to its preview; the preview
-lists each line's fate (new, already exists, invalid and why) without a single value, and its
-form chooses what every token gets. Plain pages and plain POSTs: they work without JavaScript.
+lists each line's fate (new, already exists and where, invalid and why) without a single value,
+and its form chooses what every token gets: a key "exists" only where a token of it would meet
+the imported one (the environments and scope chosen; checked again as they change). Plain
+pages and plain POSTs: they work without JavaScript.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
 from imports.forms import ImportOptionsForm, ImportSourceForm
-from imports.importer import ImportConflict, ImportGone, preview, run_import
+from imports.importer import ImportGone, Target, preview, run_import
 from imports.models import PENDING_IMPORT_MINUTES, PendingImport
 from imports.parsing import IMPORT_MAX_BYTES
 from keys.crypto import CryptoError
@@ -124,24 +126,24 @@ def import_preview(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) 
     form = ImportOptionsForm(
         request.POST if request.method == "POST" else None, workspace=workspace
     )
-    error = ""
-    if request.method == "POST" and form.is_valid():
+    # "Check against these choices" (or htmx, as the options change): the preview again for
+    # the environments and scope chosen, nothing imported.
+    checking = "check" in request.POST
+    if request.method == "POST" and not checking and form.is_valid():
         try:
             outcome = run_import(pending, form, by=request.user)
-        except ImportConflict as conflict:
-            error = str(conflict)
         except ImportGone:
             return render_gone(request, workspace, pk)
-        else:
-            messages.success(request, outcome.message)
-            return redirect(list_url(workspace))
+        messages.success(request, outcome.message)
+        return redirect(list_url(workspace))
+    target = Target.of(form)
     context = {
         "nav": "tokens",
         "form": form,
-        "preview": preview(pending),
+        "preview": preview(pending, target=target),
+        "target": target,
         "pending": pending,
         "minutes": PENDING_IMPORT_MINUTES,
-        "error": error,
         "start_url": reverse("imports:start", args=[workspace.slug]),
         "cancel_url": list_url(workspace),
     }

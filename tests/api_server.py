@@ -92,6 +92,14 @@ class Server:
             [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
 
+    def django(self, code: str) -> None:
+        """Run `code` with Django set up against the server's database (an editor's change,
+        as the UI would make it: the model methods, their audit events)."""
+        subprocess.run(
+            [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+            input=code, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+
     def log_lines(self) -> list[str]:
         return self.access_log.read_text().splitlines()
 
@@ -141,7 +149,9 @@ def server_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_server(**overrides: str) -> Iterator[Server]:
+def running_server(*, asgi: bool = False, **overrides: str) -> Iterator[Server]:
+    """`asgi=True`: uvicorn workers serving config.asgi (COFFER_WEB_SERVER=asgi), as the
+    change feed's long poll needs; else sync workers serving config.wsgi."""
     data_dir = Path(tempfile.mkdtemp(prefix="coffer-api-server-"))
     (data_dir / "staticfiles").mkdir()
     env = server_environment(data_dir, **overrides)
@@ -167,21 +177,24 @@ def running_server(**overrides: str) -> Iterator[Server]:
         keys = json.loads(seeded.stdout.strip().splitlines()[-1])
         port = free_port()
         access_log = data_dir / "access.log"
+        # Sync workers with one thread (more would switch gunicorn to gthread, as
+        # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the next
+        # requests to the other.
+        app, worker = ("config.wsgi", "sync")
+        if asgi:
+            app, worker = ("config.asgi", "config.asgi_worker.CofferUvicornWorker")
         process = subprocess.Popen(
             [
                 str(Path(PYTHON).with_name("gunicorn")),
-                "config.wsgi",
+                app,
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
                 "2",
                 "--graceful-timeout",
                 "5",
-                # Sync workers with one thread (more would switch gunicorn to gthread, as
-                # gunicorn.conf.py asks) take one request at a time: a busy worker leaves the
-                # next requests to the other.
                 "--worker-class",
-                "sync",
+                worker,
                 "--threads",
                 "1",
                 "--access-logfile",

@@ -101,7 +101,14 @@ def test_a_created_key_is_never_seen_again(sql_logging, settings):
     client = Client()
     surfaces["resolve"] = post_resolve(client, key, "$Secret{ACME_TOKEN_0}").content
     surfaces["resolve 422"] = post_resolve(client, key, "$Secret{NOPE}").content
-    surfaces["values"] = get_values(client, key).content
+    values = get_values(client, key)
+    surfaces["values"] = values.content
+    surfaces["values headers"] = str(values.headers)
+    not_modified = get_values(client, key, HTTP_IF_NONE_MATCH=values["ETag"])
+    assert not_modified.status_code == 304, "control: the change feed answered"
+    surfaces["values 304 headers"] = str(not_modified.headers)
+    surfaces["value"] = client.get("/api/v1/values/ACME_TOKEN_0", headers=bearer(key)).content
+    surfaces["value 404"] = client.get("/api/v1/values/NOPE", headers=bearer(key)).content
     surfaces["wrong key"] = get_values(client, key[:-1] + "0").content
     row.revoke()
     surfaces["revoked"] = get_values(client, key).content
@@ -170,10 +177,16 @@ def test_token_values_never_in_api_errors_or_logs(sql_logging, settings):
         "401": post_resolve(client, "cfr_" + "1" * 49, both),
         "403": post_resolve(client, pinned, both),
         "413": post_resolve(client, key, both + " " * 3000),
+        "404 value": client.get("/api/v1/values/GLOBEX_TOKEN_0", headers=bearer(key)),
+        "400 value": client.get("/api/v1/values/bad-key", headers=bearer(key)),
+        "400 values wait": get_values(client, key, "?wait=forever"),
     }
+    etag = get_values(client, key)["ETag"]
+    errors["304 values"] = get_values(client, key, HTTP_IF_NONE_MATCH=etag)
     with audit_insert_fails("audit down"):
         errors["503 resolve"] = post_resolve(client, key, both)
         errors["503 values"] = get_values(client, key)
+        errors["503 value"] = client.get("/api/v1/values/ACME_TOKEN_0", headers=bearer(key))
     settings.COFFER_API_RATE_LIMIT = 0
     errors["429"] = post_resolve(client, key, both)
     settings.COFFER_API_RATE_LIMIT = 600
@@ -182,7 +195,7 @@ def test_token_values_never_in_api_errors_or_logs(sql_logging, settings):
     successes = [post_resolve(client, key, both), get_values(client, key, "?format=dotenv")]
     assert all(a.values[0] in response.text for response in successes), "control"
 
-    surfaces = {label: response.text for label, response in errors.items()}
+    surfaces = {label: response.text + str(response.headers) for label, response in errors.items()}
     surfaces["logs"] = all_logs(sql_logging)
     assert "audit event could not be written" in surfaces["logs"], "control: the 503 was logged"
     leaked = {

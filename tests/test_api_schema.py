@@ -20,7 +20,7 @@ def test_it_describes_every_api_route_and_method_and_nothing_else():
     described = {
         (path, method.upper()) for path, item in schema()["paths"].items() for method in item
     }
-    routes = {(route.url(), route.method) for route in api_routes_in_project()}
+    routes = {(route.documented_path(), route.method) for route in api_routes_in_project()}
     assert described == routes
 
 

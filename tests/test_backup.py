@@ -376,3 +376,23 @@ def test_old_versions_and_webhook_secrets_are_checked_too(tmp_path):
     status, out, err = run("verify_backup", "--live")
     assert status == 1
     assert f"FAILED: version {oldest.number} of token ROTATED in workspace acme" in err
+
+
+def test_a_key_with_a_token_per_environment_is_backed_up_and_verified(tmp_path):
+    workspace = WorkspaceFactory(slug="acme")
+    for slug, value in (("production", "sk_live_0000000000000000"), ("sandbox", "sk_test_0000")):
+        Token.objects.create_token(
+            workspace=workspace,
+            key="STRIPE_SECRET",
+            value=value,
+            environments=[workspace.environments.get(slug=slug)],
+        )
+    output = tmp_path / "coffer.backup"
+    assert run("backup", "--output", str(output))[0] == 0
+    assert manifest_of(output)["counts"]["tokens"] == 2
+    status, out, err = run("verify_backup", str(output))
+    assert status == 0, err
+    assert "Token values: 2 checked, 2 decrypt and authenticate." in out
+    with restored(output, manifest_of(output)) as alias:
+        restored_tokens = Token.objects.using(alias).filter(key="STRIPE_SECRET")
+        assert {t.environments.get().slug for t in restored_tokens} == {"production", "sandbox"}

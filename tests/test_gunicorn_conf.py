@@ -27,7 +27,8 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def settings_from(monkeypatch, **env) -> dict:
-    for name in ("COFFER_BIND", "COFFER_WEB_WORKERS", "COFFER_WEB_THREADS", "COFFER_WEB_TIMEOUT"):
+    for name in ("COFFER_BIND", "COFFER_WEB_WORKERS", "COFFER_WEB_THREADS", "COFFER_WEB_TIMEOUT",
+                 "COFFER_WEB_SERVER"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -53,6 +54,18 @@ def test_the_environment_sets_bind_workers_and_threads(monkeypatch):
     )
     assert conf["bind"] == ["0.0.0.0:9000", "unix:/run/coffer.sock"]
     assert (conf["workers"], conf["threads"]) == (2, 8)
+
+
+def test_asgi_runs_uvicorn_workers_for_the_change_feeds_long_poll(monkeypatch):
+    conf = settings_from(monkeypatch, COFFER_WEB_SERVER="asgi")
+    assert conf["worker_class"] == "config.asgi_worker.CofferUvicornWorker"
+    assert settings_from(monkeypatch, COFFER_WEB_SERVER="wsgi")["worker_class"] == "gthread"
+
+
+def test_an_unknown_server_kind_stops_with_a_clear_message(monkeypatch):
+    with pytest.raises(SystemExit) as stopped:
+        settings_from(monkeypatch, COFFER_WEB_SERVER="tornado")
+    assert str(stopped.value) == "COFFER_WEB_SERVER is wsgi or asgi, not 'tornado'."
 
 
 @pytest.mark.parametrize("value", ["three", "0", "-1", "1000"])

@@ -220,16 +220,86 @@ def test_import_start_needs_csrf(workspace, editor_client):
 # --- step two: preview and import --------------------------------------------------------------
 
 
-def test_preview_marks_new_existing_revoked_and_invalid(workspace, editor_client):
+def test_preview_marks_new_existing_and_invalid(workspace, editor_client):
     TokenFactory(workspace=workspace, key="EXISTING")
-    TokenFactory(workspace=workspace, key="GONE").revoke()
+    TokenFactory(workspace=workspace, key="GONE").revoke()  # revoked is final: a new one may come
     _, page = pending_of(
         editor_client, workspace, text=f"NEW={SECRET}\nEXISTING=2\nGONE=3\n9NINE=4\n"
     )
-    assert "1 new, 1 already exists, 1 revoked, 1 invalid" in page
-    assert "Already exists" in page
-    assert "Not imported: Already exists and is revoked" in page
+    assert "2 new, 1 already exists, 1 invalid" in page
+    assert "Already exists in Production, Sandbox (every product and app)" in page
     assert "Invalid: A Token Key starts with a letter" in page
+
+
+def per_environment(workspace):
+    production = workspace.environments.get(slug="production")
+    sandbox = workspace.environments.get(slug="sandbox")
+    live = TokenFactory(
+        workspace=workspace, key="STRIPE_SECRET", value="live-value-0000", environments=[production]
+    )
+    return production, sandbox, live
+
+
+def test_checking_against_sandbox_shows_a_key_valid_only_in_production_as_new(
+    workspace, editor_client
+):
+    production, sandbox, _ = per_environment(workspace)
+    pending, page = pending_of(editor_client, workspace, text=f"STRIPE_SECRET={SECRET}\n")
+    assert "0 new, 1 already exists" in page  # no target chosen yet: any token counts
+    url = preview_url(workspace, pending)
+    checked = text(
+        editor_client.post(url, options(workspace, environments=[sandbox.pk], check="1"))
+    )
+    assert "1 new, 0 already exist" in checked
+    assert "Existing keys are those already valid in Sandbox" in checked
+    checked = text(
+        editor_client.post(url, options(workspace, environments=[production.pk], check="1"))
+    )
+    assert "Already exists in Production (every product and app)" in checked
+    assert Token.objects.count() == 1 and PendingImport.objects.exists()  # nothing imported
+    assert SECRET not in checked
+
+
+def test_importing_into_sandbox_makes_a_token_beside_the_production_one(workspace, editor_client):
+    production, sandbox, live = per_environment(workspace)
+    pending, _ = pending_of(editor_client, workspace, text=f"STRIPE_SECRET={SECRET}\n")
+    response = editor_client.post(
+        preview_url(workspace, pending), options(workspace, environments=[sandbox.pk])
+    )
+    assert response.status_code == 302
+    assert "Imported 1 new token." in text(editor_client.get(response["Location"]))
+    test = Token.objects.get(key="STRIPE_SECRET", environments=sandbox)
+    assert test.reveal() == SECRET
+    assert Token.objects.get(pk=live.pk).reveal() == "live-value-0000"
+
+
+def test_replacing_changes_only_the_token_the_import_meets(workspace, editor_client):
+    production, sandbox, live = per_environment(workspace)
+    test = TokenFactory(
+        workspace=workspace, key="STRIPE_SECRET", value="test-value-0000", environments=[sandbox]
+    )
+    pending, _ = pending_of(editor_client, workspace, text=f"STRIPE_SECRET={SECRET}\n")
+    response = editor_client.post(
+        preview_url(workspace, pending),
+        options(workspace, environments=[sandbox.pk], existing="replace"),
+    )
+    assert "replaced the value of 1" in text(editor_client.get(response["Location"]))
+    assert Token.objects.get(pk=test.pk).reveal() == SECRET
+    assert Token.objects.get(pk=live.pk).reveal() == "live-value-0000"
+    assert Token.objects.count() == 2
+
+
+def test_an_import_into_both_environments_meets_both_tokens(workspace, editor_client):
+    production, sandbox, live = per_environment(workspace)
+    TokenFactory(workspace=workspace, key="STRIPE_SECRET", environments=[sandbox])
+    pending, _ = pending_of(editor_client, workspace, text=f"STRIPE_SECRET={SECRET}\n")
+    response = editor_client.post(
+        preview_url(workspace, pending), options(workspace, existing="replace")
+    )
+    assert "Imported 0 new tokens, replaced the value of 1." in text(
+        editor_client.get(response["Location"])
+    )
+    assert {t.reveal() for t in Token.objects.filter(key="STRIPE_SECRET")} == {SECRET}
 
 
 def test_import_creates_tokens_with_the_chosen_scope(workspace, editor_client):
@@ -500,10 +570,7 @@ def test_the_result_tells_existing_keys_from_invalid_lines(workspace, editor_cli
     pending, _ = pending_of(editor_client, workspace, text=f"NEW={SECRET}\nEXISTING=2\n9BAD=3\n")
     response = editor_client.post(preview_url(workspace, pending), options(workspace))
     page = text(editor_client.get(response["Location"]))
-    assert (
-        "Imported 1 new token, skipped 1 that already exists, left out 1 invalid or revoked "
-        "line." in page
-    )
+    assert "Imported 1 new token, skipped 1 that already exists, left out 1 invalid line." in page
 
 
 def test_pasted_text_keeps_the_files_line_breaks_in_values(workspace, editor_client):

@@ -128,7 +128,10 @@ REVIEWED = {
     "tokens:list": "no values",
     "audit:activity": "no values",
     "audit:export": "no values (the trail holds none; the export is itself audited)",
+    "tokens:compare": "keys by environment: status, scope, version; no values",
+    "tokens:check": "which references of a pasted configuration would fail where; no values",
     "tokens:create": "writes a value (write-only)",
+    "tokens:key_hint": "where a key is valid: environments and scope, no values",
     "tokens:bulk": "revokes, deletes, moves",
     "tokens:edit": "writes a value (write-only)",
     "tokens:revoke": "takes a value away",
@@ -145,6 +148,7 @@ REVIEWED = {
     # The HTTP API authenticates each request by access key; no session, no sign-in.
     "api:resolve": "access-key authenticated",
     "api:values": "access-key authenticated",
+    "api:value": "access-key authenticated (one value, for External Secrets Operator)",
     "api:oidc_exchange": "a CI job's OIDC token for a short-lived credential; checked in full",
     "api:openapi": "the schema",
     "healthz": "liveness",

@@ -129,7 +129,16 @@ def test_sample_tokens_are_made_once_and_are_usable(debug):
         "INTERNAL_SERVICE_TOKEN",
         "PAYMENT_API_KEY",
         "STRIPE_SECRET",
+        "STRIPE_SECRET",
     ]
+    # One key, a token per environment, with different values.
+    sandbox = Environment.objects.get(workspace__slug="acme", slug="sandbox")
+    stripe = {t.environments.get(): t for t in tokens.filter(key="STRIPE_SECRET")}
+    assert set(stripe) == {
+        Environment.objects.get(workspace__slug="acme", slug="production"),
+        sandbox,
+    }
+    assert len({token.reveal() for token in stripe.values()}) == 2
     payment = tokens.get(key="PAYMENT_API_KEY")
     production = Environment.objects.get(workspace__slug="acme", slug="production")
     payments = Product.objects.get(workspace__slug="acme", slug="payments")
@@ -138,4 +147,4 @@ def test_sample_tokens_are_made_once_and_are_usable(debug):
 
     payment.delete_token()
     seed()
-    assert Token.objects.filter(workspace__slug="acme").count() == 3  # not put back
+    assert Token.objects.filter(workspace__slug="acme").count() == 4  # not put back

@@ -126,10 +126,25 @@ def test_development_and_an_explicit_value_open_a_connection_per_request(tmp_pat
     debug = run(["-c", CONNECTION], tmp_path, COFFER_DEBUG="1", DATABASE_URL=POSTGRES)
     assert json.loads(debug.stdout) == [0, True], debug.stderr
     chosen = run(
-        ["-c", CONNECTION], tmp_path, COFFER_SECRET_KEY="k" * 50, DATABASE_URL=POSTGRES,
+        ["-c", CONNECTION],
+        tmp_path,
+        COFFER_SECRET_KEY="k" * 50,
+        DATABASE_URL=POSTGRES,
         COFFER_DB_CONN_MAX_AGE="0",
-    )  # fmt: skip
+    )
     assert json.loads(chosen.stdout) == [0, True], chosen.stderr
+
+
+def test_the_asgi_server_opens_a_connection_per_request(tmp_path):
+    """Under ASGI each request runs in a thread of its own: kept connections would pile up."""
+    asgi = run(
+        ["-c", CONNECTION],
+        tmp_path,
+        COFFER_SECRET_KEY="k" * 50,
+        DATABASE_URL=POSTGRES,
+        COFFER_WEB_SERVER="asgi",
+    )
+    assert json.loads(asgi.stdout) == [0, True], asgi.stderr
 
 
 def test_a_bad_connection_age_stops_with_a_clear_message(tmp_path):

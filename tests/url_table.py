@@ -17,6 +17,7 @@ import enum
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -96,6 +97,7 @@ class Route:
     post: Access | None
     label: str = ""
     only_for: str = ""
+    query: Callable[[Objects], dict] | None = None  # a query string the URL is reached with
 
     def in_workspace(self, objects: Objects) -> bool:
         return "slug" in self.kwargs(objects)
@@ -108,7 +110,8 @@ class Route:
         kwargs = self.kwargs(objects)
         if slug is not None and "slug" in kwargs:
             kwargs["slug"] = slug
-        return reverse(self.name, kwargs=kwargs)
+        path = reverse(self.name, kwargs=kwargs)
+        return f"{path}?{urlencode(self.query(objects))}" if self.query else path
 
     def has_object_arguments(self, objects: Objects) -> bool:
         return bool(set(self.kwargs(objects)) - {"slug", "kind"})
@@ -190,7 +193,26 @@ ROUTES: list[Route | ApiRoute | PublicRoute] = [
     Route("tokens:list", _slug, get=VIEW, post=None),
     Route("audit:activity", _slug, get=VIEW, post=None),
     Route("audit:export", _slug, get=VIEW, post=None),
+    Route("tokens:compare", _slug, get=VIEW, post=None),
+    Route("tokens:check", _slug, get=VIEW, post=VIEW),
+    Route(
+        "tokens:compare",
+        _slug,
+        get=VIEW,
+        post=None,
+        label="missing",
+        query=lambda o: {"missing": "on"},
+    ),
     Route("tokens:create", _slug, get=EDIT, post=EDIT),
+    Route("tokens:key_hint", _slug, get=EDIT, post=None, query=lambda o: {"key": o.token.key}),
+    Route(
+        "tokens:create",
+        _slug,
+        get=EDIT,
+        post=EDIT,
+        label="add for another environment",
+        query=lambda o: {"from": o.token.pk},
+    ),
     Route("tokens:edit", _token, get=EDIT, post=EDIT),
     Route("tokens:revoke", _token, get=EDIT, post=EDIT),
     Route("tokens:delete", _token, get=EDIT, post=EDIT),
@@ -254,18 +276,25 @@ class ApiRoute:
     public: bool = False
     body: bytes = b""
     status: int = 200  # what a public URL answers the walk's request
+    args: tuple[str, ...] = ()  # the URL's arguments (api:value: a Token Key of workspace A)
+    template: str = ""  # its path as the OpenAPI document writes it, when it has arguments
 
     @property
     def id(self) -> str:
-        return self.name
+        return f"{self.name}[HEAD]" if self.method == "HEAD" else self.name
 
     def url(self) -> str:
-        return reverse(self.name)
+        return reverse(self.name, args=self.args)
+
+    def documented_path(self) -> str:
+        return self.template or self.url()
 
 
 ROUTES += [
     ApiRoute("api:resolve", "POST", body=b"$Secret{ACME_TOKEN_0}"),
     ApiRoute("api:values", "GET"),
+    ApiRoute("api:values", "HEAD"),  # the change feed's "did it change?", no value read
+    ApiRoute("api:value", "GET", args=("ACME_TOKEN_0",), template="/api/v1/values/{name}"),
     ApiRoute("api:openapi", "GET", public=True),
     # The OIDC exchange takes a CI job's token instead of a key: one no issuer signed is a 401.
     ApiRoute(

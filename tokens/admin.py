@@ -250,7 +250,15 @@ class TokenUsageInline(ReadOnlyInline):
 @admin.register(Token)
 class TokenAdmin(admin.ModelAdmin):
     form = TokenAdminForm
-    list_display = ["key", "workspace", "type", "status_label", "expires_at", "last_used"]
+    list_display = [
+        "key",
+        "environment_names",
+        "workspace",
+        "type",
+        "status_label",
+        "expires_at",
+        "last_used",
+    ]
     list_filter = ["workspace", "type", StatusFilter]
     search_fields = ["key", "description", "workspace__slug", "workspace__name"]
     list_select_related = ["workspace"]
@@ -376,6 +384,14 @@ class TokenAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Already revoked, left as they were: {', '.join(already)}.", messages.INFO
             )
+
+    @admin.display(description="Environments")
+    def environment_names(self, token: Token) -> str:
+        """A key may have a token per environment: the environments tell its rows apart."""
+        return ", ".join(env.name for env in token.environments.all())
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Token]:
+        return super().get_queryset(request).prefetch_related("environments")
 
     @admin.display(description="Status", ordering="status")
     def status_label(self, token: Token) -> str:

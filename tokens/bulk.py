@@ -112,7 +112,12 @@ class BulkSelectionForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name in ("tokens", "page_tokens"):
             field = cast(TokenSelectionField, self.fields[name])
-            field.queryset = Token.objects.for_workspace(workspace).order_by("key")
+            # The confirmation names each token by key and environments (a key may have several).
+            field.queryset = (
+                Token.objects.for_workspace(workspace)
+                .order_by("key")
+                .prefetch_related("environments")
+            )
 
     def clean(self) -> dict[str, Any]:
         super().clean()

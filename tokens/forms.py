@@ -20,6 +20,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.debug import sensitive_variables
@@ -31,11 +32,13 @@ from tokens.models import (
     VALUE_MAX_BYTES,
     Token,
     TokenType,
+    free_environments,
+    key_grammar_error,
     new_expiry_date_errors,
     value_errors,
     value_size_message,
 )
-from workspaces.models import Workspace
+from workspaces.models import Environment, Workspace
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -209,24 +212,51 @@ class TokenForm(forms.Form):
         *,
         workspace: Workspace,
         token: Token | None = None,
+        source: Token | None = None,
+        preselect: str = "",
         **kwargs: Any,
     ) -> None:
+        """`token`: the token to edit. `source`: create another token of its key ("Add for
+        another environment"): key, type, description and scope prefilled, and only the
+        environments still free for that key and scope offered; `preselect` (an environment's
+        id, from Compare environments) checked among them."""
         self.workspace = workspace
         self.token = token
+        self.source = source
         # A value is needed on create, typed or from a file: the form checks it, not the field.
         self.value_required = token is None
         self.changed: list[str] = []
         if token is not None:
             kwargs["initial"] = self.initial_from(token)
+        elif source is not None:
+            kwargs["initial"] = self.initial_from(source) | {"environments": []}
+            kwargs["initial"]["expiry_date"] = None  # a date of the other token's, maybe past
         super().__init__(data, files, **kwargs)
         self.catalog_field("products").queryset = workspace.products.all()
         self.catalog_field("apps").queryset = workspace.apps.all()
-        self.catalog_field("environments").queryset = workspace.environments.all()
+        environments: QuerySet[Environment] = workspace.environments.all()
+        if source is not None:
+            environments = free_environments(
+                workspace, source.key, products=source.products.all(), apps=source.apps.all()
+            )
+            if not self.is_bound and preselect.isdigit() and int(preselect) <= ID_MAX:
+                self.initial["environments"] = list(environments.filter(pk=int(preselect)))
+        self.catalog_field("environments").queryset = environments
         # The date picker offers no day a new Expiry Date may not be (the server checks too).
         tomorrow = timezone.now().astimezone(dt.UTC).date() + dt.timedelta(days=1)
         self.fields["expiry_date"].widget.attrs["min"] = tomorrow.isoformat()
         if token is None:
             self.fields["value"].widget.attrs["aria-required"] = "true"
+            # Where the typed key is already valid, said under it as it is typed (key_hint).
+            self.fields["key"].widget.attrs.update(
+                {
+                    "hx-get": reverse("tokens:key_hint", args=[workspace.slug]),
+                    "hx-trigger": "input changed delay:300ms",
+                    "hx-target": "#key-hint",
+                    "hx-swap": "innerHTML",
+                    "hx-sync": "this:replace",
+                }
+            )
             self.fields[
                 "value"
             ].help_text = "Stored encrypted and never shown again, not even to you."
@@ -268,6 +298,20 @@ class TokenForm(forms.Form):
             "apps": list(token.apps.all()),
             "environments": list(token.environments.all()),
         }
+
+    @property
+    def key_now(self) -> str:
+        """The key as the form holds it now (submitted, or prefilled)."""
+        if self.is_bound:
+            return str(self.data.get(self.add_prefix("key"), "")).strip()
+        return str(self.initial.get("key") or "")
+
+    def where_valid(self) -> list[Token]:
+        """The unrevoked tokens of the key being created (none when editing): where the
+        Create Token modal says the key is already valid."""
+        if self.token is not None or key_grammar_error(self.key_now):
+            return []
+        return list(Token.objects.valid_with_key(self.workspace, self.key_now))
 
     # --- validation ---------------------------------------------------------------------
 

@@ -89,17 +89,18 @@ def create_many(
 @sensitive_variables("values", "value", "dek")
 def replace_values(
     workspace: Workspace,
-    values: Mapping[str, str],
+    values: Mapping[Any, str],
     *,
     by: User | None,
     detail: dict | None = None,
 ) -> list[Token]:
     """A new value (a new version, as an edit makes) for each active token of `workspace` whose
-    key is in `values`; revoked tokens are left as they are. Returns the tokens changed."""
+    id is in `values` (token id -> value); revoked tokens are left as they are. Returns the
+    tokens changed."""
     with transaction.atomic():
         tokens = list(
             Token.objects.for_workspace(workspace)
-            .filter(key__in=list(values), status=TokenStatus.ACTIVE)
+            .filter(pk__in=list(values), status=TokenStatus.ACTIVE)
             .select_for_update()
             .order_by("pk")
         )
@@ -109,7 +110,7 @@ def replace_values(
         now = timezone.now()
         for token in tokens:
             token.value_version += 1
-            token._encrypt(values[token.key], dek=dek)
+            token._encrypt(values[token.pk], dek=dek)
             token.updated_by, token.updated_at = by, now
         Token.objects.bulk_update(
             tokens,

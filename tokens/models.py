@@ -192,6 +192,12 @@ class TokenQuerySet(models.QuerySet):
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=moment)
         )
 
+    def locked(self) -> TokenQuerySet:
+        """Rows locked (FOR UPDATE) for a change, with their workspace read but not locked:
+        only `lock_token_changes` locks the workspace's row, always before a token's, so a
+        change and an edit never wait for each other in opposite orders."""
+        return self.select_for_update(of=("self",)).select_related("workspace")
+
     def with_relations(self) -> TokenQuerySet:
         return self.prefetch_related("products", "apps", "environments")
 
@@ -218,31 +224,41 @@ class TokenQuerySet(models.QuerySet):
         self,
         *,
         workspace: Workspace | int,
-        key: str,
-        environments: Iterable[Environment],
+        key: str | Iterable[str],
+        environments: Iterable[Environment] | None,
         products: Iterable[Product] = (),
         apps: Iterable[App] = (),
         exclude: object = None,
     ) -> TokenQuerySet:
         """The unrevoked tokens of `key` that some use context could use together with a token
         valid in `environments` and scoped to `products` and `apps`: the tokens a new or changed
-        token with these would overlap (`exclude`: its own pk). One key may have several
-        tokens; no context may ever have two of them to choose from (see `Token.overlap_errors`).
-        An expired token still counts: it can be given a new value and be usable again."""
-        environments = list(environments)
+        token with these would overlap (`exclude`: its own pk; `environments` None: any; `key`
+        may be several keys, for an import: each token is then of one of them). One key
+        may have several tokens; no context may ever have two of them to choose from (see
+        `Token.overlap_errors`). An expired token still counts: it can be given a new value and
+        be usable again."""
+        keys = [key] if isinstance(key, str) else list(key)
         found = (
-            self.filter(workspace=workspace, key=key)
+            self.filter(workspace=workspace, key__in=keys)
             .exclude(status=TokenStatus.REVOKED)
-            .filter(
-                Exists(
-                    Token.environments.through.objects.filter(
-                        token=OuterRef("pk"), environment__in=environments
-                    )
-                )
-            )
             .scope_meets(products=list(products), apps=list(apps))
         )
+        if environments is not None:
+            linked = Token.environments.through.objects.filter(
+                token=OuterRef("pk"), environment__in=list(environments)
+            )
+            found = found.filter(Exists(linked))
         return found.exclude(pk=exclude) if exclude is not None else found
+
+    def valid_with_key(self, workspace: Workspace, key: str) -> TokenQuerySet:
+        """The unrevoked tokens of `key` (where the key is already valid, as the Create Token
+        modal says it), with their environments and scope."""
+        return (
+            self.filter(workspace=workspace, key=key)
+            .exclude(status=TokenStatus.REVOKED)
+            .with_relations()
+            .order_by("created_at", "pk")
+        )
 
     def scope_meets(self, *, products: list[Product], apps: list[App]) -> TokenQuerySet:
         """The tokens whose scope meets this one (products, apps): some context (a product or
@@ -452,6 +468,28 @@ def shared_scope(mine: Scope, theirs: Scope) -> str | None:
             app = min(apps, key=lambda item: item.name)
             return f"product {product.name} with app {app.name}"
     return None
+
+
+def token_label(key: str, environments: Iterable[Any], shared: bool) -> str:
+    """How a token is named where another token of its key could be confused with it:
+    `STRIPE_SECRET (Sandbox)`; just the key when it has no other token."""
+    if not shared:
+        return key
+    names = ", ".join(env.name for env in environments) or "no environment"
+    return f"{key} ({names})"
+
+
+def free_environments(
+    workspace: Workspace, key: str, *, products: Iterable[Product], apps: Iterable[App]
+) -> models.QuerySet[Environment]:
+    """The environments of `workspace` where a new token of `key` with this scope would overlap
+    no token (what "Add for another environment" offers): two queries at most."""
+    taken = Token.environments.through.objects.filter(
+        token__in=Token.objects.overlapping(
+            workspace=workspace, key=key, environments=None, products=products, apps=apps
+        )
+    ).values("environment_id")
+    return workspace.environments.exclude(pk__in=taken)
 
 
 def overlap_message(key: str, environments: Iterable[Environment], scope: str) -> str:
@@ -685,12 +723,23 @@ class Token(models.Model):
         ).with_relations()
         messages = []
         for other in others:
-            theirs = Scope(frozenset(other.products.all()), frozenset(other.apps.all()))
-            scope = shared_scope(mine, theirs)
+            scope = shared_scope(mine, other.scope)
             assert scope is not None, "scope_meets and shared_scope disagree"
             shared = [env for env in other.environments.all() if env.pk in wanted]
             messages.append(overlap_message(self.key, shared, scope))
         return messages
+
+    @property
+    def label(self) -> str:
+        """How dialogs, messages and the admin name it: `STRIPE_SECRET (Sandbox)` when another
+        token has its key, else the key (two queries at most)."""
+        others = Token.objects.filter(workspace_id=self.workspace_id, key=self.key)
+        return token_label(self.key, self.environments.all(), others.exclude(pk=self.pk).exists())
+
+    @property
+    def scope(self) -> Scope:
+        """Its products and apps (prefetch them for many tokens: `with_relations`)."""
+        return Scope(frozenset(self.products.all()), frozenset(self.apps.all()))
 
     def unusable_reason(self, context: UseContext, at: dt.datetime | None = None) -> str | None:
         """Why this token may not be used in `context` (the resolver's wording), or None.
@@ -751,7 +800,7 @@ class Token(models.Model):
         given = {"products": products, "apps": apps, "environments": environments}
         with transaction.atomic():
             lock_token_changes(self.workspace_id)  # first, as every token change locks
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             relations = {
@@ -809,7 +858,7 @@ class Token(models.Model):
         Returns the new version's number. Raises ValidationError for a revoked token, the
         current version, or a version destroyed or no longer kept, changing nothing."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError(REVOKED_MESSAGE)
             if version == current.value_version:
@@ -844,7 +893,7 @@ class Token(models.Model):
         destroyed it. The current version cannot be destroyed (delete the token, or restore
         another version first)."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if version == current.value_version:
                 raise ValidationError(
                     f"Version {version_number(version)} is the current value and cannot be "
@@ -871,7 +920,7 @@ class Token(models.Model):
     def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good: the token stays listed, can no longer be resolved or edited."""
         with transaction.atomic():
-            current = Token.objects.select_for_update().select_related("workspace").get(pk=self.pk)
+            current = Token.objects.locked().get(pk=self.pk)
             if current.is_revoked:
                 raise ValidationError("This token is already revoked.")
             current.status = TokenStatus.REVOKED
@@ -886,9 +935,7 @@ class Token(models.Model):
     def delete_token(self, *, by: User | None = None) -> None:
         """Delete the token and its ciphertext for good; the audit trail keeps its key."""
         with transaction.atomic():
-            current = (
-                Token.objects.select_for_update().select_related("workspace").filter(pk=self.pk)
-            ).first()
+            current = (Token.objects.locked().filter(pk=self.pk)).first()
             if current is None:
                 raise ValidationError("This token was already deleted.")
             AuditEvent.record(current.workspace, AuditAction.DELETED, by=by, token=current)

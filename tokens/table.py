@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import F, Prefetch, Q, QuerySet, Value
+from django.db.models import F, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, Window
 from django.urls import reverse
 from django.utils import timezone
 
-from tokens.models import UNUSED_FILTER_DAYS, ExpiryState, Token, TokenQuerySet, TokenType
+from tokens.models import (
+    UNUSED_FILTER_DAYS,
+    ExpiryState,
+    Scope,
+    Token,
+    TokenQuerySet,
+    TokenType,
+    shared_scope,
+    token_label,
+)
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -41,6 +50,14 @@ SORTS = {
     "-expiry": ("expiry", F("expires_at").desc(nulls_last=True)),
     "last_used": ("last_used", F("last_used_at").desc(nulls_last=True)),
     "-last_used": ("last_used", F("last_used_at").asc(nulls_first=True)),
+}
+# The tokens of one key sit together whatever the sort: a key's rows are placed by the first of
+# them in that order (the earliest expiry, the latest use...), then by key, then each by itself.
+KEY_GROUP_SORTS = {
+    "expiry": (Min("expires_at"), "asc", {"nulls_last": True}),
+    "-expiry": (Max("expires_at"), "desc", {"nulls_last": True}),
+    "last_used": (Max("last_used_at"), "desc", {"nulls_last": True}),
+    "-last_used": (Min("last_used_at"), "asc", {"nulls_first": True}),
 }
 SORT_CHOICES = [
     ("", "Key (A–Z)"),
@@ -226,8 +243,25 @@ class TokenFilterForm(forms.Form):
                 product=self.products[product].pk if product else None,
                 app=self.apps[app].pk if app else None,
             )
-        order = SORTS[values.get("sort", "key")][1]
-        return tokens.order_by(order, "key", "pk")
+        return in_key_groups(tokens, values.get("sort", "key"))
+
+
+def in_key_groups(tokens: TokenQuerySet, sort: str) -> TokenQuerySet:
+    """`tokens` in the table's order: by `sort`, the tokens of one key together, and within a
+    key by their first environment's name (Production before Sandbox)."""
+    first_env = Subquery(
+        Token.environments.through.objects.filter(token=OuterRef("pk"))
+        .order_by("environment__name")
+        .values("environment__name")[:1]
+    )
+    tokens = tokens.annotate(first_env=first_env)
+    order = SORTS[sort][1]
+    if sort not in KEY_GROUP_SORTS:  # by key: the key already keeps them together
+        return tokens.order_by(order, "first_env", "pk")
+    aggregate, direction, nulls = KEY_GROUP_SORTS[sort]
+    tokens = tokens.annotate(key_group=Window(aggregate, partition_by=[F("key")]))
+    group_order = getattr(F("key_group"), direction)(**nulls)
+    return tokens.order_by(group_order, "key", order, "first_env", "pk")
 
 
 class CatalogChoice(NamedTuple):
@@ -306,10 +340,13 @@ class TokenRow:
     out once per request, so the template only prints."""
 
     token: TableToken
-    urls: dict[str, str]  # edit, revoke, delete, detail (History)
+    urls: dict[str, str]  # edit, revoke, delete, detail (History), add (for another environment)
     status: str  # Active, Revoked, Expired
     expiry_state: ExpiryState
     highlighted: bool
+    label: str = ""  # the key, and its environments when the key has other tokens
+    same_key_as_previous: bool = False  # a second row of the key just above
+    can_add_environment: bool = False  # an environment is still free for its key and scope
 
     @property
     def unscoped(self) -> bool:
@@ -336,26 +373,86 @@ class TokenRow:
         return chips[: self.SCOPE_CHIPS_SHOWN - 1], chips[self.SCOPE_CHIPS_SHOWN - 1 :]
 
 
+@dataclass
+class KeyGroup:
+    """Every token of one key (revoked ones too), fetched with `table_tokens`."""
+
+    tokens: list[TableToken]
+
+    @property
+    def shared(self) -> bool:
+        return len(self.tokens) > 1
+
+    def taken_environments(self, scope: Scope) -> set[int]:
+        """The environments where a token of this scope would overlap one of these: the
+        Python side of `TokenQuerySet.overlapping` (shared_scope is proven equal to it)."""
+        return {
+            env.pk
+            for token in self.tokens
+            if not token.is_revoked and shared_scope(scope, scope_of(token)) is not None
+            for env in token.envs
+        }
+
+
+def scope_of(token: TableToken) -> Scope:
+    return Scope(frozenset(token.scope_products), frozenset(token.scope_apps))
+
+
+def key_groups(workspace: Workspace, tokens: list[TableToken]) -> dict[str, KeyGroup]:
+    """The page's tokens and every other token of their keys, by key: one query when no key
+    of the page has a token off the page, four when some have, whatever their number."""
+    others = table_tokens(
+        Token.objects.for_workspace(workspace)
+        .filter(key__in={token.key for token in tokens})
+        .exclude(pk__in=[token.pk for token in tokens])
+    )
+    groups: dict[str, KeyGroup] = {}
+    for token in [*tokens, *others]:
+        groups.setdefault(token.key, KeyGroup([])).tokens.append(token)
+    return groups
+
+
 def table_rows(
-    tokens: Iterable[TableToken], workspace: Workspace, now: dt.datetime, highlight: str = ""
+    tokens: Iterable[TableToken],
+    workspace: Workspace,
+    now: dt.datetime,
+    highlight: str = "",
+    *,
+    environment_ids: Iterable[int] = (),
 ) -> list[TokenRow]:
     """The page's tokens as rows. Each action URL is reversed once per page, not once per row:
-    that keeps a 100-row page cheaper to render than the admin's changelist."""
+    that keeps a 100-row page cheaper to render than the admin's changelist. The other tokens
+    of the page's keys are read once (`key_groups`), to name each row by key and environments
+    when its key has several tokens, and to offer "Add for another environment" where one of
+    `environment_ids` (the workspace's) is still free for the row's key and scope."""
+    tokens = list(tokens)
     placeholder = str(uuid.UUID(int=0))
     actions = {
         name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
         for name in ("edit", "revoke", "delete", "detail")
     }
+    add_url = f"{reverse('tokens:create', args=[workspace.slug])}?from="
+    groups = key_groups(workspace, tokens) if tokens else {}
+    all_environments = set(environment_ids)
     rows = []
+    previous_key = None
     for token in tokens:
         pk = str(token.pk)
+        group = groups[token.key]
+        free = all_environments - group.taken_environments(scope_of(token))
+        urls = {name: url.replace(placeholder, pk) for name, url in actions.items()}
+        urls["add"] = add_url + pk
         rows.append(
             TokenRow(
                 token=token,
-                urls={name: url.replace(placeholder, pk) for name, url in actions.items()},
+                urls=urls,
                 status=token.status_label(now),
                 expiry_state=token.expiry_state(now),
                 highlighted=pk == highlight,
+                label=token_label(token.key, token.envs, group.shared),
+                same_key_as_previous=token.key == previous_key,
+                can_add_environment=not token.is_revoked and bool(free),
             )
         )
+        previous_key = token.key
     return rows

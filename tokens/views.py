@@ -13,7 +13,7 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -24,7 +24,7 @@ from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.http import HtmxHttpRequest
 from lib.views import answers_crypto_errors, signed_in_view
 from tokens.forms import DeleteTokenForm, TokenForm
-from tokens.models import Token
+from tokens.models import Token, key_grammar_error
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -71,7 +71,8 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     highlight = request.GET.get("highlight", "")
     # The template walks the page's rows: its tokens, each made a TokenRow once. The stub's
     # Page holds one type of item throughout, so it sees this swap as a wrong assignment.
-    rows = table_rows(page.object_list, workspace, now, highlight)
+    environment_ids = [env.pk for env in filters.environments]
+    rows = table_rows(page.object_list, workspace, now, highlight, environment_ids=environment_ids)
     page.object_list = rows  # type: ignore[assignment]
 
     def page_url(number: int) -> str:
@@ -118,8 +119,18 @@ def render_token_form(
 def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     posted = request.method == "POST"
+    # ?from=<token>: "Add for another environment" of that token's row.
+    source = (
+        get_token_for(workspace, parse_token_id(request.GET["from"]))
+        if "from" in request.GET
+        else None
+    )
     form = TokenForm(
-        request.POST if posted else None, request.FILES if posted else None, workspace=workspace
+        request.POST if posted else None,
+        request.FILES if posted else None,
+        workspace=workspace,
+        source=source,
+        preselect=request.GET.get("environment", ""),
     )
     if request.method == "POST" and form.is_valid() and (token := form.save(by=request.user)):
         return modal_success(
@@ -130,6 +141,24 @@ def token_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
             id=str(token.pk),
         )
     return render_token_form(request, workspace, form)
+
+
+def parse_token_id(text: str) -> uuid.UUID:
+    """A token id from a query string; 404 for anything else (a forged or truncated link)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise Http404("No such token.") from None
+
+
+@signed_in_view("GET")
+def key_hint(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """Where the key typed in the Create Token modal is already valid: its environments and
+    scope, never anything of a value. An empty answer when it is nowhere (or not a key)."""
+    workspace = get_workspace_for(request, slug, Role.EDITOR)
+    key = request.GET.get("key", "").strip()
+    where = [] if key_grammar_error(key) else list(Token.objects.valid_with_key(workspace, key))
+    return render(request, "tokens/token_form.html#key_hint", {"key": key, "where": where})
 
 
 @sensitive_post_parameters("value")
@@ -192,6 +221,7 @@ def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token)
 def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
+    label = token.label
     error = ""
     if request.method == "POST":
         try:
@@ -201,7 +231,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         else:
             return modal_success(
                 request,
-                message=f"Token {token.key} revoked. Services using it can no longer resolve it.",
+                message=f"Token {label} revoked. Services using it can no longer resolve it.",
                 event="tokensChanged",
                 redirect_to=back_url(request, workspace, token, highlight=True),
                 id=str(token.pk),
@@ -214,7 +244,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "token": token,
             "action": "revoke",
             "recent_use": token.recent_use(),
-            "title": f"Revoke {token.key}?",
+            "title": f"Revoke {label}?",
             "warning": BREAKS_SERVICES,
             "now": timezone.now(),
             "error": error or ("This token is already revoked." if token.is_revoked else ""),
@@ -229,9 +259,9 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
 def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
+    label = token.label
     form = DeleteTokenForm(request.POST if request.method == "POST" else None, token=token)
     if request.method == "POST" and form.is_valid():
-        key = token.key
         # Deleted meanwhile by someone else? The outcome the user asked for holds either way.
         with contextlib.suppress(ValidationError):
             token.delete_token(by=request.user)
@@ -239,7 +269,7 @@ def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         # from the message there); from the list, the table redraws itself.
         return modal_success(
             request,
-            message=f"Token {key} deleted for good.",
+            message=f"Token {label} deleted for good.",
             event="tokensChanged",
             redirect_to=list_url(workspace),
             reload=opened_on_token_page(request),
@@ -253,7 +283,7 @@ def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "action": "delete",
             "recent_use": token.recent_use(),
             "form": form,
-            "title": f"Delete {token.key}?",
+            "title": f"Delete {label}?",
             "warning": BREAKS_SERVICES,
             "now": timezone.now(),
             "submit_label": "Delete token",

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from coffer_cli import __version__, runner
+from coffer_cli import __version__, runner, watch
 from coffer_cli.fallback import Fallback
 from coffer_cli.transport import Api, Refused, Unreachable
 
@@ -61,9 +62,16 @@ age on stderr. A refused key (401 or 403) never falls back: the fallback is dele
 nothing runs. A sign-in with COFFER_IDENTITY has no fallback (no long-lived secret to encrypt
 it with).
 
+With --watch, coffer keeps asking Coffer (a long poll: an answer as soon as a value changes)
+and, after a random delay of up to --stagger seconds, restarts CMD with the new values
+(SIGTERM, --grace seconds, SIGKILL), or sends it --reload-signal instead. If the access key is
+refused (revoked, expired), the watch stops with a message and CMD keeps running, unless
+--exit-on-revoke.
+
 exit status:
   CMD's own status, or
-  125  coffer could not get the values (nothing was run)
+  125  coffer could not get the values (nothing was run), or the key was refused while
+       watching with --exit-on-revoke
   126  CMD could not be executed
   127  CMD was not found
   2    bad arguments
@@ -71,6 +79,7 @@ exit status:
 examples:
   coffer run -- ./manage.py migrate
   coffer run --only DB_URL,REDIS_URL --mask -- pytest -q
+  coffer run --watch --stagger 30 -- ./server
 """
 
 RENDER_DESCRIPTION = """\
@@ -134,6 +143,24 @@ def positive(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("it must be more than 0")
     return value
+
+
+def seconds(text: str) -> float:
+    """A duration of 0 or more (--stagger, --grace)."""
+    return duration(text)
+
+
+def signal_name(text: str) -> int:
+    """A signal by name: HUP, SIGHUP, USR1, ... (not KILL or STOP, which no process can
+    handle)."""
+    name = text.strip().upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    number = getattr(signal.Signals, name, None) if name.isidentifier() else None
+    if number is None or number in (signal.SIGKILL, signal.SIGSTOP):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a signal a process can handle, such as HUP, USR1 or USR2"
+        )
+    return int(number)
 
 
 def tries(text: str) -> int:
@@ -363,11 +390,19 @@ def refused(error: Refused, signed: SignIn, url: str, only: list[str] | None) ->
 # --- run -------------------------------------------------------------------------------------
 
 
-def fetch_values(options: argparse.Namespace, url: str, signed: SignIn) -> dict[str, str]:
+def values_query(options: argparse.Namespace, source: str = "coffer run") -> dict[str, str]:
+    query = {"format": "json", "source": source}
+    if options.only:
+        query["keys"] = ",".join(options.only)
+    return query
+
+
+def fetch_values(
+    options: argparse.Namespace, url: str, signed: SignIn, etags: list[str] | None = None
+) -> dict[str, str]:
+    """The values (from Coffer, or the fallback); the answer's ETag appended to `etags`."""
     only = options.only
-    query = {"format": "json", "source": "coffer run"}
-    if only:
-        query["keys"] = ",".join(only)
+    query = values_query(options)
     fallback = None
     if not options.no_fallback and signed.identity is None:
         fallback = Fallback(url, signed.key, only)
@@ -385,6 +420,8 @@ def fetch_values(options: argparse.Namespace, url: str, signed: SignIn) -> dict[
     if response.status == 422:
         raise Failure(unresolved(response.body))
     values = json.loads(response.body)
+    if etags is not None and response.headers.get("etag"):
+        etags.append(response.headers["etag"])
     if fallback is not None:
         try:
             fallback.save(values)
@@ -442,11 +479,25 @@ def command_run(options: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise Failure("name the command to run after --, e.g. coffer run -- ./start.sh", USAGE)
+    watching = options.watch or options.reload_signal is not None
     url = server_url()
+    etags: list[str] = []
     try:
-        values = fetch_values(options, url, sign_in(options, url))
+        signed = sign_in(options, url)
+        values = fetch_values(options, url, signed, etags)
     except Failure as failure:
         raise Failure(str(failure), USAGE if failure.status == USAGE else RUN_FAILED) from None
+    try:
+        if watching:
+            return watch_run(options, command, url, signed, values, etags)
+        return runner.run(
+            command, child_env(options, values), list(values.values()) if options.mask else None
+        )
+    except runner.LaunchError as error:
+        raise Failure(str(error), error.status) from None
+
+
+def child_env(options: argparse.Namespace, values: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("COFFER_ACCESS_KEY", None)
     env.pop("COFFER_OIDC_TOKEN", None)
@@ -456,10 +507,37 @@ def command_run(options: argparse.Namespace) -> int:
         if "\0" in value:
             raise Failure(f"{name}'s value has a NUL byte, which no environment can hold", 125)
         env[name] = value
-    try:
-        return runner.run(command, env, list(values.values()) if options.mask else None)
-    except runner.LaunchError as error:
-        raise Failure(str(error), error.status) from None
+    return env
+
+
+def watch_run(
+    options: argparse.Namespace,
+    command: list[str],
+    url: str,
+    signed: SignIn,
+    values: dict[str, str],
+    etags: list[str],
+) -> int:
+    """`run --watch`: see coffer_cli/watch.py. The long poll gets its own time budget (the
+    server holds it up to watch.WAIT seconds)."""
+    budget = watch.WAIT + (options.timeout or env_default("COFFER_TIMEOUT", positive,
+                                                          str(DEFAULT_TIMEOUT)))  # fmt: skip
+    poll = Api(url, signed.key, timeout=budget,
+               tries=options.tries or env_default("COFFER_TRIES", tries, str(DEFAULT_TRIES)),
+               warn=lambda message: None)  # fmt: skip
+    watcher = watch.Watcher(
+        poll, values_query(options, "coffer run --watch"), etags[0] if etags else None, values,
+        options.interval,
+    )  # fmt: skip
+
+    def on_refused(error: Refused) -> str:
+        return str(refused(error, signed, url, options.only))
+
+    return watch.supervise(
+        command, lambda new: child_env(options, new), values, watcher, mask=options.mask,
+        reload_signal=options.reload_signal, grace=options.grace, stagger=options.stagger,
+        exit_on_revoke=options.exit_on_revoke, say=say, on_refused=on_refused,
+    )  # fmt: skip
 
 
 # --- render and check ------------------------------------------------------------------------
@@ -639,6 +717,48 @@ def parser() -> argparse.ArgumentParser:
         "--no-fallback",
         action="store_true",
         help="neither use nor write the fallback: fail when Coffer cannot be reached",
+    )
+    watching = run.add_argument_group("watch")
+    watching.add_argument(
+        "--watch",
+        action="store_true",
+        help="when a value changes, restart CMD with the new values (or send --reload-signal)",
+    )
+    watching.add_argument(
+        "--reload-signal",
+        type=signal_name,
+        metavar="SIGNAL",
+        help="send CMD this signal (e.g. HUP) on a change instead of restarting it; CMD's "
+        "environment keeps the old values, so CMD must read its values again itself",
+    )
+    watching.add_argument(
+        "--stagger",
+        type=seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait a random delay of up to this long before acting on a change, so a fleet "
+        "does not restart at once (default: 0)",
+    )
+    watching.add_argument(
+        "--grace",
+        type=seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on a restart, how long CMD gets after SIGTERM before SIGKILL (default: 10)",
+    )
+    watching.add_argument(
+        "--exit-on-revoke",
+        action="store_true",
+        help="when the access key is refused (revoked, expired), stop CMD and exit 125; by "
+        "default CMD keeps running and only the watch stops",
+    )
+    watching.add_argument(
+        "--interval",
+        type=positive,
+        default=15.0,
+        metavar="SECONDS",
+        help="how often to ask when the server cannot hold a request, or cannot be reached "
+        "(default: 15, with jitter)",
     )
     add_connection_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

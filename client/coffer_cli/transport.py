@@ -115,9 +115,10 @@ class Api:
         query: dict[str, str],
         body: bytes | None = None,
         content_type: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
     ) -> Response:
-        """The 2xx or 422 answer; Refused for another 4xx; Unreachable when the tries or the
-        time budget run out."""
+        """The 2xx, 304 or 422 answer; Refused for another 4xx; Unreachable when the tries or
+        the time budget run out. `headers` are sent as well (e.g. If-None-Match)."""
         deadline = time.monotonic() + self.timeout
         search = "&".join(filter(None, [self.base_query, urllib.parse.urlencode(query)]))
         target = (self.base + path or "/") + (f"?{search}" if search else "")
@@ -128,7 +129,7 @@ class Api:
                 break
             wait = None
             try:
-                response = self._once(method, target, body, content_type, deadline)
+                response = self._once(method, target, body, content_type, deadline, headers)
             except (OSError, http.client.HTTPException) as error:
                 last = describe(error)
             else:
@@ -161,11 +162,17 @@ class Api:
         raise Unreachable(f"{last}; {tried} in {elapsed:.1f}s")
 
     def _once(
-        self, method: str, target: str, body: bytes | None, content_type: str, deadline: float
+        self,
+        method: str,
+        target: str,
+        body: bytes | None,
+        content_type: str,
+        deadline: float,
+        extra: dict[str, str] | None = None,
     ) -> Response:
         connection = self._connect(deadline)
         try:
-            headers = {"User-Agent": USER_AGENT, "Accept": "application/json, */*"}
+            headers = {"User-Agent": USER_AGENT, "Accept": "application/json, */*", **(extra or {})}
             if self.key is not None:
                 headers["Authorization"] = f"Bearer {self.key}"
             if body is not None:

@@ -246,6 +246,8 @@ def test_the_tabs_move_with_the_arrow_keys(page: Page, live_server, transactiona
     tokens_tab = page.get_by_role("tab", name="Tokens")
     expect(tokens_tab).to_be_focused()
     page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name="Compare environments")).to_be_focused()
+    page.keyboard.press("ArrowRight")
     expect(page.get_by_role("tab", name="Access keys")).to_be_focused()
     page.keyboard.press("End")
     expect(page.get_by_role("tab", name="Activity")).to_be_focused()

@@ -27,8 +27,12 @@ APPS = [("Checkout", "checkout"), ("Mobile", "mobile"), ("Backoffice", "backoffi
 DEMO_TOKENS = [
     ("PAYMENT_API_KEY", TokenType.API_KEY, "Card processing gateway", ["payments"], [],
      ["production"], 90),
-    ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key for checkout", [], ["checkout"],
-     ["production", "sandbox"], None),
+    # One key, a value per environment: the live key in Production, the test key in Sandbox;
+    # a configuration says $Secret{STRIPE_SECRET} in both.
+    ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key for checkout (live mode)", [],
+     ["checkout"], ["production"], None),
+    ("STRIPE_SECRET", TokenType.API_KEY, "Stripe secret key for checkout (test mode)", [],
+     ["checkout"], ["sandbox"], None),
     ("INTERNAL_SERVICE_TOKEN", TokenType.BEARER_TOKEN, "Storefront to backoffice calls", [], [],
      ["production", "sandbox"], None),
     ("GITHUB_OAUTH_TOKEN", TokenType.OAUTH_TOKEN, "Release automation", ["storefront"],

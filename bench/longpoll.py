@@ -1,0 +1,199 @@
+"""Many long-poll waiters on one server, what they cost, and how soon an edit reaches them.
+
+    .venv/bin/python bench/longpoll.py [--waiters 500] [--method HEAD|GET]
+                                       [--postgres postgres://.../postgres]
+
+Starts a real Coffer under ASGI (gunicorn, 2 uvicorn workers, config.asgi; the API tests'
+seeded workspace), on SQLite, or with --postgres on a fresh database made on that server (and
+dropped afterwards). Then:
+
+1. opens N connections, each `HEAD /api/v1/values?wait=60` (as `coffer run --watch` asks: no
+   value read on a change) or with --method GET (the new values in the answer, each an
+   audited read) with the current ETag in If-None-Match (one access key for all, as a fleet
+   sharing one key), and lets them settle;
+2. reads the server's processes (gunicorn's master and workers) from /proc: resident memory
+   and threads before the waiters and while they wait, and (PostgreSQL) the database
+   connections open while they wait;
+3. edits a token the waiters read (`Token.set_value`, in another process that prints the
+   moment its transaction committed), and times each waiter's answer from that moment.
+
+Prints the figures with the date and the machine's load averages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("COFFER_RATELIMIT_REDIS_PREFIX", f"coffer-bench-{os.getpid()}")
+from tests.api_server import PYTHON, running_server  # noqa: E402 - after the path is set
+
+EDIT = """
+import time
+from tokens.models import Token
+Token.objects.get(key="DB_URL").set_value("rotated-" + str(time.time()))
+print(time.time())
+"""
+
+
+def processes_of(root: int) -> list[int]:
+    """`root` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def footprint(root: int) -> tuple[float, int]:
+    """Resident memory (MiB) and threads of the server's processes."""
+    rss_kib, threads = 0, 0
+    for pid in processes_of(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss_kib += int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads += int(line.split()[1])
+    return rss_kib / 1024, threads
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    import psycopg
+
+    name = f"delivery_db_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield admin_url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def connections_to(admin_url: str, database_url: str) -> int:
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", [name]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def wait_once(host: str, port: int, request: bytes, answers: list) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
+    await writer.drain()
+    status = await reader.readline()
+    answered = time.time()
+    await reader.read()
+    writer.close()
+    answers.append((int(status.split()[1]) if status else 0, answered))
+
+
+async def run_waiters(host: str, port: int, request: bytes, count: int, settle: float,
+                      edit) -> tuple[list, dict]:  # fmt: skip
+    answers: list[tuple[int, float]] = []
+    tasks = [asyncio.create_task(wait_once(host, port, request, answers)) for _ in range(count)]
+    await asyncio.sleep(settle)
+    during = await asyncio.to_thread(edit)
+    await asyncio.gather(*tasks)
+    return answers, during
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--waiters", type=int, default=500)
+    parser.add_argument("--settle", type=float, default=0, help="seconds (default: 5 + N/100)")
+    parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server")
+    parser.add_argument("--method", choices=["HEAD", "GET"], default="HEAD")
+    options = parser.parse_args()
+    settle = options.settle or 5 + options.waiters / 100
+
+    with contextlib.ExitStack() as stack:
+        env = {"COFFER_API_RATE_LIMIT": "1000000", "COFFER_LOG_LEVEL": "ERROR"}
+        database = "SQLite"
+        if options.postgres:
+            env["DATABASE_URL"] = stack.enter_context(postgres_database(options.postgres))
+            database = "PostgreSQL"
+        server = stack.enter_context(running_server(asgi=True, **env))
+        key = server.keys["main"]
+        host, port = server.url.removeprefix("http://").split(":")
+        request = urllib.request.Request(
+            server.url + "/api/v1/values", headers={"Authorization": f"Bearer {key}"}
+        )
+        with urllib.request.urlopen(request) as answer:
+            etag = answer.headers["ETag"]
+            json.load(answer)
+        time.sleep(2)
+        idle_rss, idle_threads = footprint(server.process.pid)
+        wire = (
+            f"{options.method} /api/v1/values?wait=60 HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nIf-None-Match: {etag}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+
+        def edit() -> dict:
+            rss, threads = footprint(server.process.pid)
+            measured = {"rss": rss, "threads": threads}
+            if options.postgres:
+                measured["connections"] = connections_to(options.postgres, env["DATABASE_URL"])
+            done = subprocess.run(
+                [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+                input=EDIT, cwd=ROOT, env=server.env, check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            measured["committed"] = float(done.stdout.strip().splitlines()[-1])
+            return measured
+
+        answers, during = asyncio.run(
+            run_waiters(host, int(port), wire, options.waiters, settle, edit)
+        )
+
+    statuses: dict[int, int] = {}
+    for status, _ in answers:
+        statuses[status] = statuses.get(status, 0) + 1
+    delays = sorted(at - during["committed"] for status, at in answers if status == 200)
+    load = os.getloadavg()
+    print(f"bench/longpoll.py, {dt.date.today()}, {database}, "
+          f"{options.waiters} {options.method} waiters, "
+          f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
+    print(f"answers: {statuses}")
+    print(f"server idle:    {idle_rss:7.1f} MiB resident, {idle_threads} threads")
+    per_waiter = (during["rss"] - idle_rss) * 1024 / options.waiters
+    threads_each = (during["threads"] - idle_threads) / options.waiters
+    print(f"while waiting:  {during['rss']:7.1f} MiB resident, {during['threads']} threads "
+          f"({per_waiter:.0f} KiB and {threads_each:.2f} threads per waiter)")  # fmt: skip
+    if "connections" in during:
+        print(f"database connections while waiting: {during['connections']} "
+              "(the bench's own admin connection included)")  # fmt: skip
+    if delays:
+        p95 = delays[max(0, int(len(delays) * 0.95) - 1)]
+        print(f"edit committed -> waiter answered: median {statistics.median(delays):.2f} s, "
+              f"p95 {p95:.2f} s, max {delays[-1]:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The change feed's long poll on a real server: gunicorn with uvicorn workers (config.asgi,
+COFFER_WEB_SERVER=asgi), on SQLite and on PostgreSQL, driven by curl.
+
+A waiter (If-None-Match + wait) is answered when a token it reads is edited, when its key is
+revoked, when a token's expiry passes, and with 304 when its wait ends with nothing changed.
+The bounds asserted are the wait's own (an answer before the wait ends), not speeds: how
+quickly waiters hear of an edit is bench/longpoll.py's."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.api_server import CURL, Server, parse_response, running_server
+
+pytestmark = pytest.mark.slow
+
+PG_ADMIN = os.environ.get("COFFER_TEST_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database of its own on the local PostgreSQL server, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"delivery_db_longpoll_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        pytest.skip("needs a PostgreSQL server (COFFER_TEST_PG_ADMIN)")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def server(request) -> Iterator[Server]:
+    with contextlib.ExitStack() as stack:
+        env = {"COFFER_API_RATE_LIMIT": "1000"}
+        if request.param == "postgresql":
+            env["DATABASE_URL"] = stack.enter_context(postgres_database())
+        yield stack.enter_context(running_server(asgi=True, **env))
+
+
+class Waiter:
+    """One curl holding `GET /api/v1/values?wait=...` with the ETag it has."""
+
+    def __init__(self, server: Server, key: str, etag: str, wait: int) -> None:
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [CURL, "-sS", "-i", "--max-time", str(wait + 30),
+             "-H", f"Authorization: Bearer {key}", "-H", f"If-None-Match: {etag}",
+             f"{server.url}/api/v1/values?wait={wait}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def answer(self) -> tuple[int, dict, bytes, float]:
+        out, _ = self.process.communicate(timeout=120)
+        return (*parse_response(out), time.monotonic() - self.started)
+
+
+def current(server: Server, key: str) -> tuple[str, dict]:
+    status, headers, body = server.curl("/api/v1/values", key=key)
+    assert status == 200
+    return headers["etag"], json.loads(body)
+
+
+def settle() -> None:
+    """Give a waiter time to be waiting (its curl started, its first look done)."""
+    time.sleep(2)
+
+
+def test_an_edit_ends_the_wait_with_the_new_values(server):
+    key = server.keys["main"]
+    etag, values = current(server, key)
+    waiter = Waiter(server, key, etag, wait=40)
+    settle()
+    server.django("from tokens.models import Token\n"
+                   "Token.objects.get(key='DB_URL').set_value('rotated-db-url-value')")  # fmt: skip
+    status, headers, body, took = waiter.answer()
+    assert status == 200
+    assert json.loads(body)["DB_URL"] == "rotated-db-url-value"
+    assert headers["etag"] != etag
+    assert headers["coffer-wait"] == "40"
+    assert took < 30, "answered by the edit, not by the end of the wait"
+
+
+def test_nothing_changed_is_a_304_when_the_wait_ends(server):
+    key = server.keys["main"]
+    etag, _ = current(server, key)
+    status, headers, body, took = Waiter(server, key, etag, wait=2).answer()
+    assert status == 304
+    assert body == b""
+    assert headers["etag"] == etag
+    assert took >= 2
+
+
+def test_a_change_the_context_cannot_see_does_not_end_the_wait(server):
+    key = server.keys["main"]
+    etag, _ = current(server, key)
+    waiter = Waiter(server, key, etag, wait=5)
+    settle()
+    server.django("from tokens.models import Token\n"
+                   "Token.objects.get(key='DB_URL').update(description='only words')")  # fmt: skip
+    status, _, _, took = waiter.answer()
+    assert status == 304
+    assert took >= 5
+
+
+def test_revoking_the_key_ends_the_wait_with_401(server):
+    key = server.keys["spare0"]
+    etag, _ = current(server, key)
+    waiter = Waiter(server, key, etag, wait=40)
+    settle()
+    server.django("from access.models import AccessKey\n"
+                   "AccessKey.objects.get(name='spare0').revoke()")  # fmt: skip
+    status, headers, body, took = waiter.answer()
+    assert status == 401
+    assert "etag" not in headers
+    assert took < 30
+
+
+def test_an_expiry_passing_ends_the_wait(server):
+    key = server.keys["main"]
+    # An expiry set straight in the database (no edit, no audit event, no counter bump): only
+    # the waiter's own deadline can notice it.
+    server.django("import datetime as dt\nfrom django.utils import timezone\n"
+                   "from tokens.models import Token\n"
+                   "Token.objects.filter(key='QUOTES').update("
+                   "expires_at=timezone.now() + dt.timedelta(seconds=6))")  # fmt: skip
+    etag, values = current(server, key)
+    assert "QUOTES" in values
+    status, headers, body, took = Waiter(server, key, etag, wait=40).answer()
+    assert status == 200
+    assert "QUOTES" not in json.loads(body)
+    assert took < 30
