@@ -34,8 +34,16 @@ def actions(page: str) -> dict[str, str]:
     return found
 
 
+@pytest.fixture
+def live(workspace):
+    """STRIPE_SECRET in Production only: Sandbox is still free for its key."""
+    production = workspace.environments.get(slug="production")
+    return TokenFactory(workspace=workspace, key="STRIPE_SECRET", environments=[production])
+
+
 @pytest.mark.parametrize("role", MANAGERS)
-def test_managers_get_every_action_on_an_active_token(workspace, role_client, role, token):
+def test_managers_get_every_action_on_an_active_token(workspace, role_client, role, live):
+    token = live
     page = text(role_client[role].get(url("detail", workspace, token)))
 
     assert actions(page) == {
@@ -50,7 +58,18 @@ def test_managers_get_every_action_on_an_active_token(workspace, role_client, ro
     assert f'hx-get="{url("edit", workspace, token)}{BACK}"' in page
 
 
-def test_a_viewer_can_only_copy_the_reference(workspace, viewer_client, token):
+def test_add_for_another_environment_only_while_one_is_free(workspace, editor_client, live):
+    """The Tokens table's rule: once the key has a token in every environment (for this scope),
+    there is nowhere left to add it."""
+    detail = url("detail", workspace, live)
+    assert "Add for another environment" in set(actions(text(editor_client.get(detail))))
+    sandbox = workspace.environments.get(slug="sandbox")
+    TokenFactory(workspace=workspace, key="STRIPE_SECRET", environments=[sandbox])
+    assert "Add for another environment" not in set(actions(text(editor_client.get(detail))))
+
+
+def test_a_viewer_can_only_copy_the_reference(workspace, viewer_client, live):
+    token = live
     page = text(viewer_client.get(url("detail", workspace, token)))
 
     assert actions(page) == {"Copy": "$Secret{STRIPE_SECRET}"}
@@ -59,7 +78,8 @@ def test_a_viewer_can_only_copy_the_reference(workspace, viewer_client, token):
 
 
 @pytest.mark.parametrize("role", MANAGERS)
-def test_a_revoked_token_offers_delete_only(workspace, role_client, role, token):
+def test_a_revoked_token_offers_delete_only(workspace, role_client, role, live):
+    token = live
     token.revoke()
 
     page = text(role_client[role].get(url("detail", workspace, token)))

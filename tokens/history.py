@@ -31,7 +31,13 @@ from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import answers_crypto_errors, signed_in_view
 from tokens.forms import VersionChoiceForm
-from tokens.models import Token, TokenVersion, TokenVersionQuerySet, version_number
+from tokens.models import (
+    Token,
+    TokenVersion,
+    TokenVersionQuerySet,
+    free_environments,
+    version_number,
+)
 from tokens.views import get_token_for, token_url
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -58,12 +64,15 @@ def old_versions(token: Token) -> list[TokenVersion]:
 @signed_in_view("GET", fragment=True)
 def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
-    token = get_token_for(workspace, pk)
+    token = (
+        Token.objects.with_relations().defer("ciphertext").get(pk=get_token_for(workspace, pk).pk)
+    )
     events = list(AuditEvent.objects.filter(token=token).newest_first()[:EVENTS_SHOWN])
     activity_url = reverse("audit:activity", args=[workspace.slug])
+    can_manage = request.membership.can_manage_tokens
     context = {
         "nav": "tokens",
-        "token": Token.objects.with_relations().defer("ciphertext").get(pk=token.pk),
+        "token": token,
         "versions": list(versions_of(token)),
         "usages": list(token.usages.latest_first()[:CONTEXTS_SHOWN]),
         "events": events,
@@ -71,7 +80,8 @@ def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         "names": CatalogNames.of(workspace) if events else CatalogNames(),
         "activity_url": activity_url,
         "token_activity_url": f"{activity_url}?{urlencode({'token': token.key})}",
-        "can_manage": request.membership.can_manage_tokens,
+        "can_manage": can_manage,
+        "can_add_environment": can_manage and can_add_environment(workspace, token),
         "actions": action_urls(workspace, token),
         "detail_url": token_url(workspace, token),
         "list_url": reverse("tokens:list", args=[workspace.slug]),
@@ -79,6 +89,17 @@ def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
     }
     page = "tokens/token_detail.html"
     return render(request, f"{page}#token" if wants_fragment(request) else page, context)
+
+
+def can_add_environment(workspace: Workspace, token: Token) -> bool:
+    """The Tokens table's rule for "Add for another environment": the token is not revoked and
+    an environment of the workspace is still free for its key and scope (one query)."""
+    if token.is_revoked:
+        return False
+    free = free_environments(
+        workspace, token.key, products=token.products.all(), apps=token.apps.all()
+    )
+    return free.exists()
 
 
 def action_urls(workspace: Workspace, token: Token) -> dict[str, str]:

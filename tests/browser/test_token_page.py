@@ -8,10 +8,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.test import Client
 from playwright.sync_api import Page, expect
 
-from tests.api_helpers import get_values
 from tests.browser.test_keyboard import tab_to
 from tests.factories import (
     AppFactory,
@@ -20,10 +18,10 @@ from tests.factories import (
     TokenFactory,
     UserFactory,
     WorkspaceFactory,
-    make_access_key,
 )
 from tests.helpers import sign_in
-from tokens.models import Token
+from tokens.models import Token, UseContext
+from tokens.references import resolve_text
 from workspaces.models import Role
 
 VALUE = "sk_live_token_page_5c7e1f9a2b"
@@ -31,12 +29,13 @@ PHONE = {"width": 390, "height": 844}
 
 
 def acme() -> Token:
-    """Acme's STRIPE_SECRET, with a second version, used by a CI job through the API."""
+    """Acme's STRIPE_SECRET in Production, with a second version, resolved by a CI job."""
     workspace = WorkspaceFactory(name="Acme", slug="acme")
     MembershipFactory(user=UserFactory(username="olivia"), workspace=workspace, role=Role.OWNER)
     MembershipFactory(user=UserFactory(username="vera"), workspace=workspace, role=Role.VIEWER)
     payments = ProductFactory(workspace=workspace, name="Payments", slug="payments")
     checkout = AppFactory(workspace=workspace, name="Checkout", slug="checkout")
+    production = workspace.environments.get(slug="production")
     token = TokenFactory(
         workspace=workspace,
         key="STRIPE_SECRET",
@@ -44,13 +43,11 @@ def acme() -> Token:
         description="Stripe live key",
         products=[payments],
         apps=[checkout],
+        environments=[production],  # Sandbox still free: "Add for another environment"
     )
     token.update(by=None, value=VALUE + "_rotated")
-    production = workspace.environments.get(slug="production")
-    _, key = make_access_key(
-        workspace, name="ci-deploy", environment=production, product=payments, app=checkout
-    )
-    assert get_values(Client(), key, "?keys=STRIPE_SECRET").status_code == 200
+    context = UseContext(production, product=payments, app=checkout)
+    resolve_text("$Secret{STRIPE_SECRET}", context, source="deploy.yaml", actor="ci")
     TokenFactory(workspace=workspace, key="OTHER_TOKEN")
     return token
 
@@ -84,7 +81,7 @@ def test_edit_revoke_and_delete_from_the_token_page(
     open_token_page(page, live_server, token)
     actions = page.locator(".token-actions")
     usage = page.get_by_role("table", name="Where STRIPE_SECRET is used")
-    expect(usage).to_contain_text("access key ci-deploy · API values request")
+    expect(usage).to_contain_text("Payments · Checkout · Production · ci · resolve of deploy.yaml")
     activity = page.get_by_role("table", name="Activity of STRIPE_SECRET")
     expect(activity.get_by_role("row")).to_have_count(3)  # the header, created, value changed
     axe(page)
