@@ -92,6 +92,16 @@ def test_edit_revoke_and_delete_from_the_token_page(
     expect(page.get_by_text("Copied $Secret{STRIPE_SECRET} to the clipboard")).to_be_visible()
     assert page.evaluate("navigator.clipboard.readText()") == "$Secret{STRIPE_SECRET}"
 
+    # Add for another environment: Create Token, filled in from this token, Production taken.
+    actions.get_by_role("link", name="Add for another environment").click()
+    create = page.get_by_role("dialog", name=re.compile("Create Token"))
+    expect(create.get_by_label("Token Key")).to_have_value("STRIPE_SECRET")
+    expect(create.get_by_role("checkbox", name="Sandbox")).to_be_visible()
+    expect(create.get_by_role("checkbox", name="Production")).to_have_count(0)
+    settled(page)
+    create.get_by_role("button", name="Close").click()
+    expect(create).to_be_hidden()
+
     # Edit: the modal, then the page redraws itself with the change and its Activity line.
     actions.get_by_role("link", name="Edit STRIPE_SECRET").click()
     edit = page.get_by_role("dialog", name="Edit token STRIPE_SECRET")
