@@ -28,7 +28,9 @@ def modal_success(
 ) -> HttpResponse:
     """Finish a successful modal action: toast `message` and fire `event` for the list.
 
-    `reload=True` sends htmx to `redirect_to` (HX-Redirect) instead of refreshing the list.
+    `reload=True` sends htmx to `redirect_to` (HX-Redirect) instead of refreshing the list: the
+    list's event is not fired then (the page is being left, and a region that refreshed itself
+    meanwhile might ask for what was just deleted).
     """
     if not request.htmx:
         messages.success(request, message)
@@ -37,7 +39,8 @@ def modal_success(
     response = (
         HttpResponseClientRedirect(redirect_to, status=204) if reload else HttpResponse(status=204)
     )
-    trigger_client_event(response, event, detail or {})
+    if not reload:
+        trigger_client_event(response, event, detail or {})
     trigger_client_event(response, "closeModal", {})
     if reload:
         messages.success(request, message)

@@ -117,7 +117,9 @@ def test_people_count_versions_from_1_while_storage_counts_from_0(workspace, edi
     page = text(editor_client.get(response["Location"]))
     assert "Version 1 of API_KEY restored as version 3" in page
     assert "Restored from version 1" in page
-    assert "Restored version: 1" in page and "New version: 3" in page, "the Activity line"
+    assert "restored version 1 of" in page, "the Activity sentence"
+    assert "<dt>Restored version</dt><dd>1</dd>" in page
+    assert "<dt>New version</dt><dd>3</dd>" in page
     assert sorted(edited.versions.values_list("version", flat=True)) == [0, 1, 2]
     assert edited.versions.get(version=0).number == 1
 

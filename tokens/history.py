@@ -1,5 +1,10 @@
-"""A token's own page (its History, where it is used, its Activity) and the History's Restore
-and Destroy dialogs.
+"""A token's own page (its actions, its History, where it is used, its Activity) and the
+History's Restore and Destroy dialogs.
+
+The page is where a token is acted on: Edit, Revoke and Delete open the Tokens page's own
+dialogs in the modal (with `?back=token`, so Cancel and the plain-POST redirect come back here);
+after an edit or a revoke the page redraws itself (`tokensChanged`), after a delete htmx goes to
+the Tokens list.
 
 History lists the versions of the value (`TokenVersion`), never a value. Restore makes an old
 version's value current again as a new version (`token.restore_version`); Destroy erases one
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
@@ -20,23 +26,26 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.wording import CatalogNames
 from keys.crypto import CryptoError
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import answers_crypto_errors, signed_in_view
 from tokens.forms import VersionChoiceForm
-from tokens.models import Token, TokenVersion, TokenVersionQuerySet, version_number
-from tokens.views import get_token_for
+from tokens.models import (
+    Token,
+    TokenVersion,
+    TokenVersionQuerySet,
+    free_environments,
+    version_number,
+)
+from tokens.views import get_token_for, token_url
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
 
-EVENTS_SHOWN = 50
+EVENTS_SHOWN = 20  # the newest; "All activity for this token" opens the rest
 CONTEXTS_SHOWN = 100  # on the token's page (the dialogs: RECENT_CONTEXTS_SHOWN)
 HISTORY_CHANGED = "tokenHistoryChanged"
-
-
-def token_url(workspace: Workspace, token: Token) -> str:
-    return reverse("tokens:detail", args=[workspace.slug, token.pk])
 
 
 def versions_of(token: Token) -> TokenVersionQuerySet:
@@ -55,21 +64,53 @@ def old_versions(token: Token) -> list[TokenVersion]:
 @signed_in_view("GET", fragment=True)
 def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
-    token = get_token_for(workspace, pk)
-    now = timezone.now()
+    token = (
+        Token.objects.with_relations().defer("ciphertext").get(pk=get_token_for(workspace, pk).pk)
+    )
+    events = list(AuditEvent.objects.filter(token=token).newest_first()[:EVENTS_SHOWN])
+    activity_url = reverse("audit:activity", args=[workspace.slug])
+    can_manage = request.membership.can_manage_tokens
     context = {
         "nav": "tokens",
-        "token": Token.objects.with_relations().defer("ciphertext").get(pk=token.pk),
+        "token": token,
         "versions": list(versions_of(token)),
         "usages": list(token.usages.latest_first()[:CONTEXTS_SHOWN]),
-        "events": list(AuditEvent.objects.filter(token=token).newest_first()[:EVENTS_SHOWN]),
-        "can_manage": request.membership.can_manage_tokens,
+        "events": events,
+        "events_shown": EVENTS_SHOWN,
+        "names": CatalogNames.of(workspace) if events else CatalogNames(),
+        "activity_url": activity_url,
+        "token_activity_url": f"{activity_url}?{urlencode({'token': token.key})}",
+        "can_manage": can_manage,
+        "can_add_environment": can_manage and can_add_environment(workspace, token),
+        "actions": action_urls(workspace, token),
         "detail_url": token_url(workspace, token),
         "list_url": reverse("tokens:list", args=[workspace.slug]),
-        "now": now,
+        "now": timezone.now(),
     }
     page = "tokens/token_detail.html"
     return render(request, f"{page}#token" if wants_fragment(request) else page, context)
+
+
+def can_add_environment(workspace: Workspace, token: Token) -> bool:
+    """The Tokens table's rule for "Add for another environment": the token is not revoked and
+    an environment of the workspace is still free for its key and scope (one query)."""
+    if token.is_revoked:
+        return False
+    free = free_environments(
+        workspace, token.key, products=token.products.all(), apps=token.apps.all()
+    )
+    return free.exists()
+
+
+def action_urls(workspace: Workspace, token: Token) -> dict[str, str]:
+    """The Tokens page's dialogs, opened from the token's page (they come back to it), and
+    "Add for another environment": the Create Token dialog filled in from this token."""
+    urls = {
+        name: reverse(f"tokens:{name}", args=[workspace.slug, token.pk]) + "?back=token"
+        for name in ("edit", "revoke", "delete")
+    }
+    urls["add"] = f"{reverse('tokens:create', args=[workspace.slug])}?from={token.pk}"
+    return urls
 
 
 # --- Restore and Destroy ----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -37,6 +38,27 @@ BREAKS_SERVICES = (
 def get_token_for(workspace: Workspace, pk: uuid.UUID) -> Token:
     """A token of `workspace` (404 otherwise); fetch the workspace with get_workspace_for."""
     return get_object_in(workspace, Token, pk)
+
+
+def token_url(workspace: Workspace, token: Token) -> str:
+    """The token's own page (its History, usage and Activity, and its actions)."""
+    return reverse("tokens:detail", args=[workspace.slug, token.pk])
+
+
+def opened_on_token_page(request: HtmxHttpRequest) -> bool:
+    """`?back=token`: the Edit, Revoke or Delete dialog was opened on the token's own page (the
+    form posts back to its own URL, so the answer holds for the POST too)."""
+    return request.GET.get("back") == "token"
+
+
+def back_url(
+    request: HtmxHttpRequest, workspace: Workspace, token: Token, *, highlight: bool = False
+) -> str:
+    """Where a dialog's Cancel, and a plain POST's redirect, go back to: the token's page when
+    the dialog was opened there, otherwise the Tokens list (with the changed row highlighted)."""
+    if opened_on_token_page(request):
+        return token_url(workspace, token)
+    return list_url(workspace, {"highlight": token.pk} if highlight else None)
 
 
 @signed_in_view("GET", fragment=True)
@@ -77,12 +99,17 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 
 def render_token_form(
-    request: HtmxHttpRequest, workspace: Workspace, form: TokenForm
+    request: HtmxHttpRequest, workspace: Workspace, form: TokenForm, cancel_url: str = ""
 ) -> HttpResponse:
     return render_modal(
         request,
         "tokens/token_form.html",
-        {"nav": "tokens", "form": form, "token": form.token, "cancel_url": list_url(workspace)},
+        {
+            "nav": "tokens",
+            "form": form,
+            "token": form.token,
+            "cancel_url": cancel_url or list_url(workspace),
+        },
     )
 
 
@@ -164,10 +191,10 @@ def token_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> H
             request,
             message=message,
             event="tokensChanged",
-            redirect_to=list_url(workspace, {"highlight": token.pk}),
+            redirect_to=back_url(request, workspace, token, highlight=True),
             id=str(token.pk),
         )
-    return render_token_form(request, workspace, form)
+    return render_token_form(request, workspace, form, back_url(request, workspace, token))
 
 
 def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token) -> HttpResponse:
@@ -181,7 +208,7 @@ def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token)
             "title": f"{token.key} is revoked",
             "refusal": "Revoked tokens cannot be edited. Create a new token instead; you can "
             "still delete this one.",
-            "cancel_url": list_url(workspace),
+            "cancel_url": back_url(request, workspace, token),
         },
         status=200 if request.htmx else 409,
     )
@@ -206,7 +233,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
                 request,
                 message=f"Token {label} revoked. Services using it can no longer resolve it.",
                 event="tokensChanged",
-                redirect_to=list_url(workspace, {"highlight": token.pk}),
+                redirect_to=back_url(request, workspace, token, highlight=True),
                 id=str(token.pk),
             )
     return render_modal(
@@ -222,7 +249,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "now": timezone.now(),
             "error": error or ("This token is already revoked." if token.is_revoked else ""),
             "submit_label": "Revoke token",
-            "cancel_url": list_url(workspace),
+            "cancel_url": back_url(request, workspace, token),
         },
         status=409 if error and not request.htmx else 200,
     )
@@ -238,11 +265,14 @@ def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
         # Deleted meanwhile by someone else? The outcome the user asked for holds either way.
         with contextlib.suppress(ValidationError):
             token.delete_token(by=request.user)
+        # From the token's own page, which is gone now, htmx goes to the list (the toast comes
+        # from the message there); from the list, the table redraws itself.
         return modal_success(
             request,
             message=f"Token {label} deleted for good.",
             event="tokensChanged",
             redirect_to=list_url(workspace),
+            reload=opened_on_token_page(request),
         )
     return render_modal(
         request,
@@ -257,6 +287,6 @@ def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
             "warning": BREAKS_SERVICES,
             "now": timezone.now(),
             "submit_label": "Delete token",
-            "cancel_url": list_url(workspace),
+            "cancel_url": back_url(request, workspace, token),
         },
     )

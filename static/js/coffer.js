@@ -420,6 +420,10 @@
   // A change closes the modal and redraws the table at about the same time. If the redraw is
   // still on its way when the modal has closed, the place is found once it has settled (the old
   // button would be replaced under the focus), so the outcome never depends on which came first.
+  // The regions that redraw themselves after a change made in the modal: the Tokens table and
+  // a token's own page.
+  const REFRESHING = ["token-table", "token-detail"];
+  const refreshingRegion = () => REFRESHING.some((id) => document.getElementById(id));
   let opener = null;
   let refreshPending = false;
   let focusAfterRefresh = null;
@@ -452,6 +456,8 @@
       if (row) next = row.querySelector("[data-copy], a, button");
     }
     if (!next) next = document.querySelector("#token-table [data-announce]");
+    // A token's page after a revoke (its Edit and Revoke are gone): its heading.
+    if (!next) next = document.querySelector("[data-focus-after-change]");
     return next;
   }
   function restoreFocus(place) {
@@ -483,7 +489,7 @@
     document.addEventListener("htmx:beforeRequest", rememberOpener);
     document.addEventListener("htmx:afterSettle", (event) => {
       const region = event.detail.elt;
-      if (!region || region.id !== "token-table") return;
+      if (!region || !REFRESHING.includes(region.id)) return;
       refreshPending = false;
       if (focusAfterRefresh) {
         const place = focusAfterRefresh;
@@ -551,9 +557,10 @@
       showToast(event.detail.message, event.detail.level);
     });
     document.addEventListener("tokensChanged", (event) => {
-      refreshPending = Boolean(document.getElementById("token-table"));
+      refreshPending = refreshingRegion();
       pendingHighlight = event.detail && event.detail.id ? String(event.detail.id) : null;
     });
+    document.addEventListener("tokenHistoryChanged", () => { refreshPending = refreshingRegion(); });
     document.addEventListener("htmx:responseError", (event) => {
       const status = event.detail.xhr.status;
       showToast(errorMessage(status), "error");

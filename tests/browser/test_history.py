@@ -109,7 +109,8 @@ def test_restore_undoes_an_overwrite_and_revoke_names_who_used_it(
     expect(revoke.get_by_text("Used in the last 30 days by")).to_be_visible()
     expect(revoke.get_by_role("listitem").first).to_have_text(
         re.compile(
-            r"^\s*Payments · Checkout · Production · access key ci-deploy · deploy\.yaml "
+            r"^\s*Payments · Checkout · Production · access key ci-deploy "
+            r"· resolve of deploy\.yaml "
             r"· 1 use, last (just now|1\xa0minute ago)\s*$"
         )
     )
