@@ -16,18 +16,40 @@ from access.models import AccessKey
 from lib.admin import staff_user
 
 SHOWN_FIELDS = (
-    "name", "identifier_label", "workspace", "environment", "product", "app", "description",
-    "allowed_networks", "status_label", "created_at", "created_by", "expires_at", "revoked_at",
-    "revoked_by", "last_used_at", "last_used_from", "use_count",
-)  # fmt: skip
+    "name",
+    "identifier_label",
+    "workspace",
+    "environment",
+    "product",
+    "app",
+    "description",
+    "allowed_networks",
+    "status_label",
+    "created_at",
+    "created_by",
+    "expires_at",
+    "revoked_at",
+    "revoked_by",
+    "last_used_at",
+    "last_used_from",
+    "use_count",
+)
 
 
 @admin.register(AccessKey)
 class AccessKeyAdmin(admin.ModelAdmin):
     list_display = [
-        "name", "identifier_label", "workspace", "environment", "product", "app",
-        "status_label", "expires_at", "last_used_at", "use_count",
-    ]  # fmt: skip
+        "name",
+        "identifier_label",
+        "workspace",
+        "environment",
+        "product",
+        "app",
+        "status_label",
+        "expires_at",
+        "last_used_at",
+        "use_count",
+    ]
     list_filter = ["workspace"]
     search_fields = ["name", "identifier", "description", "workspace__slug"]
     list_select_related = ["workspace", "environment", "product", "app"]
@@ -60,9 +82,10 @@ class AccessKeyAdmin(admin.ModelAdmin):
                 revoked.append(key.name)
         if revoked:
             self.message_user(
-                request, f"Revoked {len(revoked)} access key(s): {', '.join(revoked)}.",
+                request,
+                f"Revoked {len(revoked)} access key(s): {', '.join(revoked)}.",
                 messages.SUCCESS,
-            )  # fmt: skip
+            )
         if already:
             self.message_user(request, f"Already revoked: {', '.join(already)}.", messages.INFO)
 

@@ -132,8 +132,11 @@ class AccessKeyManager(_AccessKeyManagerBase):
             return None, value  # never resolve in another workspace's environment
         environment.workspace = workspace
         found.workspace, found.environment, found.product, found.app = (
-            workspace, environment, product, app
-        )  # fmt: skip
+            workspace,
+            environment,
+            product,
+            app,
+        )
         return (found if found.is_usable() else None), value
 
 
@@ -259,9 +262,11 @@ class AccessKey(BoundContext):
     identifier = models.CharField(max_length=keys.IDENTIFIER_LENGTH, editable=False)
     key_hash = models.CharField("SHA-256 of the key", max_length=64, unique=True, editable=False)
     allowed_networks = models.JSONField(
-        "allowed source addresses", default=list, blank=True,
+        "allowed source addresses",
+        default=list,
+        blank=True,
         help_text="IPv4/IPv6 networks the key may be used from; empty: anywhere.",
-    )  # fmt: skip
+    )
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     created_by = models.ForeignKey(

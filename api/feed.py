@@ -194,12 +194,15 @@ def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) 
     rows = list(usable.order_by("key").values_list("id", "key", "value_version", "expires_at"))
     described = [
         ETAG_VERSION,
-        [context.environment.pk, getattr(context.product, "pk", None),
-         getattr(context.app, "pk", None)],
+        [
+            context.environment.pk,
+            getattr(context.product, "pk", None),
+            getattr(context.app, "pk", None),
+        ],
         output,
         keys,
         [[str(pk), name, version] for pk, name, version, _ in rows],
-    ]  # fmt: skip
+    ]
     digest = hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
     moments = [expires for *_, expires in rows if expires is not None]
     if (expiry := credential_expiry(key)) is not None:
@@ -309,9 +312,15 @@ class SharedLooks:
         if counter is None:
             return look(key, keys, output, at)
         context = key.context
-        entry = (context.environment.workspace_id, context.environment.pk,
-                 getattr(context.product, "pk", None), getattr(context.app, "pk", None),
-                 tuple(keys) if keys is not None else None, output, counter)  # fmt: skip
+        entry = (
+            context.environment.workspace_id,
+            context.environment.pk,
+            getattr(context.product, "pk", None),
+            getattr(context.app, "pk", None),
+            tuple(keys) if keys is not None else None,
+            output,
+            counter,
+        )
         found = self._looks.get(entry)
         if found is None or (found.until is not None and found.until <= at):
             found = look(key, keys, output, at)
@@ -522,8 +531,9 @@ class ChangeHub:
                     )
                 )
             except DatabaseError as error:
-                logger.warning("Change feed: the counters could not be read: %s",
-                               type(error).__name__)  # fmt: skip
+                logger.warning(
+                    "Change feed: the counters could not be read: %s", type(error).__name__
+                )
                 continue
             finally:
                 connections.close_all()

@@ -57,13 +57,23 @@ def value(request: ApiHttpRequest, key: Credential, name: str) -> HttpResponse:
     if outcome.credential_refused:
         raise unauthorized()
     if isinstance(outcome.error, OutputTooLarge):
-        views.record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, source=source,
-                             reason="output too large")  # fmt: skip
+        views.record_attempt(
+            request,
+            key,
+            AuditAction.ACCESS_KEY_CALL_FAILED,
+            source=source,
+            reason="output too large",
+        )
         raise ApiError(413, outcome.error.args[0])
     if outcome.error is not None:
-        views.record_attempt(request, key, AuditAction.ACCESS_KEY_CALL_FAILED, source=source,
-                             reason="token cannot be resolved",
-                             problems=outcome.error.problem_count)  # fmt: skip
+        views.record_attempt(
+            request,
+            key,
+            AuditAction.ACCESS_KEY_CALL_FAILED,
+            source=source,
+            reason="token cannot be resolved",
+            problems=outcome.error.problem_count,
+        )
         reason = outcome.error.problems[0].reason
         raise ApiError(404, f"{name}: {reason}.")
     return JsonResponse({"key": name, "value": outcome.values[name]})

@@ -194,8 +194,12 @@ def unavailable(error: ResolveError) -> ApiError:
     # The message names tokens, workspaces and master key ids, never a value; it goes to the
     # server's log, not to the client.
     logger.error("API resolve failed: %s", error.args[0])
-    return ApiError(503, "The resolve failed on the server (decryption or audit); nothing was "
-                    "resolved. Try again shortly.", {"Retry-After": "30"})  # fmt: skip
+    return ApiError(
+        503,
+        "The resolve failed on the server (decryption or audit); nothing was "
+        "resolved. Try again shortly.",
+        {"Retry-After": "30"},
+    )
 
 
 def resolve_request(
@@ -223,8 +227,14 @@ def failed(request: ApiHttpRequest, key: Credential, outcome: Outcome, noun: str
         record_attempt(request, key, action, source=source, reason="format cannot carry values")
         raise ApiError(422, outcome.refusal)
     assert outcome.error is not None
-    record_attempt(request, key, action, source=source, reason=f"{noun} cannot be resolved",
-                   problems=outcome.error.problem_count)  # fmt: skip
+    record_attempt(
+        request,
+        key,
+        action,
+        source=source,
+        reason=f"{noun} cannot be resolved",
+        problems=outcome.error.problem_count,
+    )
     if noun == "tokens":  # a values call: its report speaks of keys
         return keys_response(outcome.report, key)
     return report_response(outcome, key)
@@ -239,8 +249,10 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     check = check_param(request)
     data = read_template(request)
     if encoding := wide_encoding(data):
-        raise ApiError(400, f"The template is {encoding} text; send UTF-8 or another "
-                       "ASCII-compatible encoding.")  # fmt: skip
+        raise ApiError(
+            400,
+            f"The template is {encoding} text; send UTF-8 or another ASCII-compatible encoding.",
+        )
     # The bytes as they are (the CLI's path): the output is made as bytes, in one copy.
     template = Template(data, keep=not check)
     try:
@@ -249,8 +261,14 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
         raise unavailable(error) from None
     if check and not outcome.credential_refused:
         report = outcome.report
-        record_attempt(request, key, AuditAction.ACCESS_KEY_CHECKED, source=source,
-                       ok=report.ok, problems=len(report.problems))  # fmt: skip
+        record_attempt(
+            request,
+            key,
+            AuditAction.ACCESS_KEY_CHECKED,
+            source=source,
+            ok=report.ok,
+            problems=len(report.problems),
+        )
         return report_response(outcome, key)
     if not outcome.ok:
         return failed(request, key, outcome, "references")

@@ -159,12 +159,28 @@ def start_server(root: Path, env: dict, args) -> tuple[subprocess.Popen, int]:
     port = free_port()
     gunicorn = str(Path(PYTHON).with_name("gunicorn"))
     server = subprocess.Popen(
-        [gunicorn, "config.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", str(args.threads),
-         "--worker-class", "gthread", "--keep-alive", "30", "--log-level", "warning",
-         "--max-requests", "0"],  # a restarted worker's CPU time would vanish from the count
-        cwd=root, env=env, stdout=subprocess.DEVNULL,  # the access log: written, not shown
-    )  # fmt: skip
+        [
+            gunicorn,
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(args.workers),
+            "--threads",
+            str(args.threads),
+            "--worker-class",
+            "gthread",
+            "--keep-alive",
+            "30",
+            "--log-level",
+            "warning",
+            "--max-requests",
+            "0",
+        ],  # a restarted worker's CPU time would vanish from the count
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,  # the access log: written, not shown
+    )
     wait_for(port, server)
     return server, port
 
@@ -212,8 +228,13 @@ def main() -> int:
         )
         seeded = subprocess.run(
             [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())", str(REFERENCES)],
-            input=SEED, cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            input=SEED,
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         key = json.loads(seeded.stdout.strip().splitlines()[-1])["key"]
         servers["this"] = start_server(ROOT, env, args)
         if args.baseline:

@@ -154,9 +154,15 @@ class Client:
         """The server a load balancer without sticky sessions would send the next request to."""
         return self.rng.choice(self.ports)
 
-    def request(self, method: str, path: str, body: dict | bytes | None = None,
-                htmx: bool = False, port: int | None = None,
-                headers: dict[str, str] | None = None):  # fmt: skip
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | bytes | None = None,
+        htmx: bool = False,
+        port: int | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         port = port or self.pick()
         headers = {"Host": "127.0.0.1", **(headers or {})}
         if self.cookies:
@@ -203,8 +209,9 @@ class Client:
         assert status == 302 and "sessionid" in self.cookies, f"sign-in failed: {status}"
 
     def api(self, key: str, body: bytes, port: int | None = None):
-        return self.request("POST", "/api/v1/resolve", body, port=port,
-                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+        return self.request(
+            "POST", "/api/v1/resolve", body, port=port, headers={"Authorization": f"Bearer {key}"}
+        )
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -214,9 +221,15 @@ ACTIONS = ("tokens page", "search", "create", "revoke", "revoked, other", "api",
 # (action, share): one server keeps the mix the single-server figures were measured with.
 MIXES = {
     "one": [("tokens page", 0.40), ("search", 0.25), ("create", 0.20), ("revoke", 0.15)],
-    "several": [("tokens page", 0.30), ("search", 0.15), ("create", 0.15), ("revoke", 0.10),
-                ("api", 0.20), ("healthz", 0.10)],
-}  # fmt: skip
+    "several": [
+        ("tokens page", 0.30),
+        ("search", 0.15),
+        ("create", 0.15),
+        ("revoke", 0.10),
+        ("api", 0.20),
+        ("healthz", 0.10),
+    ],
+}
 
 
 def choose(rng: random.Random, mix: list[tuple[str, float]]) -> str:
@@ -228,8 +241,7 @@ def choose(rng: random.Random, mix: list[tuple[str, float]]) -> str:
     return mix[-1][0]
 
 
-def drive(ports: list[int], clients: int, seconds: float, environments: list[int],
-          keys: list[str]):  # fmt: skip
+def drive(ports: list[int], clients: int, seconds: float, environments: list[int], keys: list[str]):
     timings: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     lock = threading.Lock()
@@ -296,8 +308,15 @@ def drive(ports: list[int], clients: int, seconds: float, environments: list[int
                     other = rng.choice([p for p in ports if p != port])
                     body = f"$Secret{{{key}}}".encode()
                     headers = {"Authorization": f"Bearer {keys[n]}"}
-                    answer = timed("revoked, other", 422, "POST", "/api/v1/resolve", body,
-                                   port=other, headers=headers)  # fmt: skip
+                    answer = timed(
+                        "revoked, other",
+                        422,
+                        "POST",
+                        "/api/v1/resolve",
+                        body,
+                        port=other,
+                        headers=headers,
+                    )
                     if answer and b"token revoked" not in answer[2]:
                         with lock:
                             errors.append(f"revoked {key} on {port}, {other} did not say so")
@@ -416,10 +435,21 @@ def main() -> int:
         manage = [PYTHON, "manage.py"]
         subprocess.run([*manage, "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
         seeded = subprocess.run(
-            [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())",
-             str(args.clients), str(args.tokens), PASSWORD],
-            input=SEED, cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                PYTHON,
+                "-c",
+                "import django; django.setup(); exec(open(0).read())",
+                str(args.clients),
+                str(args.tokens),
+                PASSWORD,
+            ],
+            input=SEED,
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         seed = json.loads(seeded.stdout.strip().splitlines()[-1])
         environments, keys = seed["environments"], seed["keys"]
 

@@ -114,8 +114,9 @@ async def wait_once(host: str, port: int, request: bytes, answers: list) -> None
     answers.append((int(status.split()[1]) if status else 0, answered))
 
 
-async def run_waiters(host: str, port: int, request: bytes, count: int, settle: float,
-                      edit) -> tuple[list, dict]:  # fmt: skip
+async def run_waiters(
+    host: str, port: int, request: bytes, count: int, settle: float, edit
+) -> tuple[list, dict]:
     answers: list[tuple[int, float]] = []
     tasks = [asyncio.create_task(wait_once(host, port, request, answers)) for _ in range(count)]
     await asyncio.sleep(settle)
@@ -163,8 +164,13 @@ def main() -> None:
                 measured["connections"] = connections_to(options.postgres, env["DATABASE_URL"])
             done = subprocess.run(
                 [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-                input=EDIT, cwd=ROOT, env=server.env, check=True, capture_output=True, text=True,
-            )  # fmt: skip
+                input=EDIT,
+                cwd=ROOT,
+                env=server.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             measured["committed"] = float(done.stdout.strip().splitlines()[-1])
             return measured
 
@@ -177,22 +183,30 @@ def main() -> None:
         statuses[status] = statuses.get(status, 0) + 1
     delays = sorted(at - during["committed"] for status, at in answers if status == 200)
     load = os.getloadavg()
-    print(f"bench/longpoll.py, {dt.date.today()}, {database}, "
-          f"{options.waiters} {options.method} waiters, "
-          f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")  # fmt: skip
+    print(
+        f"bench/longpoll.py, {dt.date.today()}, {database}, "
+        f"{options.waiters} {options.method} waiters, "
+        f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
     print(f"answers: {statuses}")
     print(f"server idle:    {idle_rss:7.1f} MiB resident, {idle_threads} threads")
     per_waiter = (during["rss"] - idle_rss) * 1024 / options.waiters
     threads_each = (during["threads"] - idle_threads) / options.waiters
-    print(f"while waiting:  {during['rss']:7.1f} MiB resident, {during['threads']} threads "
-          f"({per_waiter:.0f} KiB and {threads_each:.2f} threads per waiter)")  # fmt: skip
+    print(
+        f"while waiting:  {during['rss']:7.1f} MiB resident, {during['threads']} threads "
+        f"({per_waiter:.0f} KiB and {threads_each:.2f} threads per waiter)"
+    )
     if "connections" in during:
-        print(f"database connections while waiting: {during['connections']} "
-              "(the bench's own admin connection included)")  # fmt: skip
+        print(
+            f"database connections while waiting: {during['connections']} "
+            "(the bench's own admin connection included)"
+        )
     if delays:
         p95 = delays[max(0, int(len(delays) * 0.95) - 1)]
-        print(f"edit committed -> waiter answered: median {statistics.median(delays):.2f} s, "
-              f"p95 {p95:.2f} s, max {delays[-1]:.2f} s")  # fmt: skip
+        print(
+            f"edit committed -> waiter answered: median {statistics.median(delays):.2f} s, "
+            f"p95 {p95:.2f} s, max {delays[-1]:.2f} s"
+        )
 
 
 if __name__ == "__main__":

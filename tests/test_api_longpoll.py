@@ -59,11 +59,21 @@ class Waiter:
     def __init__(self, server: Server, key: str, etag: str, wait: int) -> None:
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [CURL, "-sS", "-i", "--max-time", str(wait + 30),
-             "-H", f"Authorization: Bearer {key}", "-H", f"If-None-Match: {etag}",
-             f"{server.url}/api/v1/values?wait={wait}"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                CURL,
+                "-sS",
+                "-i",
+                "--max-time",
+                str(wait + 30),
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                f"If-None-Match: {etag}",
+                f"{server.url}/api/v1/values?wait={wait}",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def answer(self) -> tuple[int, dict, bytes, float]:
         out, _ = self.process.communicate(timeout=120)
@@ -86,8 +96,10 @@ def test_an_edit_ends_the_wait_with_the_new_values(server):
     etag, values = current(server, key)
     waiter = Waiter(server, key, etag, wait=40)
     settle()
-    server.django("from tokens.models import Token\n"
-                   "Token.objects.get(key='DB_URL').set_value('rotated-db-url-value')")  # fmt: skip
+    server.django(
+        "from tokens.models import Token\n"
+        "Token.objects.get(key='DB_URL').set_value('rotated-db-url-value')"
+    )
     status, headers, body, took = waiter.answer()
     assert status == 200
     assert json.loads(body)["DB_URL"] == "rotated-db-url-value"
@@ -111,8 +123,10 @@ def test_a_change_the_context_cannot_see_does_not_end_the_wait(server):
     etag, _ = current(server, key)
     waiter = Waiter(server, key, etag, wait=5)
     settle()
-    server.django("from tokens.models import Token\n"
-                   "Token.objects.get(key='DB_URL').update(description='only words')")  # fmt: skip
+    server.django(
+        "from tokens.models import Token\n"
+        "Token.objects.get(key='DB_URL').update(description='only words')"
+    )
     status, _, _, took = waiter.answer()
     assert status == 304
     assert took >= 5
@@ -123,8 +137,9 @@ def test_revoking_the_key_ends_the_wait_with_401(server):
     etag, _ = current(server, key)
     waiter = Waiter(server, key, etag, wait=40)
     settle()
-    server.django("from access.models import AccessKey\n"
-                   "AccessKey.objects.get(name='spare0').revoke()")  # fmt: skip
+    server.django(
+        "from access.models import AccessKey\nAccessKey.objects.get(name='spare0').revoke()"
+    )
     status, headers, body, took = waiter.answer()
     assert status == 401
     assert "etag" not in headers
@@ -135,10 +150,12 @@ def test_an_expiry_passing_ends_the_wait(server):
     key = server.keys["main"]
     # An expiry set straight in the database (no edit, no audit event, no counter bump): only
     # the waiter's own deadline can notice it.
-    server.django("import datetime as dt\nfrom django.utils import timezone\n"
-                   "from tokens.models import Token\n"
-                   "Token.objects.filter(key='QUOTES').update("
-                   "expires_at=timezone.now() + dt.timedelta(seconds=6))")  # fmt: skip
+    server.django(
+        "import datetime as dt\nfrom django.utils import timezone\n"
+        "from tokens.models import Token\n"
+        "Token.objects.filter(key='QUOTES').update("
+        "expires_at=timezone.now() + dt.timedelta(seconds=6))"
+    )
     etag, values = current(server, key)
     assert "QUOTES" in values
     status, headers, body, took = Waiter(server, key, etag, wait=40).answer()

@@ -11,9 +11,14 @@ from config.asgi_worker import PathOnlyAccessLine
 def access_record(path: str) -> logging.LogRecord:
     """A record as uvicorn's HTTP protocol makes it for one request."""
     return logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("203.0.113.9:5000", "GET", path, "1.1", 200), None,
-    )  # fmt: skip
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("203.0.113.9:5000", "GET", path, "1.1", 200),
+        None,
+    )
 
 
 def test_the_query_string_is_dropped():

@@ -28,9 +28,10 @@ def test_real_values_take_the_markers_places(db):
     workspaces = [WorkspaceFactory(), WorkspaceFactory()]
     for n in range(6):
         AuditEvent.objects.create(
-            workspace=workspaces[n % 2], action=AuditAction.RESOLVED,
+            workspace=workspaces[n % 2],
+            action=AuditAction.RESOLVED,
             created_at=base + dt.timedelta(hours=n),
-        )  # fmt: skip
+        )
     for workspace in workspaces:
         for hours in (-1, 0, 2, 5):
             after = base + dt.timedelta(hours=hours)

@@ -27,8 +27,13 @@ GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def settings_from(monkeypatch, **env) -> dict:
-    for name in ("COFFER_BIND", "COFFER_WEB_WORKERS", "COFFER_WEB_THREADS", "COFFER_WEB_TIMEOUT",
-                 "COFFER_WEB_SERVER"):  # fmt: skip
+    for name in (
+        "COFFER_BIND",
+        "COFFER_WEB_WORKERS",
+        "COFFER_WEB_THREADS",
+        "COFFER_WEB_TIMEOUT",
+        "COFFER_WEB_SERVER",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -36,9 +36,12 @@ def test_access_keys_and_activity_are_in_the_sidebar(viewer_client, workspace):
 
 @pytest.mark.parametrize(
     ("name", "here"),
-    [("access:list", "Access keys"), ("identities:list", "Access keys"),
-     ("audit:activity", "Activity")],
-)  # fmt: skip
+    [
+        ("access:list", "Access keys"),
+        ("identities:list", "Access keys"),
+        ("audit:activity", "Activity"),
+    ],
+)
 def test_the_sidebar_marks_the_page_it_is_on(owner_client, workspace, name, here):
     page = text(owner_client.get(reverse(name, args=[workspace.slug])))
     assert current(page) == [here]

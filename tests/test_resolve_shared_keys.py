@@ -37,10 +37,12 @@ def sandbox(workspace):
 @pytest.fixture
 def stripe(workspace, production, sandbox):
     """STRIPE_SECRET: a live value in Production, a test value in Sandbox."""
-    live = TokenFactory(workspace=workspace, key="STRIPE_SECRET", value=LIVE,
-                        environments=[production])  # fmt: skip
-    test = TokenFactory(workspace=workspace, key="STRIPE_SECRET", value=TEST,
-                        environments=[sandbox])  # fmt: skip
+    live = TokenFactory(
+        workspace=workspace, key="STRIPE_SECRET", value=LIVE, environments=[production]
+    )
+    test = TokenFactory(
+        workspace=workspace, key="STRIPE_SECRET", value=TEST, environments=[sandbox]
+    )
     return live, test
 
 
@@ -51,8 +53,16 @@ def command(environment: str, text: str = TEMPLATE, *args: str) -> tuple[int, st
     code = 0
     where = ["--environment", environment] if environment else []
     try:
-        call_command("resolve", "--workspace", "acme", *where, *args,
-                     stdin=io.BytesIO(text.encode()), stdout=out, stderr=err)  # fmt: skip
+        call_command(
+            "resolve",
+            "--workspace",
+            "acme",
+            *where,
+            *args,
+            stdin=io.BytesIO(text.encode()),
+            stdout=out,
+            stderr=err,
+        )
     except CommandError as error:
         code = error.returncode
     out.flush()
@@ -96,10 +106,20 @@ def test_the_api_resolves_the_token_of_each_access_keys_environment(
 def test_scopes_that_cannot_meet_resolve_each_to_their_own(workspace, production):
     web = ProductFactory(workspace=workspace, slug="web")
     batch = ProductFactory(workspace=workspace, slug="batch")
-    TokenFactory(workspace=workspace, key="QUEUE_URL", value="web-queue-" + "w" * 20,
-                 environments=[production], products=[web])  # fmt: skip
-    TokenFactory(workspace=workspace, key="QUEUE_URL", value="batch-queue-" + "b" * 20,
-                 environments=[production], products=[batch])  # fmt: skip
+    TokenFactory(
+        workspace=workspace,
+        key="QUEUE_URL",
+        value="web-queue-" + "w" * 20,
+        environments=[production],
+        products=[web],
+    )
+    TokenFactory(
+        workspace=workspace,
+        key="QUEUE_URL",
+        value="batch-queue-" + "b" * 20,
+        environments=[production],
+        products=[batch],
+    )
     text = "$Secret{QUEUE_URL}"
     assert resolve_text(text, UseContext(production, product=web)) == "web-queue-" + "w" * 20
     assert resolve_text(text, UseContext(production, product=batch)) == "batch-queue-" + "b" * 20

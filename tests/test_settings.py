@@ -149,9 +149,11 @@ def test_the_asgi_server_opens_a_connection_per_request(tmp_path):
 
 def test_a_bad_connection_age_stops_with_a_clear_message(tmp_path):
     result = run(
-        ["manage.py", "check"], tmp_path, COFFER_SECRET_KEY="k" * 50,
+        ["manage.py", "check"],
+        tmp_path,
+        COFFER_SECRET_KEY="k" * 50,
         COFFER_DB_CONN_MAX_AGE="a minute",
-    )  # fmt: skip
+    )
     assert result.returncode != 0
     assert (
         "COFFER_DB_CONN_MAX_AGE must be a whole number of seconds (0 or more), not 'a minute'."

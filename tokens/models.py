@@ -569,9 +569,13 @@ class Token(models.Model):
     expiry_date = models.DateField("Expiry Date", null=True, blank=True)
     period_days = models.PositiveSmallIntegerField("Period (days)", null=True, blank=True)
     expires_at = models.DateTimeField(
-        "expires", null=True, blank=True, editable=False, db_index=True,
+        "expires",
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
         help_text="The effective expiry, derived from Expiry Date and Period.",
-    )  # fmt: skip
+    )
 
     products = models.ManyToManyField(Product, blank=True, related_name="tokens")
     apps = models.ManyToManyField(App, blank=True, related_name="tokens")

@@ -368,8 +368,9 @@ def exchange(options: argparse.Namespace, url: str, reference: str, token: str) 
     except (ValueError, KeyError, TypeError):
         credential = None
     if response.status != 200 or not isinstance(credential, str) or not credential:
-        raise Failure(f"Coffer's answer to the OIDC exchange could not be read (HTTP "
-                      f"{response.status})")  # fmt: skip
+        raise Failure(
+            f"Coffer's answer to the OIDC exchange could not be read (HTTP {response.status})"
+        )
     return credential
 
 
@@ -377,8 +378,10 @@ def refused(error: Refused, signed: SignIn, url: str, only: list[str] | None) ->
     """The failure for a refusal; for 401/403, after deleting this key's fallbacks."""
     message = f"Coffer refused the request (HTTP {error.status}): {printable(error.message)}"
     if error.status in (401, 403) and signed.identity is not None:
-        message = (f"the credential of workload identity {signed.identity} was refused "
-                   f"(HTTP {error.status}): {printable(error.message)}")  # fmt: skip
+        message = (
+            f"the credential of workload identity {signed.identity} was refused "
+            f"(HTTP {error.status}): {printable(error.message)}"
+        )
     elif error.status in (401, 403):
         shown = signed.key[:IDENTIFIER_LENGTH] + "…"
         message = f"access key {shown} refused (HTTP {error.status}): {printable(error.message)}"
@@ -412,8 +415,10 @@ def fetch_values(
         raise refused(error, signed, url, only) from None
     except Unreachable as error:
         if signed.identity is not None:
-            raise Failure(f"Coffer cannot be reached: {error}; a sign-in with a workload "
-                          "identity has no fallback") from None  # fmt: skip
+            raise Failure(
+                f"Coffer cannot be reached: {error}; a sign-in with a workload "
+                "identity has no fallback"
+            ) from None
         if fallback is None:
             raise Failure(f"Coffer cannot be reached: {error} (--no-fallback)") from None
         return from_fallback(fallback, options, str(error))
@@ -520,24 +525,40 @@ def watch_run(
 ) -> int:
     """`run --watch`: see coffer_cli/watch.py. The long poll gets its own time budget (the
     server holds it up to watch.WAIT seconds)."""
-    budget = watch.WAIT + (options.timeout or env_default("COFFER_TIMEOUT", positive,
-                                                          str(DEFAULT_TIMEOUT)))  # fmt: skip
-    poll = Api(url, signed.key, timeout=budget,
-               tries=options.tries or env_default("COFFER_TRIES", tries, str(DEFAULT_TRIES)),
-               warn=lambda message: None)  # fmt: skip
+    budget = watch.WAIT + (
+        options.timeout or env_default("COFFER_TIMEOUT", positive, str(DEFAULT_TIMEOUT))
+    )
+    poll = Api(
+        url,
+        signed.key,
+        timeout=budget,
+        tries=options.tries or env_default("COFFER_TRIES", tries, str(DEFAULT_TRIES)),
+        warn=lambda message: None,
+    )
     watcher = watch.Watcher(
-        poll, values_query(options, "coffer run --watch"), etags[0] if etags else None, values,
+        poll,
+        values_query(options, "coffer run --watch"),
+        etags[0] if etags else None,
+        values,
         options.interval,
-    )  # fmt: skip
+    )
 
     def on_refused(error: Refused) -> str:
         return str(refused(error, signed, url, options.only))
 
     return watch.supervise(
-        command, lambda new: child_env(options, new), values, watcher, mask=options.mask,
-        reload_signal=options.reload_signal, grace=options.grace, stagger=options.stagger,
-        exit_on_revoke=options.exit_on_revoke, say=say, on_refused=on_refused,
-    )  # fmt: skip
+        command,
+        lambda new: child_env(options, new),
+        values,
+        watcher,
+        mask=options.mask,
+        reload_signal=options.reload_signal,
+        grace=options.grace,
+        stagger=options.stagger,
+        exit_on_revoke=options.exit_on_revoke,
+        say=say,
+        on_refused=on_refused,
+    )
 
 
 # --- render and check ------------------------------------------------------------------------
@@ -590,8 +611,10 @@ def command_render(options: argparse.Namespace) -> int:
         name, response = resolve(options, check=False)
         if response.status == 422:
             count = report_problems(name, response.body)
-            raise Failure(f"{count} reference{'s' if count != 1 else ''} cannot be resolved; "
-                          "nothing was written")  # fmt: skip
+            raise Failure(
+                f"{count} reference{'s' if count != 1 else ''} cannot be resolved; "
+                "nothing was written"
+            )
         if output is not None:
             output.commit(response.body)
         else:
@@ -766,9 +789,13 @@ def parser() -> argparse.ArgumentParser:
 
     for name, summary, description, handler in (
         ("render", "render a template with its secrets", RENDER_DESCRIPTION, command_render),
-        ("check", "check that every reference in a template resolves", CHECK_DESCRIPTION,
-         command_check),
-    ):  # fmt: skip
+        (
+            "check",
+            "check that every reference in a template resolves",
+            CHECK_DESCRIPTION,
+            command_check,
+        ),
+    ):
         sub = commands.add_parser(
             name, help=summary, description=description, formatter_class=Formatter
         )

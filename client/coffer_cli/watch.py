@@ -77,8 +77,9 @@ class Watcher(threading.Thread):
                 if error.status in (401, 403):
                     self.events.put(Event("refused", error=error))
                     return
-                self.events.put(Event("unreachable", message=f"HTTP {error.status}: "
-                                      f"{error.message}"))  # fmt: skip
+                self.events.put(
+                    Event("unreachable", message=f"HTTP {error.status}: {error.message}")
+                )
                 self.pause()
                 continue
             except Unreachable as error:
@@ -222,9 +223,11 @@ def supervise(
             if event is not None and event.kind == "changed" and due is None:
                 delay = stagger * fraction()
                 due = time.monotonic() + delay
-                what = "sending SIG" + signal.Signals(reload_signal).name[3:] if (
-                    reload_signal is not None
-                ) else "restarting CMD"  # fmt: skip
+                what = (
+                    "sending SIG" + signal.Signals(reload_signal).name[3:]
+                    if (reload_signal is not None)
+                    else "restarting CMD"
+                )
                 say(f"values changed; {what} in {delay:.1f}s")
             if due is not None and time.monotonic() >= due:
                 due, event = None, watcher.fetch()
@@ -240,11 +243,15 @@ def supervise(
                     return 125
                 say(f"{message}; the watch stopped, CMD keeps running with the values it has")
             elif event is not None and event.kind == "unreachable":
-                say(f"warning: Coffer cannot be reached ({event.message}); CMD keeps running, "
-                    "the watch tries again")  # fmt: skip
+                say(
+                    f"warning: Coffer cannot be reached ({event.message}); CMD keeps running, "
+                    "the watch tries again"
+                )
             elif event is not None and event.kind == "unresolved":
-                say("warning: some --only key cannot be resolved any more; CMD keeps running "
-                    "with the values it has")  # fmt: skip
+                say(
+                    "warning: some --only key cannot be resolved any more; CMD keeps running "
+                    "with the values it has"
+                )
             if pending is not None:
                 values, pending = pending, None
                 if reload_signal is not None:

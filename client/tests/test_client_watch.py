@@ -50,18 +50,31 @@ def server():
 class Watch:
     """`coffer run --watch ... -- python CHILD OUT` in the background."""
 
-    def __init__(self, server, tmp_path: Path, *options: str, key: str = "main",
-                 stubborn: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, server, tmp_path: Path, *options: str, key: str = "main", stubborn: bool = False
+    ) -> None:
         self.out = tmp_path / "child.log"
         self.out.touch()
         script = tmp_path / "child.py"
         script.write_text(CHILD)
         env = coffer_env(server.url, server.keys[key], tmp_path / "cache")
         self.process = subprocess.Popen(
-            [PYTHON, "-m", "coffer_cli", "run", *options, "--",
-             sys.executable, str(script), str(self.out), "stubborn" if stubborn else "no"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            [
+                PYTHON,
+                "-m",
+                "coffer_cli",
+                "run",
+                *options,
+                "--",
+                sys.executable,
+                str(script),
+                str(self.out),
+                "stubborn" if stubborn else "no",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def lines(self) -> list[str]:
         return self.out.read_text().splitlines()
@@ -103,8 +116,9 @@ class Watch:
 
 
 def set_value(server, key: str, value: str) -> None:
-    server.django(f"from tokens.models import Token\nToken.objects.get(key={key!r})"
-                  f".set_value({value!r})")  # fmt: skip
+    server.django(
+        f"from tokens.models import Token\nToken.objects.get(key={key!r}).set_value({value!r})"
+    )
 
 
 def pid_of(line: str) -> int:
@@ -165,8 +179,9 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace(server, tmp_path
 def test_a_revoked_key_stops_the_watch_and_leaves_the_child_running(server, tmp_path):
     watch = Watch(server, tmp_path, "--watch", key="spare1")
     first = watch.wait_for(r"start ")[0]
-    server.django("from access.models import AccessKey\n"
-                  "AccessKey.objects.get(name='spare1').revoke()")  # fmt: skip
+    server.django(
+        "from access.models import AccessKey\nAccessKey.objects.get(name='spare1').revoke()"
+    )
     watch.stderr_so_far_contains("the watch stopped, CMD keeps running")
     assert "refused (HTTP 401)" in watch.early_stderr
     assert watch.process.poll() is None
@@ -179,8 +194,9 @@ def test_a_revoked_key_stops_the_watch_and_leaves_the_child_running(server, tmp_
 def test_exit_on_revoke_stops_the_child_and_exits_125(server, tmp_path):
     watch = Watch(server, tmp_path, "--watch", "--exit-on-revoke", key="spare2")
     first = watch.wait_for(r"start ")[0]
-    server.django("from access.models import AccessKey\n"
-                  "AccessKey.objects.get(name='spare2').revoke()")  # fmt: skip
+    server.django(
+        "from access.models import AccessKey\nAccessKey.objects.get(name='spare2').revoke()"
+    )
     watch.process.wait(timeout=60)  # coffer ends by itself
     status, err = watch.finish()
     assert status == 125

@@ -477,9 +477,13 @@ def _usable_query(alias: str, listed: int, product: bool, app: bool, *, lock: bo
     if lock:
         tokens = tokens.select_for_update(of=("self",))
     rows = tokens.order_by().values_list(
-        "id", "key", "ciphertext", "value_version",
-        "workspace__data_key__kek_id", "workspace__data_key__wrapped_dek",
-    )  # fmt: skip
+        "id",
+        "key",
+        "ciphertext",
+        "value_version",
+        "workspace__data_key__kek_id",
+        "workspace__data_key__wrapped_dek",
+    )
     return CompiledQuery.of(rows, markers, using=alias)
 
 
@@ -563,8 +567,18 @@ def _mark_and_count_sql(count: int) -> str:
 
 # The columns of a usage row the upsert writes, after its token: the context's digest and
 # names, the count and the times.
-_USAGE_COLUMNS = ("context", "environment", "product", "app", "access_key", "actor", "source",
-                  "use_count", "first_used_at", "last_used_at")  # fmt: skip
+_USAGE_COLUMNS = (
+    "context",
+    "environment",
+    "product",
+    "app",
+    "access_key",
+    "actor",
+    "source",
+    "use_count",
+    "first_used_at",
+    "last_used_at",
+)
 
 
 def _context_digest(context: UseContext, actor: str, source: str) -> str:
@@ -590,10 +604,20 @@ def _usage_params(
     other = _context_digest(context, actor, OTHER_SOURCES)
     same_context = [env, prod, app_name, key_name, who]
     return [
-        other, digest, *same_context, OTHER_SOURCES, cut_source, 1, when, when,  # the row
-        digest, *same_context, OTHER_SOURCES, settings.COFFER_USAGE_SOURCES - 1,  # capped?
+        other,
+        digest,
+        *same_context,
+        OTHER_SOURCES,
+        cut_source,
+        1,
+        when,
+        when,  # the row
+        digest,
+        *same_context,
+        OTHER_SOURCES,
+        settings.COFFER_USAGE_SOURCES - 1,  # capped?
         *ids,
-    ]  # fmt: skip
+    ]
 
 
 @cache
