@@ -21,7 +21,7 @@ from tests.factories import (
 )
 from tests.helpers import sign_in
 from tokens.models import Token, UseContext
-from tokens.references import resolve_text
+from tokens.references.resolve import resolve_text
 from workspaces.models import Role
 
 VALUE = "sk_live_token_page_5c7e1f9a2b"
