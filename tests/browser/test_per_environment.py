@@ -4,19 +4,24 @@ one, and Compare environments shows both and the gaps (axe-clean at 1280 and 390
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.api_server import CURL
 from tests.browser.test_tokens_page import acme
+from tests.factories import make_access_key
 from tests.helpers import sign_in
 from tokens.models import Token
+from workspaces.models import Workspace
 
 LIVE = "sk_live_browser_0123456789abcdef"
 TEST = "sk_test_browser_0123456789abcdef"
 
 
 def test_a_sandbox_token_beside_the_production_one_then_compare(
-    page: Page, live_server, transactional_db, axe, screenshot
+    page: Page, live_server, transactional_db, axe, screenshot, tmp_path
 ):
     acme()  # STRIPE_SECRET: Production only, scoped to Payments
     sign_in(page, live_server, "olivia")
@@ -28,8 +33,9 @@ def test_a_sandbox_token_beside_the_production_one_then_compare(
     hint = dialog.locator("#key-hint")
     expect(hint).to_contain_text("STRIPE_SECRET is already valid in:")
     expect(hint).to_contain_text("Production (product Payments)")
-    page.once("dialog", lambda question: question.accept())  # "Discard what you typed?"
     dialog.get_by_role("link", name="Cancel").click()
+    question = page.get_by_role("dialog", name="Discard what you typed?")  # in the page
+    question.get_by_role("button", name="Discard").click()
     expect(dialog).to_be_hidden()
 
     # Add for another environment: prefilled, only Sandbox offered.
@@ -56,6 +62,35 @@ def test_a_sandbox_token_beside_the_production_one_then_compare(
         t.environments.get().slug: t.reveal() for t in Token.objects.filter(key="STRIPE_SECRET")
     }
     assert stored["sandbox"] == TEST
+
+    # One template, an access key per environment: each resolves to its own value, asked by
+    # curl of the running server as a deploy job would.
+    workspace = Workspace.objects.get(slug="acme")
+    template = tmp_path / "deploy.yaml"
+    template.write_text("stripe: $Secret{STRIPE_SECRET}\n")
+    for slug, expected in (("production", stored["production"]), ("sandbox", TEST)):
+        _key, secret = make_access_key(
+            workspace,
+            name=f"ci-{slug}",
+            environment=workspace.environments.get(slug=slug),
+            product=workspace.products.get(slug="payments"),
+        )
+        answer = subprocess.run(
+            [
+                CURL,
+                "-sS",
+                "--fail-with-body",
+                "-H",
+                f"Authorization: Bearer {secret}",
+                "--data-binary",
+                f"@{template}",
+                f"{live_server.url}/api/v1/resolve?source=deploy.yaml",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (answer.returncode, answer.stdout) == (0, f"stripe: {expected}\n"), answer.stdout
 
     # Compare environments: both cells for STRIPE_SECRET, gaps for the others.
     page.get_by_role("tab", name="Compare environments").click()
