@@ -61,6 +61,14 @@ for n in range(count):
         workspace=workspace, key=f"BENCH_TOKEN_{n:02d}", value=f"bench-value-{n:02d}-" + "v" * 24,
         environments=[production],
     )
+# One key, a value per environment: BENCH_TOKEN_00 also has a Sandbox and a Staging token, so
+# the read picks the one usable token among three (issue: one key, a value per environment).
+staging = workspace.environments.create(name="Staging", slug="staging")
+for other in (workspace.environments.get(slug="sandbox"), staging):
+    Token.objects.create_token(
+        workspace=workspace, key="BENCH_TOKEN_00", value=f"bench-{other.slug}-" + "v" * 24,
+        environments=[other],
+    )
 _, key = AccessKey.objects.create_key(
     workspace=workspace, name="bench", environment=production, expires=None
 )

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/resolve.py [--runs N]
 
-1. In process: a 5 MB text with 100,000 references to 1,000 distinct tokens, resolved with
+1. In process: a 5 MB text with 100,000 references to 1,000 distinct keys (one of them, as in
+   "one key, a value per environment", has a token in each of three environments), resolved with
    `resolve_text` (parse, one token query, 1,000 decryptions, the last-used UPDATE, the audit
    INSERT, substitution) next to the floor: a plain `re.sub` with a dict of the plaintext values
    over the same text. Both are timed in the same run, alternately; the best of N wall-clock
@@ -131,15 +132,28 @@ def run_benchmark(data_dir: Path, runs: int) -> None:
 
     call_command("migrate", verbosity=0)
     workspace = Workspace.objects.create(name="Bench", slug="bench")
-    environments = list(workspace.environments.all())
     production = workspace.environments.get(slug="production")
+    environments = [production, *workspace.environments.exclude(pk=production.pk)]
     values = {}
     start = time.perf_counter()
+    environments.append(workspace.environments.create(name="Staging", slug="staging"))
     for n in range(TOKENS):
         key = f"SERVICE_{n:04d}_KEY"
         values[key] = f"value-{n:04d}-{secrets.token_urlsafe(24)}"
         Token.objects.create_token(
-            workspace=workspace, key=key, value=values[key], environments=environments
+            workspace=workspace,
+            key=key,
+            value=values[key],
+            environments=environments[:1] if n == 0 else environments,
+        )
+    # One key, a value per environment: SERVICE_0000_KEY has a token in each of the three
+    # environments; the resolve (in production) picks the one usable there.
+    for other in environments[1:]:
+        Token.objects.create_token(
+            workspace=workspace,
+            key="SERVICE_0000_KEY",
+            value=f"{other.slug}-" + "x" * 32,
+            environments=[other],
         )
     setup = time.perf_counter() - start
 
