@@ -392,6 +392,7 @@ class DetailLine:
     label: str
     text: str = ""
     keys: tuple[str, ...] = ()
+    moment: dt.datetime | None = None  # shown in the one date format ({% when %})
 
 
 def _plain(value: object) -> str:
@@ -432,7 +433,7 @@ def detail_lines(event: AuditEvent, names: CatalogNames = NO_NAMES) -> list[Deta
     """Everything the event recorded, labelled: when, what, who (as recorded), then each detail
     field that has something to say."""
     lines = [
-        DetailLine("When", f"{event.created_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC"),
+        DetailLine("When", moment=event.created_at),
         DetailLine("Action", str(event.get_action_display())),
         DetailLine("Recorded as", event.actor_name or "system"),
     ]
