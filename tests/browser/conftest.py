@@ -50,22 +50,34 @@ def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1280, "height": 900}}
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-django's reordering by database use
 def pytest_collection_modifyitems(items):
-    browser = []
     for item in items:
-        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
-            item.add_marker(pytest.mark.browser)
-            browser.append(item)
+        if is_browser_test(item):
+            item.add_marker(pytest.mark.browser)  # before `-m` deselects by it
         if "screenshot" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.screenshots)  # `make screenshots` runs these
-    # The browser tests last (in pytest-django's order among themselves): Playwright's sync API
-    # keeps an event loop in the main thread from its first test to the end of the session, and
-    # a test client call to an async view (the change feed's GET /api/v1/values) cannot run in
-    # a thread with a running loop. Every other test runs before that loop exists.
-    if browser:
-        chosen = set(browser)
-        items[:] = [item for item in items if item not in chosen] + browser
+
+
+def is_browser_test(item) -> bool:
+    return "tests/browser/" in str(item.fspath).replace(os.sep, "/")
+
+
+class BrowserTestsLast:
+    """The browser tests last (in pytest-django's order among themselves): Playwright's sync
+    API keeps an event loop in the main thread from its first test to the end of the session,
+    and a test client call to an async view (the change feed's GET /api/v1/values) cannot run
+    in a thread with a running loop. Every other test runs before that loop exists."""
+
+    @pytest.hookimpl(trylast=True)  # after pytest-django's reordering by database use
+    def pytest_collection_modifyitems(self, items):
+        browser = [item for item in items if is_browser_test(item)]
+        if browser:
+            chosen = set(browser)
+            items[:] = [item for item in items if item not in chosen] + browser
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(BrowserTestsLast(), "coffer-browser-tests-last")
 
 
 @pytest.fixture(autouse=True)
