@@ -183,11 +183,15 @@ def credential_expiry(key: Credential) -> dt.datetime | None:
     return key.expires_at
 
 
-def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) -> Look:
-    """Two short queries: the change counter, then the usable tokens' ids and versions."""
+def look(
+    key: Credential, keys: list[str] | None, output: str, at: dt.datetime, counted: bool = True
+) -> Look:
+    """Two short queries: the change counter, then the usable tokens' ids and versions. Not
+    `counted`: the tokens' query only (counter 0), for an answer that does not wait
+    (api/value.py's ETag)."""
     context = key.context
     workspace_id = context.environment.workspace_id
-    counter = change_counter(workspace_id)
+    counter = change_counter(workspace_id) if counted else 0
     usable = Token.objects.usable_in(context, at)
     if keys is not None:
         usable = usable.filter(key__in=keys)
