@@ -36,6 +36,13 @@ counter moved; each then computes its ETag again. The next expiry of a token the
 (and of the key itself) ends the wait too. A wake that changes nothing (another context's change
 in the same workspace) costs that waiter one query and it waits on.
 
+**A client that goes away stops the wait.** Django's ASGI handler listens for the connection's
+`http.disconnect` while the view runs and cancels the request; asgiref carries the cancellation
+through the synchronous middleware's parked thread into this view's coroutine, so the waiter
+leaves the hub (`ChangeHub.wait`'s `finally`), its thread ends, and nothing is answered or
+counted at the end of its wait. Nothing here catches `CancelledError`: doing so would keep a
+departed client's waiter until its deadline (tests/test_api_longpoll.py checks it does not).
+
 Under WSGI (gthread workers, the default) a held request would hold a worker thread, so the
 server does not hold it: it answers at once and says so (`Coffer-Wait: 0`), and the client polls
 at its own interval instead.

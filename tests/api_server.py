@@ -92,10 +92,10 @@ class Server:
             [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
 
-    def django(self, code: str) -> None:
+    def django(self, code: str) -> str:
         """Run `code` with Django set up against the server's database (an editor's change,
-        as the UI would make it: the model methods, their audit events)."""
-        subprocess.run(
+        as the UI would make it: the model methods, their audit events); what it printed."""
+        return subprocess.run(
             [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
             input=code,
             cwd=ROOT,
@@ -103,7 +103,7 @@ class Server:
             check=True,
             capture_output=True,
             text=True,
-        )
+        ).stdout
 
     def log_lines(self) -> list[str]:
         return self.access_log.read_text().splitlines()
