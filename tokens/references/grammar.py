@@ -27,7 +27,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
-from typing import cast
 
 # The Token Key grammar, written once: a first character, then more characters, 1-128 in all.
 # KEY_PATTERN (the form, the model, this parser), KEY_DB_PATTERN (PostgreSQL's CHECK) and the
@@ -545,7 +544,8 @@ def check_report(
         return _check_report_by_occurrence(template, reasons, source=source)
     references = []
     for ref in template.first_references():
-        key = cast(str, ref.key)  # a first reference is well-formed
+        key = ref.key
+        assert key is not None  # a first reference is well-formed
         reason = reasons.get(key, UNKNOWN)
         references.append(
             ReferenceStatus(key, ref.text, ref.line, ref.column, template.occurrences(key), reason)
