@@ -14,13 +14,15 @@ gives; 400 for a name that is no Token Key. The read is the resolver's own
 The usage's source is `?source=` when given, else the client's User-Agent, so the token's usage
 shows "external-secrets" (or whatever the SecretStore's headers name) rather than a bare URL.
 
-**ETag and If-None-Match**, as the change feed's (api/feed.py): the 200 carries an ETag made of
-the context, the key asked for and the token's id and value version (never the value), computed
-before the read. A request whose `If-None-Match` names it (weak or strong) gets 304 with no
-body: authenticated and rate-limited like any call, counted as a use of the access key, but no
-"Resolved" event and no token marked used (no value left the server). An edit, a restore, a
-revoke, an expiry or the token leaving the context changes it; `If-None-Match: *` alone does
-not count (a 304 says there is a value, and only the read can say that).
+**ETag and If-None-Match**, as the change feed's (api/feed.py): the 200 carries an ETag made
+of the context, the key asked for and the token's id and value version (never the value), those
+the read itself used (no query more). A request whose `If-None-Match` names it (weak or strong)
+gets 304 with no body: authenticated and rate-limited like any call, counted as a use of the
+access key, but no "Resolved" event and no token marked used (no value left the server). An
+edit, a restore, a revoke, an expiry or the token leaving the context changes it;
+`If-None-Match: *` alone does not count (a 304 says there is a value, and only the read can say
+that). With `If-None-Match` one short query (`feed.look`, without the change counter) comes
+first.
 """
 
 from __future__ import annotations
@@ -59,9 +61,10 @@ def value(request: ApiHttpRequest, key: Credential, name: str) -> HttpResponse:
             "underscores, not starting with a digit.",
         )
     source = source_of(request)
-    etag = feed.look(key, [name], ETAG_FORMAT, timezone.now(), counted=False).etag
-    if unchanged(request, etag):
-        return feed.not_modified(request, key, etag)
+    if request.headers.get("If-None-Match", "").strip():
+        etag = feed.look(key, [name], ETAG_FORMAT, timezone.now(), counted=False).etag
+        if unchanged(request, etag):
+            return feed.not_modified(request, key, etag)
     agent = "".join(ch for ch in request.headers.get("User-Agent", "") if ch.isprintable())
     facts = {"user_agent": agent[: views.SOURCE_MAX_LENGTH]}
     try:
@@ -91,7 +94,7 @@ def value(request: ApiHttpRequest, key: Credential, name: str) -> HttpResponse:
         reason = outcome.error.problems[0].reason
         raise ApiError(404, f"{name}: {reason}.")
     response = JsonResponse({"key": name, "value": outcome.values[name]})
-    response["ETag"] = etag
+    response["ETag"] = feed.etag_of(key, [name], ETAG_FORMAT, outcome.versions)
     return response
 
 

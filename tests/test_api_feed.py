@@ -9,9 +9,10 @@ import datetime as dt
 
 import pytest
 from django.db import transaction
-from django.test import AsyncClient
+from django.test import AsyncRequestFactory
 from django.utils import timezone
 
+from api import feed
 from api.feed import GONE, WAIT_MAX, change_counter
 from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values
@@ -227,22 +228,12 @@ def test_counters_are_per_workspace(setup, other_workspace):
 # --- a client that leaves -------------------------------------------------------------------
 
 
-class LeavingClient(AsyncClient):
-    """Django's AsyncClient with `hearing_disconnects`' event in each request's scope."""
-
-    def __init__(self, gone: asyncio.Event) -> None:
-        super().__init__()
-        self.gone = gone
-
-    async def request(self, **request):
-        return await super().request(**request, **{GONE: self.gone})
-
-
 def ask_as_asgi(setup, etag: str, leave_after: float | None):
-    """`GET /api/v1/values?wait=30` through Django's ASGI handler (AsyncClient), the scope
-    carrying the event config/asgi.py's `hearing_disconnects` sets when the client leaves: set
-    before the view starts (`leave_after` None: it left while the synchronous middleware ran)
-    or `leave_after` seconds into the wait. The answer, or TimeoutError if it waited on."""
+    """`GET /api/v1/values?wait=30` as the ASGI server's view gets it (an ASGIRequest, whose
+    scope carries the event config/asgi.py's `hearing_disconnects` sets when the client
+    leaves): set before the view starts (`leave_after` None: it left while the synchronous
+    middleware ran) or `leave_after` seconds into the wait. The answer, or TimeoutError if the
+    view waited on."""
 
     async def ask():
         gone = asyncio.Event()
@@ -251,8 +242,9 @@ def ask_as_asgi(setup, etag: str, leave_after: float | None):
         else:
             asyncio.get_running_loop().call_later(leave_after, gone.set)
         headers = {"Authorization": f"Bearer {setup.key}", "If-None-Match": etag}
-        request = LeavingClient(gone).get("/api/v1/values?wait=30", headers=headers)
-        return await asyncio.wait_for(request, 20)
+        request = AsyncRequestFactory().get("/api/v1/values?wait=30", headers=headers)
+        request.scope[GONE] = gone
+        return await asyncio.wait_for(feed.values(request), 20)
 
     return asyncio.run(ask())
 

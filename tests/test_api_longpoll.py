@@ -186,7 +186,7 @@ def server_threads(server: Server) -> int:
 def key_uses(server: Server, name: str) -> int:
     return int(
         server.django(
-            "from access.models import AccessKey\n"
+            "from access.models import AccessKey\nfrom tokens import usage\nusage.settle()\n"
             f"print(AccessKey.objects.get(name={name!r}).use_count)"
         ).split()[-1]
     )

@@ -137,7 +137,7 @@ def test_a_304_counts_against_the_rate_limit(client, setup, settings):
     assert statuses == [304, 304, 429]
 
 
-def test_a_304_makes_a_handful_of_queries(client, setup, django_assert_max_num_queries):
+def test_a_304_makes_a_handful_of_queries(reads_only, client, setup, django_assert_max_num_queries):
     etag = etag_of(client, setup)
     with django_assert_max_num_queries(7):  # auth + rate limit + tokens + the key's use
         assert get_value(client, setup.key, etag=etag).status_code == 304
