@@ -40,13 +40,13 @@ in the same workspace) costs that waiter one query and it waits on.
 `http.disconnect` while the view runs and cancels the request; asgiref carries the cancellation
 through the synchronous middleware's parked thread into this view's coroutine, so the waiter
 leaves the hub (`ChangeHub.wait`'s `finally`), its thread ends, and nothing is answered or
-counted at the end of its wait. Nothing here catches `CancelledError`. One gap remains: a client
-that leaves while the synchronous middleware still runs in its thread (a busy server) cancels
-nothing yet, and the view then starts unaware of it. So config/asgi.py wraps the application in
+counted at the end of its wait. Nothing here catches `CancelledError`. That alone leaves a gap: a
+client that leaves while the synchronous middleware still runs in its thread (a busy server)
+cancels nothing yet, and the view then starts unaware of it. So config/asgi.py wraps the app in
 `hearing_disconnects`, which sets an event in the request's scope when the server reports the
 client gone; the view looks at it before it starts and waits on it with the hub, and answers
 such a request with a bodiless 499 (nginx's "client closed request", for the access log) at
-once. tests/test_api_longpoll.py checks both ways.
+once. tests/test_api_feed.py (the view) and tests/test_api_longpoll.py (a real server) check it.
 
 Under WSGI (gthread workers, the default) a held request would hold a worker thread, so the
 server does not hold it: it answers at once and says so (`Coffer-Wait: 0`), and the client polls
