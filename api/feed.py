@@ -44,9 +44,10 @@ counted at the end of its wait. Nothing here catches `CancelledError`. That alon
 client that leaves while the synchronous middleware still runs in its thread (a busy server)
 cancels nothing yet, and the view then starts unaware of it. So config/asgi.py wraps the app in
 `hearing_disconnects`, which sets an event in the request's scope when the server reports the
-client gone; the view looks at it before it starts and waits on it with the hub, and answers
-such a request with a bodiless 499 (nginx's "client closed request", for the access log) at
-once. tests/test_api_feed.py (the view) and tests/test_api_longpoll.py (a real server) check it.
+client gone; the view looks at it before it starts and waits on it with the hub, and ends such
+a request at once with a bodiless 499 (nginx's "client closed request"), which nobody receives:
+Django's handler has dropped the request by then, so it is neither sent nor logged.
+tests/test_api_feed.py (the view) and tests/test_api_longpoll.py (a real server) check it.
 
 Under WSGI (gthread workers, the default) a held request would hold a worker thread, so the
 server does not hold it: it answers at once and says so (`Coffer-Wait: 0`), and the client polls
@@ -508,7 +509,7 @@ def slot(held: bool) -> contextlib.AbstractAsyncContextManager:
 
 
 def client_gone() -> HttpResponse:
-    """The answer to a request whose client left: nobody reads it; the access log shows 499."""
+    """The end of a request whose client left (Django's handler has dropped it: not sent)."""
     return HttpResponse(status=499, reason="Client Closed Request")
 
 

@@ -256,7 +256,7 @@ def test_a_waiter_whose_client_left_stops_without_an_answer(client, setup, leave
     setup.row.refresh_from_db()
     uses, events = setup.row.use_count, AuditEvent.objects.count()
     response = ask_as_asgi(setup, etag, leave_after)
-    assert response.status_code == 499  # for the access log: nobody reads it
+    assert response.status_code == 499  # the view ends: nobody receives it
     assert response.content == b""
     setup.row.refresh_from_db()
     assert setup.row.use_count == uses  # neither a 304 nor a read
