@@ -27,7 +27,9 @@ time.
    status is checked (wrk counts non-2xx answers and socket errors), and each request's
    content once before the load. The requests:
    - values: `GET /api/v1/values` (the 50 values as JSON) vs `GET /v1/secret/data/app`;
-   - one: `POST /api/v1/resolve` of a one-reference template vs `GET /v1/secret/data/one`.
+   - one: `POST /api/v1/resolve` of a one-reference template vs `GET /v1/secret/data/one`;
+   - health: `GET /healthz` (one `SELECT 1`) vs `GET /v1/sys/health`, the floor: what
+     each stack costs to answer a request at all, with no audit and no secret.
 4. Reports requests per second, p50 and p99 latency, errors, CPU per request of the server
    (gunicorn's processes plus the PostgreSQL backends serving them; OpenBao's one process,
    its raft storage and audit log included) and the server's memory (the PSS of its
@@ -550,6 +552,8 @@ def start_coffer(
             body=f"$Secret{{{key_name(0)}}}".encode(),
             expect=value(0).encode(),
         ),
+        # The floor: what the stack costs to answer at all (one SELECT 1, no audit).
+        "health": Target("GET", "/healthz", {}, expect=b'"ok"'),
     }
     return Server(
         name,
@@ -731,7 +735,9 @@ def main() -> int:
         help="each cell's time is split into this many rounds, the order of the servers "
         "reversed every other round (default 2: A B C, C B A)",
     )
-    parser.add_argument("--only", choices=["values", "one"], help="measure one request only")
+    parser.add_argument(
+        "--only", choices=["values", "one", "health"], help="measure one request only"
+    )
     parser.add_argument(
         "--driver", choices=["wrk", "python"], help="load generator (default: wrk if installed)"
     )
@@ -754,7 +760,7 @@ def main() -> int:
         parser.error("--clients: from 1 to 128 each")
     args.driver = args.driver or ("wrk" if shutil.which("wrk") else "python")
     runner = run_wrk if args.driver == "wrk" else run_python
-    args.kinds = [args.only] if args.only else ["values", "one"]
+    args.kinds = [args.only] if args.only else ["values", "one", "health"]
     specs = args.coffer or [{}]
     bao_binary()  # says how to install it before anything starts
 
@@ -784,6 +790,7 @@ def main() -> int:
                         "GET", "/v1/secret/data/app", reads, expect=value(VALUES - 1).encode()
                     ),
                     "one": Target("GET", "/v1/secret/data/one", reads, expect=value(0).encode()),
+                    "health": Target("GET", "/v1/sys/health", {}, expect=b'"initialized":true'),
                 },
             )
         )
