@@ -36,6 +36,19 @@ counter moved; each then computes its ETag again. The next expiry of a token the
 (and of the key itself) ends the wait too. A wake that changes nothing (another context's change
 in the same workspace) costs that waiter one query and it waits on.
 
+**A client that goes away stops the wait.** Django's ASGI handler listens for the connection's
+`http.disconnect` while the view runs and cancels the request; asgiref carries the cancellation
+through the synchronous middleware's parked thread into this view's coroutine, so the waiter
+leaves the hub (`ChangeHub.wait`'s `finally`), its thread ends, and nothing is answered or
+counted at the end of its wait. Nothing here catches `CancelledError`. That alone leaves a gap: a
+client that leaves while the synchronous middleware still runs in its thread (a busy server)
+cancels nothing yet, and the view then starts unaware of it. So config/asgi.py wraps the app in
+`hearing_disconnects`, which sets an event in the request's scope when the server reports the
+client gone; the view looks at it before it starts and waits on it with the hub, and ends such
+a request at once with a bodiless 499 (nginx's "client closed request"), which nobody receives:
+Django's handler has dropped the request by then, so it is neither sent nor logged.
+tests/test_api_feed.py (the view) and tests/test_api_longpoll.py (a real server) check it.
+
 Under WSGI (gthread workers, the default) a held request would hold a worker thread, so the
 server does not hold it: it answers at once and says so (`Coffer-Wait: 0`), and the client polls
 at its own interval instead.
@@ -90,6 +103,8 @@ WAIT_MAX = 60  # seconds; under the proxies' usual 60-120 s idle timeouts
 DATABASE_SLOTS = 4
 POLL_INTERVAL = 1.0  # seconds between two reads of the watched workspaces' counters
 ETAG_VERSION = "v1"
+
+GONE = "coffer.client_gone"  # the ASGI scope's asyncio.Event, set by hearing_disconnects
 
 # The audit actions that change what some context may read: every other action (a read, a
 # check, a member or settings change) leaves the waiters asleep.
@@ -175,11 +190,15 @@ def credential_expiry(key: Credential) -> dt.datetime | None:
     return key.expires_at
 
 
-def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) -> Look:
-    """Two short queries: the change counter, then the usable tokens' ids and versions."""
+def look(
+    key: Credential, keys: list[str] | None, output: str, at: dt.datetime, counted: bool = True
+) -> Look:
+    """Two short queries: the change counter, then the usable tokens' ids and versions. Not
+    `counted`: the tokens' query only (counter 0), for an answer that does not wait
+    (api/value.py's ETag)."""
     context = key.context
     workspace_id = context.environment.workspace_id
-    counter = change_counter(workspace_id)
+    counter = change_counter(workspace_id) if counted else 0
     usable = Token.objects.usable_in(context, at)
     if keys is not None:
         usable = usable.filter(key__in=keys)
@@ -431,6 +450,9 @@ async def values(request: ApiHttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
         return no_store(error_response(405, "Use GET or HEAD.", {"Allow": "GET, HEAD"}))
     held = can_wait(request)
+    gone: asyncio.Event | None = getattr(request, "scope", {}).get(GONE)
+    if gone is not None and gone.is_set():
+        return client_gone()
 
     def begin() -> HttpResponse | Pending:
         try:
@@ -451,7 +473,9 @@ async def values(request: ApiHttpRequest) -> HttpResponse:
         if pending.seen.until is not None:
             timeout = min(timeout, (pending.seen.until - timezone.now()).total_seconds() + 0.05)
         if timeout > 0:
-            await hub.wait(pending.seen.workspace_id, pending.seen.counter, timeout)
+            await hub.wait(pending.seen.workspace_id, pending.seen.counter, timeout, gone)
+        if gone is not None and gone.is_set():
+            return client_gone()
         final = loop.time() >= deadline
         async with slot(held):
             answer = await sync_to_async(look_again)(request, pending, final)
@@ -482,6 +506,32 @@ def slot(held: bool) -> contextlib.AbstractAsyncContextManager:
     if _slots is None:
         _slots = asyncio.Semaphore(DATABASE_SLOTS)
     return _slots
+
+
+def client_gone() -> HttpResponse:
+    """The end of a request whose client left (Django's handler has dropped it: not sent)."""
+    return HttpResponse(status=499, reason="Client Closed Request")
+
+
+def hearing_disconnects(app: Any) -> Any:
+    """An ASGI application around `app` (config/asgi.py) that puts an asyncio.Event in each
+    HTTP request's scope (`GONE`) and sets it when the server reports the client gone: the
+    `http.disconnect` Django's handler reads through this `receive`."""
+
+    async def application(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        gone = asyncio.Event()
+
+        async def receiving() -> dict:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            return message
+
+        return await app({**scope, GONE: gone}, receiving, send)
+
+    return application
 
 
 def finish(response: HttpResponse, request: HttpRequest, held: bool) -> HttpResponse:
@@ -530,8 +580,11 @@ class ChangeHub:
         with self._lock:
             return sum(len(waiters) for waiters in self._waiters.values())
 
-    async def wait(self, workspace_id: int, seen: int, timeout: float) -> bool:
-        """True when the workspace's counter moved from `seen`, False at the timeout."""
+    async def wait(
+        self, workspace_id: int, seen: int, timeout: float, gone: asyncio.Event | None = None
+    ) -> bool:
+        """True when the workspace's counter moved from `seen`, False at the timeout or when
+        `gone` is set (the client left)."""
         loop = asyncio.get_running_loop()
         waiter = _Waiter(seen, loop, loop.create_future())
         with self._lock:
@@ -539,12 +592,20 @@ class ChangeHub:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="coffer-feed", daemon=True)
                 self._thread.start()
+        left = asyncio.ensure_future(gone.wait()) if gone is not None else None
         try:
-            await asyncio.wait_for(waiter.future, timeout)
-            return True
+            if left is None:
+                await asyncio.wait_for(waiter.future, timeout)
+                return True
+            await asyncio.wait(
+                {waiter.future, left}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            return waiter.future.done()
         except TimeoutError:
             return False
         finally:
+            if left is not None:
+                left.cancel()
             with self._lock:
                 waiters = self._waiters.get(workspace_id, [])
                 if waiter in waiters:

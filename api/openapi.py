@@ -329,7 +329,11 @@ def schema() -> dict:
                         "The value of the token `name` if the key's context may use it; 404 "
                         "when it may not (unknown, outside the context, revoked, expired), "
                         "which External Secrets Operator reads as a deleted secret. The usage "
-                        "is recorded with `source`, or else the client's User-Agent."
+                        "is recorded with `source`, or else the client's User-Agent. The 200 "
+                        "has an `ETag` (a digest of the context, the key, the token's id and "
+                        "version, never the value); with `If-None-Match` naming it the answer "
+                        "is 304 while the token is unchanged: counted as the key's use and "
+                        "against its rate limit, but not audited as a read."
                     ),
                     "parameters": [
                         {
@@ -340,6 +344,13 @@ def schema() -> dict:
                             "schema": {"type": "string", "minLength": 1},
                         },
                         SOURCE,
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "description": "The ETag of the answer the client has.",
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "responses": {
                         "200": _json(
@@ -351,8 +362,9 @@ def schema() -> dict:
                                     "value": {"type": "string"},
                                 },
                             },
-                            "The value.",
+                            "The value (with its ETag).",
                         ),
+                        "304": {"description": "The token is unchanged since that ETag."},
                         **COMMON_ERRORS,
                         "404": _error("The token is not usable in the key's context; no value."),
                         "413": _error(

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/longpoll.py [--waiters 500] [--method HEAD|GET]
                                        [--postgres postgres://.../postgres]
+    .venv/bin/python bench/longpoll.py --watchers 20 [--stagger 0] [--postgres ...]
 
 Starts a real Coffer under ASGI (gunicorn, 2 uvicorn workers, config.asgi; the API tests'
 seeded workspace), on SQLite, or with --postgres on a fresh database made on that server (and
@@ -18,6 +19,14 @@ dropped afterwards). Then:
    moment its transaction committed), and times each waiter's answer from that moment.
 
 Prints the figures with the date and the machine's load averages.
+
+With --watchers N it measures the whole way instead, from an edit to the watched process's
+restart: N `coffer run --watch -- CHILD` (this checkout's client), each CHILD a shell that
+writes the time it started to its own file, then sleeps. Once every child has started, a token
+they read is edited as above, and each delay runs from the edit's commit to the new child's
+start (the long poll's answer, the --stagger delay, the audited GET, SIGTERM to the old child
+and the new one's start). Twice in the same run (two edits, the second once every child has
+restarted after the first); prints the median and max of each.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -125,13 +135,117 @@ async def run_waiters(
     return answers, during
 
 
+# A child of `coffer run --watch`: its start time (the restart's end) to the file it is given.
+CHILD = 'date +%s.%N >> "$1"; exec sleep 100000'
+
+
+def run_edit(server) -> float:
+    """Edit the token the waiters and watchers read; the moment its transaction committed."""
+    done = subprocess.run(
+        [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
+        input=EDIT,
+        cwd=ROOT,
+        env=server.env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def starts(path: Path) -> list[float]:
+    return [float(line) for line in path.read_text().split()]
+
+
+def wait_for_starts(paths: list[Path], count: int, within: float) -> None:
+    deadline = time.monotonic() + within
+    while any(len(starts(path)) < count for path in paths):
+        if time.monotonic() > deadline:
+            missing = sum(len(starts(path)) < count for path in paths)
+            raise SystemExit(f"{missing} children did not start {count} times in {within:.0f} s")
+        time.sleep(0.05)
+
+
+def watched_restarts(server, watchers: int, stagger: float, folder: Path) -> list[list[float]]:
+    """Two edits, and for each, every watched child's delay from the commit to its restart."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COFFER_")}
+    env.update(
+        COFFER_URL=server.url,
+        COFFER_ACCESS_KEY=server.keys["main"],
+        COFFER_CACHE_DIR=str(folder / "cache"),
+        PYTHONPATH=str(ROOT / "client"),
+    )
+    paths = [folder / f"child-{n}.starts" for n in range(watchers)]
+    command = [sys.executable, "-m", "coffer_cli", "run", "--watch", "--stagger", str(stagger)]
+    processes = []
+    try:
+        for path in paths:
+            path.touch()
+            processes.append(
+                subprocess.Popen(
+                    [*command, "--", "sh", "-c", CHILD, "child", str(path)],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        wait_for_starts(paths, 1, within=60 + watchers)
+        time.sleep(3 + watchers / 20)  # every watch's long poll in place
+        rounds = []
+        for round_ in (2, 3):
+            committed = run_edit(server)
+            wait_for_starts(paths, round_, within=60 + stagger + watchers)
+            rounds.append(sorted(starts(path)[round_ - 1] - committed for path in paths))
+            time.sleep(3 + watchers / 20)
+        return rounds
+    finally:
+        for process in processes:
+            process.terminate()  # coffer passes it on to its child
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def main_watchers(options: argparse.Namespace) -> None:
+    with contextlib.ExitStack() as stack:
+        env = {"COFFER_API_RATE_LIMIT": "1000000", "COFFER_LOG_LEVEL": "ERROR"}
+        database = "SQLite"
+        if options.postgres:
+            env["DATABASE_URL"] = stack.enter_context(postgres_database(options.postgres))
+            database = "PostgreSQL"
+        server = stack.enter_context(running_server(asgi=True, **env))
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coffer-bench-")))
+        rounds = watched_restarts(server, options.watchers, options.stagger, folder)
+    load = os.getloadavg()
+    print(
+        f"bench/longpoll.py --watchers, {dt.date.today()}, {database}, "
+        f"{options.watchers} x coffer run --watch --stagger {options.stagger:g}, "
+        f"load averages {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    for number, delays in enumerate(rounds, 1):
+        print(
+            f"edit {number}: edit committed -> child restarted: "
+            f"median {statistics.median(delays):.2f} s, max {delays[-1]:.2f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--waiters", type=int, default=500)
+    parser.add_argument(
+        "--watchers", type=int, default=0, help="coffer run --watch processes (see above)"
+    )
+    parser.add_argument("--stagger", type=float, default=0, help="--watchers' --stagger")
     parser.add_argument("--settle", type=float, default=0, help="seconds (default: 5 + N/100)")
     parser.add_argument("--postgres", help="an admin URL of a PostgreSQL server")
     parser.add_argument("--method", choices=["HEAD", "GET"], default="HEAD")
     options = parser.parse_args()
+    if options.watchers:
+        main_watchers(options)
+        return
     settle = options.settle or 5 + options.waiters / 100
 
     with contextlib.ExitStack() as stack:
@@ -162,16 +276,7 @@ def main() -> None:
             measured = {"rss": rss, "threads": threads}
             if options.postgres:
                 measured["connections"] = connections_to(options.postgres, env["DATABASE_URL"])
-            done = subprocess.run(
-                [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
-                input=EDIT,
-                cwd=ROOT,
-                env=server.env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            measured["committed"] = float(done.stdout.strip().splitlines()[-1])
+            measured["committed"] = run_edit(server)
             return measured
 
         answers, during = asyncio.run(

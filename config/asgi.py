@@ -1,7 +1,8 @@
 """ASGI entry point.
 
 Like config/wsgi.py, loads the master key ring at start-up so a server without a configured key
-(DEBUG off) refuses to start with a message saying how to make one.
+(DEBUG off) refuses to start with a message saying how to make one. The application is wrapped
+by api/feed.py's `hearing_disconnects` (a long poll stops when its client leaves).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ os.environ["COFFER_WEB_SERVER"] = "asgi"
 
 application = get_asgi_application()
 
-from keys.checks import load_key_ring_at_startup  # noqa: E402  (needs the settings)
+from api.feed import hearing_disconnects  # noqa: E402  (needs the settings)
+from keys.checks import load_key_ring_at_startup  # noqa: E402
+
+# The change feed's long poll hears of a client that left even before its view starts.
+application = hearing_disconnects(application)
 
 load_key_ring_at_startup()

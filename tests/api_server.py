@@ -92,10 +92,10 @@ class Server:
             [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True
         )
 
-    def django(self, code: str) -> None:
+    def django(self, code: str) -> str:
         """Run `code` with Django set up against the server's database (an editor's change,
-        as the UI would make it: the model methods, their audit events)."""
-        subprocess.run(
+        as the UI would make it: the model methods, their audit events); what it printed."""
+        return subprocess.run(
             [PYTHON, "-c", "import django; django.setup(); exec(open(0).read())"],
             input=code,
             cwd=ROOT,
@@ -103,7 +103,7 @@ class Server:
             check=True,
             capture_output=True,
             text=True,
-        )
+        ).stdout
 
     def log_lines(self) -> list[str]:
         return self.access_log.read_text().splitlines()
@@ -154,9 +154,12 @@ def server_environment(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_server(*, asgi: bool = False, **overrides: str) -> Iterator[Server]:
+def running_server(
+    *, asgi: bool = False, static: bool = False, **overrides: str
+) -> Iterator[Server]:
     """`asgi=True`: uvicorn workers serving config.asgi (COFFER_WEB_SERVER=asgi), as the
-    change feed's long poll needs; else sync workers serving config.wsgi."""
+    change feed's long poll needs; else sync workers serving config.wsgi. `static=True`:
+    collectstatic first, so the pages have their styles and scripts (a browser test's)."""
     data_dir = Path(tempfile.mkdtemp(prefix="coffer-api-server-"))
     (data_dir / "staticfiles").mkdir()
     env = server_environment(data_dir, **overrides)
@@ -165,6 +168,13 @@ def running_server(*, asgi: bool = False, **overrides: str) -> Iterator[Server]:
         subprocess.run(
             [PYTHON, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True
         )
+        if static:
+            subprocess.run(
+                [PYTHON, "manage.py", "collectstatic", "--no-input", "-v0"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
         seeded = subprocess.run(
             [
                 PYTHON,

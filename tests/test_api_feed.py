@@ -4,13 +4,16 @@ wait itself is a real server's (ASGI): tests/test_api_longpoll.py."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
 from django.db import transaction
+from django.test import AsyncRequestFactory
 from django.utils import timezone
 
-from api.feed import WAIT_MAX, change_counter
+from api import feed
+from api.feed import GONE, WAIT_MAX, change_counter
 from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import api_setup, get_values
 from tests.factories import AppFactory, TokenFactory
@@ -220,3 +223,41 @@ def test_counters_are_per_workspace(setup, other_workspace):
     TokenFactory(workspace=other_workspace, key="ELSEWHERE", value="elsewhere-" + "e" * 20)
     assert change_counter(setup.workspace.pk) == start
     assert change_counter(other_workspace.pk) >= 1
+
+
+# --- a client that leaves -------------------------------------------------------------------
+
+
+def ask_as_asgi(setup, etag: str, leave_after: float | None):
+    """`GET /api/v1/values?wait=30` as the ASGI server's view gets it (an ASGIRequest, whose
+    scope carries the event config/asgi.py's `hearing_disconnects` sets when the client
+    leaves): set before the view starts (`leave_after` None: it left while the synchronous
+    middleware ran) or `leave_after` seconds into the wait. The answer, or TimeoutError if the
+    view waited on."""
+
+    async def ask():
+        gone = asyncio.Event()
+        if leave_after is None:
+            gone.set()
+        else:
+            asyncio.get_running_loop().call_later(leave_after, gone.set)
+        headers = {"Authorization": f"Bearer {setup.key}", "If-None-Match": etag}
+        request = AsyncRequestFactory().get("/api/v1/values?wait=30", headers=headers)
+        request.scope[GONE] = gone
+        return await asyncio.wait_for(feed.values(request), 20)
+
+    return asyncio.run(ask())
+
+
+@pytest.mark.django_db(transaction=True)  # the view's database work runs in other threads
+@pytest.mark.parametrize("leave_after", [None, 0.5], ids=["before-the-view", "while-waiting"])
+def test_a_waiter_whose_client_left_stops_without_an_answer(client, setup, leave_after):
+    etag = etag_of(client, setup)
+    setup.row.refresh_from_db()
+    uses, events = setup.row.use_count, AuditEvent.objects.count()
+    response = ask_as_asgi(setup, etag, leave_after)
+    assert response.status_code == 499  # the view ends: nobody receives it
+    assert response.content == b""
+    setup.row.refresh_from_db()
+    assert setup.row.use_count == uses  # neither a 304 nor a read
+    assert AuditEvent.objects.count() == events

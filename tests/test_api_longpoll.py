@@ -2,7 +2,8 @@
 COFFER_WEB_SERVER=asgi), on SQLite and on PostgreSQL, driven by curl.
 
 A waiter (If-None-Match + wait) is answered when a token it reads is edited, when its key is
-revoked, when a token's expiry passes, and with 304 when its wait ends with nothing changed.
+revoked, when a token's expiry passes, and with 304 when its wait ends with nothing changed; a
+waiter whose client went away stops waiting.
 The bounds asserted are the wait's own (an answer before the wait ends), not speeds: how
 quickly waiters hear of an edit is bench/longpoll.py's."""
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -162,3 +165,74 @@ def test_an_expiry_passing_ends_the_wait(server):
     assert status == 200
     assert "QUOTES" not in json.loads(body)
     assert took < 30
+
+
+def server_threads(server: Server) -> int:
+    """The threads of gunicorn's master and workers (each waiter parks one, api/feed.py)."""
+    pids = [server.process.pid]
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == server.process.pid:
+                pids.append(int(entry.name))
+    threads = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            threads += int(status.split("Threads:", 1)[1].split()[0])
+    return threads
+
+
+def key_uses(server: Server, name: str) -> int:
+    return int(
+        server.django(
+            "from access.models import AccessKey\nfrom tokens import usage\nusage.settle()\n"
+            f"print(AccessKey.objects.get(name={name!r}).use_count)"
+        ).split()[-1]
+    )
+
+
+def until(check, within: float = 30) -> bool:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_waiter_whose_client_went_away_stops_waiting(server):
+    """Ten raw connections ask to wait 10 s and close once they wait: the server lets them go
+    (the threads they parked end at once), and none is answered at the end of its wait: a 304
+    there would count as a use of the key, and its count stays as it was well past the end."""
+    key, wait, count = server.keys["spare1"], 10, 10
+    etag, _ = current(server, key)
+    Waiter(server, key, etag, wait=1).answer()  # the change hub's thread is running
+    before, uses = server_threads(server), key_uses(server, "spare1")
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        f"HEAD /api/v1/values?wait={wait} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nIf-None-Match: {etag}\r\n\r\n"
+    ).encode()
+    opened = time.monotonic()
+    sockets = [socket.create_connection((host, int(port)), timeout=10) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.sendall(request)
+        # Each waiter parks a thread: they are waiting (none was answered at once). Two are
+        # spared: a thread that was ending when `before` was read.
+        assert until(lambda: server_threads(server) >= before + count - 2, within=wait - 2), (
+            f"the waiters did not start waiting: {server_threads(server)} threads, {before} before"
+        )
+    finally:
+        for sock in sockets:
+            sock.close()
+    # Their threads end (the other worker may have started its change hub's thread: +1).
+    assert until(lambda: server_threads(server) <= before + 2, within=wait - 2), (
+        f"{server_threads(server)} threads, {before} before: the waiters still wait"
+    )
+    # Well past the end of their wait, no 304 was answered to anyone.
+    while time.monotonic() < opened + wait + 6:
+        assert key_uses(server, "spare1") == uses, "a waiter whose client left was answered"
+        time.sleep(0.5)
