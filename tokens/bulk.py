@@ -263,6 +263,15 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
                 request, message=message, event="tokensChanged", redirect_to=list_url(workspace)
             )
     noun = f"{len(tokens)} token{'s' if len(tokens) != 1 else ''}"
+    if action in ("revoke", "delete"):
+        # What breaks, as the single dialog says it: each token's recent use, the ones used
+        # lately first (one query for them all).
+        recent = Token.recent_use_of(tokens)
+        tokens = sorted(tokens, key=lambda token: not recent[token.pk].lately)
+        context |= {
+            "uses": [(token, recent[token.pk]) for token in tokens],
+            "used_lately": sum(recent[token.pk].lately for token in tokens),
+        }
     context |= {
         "action": action,
         "tokens": tokens,
