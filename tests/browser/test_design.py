@@ -233,7 +233,7 @@ def test_component_screenshots_for_the_design_document(
 # --- The Tokens home: whole keys on a desktop, three whole tokens on a phone's first screen --
 
 # Each Token Key of the table that is drawn on more than one line, or cut short.
-KEYS_NOT_WHOLE = """() => Array.from(document.querySelectorAll("main .tokens-list .token-key"))
+KEYS_NOT_WHOLE = """() => Array.from(document.querySelectorAll("main tbody .token-key"))
   .filter((key) => {
     const range = document.createRange();
     range.selectNodeContents(key);
