@@ -17,6 +17,9 @@ os.environ.setdefault("COFFER_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 # A connection per request, as before production kept them (tests that start servers choose their
 # own; tests/test_settings.py checks the production default).
 os.environ.setdefault("COFFER_DB_CONN_MAX_AGE", "0")
+# Usage folded after every read (production: at most once a second per process), so a test can
+# read exact counts right after a read; tests/test_usage_rollup.py runs the production interval.
+os.environ.setdefault("COFFER_USAGE_ROLLUP_SECONDS", "0")
 if "COFFER_DATA_DIR" not in os.environ:
     os.environ["COFFER_DATA_DIR"] = tempfile.mkdtemp(prefix="coffer-test-")
     atexit.register(shutil.rmtree, os.environ["COFFER_DATA_DIR"], ignore_errors=True)

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from access.models import AccessKey
 from lib.admin import staff_user
+from tokens.usage import ShowsUsageAdmin
 
 SHOWN_FIELDS = (
     "name",
@@ -37,7 +38,7 @@ SHOWN_FIELDS = (
 
 
 @admin.register(AccessKey)
-class AccessKeyAdmin(admin.ModelAdmin):
+class AccessKeyAdmin(ShowsUsageAdmin, admin.ModelAdmin):
     list_display = [
         "name",
         "identifier_label",

@@ -6,10 +6,10 @@ product and/or one app of its workspace (`key.context`, the `UseContext` the CLI
 
 Every rule is written once here: `AccessKey.objects.create_key` (validation, the key shown once),
 `AccessKey.objects.authenticate` (format and checksum before any query, then one lookup by
-hash), `key.allows_address`, `key.record_use` (one UPDATE that also re-checks the key inside the
-caller's transaction), `key.revoke`, `key.delete_key`. Only the key's SHA-256 is stored. What
-a key shares with a workload identity (its context, expiry, allowed networks, a name unique in
-the workspace) is `BoundContext`'s, in access/context.py.
+hash), `key.allows_address`, `key.hold` (re-checks the key inside the caller's transaction;
+its use is counted from the read's usage record), `key.revoke`, `key.delete_key`. Only the
+key's SHA-256 is stored. What a key shares with a workload identity (its context, expiry,
+allowed networks, a name unique in the workspace) is `BoundContext`'s, in access/context.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
@@ -35,6 +35,7 @@ from tokens.models import (
     expiry_state_of,
     status_label_of,
 )
+from tokens.usage import CredentialUse, credential_ref
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -227,15 +228,17 @@ def _row_readers(db: BaseDatabaseWrapper) -> list[_Reader]:
 
 
 @cache
-def _record_use_sql(vendor: str) -> str:
+def _hold_sql(vendor: str) -> str:
+    """The key's row if it is still usable at a moment (the rule of `AccessKeyQuerySet.active`),
+    locked FOR KEY SHARE on PostgreSQL (see `AccessKey.hold`)."""
     q, meta = connection.ops.quote_name, AccessKey._meta
-    names = ("id", "use_count", "last_used_at", "last_used_from", "revoked_at", "expires_at")
+    names = ("id", "revoked_at", "expires_at")
     column = {name: _column(AccessKey, name) for name in names}
+    lock = " FOR KEY SHARE" if vendor == "postgresql" else ""
     return (
-        f"UPDATE {q(meta.db_table)} SET {column['use_count']} = {column['use_count']} + 1, "
-        f"{column['last_used_at']} = %s, {column['last_used_from']} = %s "
+        f"SELECT 1 FROM {q(meta.db_table)} "
         f"WHERE {column['id']} = %s AND {column['revoked_at']} IS NULL "
-        f"AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s)"
+        f"AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s){lock}"
     )
 
 
@@ -348,19 +351,23 @@ class AccessKey(BoundContext):
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def record_use(self, *, at: dt.datetime, address: str | None) -> bool:
-        """Count one use, if the key is still usable at `at`: one UPDATE (plain SQL, with the
-        rule of `AccessKeyQuerySet.active`), which re-checks revocation and expiry in the
-        database. Inside a transaction it also holds the key's row lock until the end, so a
-        concurrent `revoke()` waits for the request to finish, and a request after a committed
-        revoke updates nothing (returns False)."""
-        field = cast(models.GenericIPAddressField, self._meta.get_field("last_used_from"))
-        address = field.get_db_prep_value(address, connection)
+    @property
+    def usage_ref(self) -> str:
+        """How a read's usage record names this key (its use is counted from the record)."""
+        return credential_ref("access_key", self.pk)
+
+    def hold(self, *, at: dt.datetime) -> bool:
+        """Whether the key is still usable at `at`, asked of the database (plain SQL with the
+        rule of `AccessKeyQuerySet.active`). Inside a transaction on PostgreSQL it locks the
+        key's row FOR KEY SHARE until the end: requests with the key do not wait for each other
+        (nor for the roll-up of its use count), `revoke()` (which locks the row FOR UPDATE)
+        waits for them to finish, and a request after a committed revoke finds nothing
+        (False). The use itself is counted from the request's usage record
+        (tokens/usage.py), not here: no request updates the key's row."""
         when = connection.ops.adapt_datetimefield_value(at)
         with connection.cursor() as cursor:
-            cursor.execute(_record_use_sql(connection.vendor), [when, address, self.pk, when])
-            updated = cursor.rowcount
-        return updated == 1
+            cursor.execute(_hold_sql(connection.vendor), [self.pk, when])
+            return cursor.fetchone() is not None
 
     def revoke(self, *, by: User | None = None) -> None:
         """Revoke for good, at once: the next request with the key is refused."""
@@ -388,3 +395,26 @@ class AccessKey(BoundContext):
             when = f"{expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if expires else "never"
             detail["expires"] = when
         return AuditEvent.record(self.workspace, action, by=by, detail=detail)
+
+
+def count_uses(uses: dict[str, CredentialUse]) -> None:
+    """Fold the access keys' uses rolled up from the reads' usage records (a receiver of
+    `tokens.usage.credentials_used`): one UPDATE per key, its count added, its last use and
+    address moved forward only."""
+    for pk, use in uses_of_kind(uses, "access_key"):
+        add_uses(AccessKey, pk, use)
+
+
+def uses_of_kind(uses: dict[str, CredentialUse], kind: str) -> Iterable[tuple[str, CredentialUse]]:
+    for ref, use in uses.items():
+        ref_kind, _, pk = ref.partition(":")
+        if ref_kind == kind:
+            yield pk, use
+
+
+def add_uses(model: type[models.Model], pk: str, use: CredentialUse) -> None:
+    """Add `use` to a credential row (an access key's or a workload credential's)."""
+    rows = model._default_manager.filter(pk=pk)
+    rows.update(use_count=models.F("use_count") + use.count)
+    later = Q(last_used_at__isnull=True) | Q(last_used_at__lt=use.last_at)
+    rows.filter(later).update(last_used_at=use.last_at, last_used_from=use.address)

@@ -20,6 +20,7 @@ from access.forms import AccessKeyForm, DeleteAccessKeyForm
 from access.models import AccessKey
 from lib.htmx import modal_success, render_modal, wants_fragment
 from lib.views import signed_in_view
+from tokens.usage import shows_usage
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
@@ -44,6 +45,7 @@ def list_url(workspace: Workspace) -> str:
 
 
 @signed_in_view("GET", fragment=True)
+@shows_usage
 def access_key_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     context = {
@@ -81,6 +83,7 @@ def access_key_create(request: AuthenticatedHttpRequest, slug: str) -> HttpRespo
 
 
 @signed_in_view("GET", "POST", fragment=True)
+@shows_usage
 def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)
@@ -115,6 +118,7 @@ def access_key_revoke(request: AuthenticatedHttpRequest, slug: str, pk: int) -> 
 
 
 @signed_in_view("GET", "POST", fragment=True)
+@shows_usage
 def access_key_delete(request: AuthenticatedHttpRequest, slug: str, pk: int) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.OWNER)
     access_key = get_access_key_for(workspace, pk)

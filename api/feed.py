@@ -47,14 +47,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import hashlib
-import inspect
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -79,6 +77,7 @@ from api.auth import (
 from api.models import WorkspaceChange
 from audit.models import AuditAction
 from identities.models import WorkloadCredential
+from tokens import usage
 from tokens.models import Token
 
 logger = logging.getLogger("coffer.api")
@@ -102,13 +101,6 @@ CHANGE_ACTIONS = frozenset(
         AuditAction.WORKLOAD_IDENTITY_DELETED,
     }
 )
-
-# The values view itself, without its authentication wrapper: the feed has authenticated the
-# request (and counted it against the rate limit) once already.
-_values_for_key = cast(
-    Callable[[ApiHttpRequest, Credential], HttpResponse], inspect.unwrap(views.values)
-)
-
 
 # --- the counter ----------------------------------------------------------------------------
 
@@ -191,7 +183,18 @@ def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) 
     usable = Token.objects.usable_in(context, at)
     if keys is not None:
         usable = usable.filter(key__in=keys)
-    rows = list(usable.order_by("key").values_list("id", "key", "value_version", "expires_at"))
+    rows = list(usable.values_list("id", "key", "value_version", "expires_at"))
+    moments = [expires for *_, expires in rows if expires is not None]
+    if (expiry := credential_expiry(key)) is not None:
+        moments.append(expiry)
+    etag = etag_of(key, keys, output, [row[:3] for row in rows])
+    return Look(etag, workspace_id, counter, min(moments, default=None))
+
+
+def etag_of(key: Credential, keys: list[str] | None, output: str, tokens: list[tuple]) -> str:
+    """The ETag of an answer: the context, the question, and each token's (id, key, value
+    version), whether `look` found them or a read did."""
+    context = key.context
     described = [
         ETAG_VERSION,
         [
@@ -201,15 +204,10 @@ def look(key: Credential, keys: list[str] | None, output: str, at: dt.datetime) 
         ],
         output,
         keys,
-        [[str(pk), name, version] for pk, name, version, _ in rows],
+        [[str(pk), name, version] for pk, name, version in sorted(tokens, key=lambda t: t[1])],
     ]
     digest = hashlib.sha256(json.dumps(described, separators=(",", ":")).encode()).hexdigest()
-    moments = [expires for *_, expires in rows if expires is not None]
-    if (expiry := credential_expiry(key)) is not None:
-        moments.append(expiry)
-    return Look(
-        f'"{ETAG_VERSION}-{digest[:32]}"', workspace_id, counter, min(moments, default=None)
-    )
+    return f'"{ETAG_VERSION}-{digest[:32]}"'
 
 
 def matches(request: HttpRequest, etag: str) -> bool:
@@ -244,9 +242,22 @@ def with_etag(response: HttpResponse, etag: str) -> HttpResponse:
 def not_modified(request: ApiHttpRequest, key: Credential, etag: str) -> HttpResponse:
     """304: the key's use is counted (which re-checks it in the database: a key revoked
     meanwhile gets the 401 instead); nothing is audited as read."""
+    at = timezone.now()
     with transaction.atomic():
-        if not key.record_use(at=timezone.now(), address=request.client_address):
+        if not key.hold(at=at):
             raise unauthorized()
+        usage.append(
+            usage.Use.in_context(
+                key.context,
+                at=at,
+                token_ids=(),
+                actor=key.actor_name,
+                source="",
+                credential=key.usage_ref,
+                address=request.client_address,
+            )
+        )
+    usage.roll_up_if_due()
     response = HttpResponseNotModified()
     response["ETag"] = etag
     return response
@@ -260,7 +271,18 @@ def changed(request: ApiHttpRequest, key: Credential, etag: str) -> HttpResponse
         response = HttpResponse(status=200, content_type="application/json")
         response["ETag"] = etag
         return response
-    return with_etag(_values_for_key(request, key), etag)
+    return with_etag(views.read_values(request, key)[0], etag)
+
+
+def read(request: ApiHttpRequest, key: Credential, keys: list[str] | None, output: str):
+    """A GET without `If-None-Match`: the values, with the ETag made from the very tokens the
+    read used (no look before it). A 422's ETag comes from a look after it."""
+    response, outcome = views.read_values(request, key)
+    if response.status_code == 200 and outcome is not None:
+        return with_etag(response, etag_of(key, keys, output, outcome.versions))
+    if response.status_code == 422:
+        return with_etag(response, look(key, keys, output, timezone.now()).etag)
+    return response
 
 
 def still_usable(key: Credential, at: dt.datetime) -> bool:
@@ -355,6 +377,8 @@ def first_look(request: ApiHttpRequest) -> HttpResponse | Pending:
         keys = views.keys_param(request)
         output = views.format_param(request)
         views.source_param(request, "<values>")
+        if request.method == "GET" and not request.headers.get("If-None-Match", "").strip():
+            return read(request, key, keys, output)
         seen = look(key, keys, output, timezone.now())
         if not matches(request, seen.etag):
             return changed(request, key, seen.etag)
@@ -433,6 +457,17 @@ async def values(request: ApiHttpRequest) -> HttpResponse:
             answer = await sync_to_async(look_again)(request, pending, final)
         if answer is not None:
             return finish(answer, request, held)
+
+
+@csrf_exempt  # no session is looked at (api/auth.py)
+def values_now(request: ApiHttpRequest) -> HttpResponse:
+    """`values` under WSGI (gthread workers): the same answers, and a `?wait=` answered at once
+    (`Coffer-Wait: 0`), since a held request would hold one of the worker's few threads."""
+    if request.method not in ("GET", "HEAD"):
+        return no_store(error_response(405, "Use GET or HEAD.", {"Allow": "GET, HEAD"}))
+    answer = first_look(request)
+    assert isinstance(answer, HttpResponse)  # only an ASGI request waits
+    return finish(answer, request, held=False)
 
 
 _slots: asyncio.Semaphore | None = None

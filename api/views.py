@@ -3,9 +3,10 @@
 The rules are tokens/references/resolve.py's, called and never copied: the same lookup, scope
 and expiry rules, decryption, audit event and failure report as `manage.py resolve`. A call goes
 down into `resolve.run` once and comes back with everything it answers with, failures included.
-Its transaction starts by counting the credential's use (`record_use`, which re-checks and locks
-the key's row), so a revoke that commits first refuses the request, and one that comes later
-waits for it; a failed call stays counted on the key, and is audited here at most once a minute.
+Its transaction starts by checking the credential again (`hold`, which share-locks the key's
+row), so a revoke that commits first refuses the request, and one that comes later waits for
+it; every call is counted on the key (from its usage record, tokens/usage.py), a failed one
+too, and a failed one is audited here at most once a minute.
 """
 
 from __future__ import annotations
@@ -277,6 +278,12 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
 
 @api_view("GET")
 def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
+    return read_values(request, key)[0]
+
+
+def read_values(request: ApiHttpRequest, key: Credential) -> tuple[HttpResponse, Outcome | None]:
+    """`GET /api/v1/values` for an authenticated key: the answer, and the resolve's outcome
+    (whose `versions` make the change feed's ETag) when it got that far."""
     keys = keys_param(request)
     output = format_param(request)
     source = source_param(request, "<values>")
@@ -288,11 +295,12 @@ def values(request: ApiHttpRequest, key: Credential) -> HttpResponse:
     except ResolveError as error:
         raise unavailable(error) from None
     if not outcome.ok:
-        return failed(request, key, outcome, "tokens")
+        return failed(request, key, outcome, "tokens"), outcome
     found = outcome.values
     if output == "json":
-        return JsonResponse(found)
-    return HttpResponse(encoding.encode(found, output), content_type="text/plain; charset=utf-8")
+        return JsonResponse(found), outcome
+    body = encoding.encode(found, output)
+    return HttpResponse(body, content_type="text/plain; charset=utf-8"), outcome
 
 
 @public_view("GET", "HEAD")

@@ -11,6 +11,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Served through this module is served under ASGI, however gunicorn was told: the settings and
+# the URLs (the change feed's waiting view, api/urls.py) follow COFFER_WEB_SERVER.
+os.environ["COFFER_WEB_SERVER"] = "asgi"
 
 application = get_asgi_application()
 

@@ -175,7 +175,10 @@ def env_seconds(name: str, default: int) -> int:
 # request instead of failing it. The development server starts a thread per request, which
 # would leave a connection behind for each: 0 (one per request) there. So does Django under
 # ASGI (COFFER_WEB_SERVER=asgi; Django's docs: disable persistent connections in async mode).
-_CONN_PER_REQUEST = DEBUG or os.environ.get("COFFER_WEB_SERVER", "").strip() == "asgi"
+# How gunicorn serves Coffer (gunicorn.conf.py): "wsgi" (gthread workers) or "asgi" (uvicorn
+# workers, under which the change feed's long polls wait without a thread: api/urls.py).
+COFFER_WEB_SERVER = os.environ.get("COFFER_WEB_SERVER", "").strip().lower() or "wsgi"
+_CONN_PER_REQUEST = DEBUG or COFFER_WEB_SERVER == "asgi"
 DATABASES = {
     "default": dj_database_url.config(
         env="DATABASE_URL",
@@ -464,6 +467,13 @@ COFFER_TOKEN_VERSIONS = env_positive_int("COFFER_TOKEN_VERSIONS", 10)
 # Distinct source names kept per token and context in its usage; later new names count as
 # "(other)" (a caller cannot grow the usage table without bound by inventing names).
 COFFER_USAGE_SOURCES = env_positive_int("COFFER_USAGE_SOURCES", 100)
+# A read appends a usage record; the reading process folds the records into usage counts at
+# most once every this many seconds (0: after every read). Pages fold what is pending before
+# showing usage (tokens/usage.py).
+COFFER_USAGE_ROLLUP_SECONDS = env_seconds("COFFER_USAGE_ROLLUP_SECONDS", 1)
+# A read's audit event and usage record commit without waiting for PostgreSQL's WAL to reach
+# the disk (it does within 0.6 s); 1 waits on every read (README: the read path).
+COFFER_DURABLE_READS = env_bool("COFFER_DURABLE_READS")
 
 # Error reports (the DEBUG page, mails to ADMINS) hide token values and key material, DEBUG or not.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reporting.CofferExceptionReporterFilter"

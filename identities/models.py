@@ -6,9 +6,9 @@ optionally a product and/or an app, an optional expiry, optional allowed network
 exchanges a token that passes every check (identities/oidc.py) for a `WorkloadCredential`: a
 random `cfw_` secret shown once in the exchange's answer, stored as its SHA-256, usable as
 `Authorization: Bearer` on the API for COFFER_OIDC_CREDENTIAL_MINUTES. The credential answers
-what the API asks of an access key (`context`, `allows_address`, `record_use`, ...), so every
+what the API asks of an access key (`context`, `allows_address`, `hold`, ...), so every
 rule of the API is applied once. Deleting the identity deletes its credentials; each use also
-re-checks the credential and its identity in the database (`record_use`).
+re-checks the credential and its identity in the database (`hold`).
 
 Claim conditions: (claim, pattern) pairs, all of which must hold. A pattern without `*` or `?`
 is an exact, case-sensitive match; `*` matches any run of characters except `/`, `**` any run
@@ -33,9 +33,11 @@ from django.utils import timezone
 
 from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
+from access.models import add_uses, uses_of_kind
 from audit.models import AuditAction, AuditEvent
 from lib.safe_fetch import UnsafeURL, check_url
 from tokens.models import DESCRIPTION_MAX_LENGTH, UseContext, description_errors
+from tokens.usage import CredentialUse, credential_ref
 from workspaces.models import App, Environment, Product, Workspace
 
 if TYPE_CHECKING:
@@ -447,13 +449,30 @@ class WorkloadCredential(models.Model):
     def allows_address(self, address: str | None) -> bool:
         return self.identity.allows_address(address)
 
-    def record_use(self, *, at: dt.datetime, address: str | None) -> bool:
-        """Count one use if the credential and its identity still hold at `at`: one UPDATE that
-        re-checks both in the database and, in a transaction, keeps the credential's row
-        locked until the end (deleting the identity deletes that row, so it waits)."""
-        updated = WorkloadCredential.objects.filter(
+    @property
+    def usage_ref(self) -> str:
+        return credential_ref("workload_credential", self.pk)
+
+    def hold(self, *, at: dt.datetime) -> bool:
+        """Whether the credential and its identity still hold at `at`, asked of the database;
+        inside a transaction on PostgreSQL the credential's row is locked FOR KEY SHARE until the
+        end (deleting the identity deletes that row, so it waits for the requests in flight;
+        they do not wait for each other). The use is counted from the request's usage record."""
+        found = WorkloadCredential.objects.filter(
             pk=self.pk,
             expires_at__gt=at,
             identity__in=WorkloadIdentity.objects.usable(at).filter(pk=self.identity_id),
-        ).update(use_count=F("use_count") + 1, last_used_at=at, last_used_from=address)
-        return updated == 1
+        ).values_list("pk")
+        sql, params = found.query.sql_with_params()
+        if connection.vendor == "postgresql":
+            sql += " FOR KEY SHARE"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() is not None
+
+
+def count_uses(uses: dict[str, CredentialUse]) -> None:
+    """The workload credentials' share of `tokens.usage.credentials_used` (see
+    `access.models.count_uses`)."""
+    for pk, use in uses_of_kind(uses, "workload_credential"):
+        add_uses(WorkloadCredential, pk, use)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 
@@ -112,3 +114,14 @@ def sso_provider(tmp_path, settings, monkeypatch):
             setattr(settings, name, value)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(running.certificate))
         yield running
+
+
+@pytest.fixture
+def reads_only(settings, monkeypatch):
+    """The production roll-up interval, a roll-up just done: the reads in the test append their
+    usage records and fold nothing, so a query count is the read's own (the roll-up's are
+    counted in tests/test_usage_rollup.py)."""
+    from tokens import usage
+
+    settings.COFFER_USAGE_ROLLUP_SECONDS = 3600
+    monkeypatch.setattr(usage, "_last_roll_up", time.monotonic())

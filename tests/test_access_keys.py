@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from access import keys
-from access.models import AccessKey
+from access.models import AccessKey, count_uses
 from audit.models import AuditAction, AuditEvent
 from tests.factories import AppFactory, ProductFactory, UserFactory, make_access_key
 from tokens.models import UseContext
+from tokens.usage import CredentialUse
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +211,9 @@ def test_authenticate_loads_what_the_orm_would_and_all_a_request_needs_in_one_qu
     row, key = make_access_key(
         workspace, product=product, app=app, expires=30, allowed_networks=["192.0.2.0/24"]
     )
-    row.record_use(at=timezone.now(), address="2001:db8::7")
+    AccessKey.objects.filter(pk=row.pk).update(
+        use_count=1, last_used_at=timezone.now(), last_used_from="2001:db8::7"
+    )
     with django_assert_num_queries(1):
         found = AccessKey.objects.authenticate(key)
     expected = AccessKey.objects.select_related("workspace", "environment", "product", "app").get(
@@ -243,20 +246,25 @@ def test_authenticate_without_product_or_app_gives_none_for_them(workspace):
 # --- lifecycle --------------------------------------------------------------------------------
 
 
-def test_record_use_counts_with_one_update(workspace, django_assert_num_queries):
+def test_hold_asks_in_one_query_and_writes_nothing(workspace, django_assert_num_queries):
+    """Requests with one key never update its row (they would wait for each other): the use is
+    counted when the reads' usage records are rolled up, the latest address kept."""
     row, _ = make_access_key(workspace)
     now = timezone.now()
     with django_assert_num_queries(1):
-        assert row.record_use(at=now, address="192.0.2.4")
-    row.record_use(at=now, address="2001:db8::1")
+        assert row.hold(at=now)
     row.refresh_from_db()
-    assert row.use_count == 2
-    assert row.last_used_at == now
-    assert row.last_used_from == "2001:db8::1"
+    assert (row.use_count, row.last_used_at) == (0, None)
+    earlier = now - dt.timedelta(seconds=5)
+    count_uses({row.usage_ref: CredentialUse(2, now, "2001:db8::1")})
+    count_uses({row.usage_ref: CredentialUse(1, earlier, "192.0.2.4")})  # folded late
+    row.refresh_from_db()
+    assert row.use_count == 3
+    assert (row.last_used_at, row.last_used_from) == (now, "2001:db8::1")
 
 
-def test_record_use_counts_exactly_when_the_key_is_active(workspace):
-    """The UPDATE's own check agrees with `AccessKey.objects.active` at every moment."""
+def test_hold_says_yes_exactly_when_the_key_is_active(workspace):
+    """The plain SQL's own check agrees with `AccessKey.objects.active` at every moment."""
     now = timezone.now()
     second = dt.timedelta(seconds=1)
     for n, (expires_at, revoked) in enumerate(
@@ -269,10 +277,7 @@ def test_record_use_counts_exactly_when_the_key_is_active(workspace):
             expires_at=expires_at, revoked_at=now - second if revoked else None
         )
         active = AccessKey.objects.filter(pk=row.pk).active(now).exists()
-        assert row.record_use(at=now, address=None) is active, (expires_at, revoked)
-        row.refresh_from_db()
-        assert row.use_count == (1 if active else 0)
-        assert (row.last_used_at == now) is active
+        assert row.hold(at=now) is active, (expires_at, revoked)
 
 
 def test_revoking_is_immediate_final_and_audited(workspace):
@@ -281,7 +286,7 @@ def test_revoking_is_immediate_final_and_audited(workspace):
     row.revoke(by=user)
     assert row.is_revoked and row.display_status == "Revoked"
     assert AccessKey.objects.authenticate(key) is None
-    assert not row.record_use(at=timezone.now(), address=None)
+    assert not row.hold(at=timezone.now())
     with pytest.raises(ValidationError, match="already revoked"):
         row.revoke(by=user)
     event = AuditEvent.objects.get(action=AuditAction.ACCESS_KEY_REVOKED)

@@ -156,13 +156,13 @@ def test_a_key_that_expires_is_refused_from_that_moment(client, setup):
 
 
 def test_a_key_revoked_between_authentication_and_resolve_is_refused(client, setup, monkeypatch):
-    original = AccessKey.record_use
+    original = AccessKey.hold
 
     def revoke_first(self, **kwargs):
         AccessKey.objects.filter(pk=self.pk).update(revoked_at=timezone.now())
         return original(self, **kwargs)
 
-    monkeypatch.setattr(AccessKey, "record_use", revoke_first)
+    monkeypatch.setattr(AccessKey, "hold", revoke_first)
     response = post_resolve(client, setup.key, "$Secret{DB_URL}")
     assert response.status_code == 401
     assert not AuditEvent.objects.filter(action=AuditAction.RESOLVED).exists()

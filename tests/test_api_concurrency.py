@@ -1,8 +1,8 @@
 """Concurrency on PostgreSQL: an access key revoked while API requests are in flight.
 
 Once the revoke has committed, no request with the key succeeds: each resolve or values call
-counts the key's use with an UPDATE that re-checks it and holds its row lock until the
-request's transaction ends, and `AccessKey.revoke` locks that row too. So a revoke waits for the
+re-checks the key in its transaction and holds a FOR KEY SHARE lock on its row until the end
+(`AccessKey.hold`), and `AccessKey.revoke` locks that row FOR UPDATE. So a revoke waits for the
 requests already past that point, and every request after it is refused (401).
 """
 
@@ -19,6 +19,7 @@ from access.models import AccessKey
 from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import bearer
 from tests.factories import TokenFactory, WorkspaceFactory, make_access_key
+from tokens import usage
 from tokens.models import Token
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -78,6 +79,7 @@ def test_no_request_succeeds_once_the_revoke_has_committed():
     successes = sum(1 for _, _, status in outcomes if status == 200)
     assert resolved.count() == successes, "one audit event per success, none for refusals"
     assert not resolved.filter(id__gt=revoke_event.id).exists(), "none after the revoke"
+    usage.settle()  # the last reads' usage records, folded
     row.refresh_from_db()
     assert row.use_count == successes
 

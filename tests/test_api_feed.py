@@ -171,7 +171,7 @@ def test_head_says_whether_it_changed_without_reading_a_value(client, setup):
 
 
 def test_a_conditional_request_makes_two_short_queries_more_at_most(
-    client, setup, django_assert_max_num_queries
+    reads_only, client, setup, django_assert_max_num_queries
 ):
     etag = etag_of(client, setup)
     with django_assert_max_num_queries(8):  # auth + rate limit + counter + tokens + use

@@ -111,7 +111,7 @@ def test_only_get(client, setup):
     assert response.status_code == 405
 
 
-def test_one_read_is_a_handful_of_queries(client, setup, django_assert_max_num_queries):
+def test_one_read_is_a_handful_of_queries(reads_only, client, setup, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         assert eso_get(client, setup.key, "DB_URL").status_code == 200
 

@@ -98,8 +98,8 @@ def test_deleting_the_identity_ends_its_credentials_at_once(client, oidc_issuer,
 
 
 def test_a_use_rechecks_the_identity_inside_the_transaction(client, oidc_issuer, workspace, tokens):
-    """An identity that expires between authentication and the resolve: the UPDATE that
-    counts the use refuses it."""
+    """An identity that expires between authentication and the resolve: the check inside the
+    resolve's transaction (`hold`) refuses it."""
     identity = make_workload_identity(workspace, issuer=oidc_issuer.url)
     exchange(client, oidc_issuer.token())
     credential = WorkloadCredential.objects.select_related("identity").get()
@@ -107,7 +107,7 @@ def test_a_use_rechecks_the_identity_inside_the_transaction(client, oidc_issuer,
     identity.save(update_fields=["expires_at"])
     from django.utils import timezone
 
-    assert not credential.record_use(at=timezone.now(), address="127.0.0.1")
+    assert not credential.hold(at=timezone.now())
 
 
 def test_exchange_and_use_are_audited_and_counted_under_the_identity(

@@ -404,7 +404,7 @@ def _count_queries(text, context) -> int:
 
 
 def test_query_count_is_constant_whatever_the_number_of_references(
-    workspace, production, django_assert_max_num_queries
+    reads_only, workspace, production, django_assert_max_num_queries
 ):
     product = ProductFactory(workspace=workspace)
     for n in range(200):

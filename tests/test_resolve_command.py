@@ -463,7 +463,9 @@ def test_help_documents_the_exit_codes():
         assert line in text
 
 
-def test_query_count_is_constant_through_the_command(workspace, django_assert_max_num_queries):
+def test_query_count_is_constant_through_the_command(
+    reads_only, workspace, django_assert_max_num_queries
+):
     for n in range(200):
         TokenFactory(workspace=workspace, key=f"K{n}")
     many = "".join(f"$Secret{{K{n}}}\n" for n in range(200)).encode()

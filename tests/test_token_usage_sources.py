@@ -10,7 +10,8 @@ import pytest
 from tests.api_helpers import api_setup, post_resolve
 from tests.factories import AppFactory, TokenFactory
 from tokens.models import TokenUsage, UseContext
-from tokens.references.resolve import OTHER_SOURCES, resolve_text
+from tokens.references.resolve import resolve_text
+from tokens.usage import OTHER_SOURCES
 
 pytestmark = pytest.mark.django_db
 

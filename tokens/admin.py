@@ -32,6 +32,7 @@ from tokens.models import (
     TokenUsage,
     TokenVersion,
 )
+from tokens.usage import ShowsUsageAdmin
 from workspaces.models import WorkspaceCatalogItem
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ class TokenUsageInline(ReadOnlyInline):
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):
+class TokenAdmin(ShowsUsageAdmin, admin.ModelAdmin):
     form = TokenAdminForm
     list_display = [
         "key",

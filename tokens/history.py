@@ -38,6 +38,7 @@ from tokens.models import (
     free_environments,
     version_number,
 )
+from tokens.usage import shows_usage
 from tokens.views import get_token_for, token_url
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -62,6 +63,7 @@ def old_versions(token: Token) -> list[TokenVersion]:
 
 
 @signed_in_view("GET", fragment=True)
+@shows_usage
 def token_detail(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     token = (

@@ -193,9 +193,11 @@ class TokenQuerySet(models.QuerySet):
         )
 
     def locked(self) -> TokenQuerySet:
-        """Rows locked (FOR UPDATE) for a change, with their workspace read but not locked:
-        only `lock_token_changes` locks the workspace's row, always before a token's, so a
-        change and an edit never wait for each other in opposite orders."""
+        """Rows locked (FOR UPDATE) for a change, with their workspace read but not locked. Every
+        change that can make a token unusable takes this lock first: it waits for the reads in
+        flight (which hold FOR KEY SHARE, tokens/references/resolve.py) and the reads after it
+        wait for the change. Only `lock_token_changes` locks the workspace's row, always before a
+        token's, so a change and an edit never wait for each other in opposite orders."""
         return self.select_for_update(of=("self",)).select_related("workspace")
 
     def with_relations(self) -> TokenQuerySet:
@@ -1226,3 +1228,33 @@ class TokenUsage(models.Model):
         (when given), environment, who, source."""
         parts = [self.product, self.app, self.environment, self.who, self.source_label]
         return " · ".join(part for part in parts if part)
+
+
+class UseRecord(models.Model):
+    """One read, appended in the read's own transaction (with its audit event): which tokens it
+    read, in which context, by whom, from which source, and the API credential and address
+    that read them. The read path writes only this row; `tokens.usage.roll_up` folds the rows
+    into `TokenUsage`, each token's `last_used_at` and the credential's use count, then deletes
+    them (see tokens/usage.py for when). Holds no value: ids and names only."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField()
+    # The tokens read, their ids as hex, comma-separated (empty for a 304: only the credential
+    # was used).
+    token_ids = models.TextField(blank=True)
+    environment_id = models.BigIntegerField()
+    product_id = models.BigIntegerField(null=True)
+    app_id = models.BigIntegerField(null=True)
+    environment = models.CharField(max_length=100)
+    product = models.CharField(max_length=100, blank=True)
+    app = models.CharField(max_length=100, blank=True)
+    access_key = models.CharField(max_length=100, blank=True)
+    actor = models.CharField(max_length=150)
+    source = models.CharField(max_length=255)
+    # The API credential, as "<kind>:<id>" (`tokens.usage.credential_ref`), or "" for an
+    # operator's run; with the address it called from.
+    credential = models.CharField(max_length=64, blank=True)
+    address = models.GenericIPAddressField(null=True)
+
+    def __str__(self) -> str:
+        return f"read at {self.at:%Y-%m-%d %H:%M:%S} UTC in {self.environment}"

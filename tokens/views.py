@@ -26,6 +26,7 @@ from lib.views import answers_crypto_errors, signed_in_view
 from tokens.forms import DeleteTokenForm, TokenForm
 from tokens.models import Token, key_grammar_error
 from tokens.table import TokenFilterForm, list_url, sort_links, table_rows, table_tokens
+from tokens.usage import shows_usage
 from workspaces.access import get_object_in, get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Role, Workspace
@@ -62,6 +63,7 @@ def back_url(
 
 
 @signed_in_view("GET", fragment=True)
+@shows_usage
 def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     workspace = get_workspace_for(request, slug)
     filters = TokenFilterForm(request.GET, workspace=workspace)
@@ -225,6 +227,7 @@ def refuse_revoked(request: HtmxHttpRequest, workspace: Workspace, token: Token)
 
 
 @signed_in_view("GET", "POST", fragment=True)
+@shows_usage
 def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)
@@ -263,6 +266,7 @@ def token_revoke(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) ->
 
 
 @signed_in_view("GET", "POST", fragment=True)
+@shows_usage
 def token_delete(request: AuthenticatedHttpRequest, slug: str, pk: uuid.UUID) -> HttpResponse:
     workspace = get_workspace_for(request, slug, Role.EDITOR)
     token = get_token_for(workspace, pk)

@@ -38,17 +38,17 @@ key. Each distinct token is decrypted once.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from django.conf import settings
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -57,7 +57,8 @@ from keys.crypto import CryptoError, MasterKeyError, plaintext_length
 from keys.models import WorkspaceKey
 from lib.compiled import CompiledQuery
 from lib.text import printable
-from tokens.models import NOT_AVAILABLE, Token, TokenUsage, UseContext
+from tokens import usage
+from tokens.models import NOT_AVAILABLE, Token, UseContext
 from tokens.references import output
 from tokens.references.grammar import (
     UNKNOWN,
@@ -78,10 +79,6 @@ if TYPE_CHECKING:
 
 # Above this many distinct keys, load the context's usable tokens instead of a long key list.
 KEY_LOOKUP_LIMIT = 900
-# Past COFFER_USAGE_SOURCES distinct source names for one token in one context (environment,
-# product, app, who), a new name is counted under this one: a caller sending endless names
-# cannot grow the usage table without bound.
-OTHER_SOURCES = "(other)"
 # Why a key resolves nothing when two of its tokens are usable in the context (the overlap rule
 # forbids it; if the data ever broke it, fail closed rather than pick one).
 AMBIGUOUS = "{count} tokens with this key are valid here; nothing was resolved"
@@ -99,7 +96,10 @@ class Audience(Enum):
 
 class Credential(Protocol):
     """An API credential as the resolve sees it: an access key or a workload identity's
-    credential (both answer these)."""
+    credential (both answer these). `hold` re-checks it in the database and share-locks its
+    row until the transaction ends (a revoke waits for the reads in flight, readers do not
+    wait for each other); `usage_ref` names it in the read's usage record, which counts the
+    use."""
 
     @property
     def actor_name(self) -> str: ...
@@ -110,7 +110,10 @@ class Credential(Protocol):
     @property
     def usage_name(self) -> str: ...
 
-    def record_use(self, *, at: dt.datetime, address: str | None) -> bool: ...
+    @property
+    def usage_ref(self) -> str: ...
+
+    def hold(self, *, at: dt.datetime) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,9 @@ class Outcome:
     error: ResolveError | None = None
     refusal: str | None = None  # values the requested encoding cannot carry, and why
     credential_refused: bool = False  # revoked or expired since authentication
+    # (id, key, value_version) of each token read, for the change feed's ETag.
+    versions: list[tuple[uuid.UUID, str, int]] = field(default_factory=list)
+    recorded: bool = False  # a usage record was written (and for a read, its audit event)
 
     @property
     def ok(self) -> bool:
@@ -204,43 +210,84 @@ def _run(subject: Template | list[str] | None, request: Request, *, check: bool 
     max_output = request.max_output
     if max_output is None:
         max_output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
+    # Only a transaction of its own commits without waiting for the disk (a caller's may hold
+    # other writes).
+    own_transaction = not connection.in_atomic_block
     with transaction.atomic():
+        if (
+            own_transaction
+            and connection.vendor == "postgresql"
+            and not settings.COFFER_DURABLE_READS
+        ):
+            _commit_without_waiting_for_the_disk()
         client = request.client
-        if client is not None and not client.credential.record_use(at=at, address=client.address):
+        if client is not None and not client.credential.hold(at=at):
             template = subject if isinstance(subject, Template) else Template("")
             return Outcome(template, request.source, credential_refused=True)
-        order: list[str] = []
-        if isinstance(subject, Template):
-            template = subject
-            lookup = _look_up(template.distinct_keys(), request, at, lock=not check)
-        else:  # values: the keys asked for, or every usable one (found by the same lookup)
-            lookup = _look_up(None if subject is None else set(subject), request, at, lock=True)
-            order = sorted(lookup.reasons) if subject is None else subject
-            template = Template(values_text(order))
-        outcome = Outcome(template, request.source, reasons=lookup.reasons)
-        if check:
-            return outcome
-        if error := unresolvable(problems_in(template, lookup.reasons, source=request.source)):
-            outcome.error = error
-            return outcome
-        if not lookup.usable:
-            return outcome
-        tokens = list(lookup.usable.values())
-        # A value's length is its ciphertext's, less the nonce and tag: the limit is checked
-        # before a single value is decrypted or a single byte of output is made.
-        size = template.output_size({t.key: plaintext_length(t.ciphertext) for t in tokens})
-        if size > max_output:
-            outcome.error = OutputTooLarge(size, max_output)
-            return outcome
-        values = _reveal(tokens, lookup.data_key)
-        # A values call's keys in the order it asked for them.
-        outcome.values = {key: values[key] for key in order} if order else values
-        if request.encoding and (refused := output.problems(outcome.values, request.encoding)):
-            outcome.values = {}
-            outcome.refusal = output.refusal(refused, request.encoding)
-            return outcome
-        _record_use(tokens, request, at=at, count=template.reference_count)
+        outcome = _resolve_within(subject, request, at, check=check, max_output=max_output)
+        if client is not None and not outcome.recorded:
+            # A failed call, a check or a read of nothing is still a use of the credential.
+            usage.append(_use(request, at, tokens=()))
+            outcome.recorded = True
+    if outcome.recorded:
+        usage.roll_up_if_due()
     return outcome
+
+
+def _resolve_within(
+    subject: Template | list[str] | None,
+    request: Request,
+    at: dt.datetime,
+    *,
+    check: bool,
+    max_output: int,
+) -> Outcome:
+    """The resolve inside `_run`'s transaction, after the credential's check."""
+    order: list[str] = []
+    if isinstance(subject, Template):
+        template = subject
+        lookup = _look_up(template.distinct_keys(), request, at, lock=not check)
+    else:  # values: the keys asked for, or every usable one (found by the same lookup)
+        lookup = _look_up(None if subject is None else set(subject), request, at, lock=True)
+        order = sorted(lookup.reasons) if subject is None else subject
+        template = Template(values_text(order))
+    outcome = Outcome(template, request.source, reasons=lookup.reasons)
+    if check:
+        return outcome
+    if error := unresolvable(problems_in(template, lookup.reasons, source=request.source)):
+        outcome.error = error
+        return outcome
+    if not lookup.usable:
+        return outcome
+    tokens = list(lookup.usable.values())
+    # A value's length is its ciphertext's, less the nonce and tag: the limit is checked
+    # before a single value is decrypted or a single byte of output is made.
+    size = template.output_size({t.key: plaintext_length(t.ciphertext) for t in tokens})
+    if size > max_output:
+        outcome.error = OutputTooLarge(size, max_output)
+        return outcome
+    values = _reveal(tokens, lookup.data_key)
+    outcome.versions = [(token.pk, token.key, token.value_version) for token in tokens]
+    # A values call's keys in the order it asked for them.
+    outcome.values = {key: values[key] for key in order} if order else values
+    if request.encoding and (refused := output.problems(outcome.values, request.encoding)):
+        outcome.values = {}
+        outcome.refusal = output.refusal(refused, request.encoding)
+        return outcome
+    _record_use(tokens, request, at=at, count=template.reference_count)
+    outcome.recorded = True
+    return outcome
+
+
+def _commit_without_waiting_for_the_disk() -> None:
+    """A read's transaction (its audit event and usage record) commits without waiting for the
+    write-ahead log to reach the disk: PostgreSQL's WAL writer flushes it within 3 x
+    wal_writer_delay (0.6 s by default). Visibility and ordering are unchanged (a revoke that
+    commits after the read still comes after it); only a crash of the database server inside
+    that window can lose the last reads' events. COFFER_DURABLE_READS=1 waits instead
+    (README: the read path)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 @sensitive_variables("by_pk")
@@ -346,7 +393,7 @@ def _look_up(keys: set[str] | None, request: Request, at: dt.datetime, *, lock: 
     workspace's wrapped data key, in one statement; the others' reasons only when there are
     others (their candidates in one more query and their relations' prefetches).
 
-    `lock=True` (inside a transaction) locks the usable tokens' rows until it ends."""
+    `lock=True` (inside a transaction) key-share-locks the usable tokens' rows until it ends."""
     context = request.context
     workspace = context.environment.workspace
     for item in (context.product, context.app):
@@ -484,7 +531,20 @@ def _usable_query(alias: str, listed: int, product: bool, app: bool, *, lock: bo
         "workspace__data_key__kek_id",
         "workspace__data_key__wrapped_dek",
     )
-    return CompiledQuery.of(rows, markers, using=alias)
+    compiled = CompiledQuery.of(rows, markers, using=alias)
+    if lock:
+        # FOR KEY SHARE, which Django does not spell: readers of the same tokens do not wait
+        # for each other, nor for the usage roll-up's update of `last_used_at`; every change
+        # that can make a token unusable (a revoke, an edit, a restore, a delete) locks its
+        # row FOR UPDATE first (`Token.objects.locked`), so it waits for the reads in flight,
+        # and a read after its commit sees the change.
+        locking = f" FOR UPDATE OF {connection.ops.quote_name(Token._meta.db_table)}"
+        assert compiled.sql.endswith(locking), compiled.sql
+        compiled = dataclasses.replace(
+            compiled,
+            sql=compiled.sql.removesuffix(locking) + locking.replace("UPDATE", "KEY SHARE"),
+        )
+    return compiled
 
 
 # --- the writes ---------------------------------------------------------------------------------
@@ -492,45 +552,29 @@ def _usable_query(alias: str, listed: int, product: bool, app: bool, *, lock: bo
 
 @sensitive_variables()
 def _record_use(tokens: list[_Sealed], request: Request, *, at: dt.datetime, count: int) -> None:
-    """Mark the tokens used, count the use in each token's usage for this context and record
-    the run's audit event, or raise ResolveError: the UPDATE and one upsert for every token's
-    usage row as plain SQL (one statement on PostgreSQL, two elsewhere), whatever the number of
-    tokens, then `AuditEvent.record`."""
-    context, client, actor = request.context, request.client, request.actor
-    if client is not None:
-        user, name = None, client.credential.actor_name
-        access_key = client.credential.usage_name
-        extra = client.audit_detail()
-    else:
-        user = actor if not isinstance(actor, str) and getattr(actor, "pk", None) else None
-        name = actor if isinstance(actor, str) else ""
-        access_key, extra = "", {}
-    workspace = context.environment.workspace
-    source = printable(request.source)
+    """Record the read, or raise ResolveError: one appended usage record (tokens/usage.py: no
+    shared row is updated, so readers never wait for each other) and the run's audit event
+    (`AuditEvent.record`)."""
+    context, client = request.context, request.client
+    user, actor_name = _who(request)
+    environment, product, app = context.environment, context.product, context.app
     detail = {
-        **extra,
+        **(client.audit_detail() if client is not None else {}),
         "keys": sorted(token.key for token in tokens),
         "references": count,
-        "environment": context.environment.slug,
-        "product": context.product.slug if context.product else None,
-        "app": context.app.slug if context.app else None,
-        "source": source,
+        "environment": environment.slug,
+        "product": product.slug if product else None,
+        "app": app.slug if app else None,
+        "source": printable(request.source),
     }
-    actor_name = name or (user.get_username() if user is not None else "system")
-    when = connection.ops.adapt_datetimefield_value(at)
-    ids = [token.row_id for token in tokens]
-    usage = _usage_params(
-        context, source=source, actor=actor_name, access_key=access_key, when=when, ids=ids
-    )
     try:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":  # one statement: all or nothing
-                cursor.execute(_mark_and_count_sql(len(ids)), [when, *ids, *usage])
-            else:
-                cursor.execute(_mark_used_sql(len(ids)), [when, *ids])
-                cursor.execute(_usage_upsert_sql(connection.vendor, len(ids)), usage)
+        usage.append(_use(request, at, tokens=tokens))
         AuditEvent.record(
-            workspace, AuditAction.RESOLVED, by=user, actor_name=actor_name, detail=detail
+            environment.workspace,
+            AuditAction.RESOLVED,
+            by=user,
+            actor_name=actor_name,
+            detail=detail,
         )
     except DatabaseError as error:
         raise ResolveError(
@@ -539,128 +583,30 @@ def _record_use(tokens: list[_Sealed], request: Request, *, at: dt.datetime, cou
         ) from None
 
 
-def _column(model: type[models.Model], name: str) -> str:
-    """The quoted database column of `model`'s field `name` (for the writes' SQL below)."""
-    field = model._meta.get_field(name)
-    assert isinstance(field, models.Field) and field.column
-    return connection.ops.quote_name(field.column)
+def _who(request: Request) -> tuple[User | None, str]:
+    """The user who read (None for an API credential or a named run) and the name the audit
+    trail and the usage give: the credential's, the run's name, the user's, or "system"."""
+    client, actor = request.client, request.actor
+    if client is not None:
+        return None, client.credential.actor_name
+    if isinstance(actor, str):
+        return None, actor or "system"
+    user = actor if getattr(actor, "pk", None) else None
+    return user, user.get_username() if user is not None else "system"
 
 
-def _placeholders(count: int) -> str:
-    return ", ".join(["%s"] * count)
-
-
-@lru_cache(maxsize=256)
-def _mark_used_sql(count: int) -> str:
-    table = connection.ops.quote_name(Token._meta.db_table)
-    return (
-        f"UPDATE {table} SET {_column(Token, 'last_used_at')} = %s "
-        f"WHERE {_column(Token, 'id')} IN ({_placeholders(count)})"
-    )
-
-
-@lru_cache(maxsize=256)
-def _mark_and_count_sql(count: int) -> str:
-    """PostgreSQL: the UPDATE as a data-modifying WITH of the usage upsert, one round trip."""
-    return f"WITH used AS ({_mark_used_sql(count)}) {_usage_upsert_sql('postgresql', count)}"
-
-
-# The columns of a usage row the upsert writes, after its token: the context's digest and
-# names, the count and the times.
-_USAGE_COLUMNS = (
-    "context",
-    "environment",
-    "product",
-    "app",
-    "access_key",
-    "actor",
-    "source",
-    "use_count",
-    "first_used_at",
-    "last_used_at",
-)
-
-
-def _context_digest(context: UseContext, actor: str, source: str) -> str:
-    """The usage row's key: the whole context, with the environment, product and app by id (a
-    rename keeps the row and updates its names)."""
-    product, app = context.product, context.app
-    ids = (context.environment.pk, product.pk if product else "", app.pk if app else "")
-    return hashlib.sha256("\x1f".join(map(str, (*ids, actor, source))).encode()).hexdigest()
-
-
-def _usage_params(
-    context: UseContext, *, source: str, actor: str, access_key: str, when: object, ids: list
-) -> list:
-    """The parameters of `_usage_upsert_sql` for one resolve, in its order (each name cut to
-    its column's length)."""
-    product, app = context.product, context.app
-    names = [context.environment.name, product.name if product else "", app.name if app else ""]
-    texts = [*names, access_key, actor, source]
-    env, prod, app_name, key_name, who, cut_source = (
-        text[:limit] for text, limit in zip(texts, _usage_text_lengths(), strict=True)
-    )
-    digest = _context_digest(context, actor, source)
-    other = _context_digest(context, actor, OTHER_SOURCES)
-    same_context = [env, prod, app_name, key_name, who]
-    return [
-        other,
-        digest,
-        *same_context,
-        OTHER_SOURCES,
-        cut_source,
-        1,
-        when,
-        when,  # the row
-        digest,
-        *same_context,
-        OTHER_SOURCES,
-        settings.COFFER_USAGE_SOURCES - 1,  # capped?
-        *ids,
-    ]
-
-
-@cache
-def _usage_text_lengths() -> list[int]:
-    """The lengths of the usage row's text columns (environment to source)."""
-    fields = (TokenUsage._meta.get_field(name) for name in _USAGE_COLUMNS[1:7])
-    return [cast(models.CharField, field).max_length or 0 for field in fields]
-
-
-@lru_cache(maxsize=256)
-def _usage_upsert_sql(vendor: str, count: int) -> str:
-    """One statement for every token of a resolve: insert its usage row for the context, or
-    count one more use and move its last use (`INSERT ... SELECT ... ON CONFLICT DO UPDATE`,
-    on SQLite and PostgreSQL alike). A new source name past COFFER_USAGE_SOURCES for that token
-    and context goes to the OTHER_SOURCES row instead. Parameters: `_usage_params`."""
-    q = connection.ops.quote_name
-    table = q(TokenUsage._meta.db_table)
-    columns = ", ".join(q(name) for name in _USAGE_COLUMNS)
-    t = lambda name: f"t.{_column(Token, name)}"  # noqa: E731
-    u = lambda name: f"u.{q(name)}"  # noqa: E731
-    token_column = _column(TokenUsage, "token")
-    count_column, last = q("use_count"), q("last_used_at")
-    updated = [f"{count_column} = {table}.{count_column} + 1", f"{last} = excluded.{last}"]
-    updated += [f"{q(name)} = excluded.{q(name)}" for name in ("environment", "product", "app")]
-    same_context = " AND ".join(
-        f"{u(name)} = %s" for name in ("environment", "product", "app", "access_key", "actor")
-    )
-    # 1 when this source is new for the token and the context already has the most names:
-    # a known row answers at once (CASE stops there); otherwise "is there an Nth other name"
-    # reads at most N rows (LIMIT 1 OFFSET N-1), never counts them all.
-    capped = (
-        f"CASE WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
-        f"AND {u('context')} = %s) THEN 0 "
-        f"WHEN EXISTS (SELECT 1 FROM {table} u WHERE u.{token_column} = {t('id')} "
-        f"AND {same_context} AND {u('source')} <> %s LIMIT 1 OFFSET %s) THEN 1 ELSE 0 END"
-    )
-    return (
-        f"INSERT INTO {table} ({token_column}, {columns}) "
-        f"SELECT s.id, CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s, %s, %s, "
-        f"CASE WHEN s.capped = 1 THEN %s ELSE %s END, %s, %s, %s "
-        f"FROM (SELECT {t('id')} AS id, {capped} AS capped "
-        f"FROM {q(Token._meta.db_table)} t WHERE {t('id')} IN ({_placeholders(count)})) s "
-        "WHERE 1 = 1 "  # SQLite: an INSERT ... SELECT with an upsert needs a WHERE
-        f"ON CONFLICT ({token_column}, {q('context')}) "
-        f"DO UPDATE SET {', '.join(updated)}"
+def _use(request: Request, at: dt.datetime, *, tokens: Iterable[_Sealed]) -> usage.Use:
+    """The read's usage record: its tokens, its context, who read them, and for an API call the
+    credential (whose use it counts) and its address."""
+    client = request.client
+    credential = client.credential if client is not None else None
+    return usage.Use.in_context(
+        request.context,
+        at=at,
+        token_ids=[token.pk for token in tokens],
+        actor=_who(request)[1],
+        source=printable(request.source),
+        access_key=credential.usage_name if credential is not None else "",
+        credential=credential.usage_ref if credential is not None else "",
+        address=client.address if client is not None else None,
     )
