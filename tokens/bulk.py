@@ -24,6 +24,7 @@ from tokens import lifecycle
 from tokens.forms import CatalogChoiceField
 from tokens.models import Token
 from tokens.table import list_url
+from tokens.usage import settle
 from tokens.views import BREAKS_SERVICES
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -265,7 +266,8 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     noun = f"{len(tokens)} token{'s' if len(tokens) != 1 else ''}"
     if action in ("revoke", "delete"):
         # What breaks, as the single dialog says it: each token's recent use, the ones used
-        # lately first (one query for them all).
+        # lately first (one query for them all), with the reads still pending folded in.
+        settle()
         recent = Token.recent_use_of(tokens)
         tokens = sorted(tokens, key=lambda token: not recent[token.pk].lately)
         context |= {
