@@ -117,14 +117,21 @@ class AccessKeyManager(_AccessKeyManagerBase):
         return self.authenticate_reading(key)[0]
 
     def authenticate_reading(
-        self, key: str, scalar: str = "NULL", params: tuple[Any, ...] = ()
+        self,
+        key: str,
+        scalar: str = "NULL",
+        params: tuple[Any, ...] = (),
+        *,
+        prefix: str = "",
+        prefix_params: tuple[Any, ...] = (),
     ) -> tuple[AccessKey | None, Any]:
         """`authenticate` for a well-formed key, reading the scalar subquery `scalar` (with
-        `params`) in the same statement: (the usable key or None, the scalar's value)."""
+        `params`) in the same statement: (the usable key or None, the scalar's value). `prefix`
+        (with `prefix_params`) is a WITH clause the statement starts with, which `scalar` may
+        read (the API counts the key's request in it: api/ratelimit.py)."""
+        sql = _key_lookup_sql(connection.vendor, scalar, prefix)
         with connection.cursor() as cursor:
-            cursor.execute(
-                _key_lookup_sql(connection.vendor, scalar), [*params, keys.hash_key(key)]
-            )
+            cursor.execute(sql, [*prefix_params, *params, keys.hash_key(key)])
             value, *row = cursor.fetchone()
         if row[0] is None:  # no such key
             return None, value
@@ -146,9 +153,9 @@ _ALIASES = ("k", "w", "e", "p", "a")
 
 
 @cache
-def _key_lookup_sql(vendor: str, scalar: str = "NULL") -> str:
+def _key_lookup_sql(vendor: str, scalar: str = "NULL", prefix: str = "") -> str:
     """One row whatever the key: `scalar`, then the key's columns and its workspace's,
-    environment's, product's and app's (NULLs when there is no such key)."""
+    environment's, product's and app's (NULLs when there is no such key); after `prefix`."""
     q = connection.ops.quote_name
     models_ = _row_models()
     columns = ", ".join(
@@ -165,7 +172,7 @@ def _key_lookup_sql(vendor: str, scalar: str = "NULL") -> str:
         )
 
     return (
-        f"SELECT {scalar}, {columns} FROM (SELECT 1 AS one) one "
+        f"{prefix} SELECT {scalar}, {columns} FROM (SELECT 1 AS one) one "
         f"LEFT OUTER JOIN {q(key.db_table)} k ON k.{_column(AccessKey, 'key_hash')} = %s "
         f"{join('w', Workspace, 'workspace')} {join('e', Environment, 'environment')} "
         f"{join('p', Product, 'product')} {join('a', App, 'app')}"

@@ -12,7 +12,9 @@
    of the presented key's prefix and of the client's address; an address past the limit
    gets 429 instead for its failing keys. An address's failures never refuse a valid key:
    many CI runners may share one egress address;
-4. counts the request against the key's rate limit (429 with Retry-After past it);
+4. counts the request against the key's rate limit (429 with Retry-After past it): on
+   PostgreSQL with the counters in the database, in the key's lookup itself (one statement
+   for the lookup, its prefix's failures and its request);
 5. calls the view with the key; any `ApiError` becomes its JSON answer, a database or counter
    store failure a 503. Every answer is JSON `{"error": "..."}` with `Cache-Control: no-store`.
 
@@ -151,10 +153,25 @@ def authenticate(request: ApiHttpRequest) -> Credential:
     # CI runner that shares its egress address with a failing one keep working.
     by_prefix, by_address = failure_buckets(f"key:{keys.identifier(presented)}", address)
     failure_limit = settings.COFFER_API_AUTH_FAILURE_LIMIT
+    hits: int | None = None
+    counted = None
     if pending := ratelimit.pending_count(by_prefix, failure_limit):
         # The counters are in the database: the prefix's failures come with the key's
-        # lookup, in one round trip, and refuse it just the same.
-        key, count = store.authenticate_reading(presented, pending.sql, pending.params)
+        # lookup, in one round trip, and refuse it just the same; on PostgreSQL the key's own
+        # request is counted in that round trip too.
+        if store is AccessKey.objects:
+            limit = settings.COFFER_API_RATE_LIMIT
+            counted = ratelimit.key_hit(keys.hash_key(presented), limit)
+        if counted is not None:
+            key, (count, hits) = store.authenticate_reading(
+                presented,
+                f"ARRAY[{pending.sql}, {counted.scalar}]",
+                pending.params,
+                prefix=counted.prefix,
+                prefix_params=counted.params,
+            )
+        else:
+            key, count = store.authenticate_reading(presented, pending.sql, pending.params)
         refusal = pending.refusal(count)
     else:
         refusal = ratelimit.exceeded(by_prefix, failure_limit)
@@ -171,7 +188,10 @@ def authenticate(request: ApiHttpRequest) -> Credential:
         raise ApiError(
             403, f"This access key may not be used from your address ({address or 'unknown'})."
         )
-    decision = ratelimit.hit(key.rate_limit_bucket, settings.COFFER_API_RATE_LIMIT)
+    if counted is not None and hits is not None:
+        decision = counted.decision(hits)
+    else:
+        decision = ratelimit.hit(key.rate_limit_bucket, settings.COFFER_API_RATE_LIMIT)
     if not decision.allowed:
         raise too_many("Too many requests with this access key", decision)
     request.client_address = address

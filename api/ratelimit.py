@@ -73,9 +73,12 @@ class DatabaseCounters:
         with connection.cursor() as cursor:
             cursor.execute(upsert, [bucket, start, end])
             count = cursor.fetchone()[0]
+        self.counted(count, start)
+        return count
+
+    def counted(self, count: int, start: int) -> None:
         if count == 1:  # the first hit of this window: forget the windows that have ended
             RateLimitWindow.objects.filter(expires__lte=start).delete()
-        return count
 
     def current(self, bucket: str, start: int, end: int) -> int:
         with connection.cursor() as cursor:  # on every request: plain SQL, no ORM compiling
@@ -137,6 +140,60 @@ def pending_count(bucket: str, limit: int, *, now: float | None = None) -> Pendi
     now = time.time() if now is None else now
     start, end = _window(now, WINDOW_SECONDS)
     return PendingCount(f"({store.select})", (bucket, start), limit, end, now)
+
+
+@dataclass(frozen=True)
+class KeyHit:
+    """`hit` on an access key's own bucket (`AccessKey.rate_limit_bucket`), counted by the
+    statement that looks the key up: `prefix` (with `params`) is a WITH clause that upserts the
+    counter of the key with the presented hash, in the lookup's round trip, committed without
+    waiting for the disk; `scalar` reads the new count (NULL when no key has that hash), and
+    `decision(count)` decides. A request with the key refused for its address is counted
+    too."""
+
+    prefix: str
+    params: tuple
+    scalar: str
+    limit: int
+    start: int
+    end: int
+    now: float
+
+    def decision(self, count: int) -> Decision:
+        store = counters()
+        assert isinstance(store, DatabaseCounters)
+        store.counted(count, self.start)
+        return _decision(count, self.limit, self.end, self.now)
+
+
+def key_hit(key_hash: str, limit: int, *, now: float | None = None) -> KeyHit | None:
+    """The access key's hit to count inside its lookup, or None where it cannot be (Redis, or
+    SQLite, which has no data-modifying WITH): then call `hit`."""
+    from access.models import AccessKey
+
+    store = counters()
+    if not isinstance(store, DatabaseCounters) or connection.vendor != "postgresql":
+        return None
+    if connection.in_atomic_block:  # the commit mode below is for a statement of its own
+        return None
+    now = time.time() if now is None else now
+    start, end = _window(now, WINDOW_SECONDS)
+    q = connection.ops.quote_name
+    table = q(RateLimitWindow._meta.db_table)
+    keys_table, meta = q(AccessKey._meta.db_table), AccessKey._meta
+    key_id = q(meta.pk.get_attname_column()[1] or "id")
+    key_hash_column = q(AccessKey.key_hash.field.get_attname_column()[1] or "key_hash")
+    prefix = (
+        f"WITH hit AS (INSERT INTO {table} (bucket, window_start, expires, count) "
+        f"SELECT %s || k.{key_id}, %s, %s, 1 FROM {keys_table} k, "
+        "(SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting "
+        f"WHERE k.{key_hash_column} = %s "
+        f"ON CONFLICT (bucket, window_start) DO UPDATE SET count = {table}.count + 1 "
+        "RETURNING count)"
+    )
+    return KeyHit(
+        prefix, ("key:", start, end, key_hash), "(SELECT count FROM hit)", limit, start, end, now
+    )
 
 
 @cache

@@ -268,7 +268,7 @@ def resolve(request: ApiHttpRequest, key: Credential) -> HttpResponse:
             AuditAction.ACCESS_KEY_CHECKED,
             source=source,
             ok=report.ok,
-            problems=len(report.problems),
+            problems=report.problem_count,
         )
         return report_response(outcome, key)
     if not outcome.ok:

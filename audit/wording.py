@@ -8,11 +8,17 @@ is left out (never "None").
 
 Environment, product and app names come from `CatalogNames` (the event keeps their slugs, as
 they were); a slug no longer in the workspace is shown as it was recorded.
+
+A moment an event recorded as text (an access key's expiry, "2026-12-31 12:00 UTC"; a reason,
+"token expired on 2026-03-04 05:06:07 UTC"; an export's date filters) is read back into a date
+or time, which the page shows in the one date format (`{% when %}`); the event keeps its text,
+and a text that is no moment stays as it was written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,17 +31,67 @@ EXPORT_FORMAT_NAMES = {"csv": "CSV", "jsonl": "JSON lines"}
 KEYS_IN_A_SENTENCE = 3  # more are counted ("and 4 more"); the details list them all
 
 
-PartKind = Literal["actor", "text", "key", "name"]
+PartKind = Literal["actor", "text", "key", "name", "moment"]
 Phrase = Callable[[AuditEvent, dict, "CatalogNames"], list["Part"]]
 
 
 @dataclass(frozen=True)
 class Part:
-    """A piece of a sentence: plain `text`, the `actor`, a Token `key` (monospace, whole), or
-    the `name` of a member, item or access key."""
+    """A piece of a sentence: plain `text`, the `actor`, a Token `key` (monospace, whole), the
+    `name` of a member, item or access key, or a `moment` (its text as recorded; a page shows
+    `moment` in the one date format)."""
 
     kind: PartKind
     text: str
+    moment: dt.date | dt.datetime | None = None
+
+
+# A date, or a date and time (UTC, as every recorded moment is), as events write them:
+# "2026-12-31", "2026-12-31 12:00 UTC", "2026-12-31 12:00:00 UTC", "2026-12-31T12:00:00Z".
+MOMENT_TEXT = re.compile(
+    r"""(?<![\w-]) (\d{4}-\d{2}-\d{2})               # the day
+    (?: [ T] (\d{2}:\d{2} (?: :\d{2} (?:\.\d+)? )?)  # the time
+        (?: \ ?UTC | Z | \+00:00 )? )?
+    (?![\w-])""",
+    re.VERBOSE,
+)
+
+
+def moment_of(text: str) -> dt.date | dt.datetime | None:
+    """The date (or UTC time) that `text` is, as events record them, or None."""
+    match = MOMENT_TEXT.fullmatch(text.strip())
+    return _moment(match) if match else None
+
+
+def _moment(match: re.Match) -> dt.date | dt.datetime | None:
+    day, time = match.groups()
+    try:
+        if time is None:
+            return dt.date.fromisoformat(day)
+        return dt.datetime.fromisoformat(f"{day}T{time}").replace(tzinfo=dt.UTC)
+    except ValueError:  # "2026-13-45": not a moment after all
+        return None
+
+
+def with_moments(text: str) -> list[Part]:
+    """`text` as parts, each moment in it (see MOMENT_TEXT) a `moment` part. An "on " before a
+    moment goes with it ("token expired on 2026-03-04 05:06:07 UTC" reads "token expired 9
+    months ago" in the one date format, which is relative)."""
+    parts: list[Part] = []
+    position = 0
+    for match in MOMENT_TEXT.finditer(text):
+        if (moment := _moment(match)) is None:
+            continue
+        start = match.start()
+        if text.endswith(" on ", position, start):
+            start -= len("on ")
+        if start > position:
+            parts.append(_text(text[position:start]))
+        parts.append(Part("moment", text[start : match.end()], moment))
+        position = match.end()
+    if position < len(text):
+        parts.append(_text(text[position:]))
+    return parts
 
 
 @dataclass
@@ -232,7 +288,7 @@ def _accepted(event: AuditEvent, detail: dict, names: CatalogNames) -> list[Part
 def _call_failed(event: AuditEvent, detail: dict, names: CatalogNames) -> list[Part]:
     parts = [_text("made an API call that failed"), *_context(detail, names)]
     if reason := str(detail.get("reason") or "").strip():
-        parts.append(_text(f": {reason}"))
+        parts += [_text(": "), *with_moments(reason)]
     return parts
 
 
@@ -383,16 +439,24 @@ DETAIL_LABELS = {
 }
 ROLE_FIELDS = frozenset({"role", "from", "to"})
 KEY_FIELDS = frozenset({"keys", "previous_key"})
+# Fields recorded as a moment's text (or "never"), and text that may name moments.
+MOMENT_FIELDS = frozenset({"expires"})
+TEXT_WITH_MOMENTS = frozenset({"reason"})
+DATE_FILTERS = frozenset({"since", "until"})
 
 
 @dataclass(frozen=True)
 class DetailLine:
-    """One labelled line of an event's details; `keys` for Token Keys (set in monospace)."""
+    """One labelled line of an event's details; `keys` for Token Keys (set in monospace).
+
+    `text` says it all in plain text (as recorded); a page shows instead `moment`, or `parts`
+    (text with moments in it), in the one date format ({% when %})."""
 
     label: str
     text: str = ""
     keys: tuple[str, ...] = ()
-    moment: dt.datetime | None = None  # shown in the one date format ({% when %})
+    moment: dt.date | dt.datetime | None = None
+    parts: tuple[Part, ...] = ()
 
 
 def _plain(value: object) -> str:
@@ -426,7 +490,37 @@ def _line(name: str, value: object, names: CatalogNames) -> DetailLine | None:
         return DetailLine(label, _role(value))
     if name in ("renamed", "slug_changed") and isinstance(value, list) and len(value) == 2:
         return DetailLine(label, f"{value[0]} → {value[1]}")
+    if name in MOMENT_FIELDS and isinstance(value, str):
+        if value.strip().lower() == "never":
+            return DetailLine(label, "Never")
+        return DetailLine(label, value, moment=moment_of(value))
+    if name in TEXT_WITH_MOMENTS and isinstance(value, str):
+        return _with_parts(DetailLine(label, value), with_moments(value))
+    if name == "filters" and isinstance(value, dict):
+        return _with_parts(DetailLine(label, _plain(value)), _filters(value))
     return DetailLine(label, _plain(value))
+
+
+def _with_parts(line: DetailLine, parts: list[Part]) -> DetailLine:
+    """`line` with `parts` when they hold a moment (else its text says it all)."""
+    if any(part.moment for part in parts):
+        return DetailLine(line.label, line.text, parts=tuple(parts))
+    return line
+
+
+def _filters(filters: dict) -> list[Part]:
+    """ "since: 2026-12-01, kind: Tokens", the dates as moments."""
+    parts: list[Part] = []
+    for name, value in filters.items():
+        if value in (None, "", []):
+            continue
+        if parts:
+            parts.append(_text(", "))
+        parts.append(_text(f"{name}: "))
+        shown = _plain(value)
+        moment = moment_of(shown) if name in DATE_FILTERS else None
+        parts.append(Part("moment", shown, moment) if moment else _text(shown))
+    return parts
 
 
 def detail_lines(event: AuditEvent, names: CatalogNames = NO_NAMES) -> list[DetailLine]:

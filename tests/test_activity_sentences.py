@@ -3,10 +3,16 @@ never a machine name, never a value (audit/wording.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import re
+
 import pytest
+import time_machine
 
 from audit.models import AuditAction, AuditEvent
 from audit.wording import CatalogNames, detail_lines, sentence
+from tests.factories import make_access_key
 from tests.helpers import event_sentences, text, url
 
 pytestmark = pytest.mark.django_db
@@ -305,3 +311,111 @@ def test_the_page_shows_the_sentence_and_its_details_with_names(workspace, owner
     assert "<dt>Environment</dt><dd>Production</dd>" in page
     assert "None" not in page[page.index('id="activity-list"') :]
     assert "<dt>Product</dt>" not in page and "<dt>App</dt>" not in page, "empty: left out"
+
+
+# --- moments in the details: the one date format ------------------------------------------------
+
+NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+# Outside a <time> element: a date or time written by hand ("2026-12-31", "12:00", "UTC").
+HAND_WRITTEN = re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}\b|\bUTC\b")
+
+
+def shown_outside_times(page: str) -> str:
+    """The Activity list as a person reads it, the <time> elements left out."""
+    listed = page[page.index('id="activity-list"') :]
+    return html.unescape(
+        re.sub(r"<[^>]+>", "", re.sub(r"<time .*?</time>", "", listed, flags=re.S))
+    )
+
+
+def times(page: str) -> list[tuple[str, str]]:
+    """(machine-readable moment, what it shows) of each <time> in the Activity list."""
+    listed = page[page.index('id="activity-list"') :]
+    found = re.findall(r'<time class="when" datetime="([^"]+)"[^>]*>([^<]*)</time>', listed)
+    return [(moment, shown.replace("\xa0", " ")) for moment, shown in found]
+
+
+def activity(owner_client, workspace) -> str:
+    with time_machine.travel(NOW, tick=False):
+        return text(owner_client.get(url("audit:activity", workspace)))
+
+
+def record(workspace, action, detail, actor="olivia"):
+    with time_machine.travel(NOW - dt.timedelta(hours=1), tick=False):
+        return AuditEvent.record(workspace, action, actor_name=actor, detail=detail)
+
+
+def test_a_new_access_keys_expiry_is_shown_in_the_one_date_format(workspace, owner_client):
+    """An access key's creation records its expiry as text ("2026-12-31 00:00 UTC", as it
+    always has); Activity shows it as every other date, relative with the UTC time on hover."""
+    with time_machine.travel(NOW - dt.timedelta(hours=1), tick=False):
+        make_access_key(workspace, name="ci-deploy", expires=dt.date(2026, 12, 31))
+    event = AuditEvent.objects.get(action=AuditAction.ACCESS_KEY_CREATED)
+    assert event.detail["expires"] == "2026-12-31 00:00 UTC", "the stored event keeps its text"
+
+    page = activity(owner_client, workspace)
+
+    assert ("2026-12-31T00:00:00Z", "in 3 weeks") in times(page)
+    assert not HAND_WRITTEN.findall(shown_outside_times(page))
+    assert "<dt>Expires</dt><dd><time" in page
+
+
+@pytest.mark.parametrize(
+    ("expires", "shown"),
+    [
+        ("2026-12-31 12:00:00 UTC", ("2026-12-31T12:00:00Z", "in 3 weeks")),  # with seconds
+        ("2026-12-31T12:00:00Z", ("2026-12-31T12:00:00Z", "in 3 weeks")),
+        ("2026-11-06", ("2026-11-06", "1 month ago")),  # a day alone
+    ],
+)
+def test_an_old_events_expiry_text_is_read_back_as_a_moment(
+    workspace, owner_client, expires, shown
+):
+    record(
+        workspace,
+        AuditAction.WORKLOAD_IDENTITY_EXCHANGED,
+        {"workload_identity": "gh", "expires": expires},
+    )
+    page = activity(owner_client, workspace)
+    assert shown in times(page)
+    assert not HAND_WRITTEN.findall(shown_outside_times(page))
+
+
+@pytest.mark.parametrize(
+    ("expires", "shown"),
+    [("never", "Never"), ("next Tuesday", "next Tuesday"), ("2026-13-45", "2026-13-45")],
+)
+def test_an_expiry_that_is_no_moment_stays_as_written(workspace, owner_client, expires, shown):
+    record(workspace, AuditAction.ACCESS_KEY_CREATED, {"access_key": "ci", "expires": expires})
+    page = activity(owner_client, workspace)
+    assert f"<dt>Expires</dt><dd>{shown}</dd>" in page
+
+
+def test_a_reasons_moment_is_shown_in_the_one_date_format_in_the_sentence_and_details(
+    workspace, owner_client
+):
+    reason = "token expired on 2026-03-04 05:06:07 UTC"
+    event = record(
+        workspace, AuditAction.ACCESS_KEY_CALL_FAILED, {**API, "reason": reason}, KEY_ACTOR
+    )
+    assert sentence(event) == f"ci-deploy made an API call that failed from 10.0.0.7: {reason}"
+
+    page = activity(owner_client, workspace)
+
+    assert [said.replace("\xa0", " ") for said in event_sentences(page)] == [
+        "ci-deploy made an API call that failed from 10.0.0.7: token expired 9 months ago"
+    ]
+    assert times(page).count(("2026-03-04T05:06:07Z", "9 months ago")) == 2  # sentence, details
+    assert not HAND_WRITTEN.findall(shown_outside_times(page))
+
+
+def test_an_exports_date_filters_are_shown_in_the_one_date_format(workspace, owner_client):
+    filters = {"kind": "tokens", "since": "2026-12-01", "until": "2026-12-05"}
+    record(
+        workspace, AuditAction.ACTIVITY_EXPORTED, {"format": "csv", "filters": filters, "events": 3}
+    )
+    page = activity(owner_client, workspace)
+    assert ("2026-12-01", "5 days ago") in times(page)
+    assert ("2026-12-05", "yesterday") in times(page)
+    assert "<dt>Filters</dt><dd>kind: tokens, since: <time" in page
+    assert not HAND_WRITTEN.findall(shown_outside_times(page))

@@ -93,6 +93,15 @@ def test_check_calls_are_counted_and_audited(client, sandbox_key):
     assert event.detail["client_address"] == "192.0.2.7"
 
 
+def test_a_checks_event_counts_every_failing_occurrence(client, sandbox_key):
+    """The report keeps the first 1,000 failing occurrences; the event counts them all."""
+    _, key = sandbox_key
+    template = "$Secret{PROD_ONLY}\n" * 1_500
+    assert post_resolve(client, key, template, "?check=1").status_code == 422
+    event = AuditEvent.objects.get(action=AuditAction.ACCESS_KEY_CHECKED)
+    assert (event.detail["ok"], event.detail["problems"]) == (False, 1_500)
+
+
 def test_failed_calls_are_counted_and_audited(client, sandbox_key):
     row, key = sandbox_key
     assert post_resolve(client, key, "$Secret{PROD_ONLY}").status_code == 422

@@ -178,3 +178,27 @@ def test_database_counts_exactly_under_threads(settings):
     for thread in threads:
         thread.join()
     assert ratelimit.hit(name, 1000, now=now).count == 201
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_the_key_is_counted_in_its_lookup_and_refused_past_the_limit(
+    client, workspace, settings, reads_only, django_assert_num_queries
+):
+    """Outside a test transaction, as in production: the lookup's one statement counts the
+    request on the key's own bucket; past the limit, 429; another key keeps its budget."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the counted lookup is PostgreSQL's (SQLite has no data-modifying WITH)")
+    settings.COFFER_RATELIMIT_REDIS_URL = ""
+    settings.COFFER_API_RATE_LIMIT = 3
+    setup = api_setup(workspace)
+    _, other = make_access_key(workspace, name="other")
+    assert get_values(client, setup.key).status_code == 200  # also forgets ended windows
+    # The lookup (with its prefix's failures and its own count), then the read's transaction:
+    # BEGIN, the key's check, the tokens, the usage record, the audit event, COMMIT.
+    with django_assert_num_queries(1 + 6):
+        assert get_values(client, setup.key).status_code == 200
+    statuses = [get_values(client, setup.key).status_code for _ in range(2)]
+    assert statuses == [200, 429]
+    assert RateLimitWindow.objects.get(bucket=f"key:{setup.row.pk}").count == 4
+    assert get_values(client, other).status_code == 200

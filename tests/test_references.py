@@ -27,6 +27,7 @@ from tokens.references.grammar import (
     Template,
     _parse_slowly,
     _split_well_formed,
+    check_report,
     substitute,
 )
 from tokens.references.resolve import check_text, resolve_text
@@ -140,6 +141,39 @@ def test_bytes_parsed_in_small_segments_match_the_text_parsed_whole(text, values
         if not whole.malformed_count:
             values = {key: values.get(key, f"<{key}>") for key in whole.distinct_keys()}
             assert b"".join(segmented.pieces(values)) == whole.render(values).encode()
+
+
+# Texts of references to a few keys, escaped or not, among lines and wide characters.
+reports_text = st.lists(
+    st.one_of(
+        st.sampled_from(["$Secret{A}", "$$Secret{A}", "$$$Secret{B}", "$Secret{B}", "$Secret{C}"]),
+        st.sampled_from(["\n", "\r\n", "é", "✓", "$", "x", "{A}", "Secret{A}"]),
+        any_text,
+    ),
+    max_size=40,
+).map("".join)
+
+
+@pytest.mark.parametrize("find_each_key", [0, 1, grammar.FIND_EACH_KEY])
+@given(
+    text=reports_text,
+    reasons=st.dictionaries(
+        st.sampled_from(["A", "B", "C"]), st.sampled_from([None, "token revoked", ""])
+    ),
+)
+def test_the_check_report_is_the_one_a_walk_of_every_occurrence_gives(text, reasons, find_each_key):
+    """The report finds each key's first occurrence without walking every occurrence (searched
+    for, or walked to, in the segment where the parse first saw it); it must say what a walk of
+    every occurrence says: the same statuses (lines, columns, counts, reasons) and problems,
+    for the text parsed whole and for its bytes in segments of a few characters."""
+    assume(not any("\ud800" <= character <= "\udfff" for character in text))
+    with (
+        mock.patch.object(grammar, "SEGMENT_SIZE", 3),
+        mock.patch.object(grammar, "FIND_EACH_KEY", find_each_key),
+    ):
+        for template in (Template(text), Template(bytearray(text.encode()), keep=False)):
+            walked = grammar._check_report_by_occurrence(template, reasons, source="t")
+            assert check_report(template, reasons, source="t") == walked
 
 
 def test_value_that_looks_like_a_reference_stays_literal():

@@ -209,15 +209,15 @@ def test_a_read_commits_without_waiting_for_the_disk_unless_durable_reads(
     TokenFactory(workspace=workspace, key="DB_URL", value="postgres://u:p@db/app")
     _, key = make_access_key(workspace)
     seen = []
-    reveal = Token.objects.reveal_values
+    record = AuditEvent.record
 
-    def watching_reveal(tokens, data_keys=None):
+    def watching_record(*args, **kwargs):  # after the usage record, before the commit
         with connection.cursor() as cursor:
             cursor.execute("SHOW synchronous_commit")
             seen.append(cursor.fetchone()[0])
-        return reveal(tokens, data_keys)
+        return record(*args, **kwargs)
 
-    monkeypatch.setattr(Token.objects, "reveal_values", watching_reveal)
+    monkeypatch.setattr(AuditEvent, "record", watching_record)
     assert read(key) == 200
     settings.COFFER_DURABLE_READS = True
     assert read(key) == 200

@@ -113,8 +113,10 @@ class Use:
         )
 
 
-def append(use: Use) -> None:
-    """Append one record (one INSERT of plain SQL, built once)."""
+def append(use: Use, *, without_waiting: bool = False) -> None:
+    """Append one record (one INSERT of plain SQL, built once). `without_waiting` (PostgreSQL):
+    the transaction this record is part of will commit without waiting for the disk (set in the
+    same statement: for a transaction whose only writes are a read's bookkeeping)."""
     lengths = _text_lengths()
     product, app = use.product or (None, ""), use.app or (None, "")
     texts = [use.environment[1], product[1], app[1], use.access_key, use.actor, use.source]
@@ -138,15 +140,21 @@ def append(use: Use) -> None:
         address,
     ]
     with connection.cursor() as cursor:
-        cursor.execute(_append_sql(connection.vendor), params)
+        cursor.execute(_append_sql(connection.vendor, without_waiting), params)
 
 
 @cache
-def _append_sql(vendor: str) -> str:
+def _append_sql(vendor: str, without_waiting: bool) -> str:
     q = connection.ops.quote_name
     table = q(UseRecord._meta.db_table)
     columns = ", ".join(_column(UseRecord, name) for name in _APPENDED)
-    return f"INSERT INTO {table} ({columns}) VALUES ({_placeholders(len(_APPENDED))})"
+    values = _placeholders(len(_APPENDED))
+    if without_waiting and vendor == "postgresql":
+        return (
+            f"INSERT INTO {table} ({columns}) SELECT {values} "
+            "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting"
+        )
+    return f"INSERT INTO {table} ({columns}) VALUES ({values})"
 
 
 @cache
@@ -244,10 +252,11 @@ def _roll_up_batch(*, wait: bool, batch: int) -> int | None:
 
 def _fold(rows: list[tuple]) -> None:
     to_datetime = UseRecord._meta.get_field("at").to_python
-    contexts: dict[tuple, dict[uuid.UUID, _Group]] = {}
     names: dict[tuple, tuple] = {}
-    tokens: dict[uuid.UUID, dt.datetime] = {}
     credentials: dict[str, CredentialUse] = {}
+    # Records of one context with the same tokens (a fleet's reads of one configuration) are
+    # counted together first: each distinct list of ids is read once.
+    bundles: dict[tuple[tuple, str], _Group] = {}
     for at, ids, env_id, prod_id, app_id, env, prod, app, key, actor, source, cred, addr in sorted(
         rows, key=lambda row: row[0]
     ):
@@ -256,22 +265,35 @@ def _fold(rows: list[tuple]) -> None:
             at = at.replace(tzinfo=dt.UTC)
         context = (env_id, prod_id, app_id, key, actor, source)
         names[context] = (env, prod, app)  # the latest names
-        groups = contexts.setdefault(context, {})
-        for hex_id in filter(None, ids.split(",")):
-            token_id = uuid.UUID(hex_id)
-            group = groups.get(token_id)
-            if group is None:
-                groups[token_id] = _Group(1, at, at)
+        if ids:
+            bundle = bundles.get((context, ids))
+            if bundle is None:
+                bundles[(context, ids)] = _Group(1, at, at)
             else:
-                group.count += 1
-                group.last = at
-            tokens[token_id] = at
+                bundle.count, bundle.last = bundle.count + 1, at
         if cred:
             use = credentials.get(cred)
             if use is None:
                 credentials[cred] = CredentialUse(1, at, addr)
             else:
                 use.count, use.last_at, use.address = use.count + 1, at, addr
+    contexts: dict[tuple, dict[uuid.UUID, _Group]] = {}
+    tokens: dict[uuid.UUID, dt.datetime] = {}
+    for (context, ids), bundle in bundles.items():
+        groups = contexts.setdefault(context, {})
+        for hex_id in ids.split(","):
+            token_id = uuid.UUID(hex_id)
+            group = groups.get(token_id)
+            if group is None:
+                groups[token_id] = _Group(bundle.count, bundle.first, bundle.last)
+            else:
+                group.count += bundle.count
+                group.first, group.last = (
+                    min(group.first, bundle.first),
+                    max(group.last, bundle.last),
+                )
+            if token_id not in tokens or tokens[token_id] < bundle.last:
+                tokens[token_id] = bundle.last
     with connection.cursor() as cursor:
         for context, groups in contexts.items():
             env_id, prod_id, app_id, key, actor, source = context

@@ -69,6 +69,7 @@ class _Syntax:
 
     opener: str | bytes
     escaped_opener: str | bytes
+    dollar: str | bytes
     newline: str | bytes
     empty: str | bytes
     close: str | bytes
@@ -80,7 +81,7 @@ class _Syntax:
     def of(cls, kind: type) -> _Syntax:
         literal = (lambda text: text) if kind is str else str.encode
         return cls(
-            *map(literal, (OPENER, ESCAPED_OPENER, "\n", "", "}")),
+            *map(literal, (OPENER, ESCAPED_OPENER, "$", "\n", "", "}")),
             *(re.compile(literal(pattern)) for pattern in (_VALID, _ANY, _SNIPPET_END)),
         )
 
@@ -178,13 +179,18 @@ class ReferenceStatus:
 
 @dataclass(frozen=True)
 class CheckReport:
+    """Each distinct reference's status, and the failing occurrences: the first PROBLEMS_KEPT
+    of them in text order (`problem_count` counts them all; a template of a million failing
+    references must not cost a million objects)."""
+
     source: str
     references: list[ReferenceStatus]
     problems: list[Problem]
+    problem_count: int
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problem_count
 
 
 def _snippet(text, start: int, syntax: _Syntax) -> str:
@@ -251,6 +257,57 @@ def _parse_slowly(text, syntax: _Syntax) -> tuple[list, int]:
     return parts, malformed
 
 
+# A segment that first shows at most this many keys is searched once per key; one that shows
+# more is walked match by match (each search may read the whole segment).
+FIND_EACH_KEY = 16
+
+
+def _find_reference(text, key, start: int, end: int, syntax: _Syntax) -> int:
+    """Where the first well-formed reference to `key` is in text[start:end] (the caller knows
+    there is one): `$Secret{KEY}` not preceded by a `$` (then it would be an escape's; no
+    match of the grammar ends with a `$`, so a `$` before it always belongs to an escape)."""
+    needle = syntax.opener + key + syntax.close
+    position = text.find(needle, start, end)
+    while position > 0 and text[position - 1 : position] == syntax.dollar:
+        position = text.find(needle, position + 1, end)
+    assert position >= 0, "the parse saw this reference in this segment"
+    return position
+
+
+class _Positions:
+    """Line and column (1-based; columns in characters, also in a file's bytes) of positions
+    in a text, asked for in increasing order: each call reads only the text since the last."""
+
+    __slots__ = (
+        "binary",
+        "column",
+        "column_at",
+        "line",
+        "line_start",
+        "newline",
+        "scanned",
+        "text",
+    )
+
+    def __init__(self, text, syntax: _Syntax) -> None:
+        self.text, self.newline, self.binary = text, syntax.newline, syntax is _BINARY
+        self.line, self.line_start, self.scanned = 1, 0, 0
+        self.column, self.column_at = 1, 0  # the column of byte column_at, for bytes
+
+    def of(self, start: int) -> tuple[int, int]:
+        text, newline = self.text, self.newline
+        if newlines := text.count(newline, self.scanned, start):
+            self.line += newlines
+            self.line_start = text.rfind(newline, self.scanned, start) + 1
+            self.column, self.column_at = 1, self.line_start
+        self.scanned = start
+        if self.binary:
+            self.column += len(_decoded(text[self.column_at : start]))
+            self.column_at = start
+            return self.line, self.column
+        return self.line, start - self.line_start + 1
+
+
 class Template:
     """A text parsed into literal pieces and references; `render(values)` fills them in.
 
@@ -269,10 +326,18 @@ class Template:
         kept: list[list] | None = [] if keep else None
         self._kept = kept
         occurrences: Counter = Counter()
-        for parts, _ in self._parse(check=True):
+        # Where each key first appears: (start, end, the keys first seen there) per segment
+        # that brings new keys, so that a check report can find a key's first occurrence in
+        # that segment alone instead of walking every occurrence (see `first_references`).
+        self._introduced: list[tuple[int, int, set]] = []
+        seen: set = set()
+        for start, end, parts, keys in self._parse(check=True):
             occurrences.update(parts[1::2])  # counted in C
             if kept is not None:
                 kept.append(parts)
+            if new := keys - seen:  # set arithmetic in C, once per segment
+                seen |= new
+                self._introduced.append((start, end, new))
         self._count = occurrences.total()
         self._occurrences = {_decoded(key): n for key, n in occurrences.items()}
         self._distinct = set(self._occurrences)
@@ -280,7 +345,7 @@ class Template:
     def _segments(self):
         text, size = self.text, len(self.text)
         if self._kept is not None:  # the parts are kept whole anyway: one segment is fastest
-            yield text
+            yield 0, text
             return
         start = 0
         while True:
@@ -288,16 +353,18 @@ class Template:
             if end <= 0 or start + SEGMENT_SIZE >= size:
                 end = size
             if isinstance(text, str | bytes):
-                yield text[start:end]
+                yield start, text[start:end]
             else:  # one copy of the segment, not of the text
-                yield bytes(memoryview(text)[start:end])
+                yield start, bytes(memoryview(text)[start:end])
             if end >= size:
                 return
             start = end
 
     def _parse(self, *, check: bool):
+        """(start, end, parts, keys) per segment; `keys`, the set of its well-formed keys, only
+        with `check` (which also counts the malformed references)."""
         syntax = self._syntax
-        for segment in self._segments():
+        for start, segment in self._segments():
             parts = _split_well_formed(segment, syntax)
             keys = set(parts[1::2]) if check and parts is not None else None
             if check and (keys is None or any(len(key) > KEY_MAX_LENGTH for key in keys)):
@@ -305,7 +372,7 @@ class Template:
                 parts, malformed = _parse_slowly(segment, syntax)
                 self.malformed_count += malformed
                 keys = set(parts[1::2])
-            yield parts, keys
+            yield start, start + len(segment), parts, keys
 
     @property
     def reference_count(self) -> int:
@@ -325,37 +392,66 @@ class Template:
             for key, count in self._occurrences.items()
         )
 
+    def occurrences(self, key: str) -> int:
+        """How many times the well-formed reference to `key` occurs."""
+        return self._occurrences.get(key, 0)
+
     def references(self) -> Iterator[Reference]:
         """Every `$Secret{...}` occurrence (malformed ones included) with its line and column,
         in text order, one at a time."""
         if not self._count and not self.malformed_count:
             return
         text, syntax = self.text, self._syntax
-        newline, binary = syntax.newline, syntax is _BINARY
-        line, line_start, scanned = 1, 0, 0
-        column, column_at = 1, 0  # the column (in characters) of byte column_at, for bytes
+        position = _Positions(text, syntax)
+        names: dict = {}  # a key as found -> (the key, its reference), decoded once
         for match in syntax.any_re.finditer(text):
             escape, key = match.groups()
             if escape:
                 continue
             start = match.start()
-            if newlines := text.count(newline, scanned, start):
-                line += newlines
-                line_start = text.rfind(newline, scanned, start) + 1
-                column, column_at = 1, line_start
-            scanned = start
-            if binary:
-                column += len(_decoded(text[column_at:start]))
-                column_at = start
-            else:
-                column = start - line_start + 1
+            line, column = position.of(start)
             if key is not None and len(key) > KEY_MAX_LENGTH:
                 key = None
             if key is None:
                 raw = _snippet(text, start, syntax)
+            elif (named := names.get(key)) is not None:
+                key, raw = named
             else:
-                key, raw = _decoded(key), _decoded(match.group())
+                found = key
+                key, raw = names[found] = _decoded(key), _decoded(match.group())
             yield Reference(key=key, text=raw, line=line, column=column)
+
+    def first_references(self) -> list[Reference]:
+        """The first occurrence of each distinct well-formed key, with its line and column, in
+        text order (malformed references are left out).
+
+        Found without walking every occurrence: a key's first occurrence is in the segment where
+        the parse first saw it, and the regex engine finds it there (`str.find`, in C); only a
+        segment that brings many new keys is walked, match by match, until it has shown them
+        all. A large template that references a few keys many times costs a few searches.
+        """
+        text, syntax = self.text, self._syntax
+        found: list[tuple[int, str | bytes]] = []
+        for start, end, keys in self._introduced:
+            if len(keys) <= FIND_EACH_KEY:
+                found.extend((_find_reference(text, key, start, end, syntax), key) for key in keys)
+                continue
+            remaining = set(keys)
+            for match in syntax.any_re.finditer(text, start, end):
+                escape, key = match.groups()
+                if not escape and key in remaining:
+                    found.append((match.start(), key))
+                    remaining.discard(key)
+                    if not remaining:
+                        break
+        found.sort()
+        position = _Positions(text, syntax)
+        references = []
+        for start, key in found:
+            line, column = position.of(start)
+            name = _decoded(key)
+            references.append(Reference(name, f"{OPENER}{name}}}", line, column))
+        return references
 
     def pieces(self, values: Mapping[str, str], *, reuse: bool = False) -> Iterator:
         """The rendered text a segment at a time (`str`, or bytes for a bytes-like text): each
@@ -374,7 +470,7 @@ class Template:
         empty = self._syntax.empty
         segments: Iterable[list]
         if self._kept is None:
-            segments = (parts for parts, _ in self._parse(check=False))
+            segments = (parts for _, _, parts, _ in self._parse(check=False))
         else:
             segments = self._kept if reuse else (parts.copy() for parts in self._kept)
         for parts in segments:
@@ -398,7 +494,8 @@ def problems_in(
 ) -> Iterator[Problem]:
     """Every occurrence that cannot be resolved (malformed, or whose key has a reason), one at
     a time, in text order."""
-    if not template.malformed_count and not any(reasons.values()):
+    keys = template.distinct_keys()
+    if not template.malformed_count and not any(reasons.get(key, UNKNOWN) for key in keys):
         return
     for ref in template.references():
         reason = MALFORMED if ref.key is None else reasons.get(ref.key, UNKNOWN)
@@ -416,11 +513,16 @@ def substitute(text: str, values: Mapping[str, str], *, source: str = "<string>"
     return template.render(values)
 
 
+def _kept_and_counted(problems: Iterator[Problem]) -> tuple[list[Problem], int]:
+    """The first PROBLEMS_KEPT problems, and how many there are in all."""
+    kept = list(islice(problems, PROBLEMS_KEPT))
+    return kept, len(kept) + sum(1 for _ in problems)
+
+
 def unresolvable(problems: Iterator[Problem]) -> ResolveError | None:
     """The error for these problems (the first PROBLEMS_KEPT kept, all counted), or None when
     there are none."""
-    kept = list(islice(problems, PROBLEMS_KEPT))
-    count = len(kept) + sum(1 for _ in problems)
+    kept, count = _kept_and_counted(problems)
     if not count:
         return None
     noun = "reference" if count == 1 else "references"
@@ -432,13 +534,38 @@ def check_report(
     template: Template, reasons: Mapping[str, str | None], *, source: str
 ) -> CheckReport:
     """One status per distinct reference (each malformed occurrence its own), with the reason
-    of each key in `reasons` (None: it resolves), and every failing occurrence."""
+    of each key in `reasons` (None: it resolves), and the failing occurrences (see CheckReport).
+
+    Without malformed references, the statuses come from each key's first occurrence alone
+    (`Template.first_references`) and the occurrences from the parse's counts; only failing
+    occurrences are walked, as a resolve walks them. With malformed ones (each its own status,
+    in text order among the keys), every occurrence is walked."""
+    if template.malformed_count:
+        return _check_report_by_occurrence(template, reasons, source=source)
+    references = []
+    for ref in template.first_references():
+        key = ref.key
+        assert key is not None  # a first reference is well-formed
+        reason = reasons.get(key, UNKNOWN)
+        references.append(
+            ReferenceStatus(key, ref.text, ref.line, ref.column, template.occurrences(key), reason)
+        )
+    kept, count = _kept_and_counted(problems_in(template, reasons, source=source))
+    return CheckReport(source, references, kept, count)
+
+
+def _check_report_by_occurrence(
+    template: Template, reasons: Mapping[str, str | None], *, source: str
+) -> CheckReport:
     statuses: dict[str | tuple[int, int], list] = {}
     problems: list[Problem] = []
+    count = 0
     for ref in template.references():
         reason = MALFORMED if ref.key is None else reasons.get(ref.key, UNKNOWN)
         if reason:
-            problems.append(Problem(source, ref.line, ref.column, ref.text, ref.key, reason))
+            count += 1
+            if count <= PROBLEMS_KEPT:
+                problems.append(Problem(source, ref.line, ref.column, ref.text, ref.key, reason))
         # Each malformed occurrence is its own entry; a well-formed key is one entry.
         slot = ref.key if ref.key is not None else (ref.line, ref.column)
         if slot in statuses:
@@ -446,7 +573,7 @@ def check_report(
         else:
             statuses[slot] = [ref.key, ref.text, ref.line, ref.column, 1, reason]
     references = [ReferenceStatus(*entry) for entry in statuses.values()]
-    return CheckReport(source=source, references=references, problems=problems)
+    return CheckReport(source, references, problems, count)
 
 
 def values_text(keys: Iterable[str]) -> str:

@@ -147,6 +147,13 @@ class Request:
     at: dt.datetime | None = None
     max_output: int | None = None
     encoding: str | None = None
+    # The read's transaction (its audit event and usage record) commits without waiting for
+    # PostgreSQL's write-ahead log to reach the disk: the WAL writer flushes it within 3 x
+    # wal_writer_delay (0.6 s by default). Visibility and ordering are unchanged (a revoke that
+    # commits after the read still comes after it); only a crash of the database server inside
+    # that window can lose the last reads' events. Set by `run` when the read's transaction is
+    # its own and COFFER_DURABLE_READS is off (README: the read path).
+    without_waiting: bool = False
 
 
 @dataclass
@@ -211,15 +218,12 @@ def _run(subject: Template | list[str] | None, request: Request, *, check: bool 
     if max_output is None:
         max_output = settings.COFFER_RESOLVE_MAX_OUTPUT_BYTES
     # Only a transaction of its own commits without waiting for the disk (a caller's may hold
-    # other writes).
-    own_transaction = not connection.in_atomic_block
+    # other writes): see `Request.without_waiting`.
+    request = dataclasses.replace(
+        request,
+        without_waiting=not connection.in_atomic_block and not settings.COFFER_DURABLE_READS,
+    )
     with transaction.atomic():
-        if (
-            own_transaction
-            and connection.vendor == "postgresql"
-            and not settings.COFFER_DURABLE_READS
-        ):
-            _commit_without_waiting_for_the_disk()
         client = request.client
         if client is not None and not client.credential.hold(at=at):
             template = subject if isinstance(subject, Template) else Template("")
@@ -227,7 +231,7 @@ def _run(subject: Template | list[str] | None, request: Request, *, check: bool 
         outcome = _resolve_within(subject, request, at, check=check, max_output=max_output)
         if client is not None and not outcome.recorded:
             # A failed call, a check or a read of nothing is still a use of the credential.
-            usage.append(_use(request, at, tokens=()))
+            usage.append(_use(request, at, tokens=()), without_waiting=request.without_waiting)
             outcome.recorded = True
     if outcome.recorded:
         usage.roll_up_if_due()
@@ -277,17 +281,6 @@ def _resolve_within(
     _record_use(tokens, request, at=at, count=template.reference_count)
     outcome.recorded = True
     return outcome
-
-
-def _commit_without_waiting_for_the_disk() -> None:
-    """A read's transaction (its audit event and usage record) commits without waiting for the
-    write-ahead log to reach the disk: PostgreSQL's WAL writer flushes it within 3 x
-    wal_writer_delay (0.6 s by default). Visibility and ordering are unchanged (a revoke that
-    commits after the read still comes after it); only a crash of the database server inside
-    that window can lose the last reads' events. COFFER_DURABLE_READS=1 waits instead
-    (README: the read path)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 @sensitive_variables("by_pk")
@@ -568,7 +561,7 @@ def _record_use(tokens: list[_Sealed], request: Request, *, at: dt.datetime, cou
         "source": printable(request.source),
     }
     try:
-        usage.append(_use(request, at, tokens=tokens))
+        usage.append(_use(request, at, tokens=tokens), without_waiting=request.without_waiting)
         AuditEvent.record(
             environment.workspace,
             AuditAction.RESOLVED,
