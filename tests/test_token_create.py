@@ -39,8 +39,14 @@ def test_create_form_has_the_documents_labels_and_groups(workspace, role_client,
         assert f">{label}<" in page
     for legend in ("Products", "Apps", "Environments"):
         assert f'<legend class="form-label">{legend}' in page
-    for heading in ("Expiry", "Scope", "Environment"):
+    for heading in ("Expiry", "Scope"):
         assert f"</i> {heading}</h2>" in page
+    # The environments come right under Key and Type, in sight as the modal opens, none
+    # chosen for the user, and a line says so.
+    assert page.index('<legend class="form-label">Environments') < page.index(">Token Value<")
+    assert " checked" not in page.split('<legend class="form-label">Environments')[1][:2000]
+    assert "No environment chosen yet: choose at least one." in page
+    assert "placeholder=" not in page  # none that could pass for a typed value
     for option in ("Credential", "API Key", "Bearer Token", "OAuth Token"):
         assert f">{option}</option>" in page
     assert "Production</label>" in page and "Sandbox</label>" in page

@@ -119,9 +119,35 @@ def test_expiring_and_expired_tokens_have_badges(workspace, owner_client):
     assert page.count("Expires soon") == 1
 
 
-def test_revoked_tokens_show_revoked_and_cannot_be_edited(workspace, owner_client, token):
+def test_revoked_tokens_are_hidden_until_show_revoked(workspace, owner_client, token):
+    TokenFactory(workspace=workspace, key="STILL_ACTIVE")
     token.revoke(by=None)
     page = text(owner_client.get(url("list", workspace)))
+    listed = 'data-copy="$Secret{%s}"'
+    assert listed % "STILL_ACTIVE" in page and listed % "STRIPE_SECRET" not in page
+    assert "1–1 of 1 token" in page
+    box = 'name="revoked" class="form-check-input" value="1" id="filter_revoked">'
+    assert box in page
+    assert ">Show revoked</label>" in page
+    shown = text(owner_client.get(url("list", workspace, revoked=1)))
+    assert listed % "STILL_ACTIVE" in shown and listed % "STRIPE_SECRET" in shown
+    assert "1–2 of 2 tokens matching" not in shown  # showing more is not a narrowing filter
+    assert 'value="1" id="filter_revoked" checked>' in shown
+    # The Status filter's "Revoked" lists them alone, Show revoked or not.
+    only = text(owner_client.get(url("list", workspace, status="revoked")))
+    assert listed % "STRIPE_SECRET" in only and listed % "STILL_ACTIVE" not in only
+
+
+def test_only_revoked_tokens_left_says_they_are_hidden(workspace, owner_client, token):
+    token.revoke(by=None)
+    page = text(owner_client.get(url("list", workspace)))
+    assert "No tokens in use" in page and "No tokens yet" not in page
+    assert f'href="{url("list", workspace)}?revoked=1">Show revoked</a>' in page
+
+
+def test_revoked_tokens_show_revoked_and_cannot_be_edited(workspace, owner_client, token):
+    token.revoke(by=None)
+    page = text(owner_client.get(url("list", workspace, revoked=1)))
     assert 'class="status status-revoked">Revoked<' in page
     assert 'aria-label="Edit STRIPE_SECRET"' not in page
     assert 'aria-label="Revoke STRIPE_SECRET"' not in page
@@ -155,7 +181,7 @@ def test_empty_workspace_explains_tokens_and_offers_create(workspace, owner_clie
     page = text(owner_client.get(url("list", workspace)))
     assert "No tokens yet" in page
     assert "Tokens are secure credentials" in page
-    assert page.count("Create Token") == 2  # the page's button and the empty state's
+    assert page.count("</i> Create Token</a>") == 2  # the page's button and the empty state's
 
 
 def test_empty_workspace_tells_viewers_whom_to_ask(workspace, viewer_client):

@@ -103,7 +103,7 @@ def test_a_period_counts_from_when_the_value_was_set(workspace, viewer):
 def test_no_reminder_line_for_revoked_tokens_or_when_the_workspace_sends_none(workspace, viewer):
     expiring_in(workspace, 20, "STILL_ACTIVE")
     expiring_in(workspace, 20, "REVOKED").revoke()
-    page = text(viewer.get(url("list", workspace)))
+    page = text(viewer.get(url("list", workspace, revoked=1)))
     assert reminder_line(page, "STILL_ACTIVE") and reminder_line(page, "REVOKED") is None
 
     workspace.reminders_enabled = False

@@ -24,6 +24,7 @@ from tokens import lifecycle
 from tokens.forms import CatalogChoiceField
 from tokens.models import Token
 from tokens.table import list_url
+from tokens.usage import settle
 from tokens.views import BREAKS_SERVICES
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
@@ -263,6 +264,16 @@ def bulk_action(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
                 request, message=message, event="tokensChanged", redirect_to=list_url(workspace)
             )
     noun = f"{len(tokens)} token{'s' if len(tokens) != 1 else ''}"
+    if action in ("revoke", "delete"):
+        # What breaks, as the single dialog says it: each token's recent use, the ones used
+        # lately first (one query for them all), with the reads still pending folded in.
+        settle()
+        recent = Token.recent_use_of(tokens)
+        tokens = sorted(tokens, key=lambda token: not recent[token.pk].lately)
+        context |= {
+            "uses": [(token, recent[token.pk]) for token in tokens],
+            "used_lately": sum(recent[token.pk].lately for token in tokens),
+        }
     context |= {
         "action": action,
         "tokens": tokens,

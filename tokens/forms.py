@@ -12,7 +12,7 @@ back either.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from crispy_forms.helper import FormHelper
@@ -134,7 +134,7 @@ class TokenForm(forms.Form):
                 **PASSWORD_MANAGER_IGNORE,  # else managers take the key for a username
                 "spellcheck": "false",
                 "autocapitalize": "characters",
-                "placeholder": "PAYMENT_API_KEY",
+                # No placeholder: a key-like example in the box looks typed (the help has one).
                 "class": "font-monospace",
             }
         ),
@@ -190,7 +190,7 @@ class TokenForm(forms.Form):
         min_value=1,
         max_value=PERIOD_MAX_DAYS,
         help_text=f"With Period set to Custom: 1 to {PERIOD_MAX_DAYS:,} days.",
-        widget=forms.NumberInput(attrs={"inputmode": "numeric", "placeholder": "e.g. 45"}),
+        widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
     products = CatalogChoiceField(
         label="Products", required=False, queryset=None, widget=forms.CheckboxSelectMultiple
@@ -264,7 +264,6 @@ class TokenForm(forms.Form):
             self.fields[
                 "value"
             ].help_text = "Leave blank to keep the current value; type a new value to replace it."
-            self.fields["value"].widget.attrs["placeholder"] = "Unchanged"
             self.fields["key"].widget.attrs["data-original-key"] = token.key
             self.fields[
                 "key"
@@ -275,6 +274,14 @@ class TokenForm(forms.Form):
             css = "form-select" if isinstance(field.widget, forms.Select) else "form-control"
             classes = field.widget.attrs.get("class", "")
             field.widget.attrs["class"] = f"{css} {classes}".strip()
+
+    @property
+    def chosen_environment_names(self) -> list[str]:
+        """The environments checked as the form is shown (none for a new token, unless the
+        user chose one: the modal says so rather than choosing for them)."""
+        chosen = {str(getattr(item, "pk", item)) for item in self["environments"].value() or []}
+        environments: Iterable[Environment] = self.catalog_field("environments").queryset or []
+        return [env.name for env in environments if str(env.pk) in chosen]
 
     def catalog_field(self, name: str) -> CatalogChoiceField:
         """`self.fields` holds plain Fields for the type checker; these three are catalog ones."""

@@ -181,6 +181,10 @@ class TokenQuerySet(models.QuerySet):
     def revoked(self) -> TokenQuerySet:
         return self.filter(status=TokenStatus.REVOKED)
 
+    def unrevoked(self) -> TokenQuerySet:
+        """Active or expired: what the Tokens table lists unless Show revoked is on."""
+        return self.exclude(status=TokenStatus.REVOKED)
+
     def unused_since(self, moment: dt.datetime) -> TokenQuerySet:
         """Not resolved since `moment`, and already there then (a token made yesterday has
         not been "unused for 30 days")."""
@@ -965,16 +969,31 @@ class Token(models.Model):
         at = at or timezone.now()
         recent = self.usages.recent(at)
         contexts = list(recent[: RECENT_CONTEXTS_SHOWN + 1])
-        since = at - dt.timedelta(days=RECENT_USE_DAYS)
         more = 0
         if len(contexts) > RECENT_CONTEXTS_SHOWN:
             more = recent.count() - RECENT_CONTEXTS_SHOWN
-        return RecentUse(
-            contexts=contexts[:RECENT_CONTEXTS_SHOWN],
-            more=more,
-            ever_used=self.last_used_at is not None or bool(contexts),
-            unrecorded=not contexts and (self.last_used_at or since) > since,
-        )
+        return RecentUse.of(self, contexts, more, at)
+
+    @staticmethod
+    def recent_use_of(
+        tokens: Iterable[Token], at: dt.datetime | None = None
+    ) -> dict[Any, RecentUse]:
+        """`recent_use` of each of `tokens`, by pk, in one query (the bulk Revoke and Delete
+        dialogs say it for every selected token)."""
+        at = at or timezone.now()
+        tokens = list(tokens)
+        found: dict[Any, list[TokenUsage]] = {token.pk: [] for token in tokens}
+        for usage in TokenUsage.objects.filter(token__in=tokens).recent(at):
+            found[usage.token_id].append(usage)
+        return {
+            token.pk: RecentUse.of(
+                token,
+                found[token.pk][:RECENT_CONTEXTS_SHOWN],
+                max(0, len(found[token.pk]) - RECENT_CONTEXTS_SHOWN),
+                at,
+            )
+            for token in tokens
+        }
 
     def _keep_version(self, *, by: User | None, restored_from: int | None = None) -> None:
         """Record the value just saved as a version in History, and destroy the versions
@@ -1128,6 +1147,22 @@ class RecentUse:
     ever_used: bool
     unrecorded: bool = False  # used lately, but before Coffer recorded where
     days: int = RECENT_USE_DAYS
+
+    @classmethod
+    def of(cls, token: Token, contexts: list[TokenUsage], more: int, at: dt.datetime) -> RecentUse:
+        """From the first contexts that used `token` lately (and how many more there are)."""
+        since = at - dt.timedelta(days=RECENT_USE_DAYS)
+        return cls(
+            contexts=contexts,
+            more=more,
+            ever_used=token.last_used_at is not None or bool(contexts),
+            unrecorded=not contexts and (token.last_used_at or since) > since,
+        )
+
+    @property
+    def lately(self) -> bool:
+        """Resolved in the last `days`: revoking or deleting it breaks something now."""
+        return bool(self.contexts) or self.unrecorded
 
 
 class TokenUsageQuerySet(models.QuerySet):

@@ -86,6 +86,8 @@ FILTER_PROBLEMS: dict[str | tuple[str, str | None], str] = {
 }
 # The filters that narrow the listing (the search box and the selects), as the URL names them.
 NARROWING = ("q", "type", "status", "env", "product", "app", "unused")
+# Those behind the Filters button on a phone (the search stays in sight), and Show revoked.
+BEHIND_FILTERS = ("type", "status", "env", "product", "app", "unused", "revoked")
 
 
 class TokenFilterForm(forms.Form):
@@ -99,7 +101,7 @@ class TokenFilterForm(forms.Form):
         widget=forms.TextInput(
             attrs={
                 "type": "search",
-                "placeholder": "Search key or description",
+                "placeholder": "Key or description",
                 "autocomplete": "off",
                 "spellcheck": "false",
                 "class": "form-control",
@@ -144,6 +146,13 @@ class TokenFilterForm(forms.Form):
         required=False,
         widget=forms.Select(attrs={"class": "form-select"}),
     )
+    # Revoked tokens are final and only waiting to be deleted: hidden unless asked for (or the
+    # Status filter asks for them alone).
+    revoked = forms.BooleanField(
+        label="Show revoked",
+        required=False,
+        widget=forms.CheckboxInput(attrs={"class": "form-check-input", "value": "1"}),
+    )
     sort = forms.ChoiceField(
         label="Sort by",
         required=False,
@@ -183,8 +192,10 @@ class TokenFilterForm(forms.Form):
         valid = {
             name: value
             for name, value in self.cleaned_data.items()
-            if name not in self.errors and value not in ("", None)
+            if name not in self.errors and value not in ("", None, False)
         }
+        if valid.get("revoked"):
+            valid["revoked"] = 1  # ?revoked=1, as the Show revoked box sends it
         if valid.get("per_page") == PAGE_SIZES[0]:
             del valid["per_page"]
         return valid
@@ -217,6 +228,16 @@ class TokenFilterForm(forms.Form):
     def is_filtered(self) -> bool:
         return any(name in self.values for name in NARROWING)
 
+    @property
+    def filters_set(self) -> int:
+        """How many filters behind the Filters button are set (the number it shows)."""
+        return sum(name in self.values for name in BEHIND_FILTERS)
+
+    @property
+    def hides_revoked(self) -> bool:
+        values = self.values
+        return not values.get("revoked") and values.get("status") != "revoked"
+
     def apply(self, tokens: TokenQuerySet, now: dt.datetime | None = None) -> TokenQuerySet:
         values = self.values
         now = now or timezone.now()
@@ -233,6 +254,8 @@ class TokenFilterForm(forms.Form):
             tokens = tokens.expired(now)
         elif status == "revoked":
             tokens = tokens.revoked()
+        elif not values.get("revoked"):
+            tokens = tokens.unrevoked()
         if env := values.get("env"):
             tokens = tokens.filter(environments__slug=env)
         if days := values.get("unused"):

@@ -92,6 +92,13 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         "prev_url": page_url(page.previous_page_number()) if page.has_previous() else "",
         "next_url": page_url(page.next_page_number()) if page.has_next() else "",
         "sort_links": sort_links(workspace, filters),
+        # Nothing listed: say so differently when revoked tokens are only hidden (one query,
+        # on an empty page only).
+        "revoked_hidden": not page.paginator.count
+        and filters.hides_revoked
+        and not filters.is_filtered
+        and Token.objects.for_workspace(workspace).revoked().exists(),
+        "show_revoked_url": list_url(workspace, {"revoked": 1}),
     }
     template = "tokens/tokens.html#table" if wants_fragment(request) else "tokens/tokens.html"
     return render(request, template, context)

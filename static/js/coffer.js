@@ -117,17 +117,81 @@
     const formId = all.getAttribute("form");
     const items = () => Array.from(document.querySelectorAll('[data-bulk-item][form="' + formId + '"]'));
     const count = document.querySelector("#" + formId + " [data-bulk-count]");
+    // The bar itself ([data-bulk-bar]) only shows once something is selected.
+    const bar = document.querySelector("#" + formId + "[data-bulk-bar]");
     const sync = () => {
       const checked = items().filter((item) => item.checked).length;
       all.checked = checked > 0 && checked === items().length;
       all.indeterminate = checked > 0 && !all.checked;
       if (count) count.textContent = checked ? checked + " selected:" : "With the selected tokens:";
+      if (bar) bar.hidden = checked === 0;
     };
     all.addEventListener("change", () => {
       items().forEach((item) => { item.checked = all.checked; });
       sync();
     });
     items().forEach((item) => item.addEventListener("change", sync));
+    sync();
+  }
+
+  // A phone's Filters button ([data-filter-toggle]=id of the fields it folds): the fields
+  // fold (data-folded on the form) until it is pressed; its number says how many are set.
+  // Wider screens show the fields and CSS hides the button. Without JS the fields stay open.
+  function filterToggle(button) {
+    const fields = document.getElementById(button.dataset.filterToggle);
+    const form = button.form;
+    if (!fields || !form) return;
+    const count = button.querySelector("[data-filter-count]");
+    const set = () => Array.from(fields.querySelectorAll("select, input")).filter(
+      (input) => (input.type === "checkbox" ? input.checked : input.value !== ""),
+    ).length;
+    const open = (on) => {
+      button.setAttribute("aria-expanded", on ? "true" : "false");
+      form.toggleAttribute("data-folded", !on);
+    };
+    button.hidden = false;
+    open(false);
+    button.addEventListener("click", () => open(form.hasAttribute("data-folded")));
+    form.addEventListener("change", () => {
+      const n = set();
+      if (count) count.innerHTML = n ? " (" + n + ')<span class="visually-hidden"> set</span>' : "";
+    });
+  }
+
+  // Keyboard shortcuts: an element with aria-keyshortcuts="Alt+Shift+N" (the only form used:
+  // Alt+Shift and a letter, which no screen reader's commands use, and no single key that
+  // would clash with their browse-mode letters) is clicked when they are pressed, unless a
+  // modal or in-page question is open. The element's title shows the shortcut.
+  function shortcutKeys(event) {
+    if (!event.altKey || !event.shiftKey || event.ctrlKey || event.metaKey) return;
+    if (!/^Key[A-Z]$/.test(event.code)) return;
+    if (document.querySelector(".modal.show, dialog[open]")) return;
+    const wanted = "alt+shift+" + event.code.slice(3).toLowerCase();
+    const target = Array.from(document.querySelectorAll("[aria-keyshortcuts]")).find(
+      (element) => element.getAttribute("aria-keyshortcuts").toLowerCase() === wanted
+        && element.getClientRects().length > 0,
+    );
+    if (!target) return;
+    event.preventDefault();
+    target.click();
+  }
+  document.addEventListener("keydown", shortcutKeys);
+
+  // The environments of the token form ([data-choice-summary]=fieldset id): a line under them
+  // says which are chosen, or that none is yet (nothing is ever chosen silently).
+  function choiceSummary(line) {
+    const group = document.getElementById(line.dataset.choiceSummary);
+    if (!group) return;
+    const sync = () => {
+      const chosen = Array.from(group.querySelectorAll("input[type=checkbox]:checked")).map(
+        (box) => (box.labels[0] ? box.labels[0].textContent.trim() : box.value),
+      );
+      line.classList.toggle("is-none", chosen.length === 0);
+      line.textContent = chosen.length
+        ? "Valid in: " + chosen.join(", ") + "."
+        : line.dataset.noneText;
+    };
+    group.addEventListener("change", sync);
     sync();
   }
 
@@ -397,6 +461,8 @@
     each(root, "[data-confirm-match]", confirmInput);
     each(root, "[data-period-select]", periodSelect);
     each(root, "[data-bulk-all]", bulkSelectAll);
+    each(root, "[data-filter-toggle]", filterToggle);
+    each(root, "[data-choice-summary]", choiceSummary);
     each(root, "[data-expiry-select]", expirySelect);
     each(root, "[data-original-key]", keyInput);
     each(root, "[data-drop-empty]", dropEmpty);

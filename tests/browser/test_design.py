@@ -220,3 +220,79 @@ def test_component_screenshots_for_the_design_document(
     page.goto(url(live_server, paths, "webhooks/"))
     card = page.locator("main tbody tr").first
     screenshot(page, "design-row-actions", clip=clip_around(card, pad=8))
+
+
+# --- The Tokens home: whole keys on a desktop, three whole tokens on a phone's first screen --
+
+# Each Token Key of the table that is drawn on more than one line, or cut short.
+KEYS_NOT_WHOLE = """() => Array.from(document.querySelectorAll("main tbody .token-key"))
+  .filter((key) => {
+    const range = document.createRange();
+    range.selectNodeContents(key);
+    const lines = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
+    return lines.size > 1 || key.scrollWidth > key.clientWidth + 1;
+  })
+  .map((key) => key.textContent)"""
+
+
+def demo_tokens() -> None:
+    """Acme as the demo has it, and a key shared by two environments (its rows grouped)."""
+    from tests.browser.test_tokens_page import acme
+    from tests.factories import TokenFactory
+
+    workspace = acme()
+    TokenFactory(
+        workspace=workspace,
+        key="STRIPE_SECRET",
+        description="Stripe secret key (test mode)",
+        products=list(workspace.products.filter(name="Payments")),
+        environments=[workspace.environments.get(slug="sandbox")],
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 1440])
+def test_tokens_rows_are_whole_and_keys_unbroken_on_a_desktop(
+    page: Page, live_server, transactional_db, screenshot, width
+):
+    demo_tokens()
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, live_server, "olivia")
+    table = page.get_by_role("table", name="Tokens in Acme")
+    expect(table.get_by_role("row")).to_have_count(7)  # the headings and six tokens
+
+    assert page.evaluate(KEYS_NOT_WHOLE) == [], f"keys broken or cut at {width} px"
+    card = page.locator("main .card-table")
+    assert card.evaluate("(c) => c.scrollWidth <= c.clientWidth"), f"sideways scroll at {width}"
+    for n in range(1, 7):
+        actions = table.get_by_role("row").nth(n).locator(".row-actions")
+        box = actions.bounding_box()
+        assert box and box["x"] + box["width"] <= width, f"row {n}'s actions cut at {width} px"
+    # A key's tokens, one per environment, sit together.
+    keys = table.locator("tbody .token-key").all_text_contents()
+    stripe = [n for n, key in enumerate(keys) if key == "STRIPE_SECRET"]
+    assert len(stripe) == 2 and stripe[1] == stripe[0] + 1, keys
+    screenshot(page, f"design-tokens-{width}")
+
+
+def test_tokens_first_phone_screen_shows_search_filters_and_three_whole_tokens(
+    page: Page, live_server, transactional_db, screenshot, axe
+):
+    demo_tokens()
+    page.set_viewport_size(PHONE)
+    sign_in(page, live_server, "olivia")
+    table = page.get_by_role("table", name="Tokens in Acme")
+    expect(table).to_be_visible()
+
+    def on_first_screen(box) -> bool:
+        return bool(box) and box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"]
+
+    assert on_first_screen(page.get_by_label("Search tokens").bounding_box())
+    assert on_first_screen(page.get_by_role("button", name="Filters").bounding_box())
+    for select in ("Filter by type", "Filter by status", "Filter by environment"):
+        expect(page.get_by_label(select)).to_be_hidden()  # behind the one Filters button
+    rows = table.locator("tbody tr")
+    whole = [n for n in range(rows.count()) if on_first_screen(rows.nth(n).bounding_box())]
+    assert len(whole) >= 3, f"only {len(whole)} whole tokens on the first screen"
+    assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]
+    axe(page)
+    screenshot(page, "design-tokens-phone")

@@ -378,6 +378,9 @@ def test_revoke_shows_the_warning_and_last_use_then_locks_editing(
     expect(
         page.get_by_role("status").filter(has_text="Token STRIPE_SECRET revoked.")
     ).to_be_visible()
+    # Revoked tokens leave the list; Show revoked lists them, with Delete only.
+    expect(row(page, "STRIPE_SECRET")).to_have_count(0)
+    page.get_by_label("Show revoked").check()
     revoked = row(page, "STRIPE_SECRET")
     expect(revoked).to_contain_text("Revoked")
     expect(revoked.get_by_role("link", name="Edit STRIPE_SECRET")).to_have_count(0)
@@ -447,7 +450,7 @@ def test_search_filters_and_sort_live_in_the_url(page: Page, live_server, transa
     expect(page.get_by_role("row")).to_have_count(3)
 
     page.get_by_role("link", name="Clear filters").click()
-    expect(page.get_by_role("row")).to_have_count(7)
+    expect(page.get_by_role("row")).to_have_count(6)  # the revoked one hidden
     page.get_by_role("link", name="Last used").click()
     expect(page).to_have_url(re.compile(r"\?sort=last_used$"))
     expect(page.get_by_role("row").nth(1)).to_contain_text("STRIPE_SECRET")
@@ -499,6 +502,7 @@ def test_usable_at_390_pixels(page: Page, live_server, transactional_db, screens
     assert no_sideways_scroll(page), "the docs' screenshot would show an overflow"
     screenshot(page, "tokens-mobile")
 
+    page.get_by_role("button", name="Filters").click()  # the sort is with the filters
     page.get_by_label("Sort by").select_option(label="Expires first")
     expect(page).to_have_url(re.compile(r"\?sort=expiry$"))
     page.get_by_role("link", name="Create Token").click()
