@@ -10,8 +10,6 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
-from django.utils.html import escape
-from django.utils.safestring import SafeString, mark_safe
 
 from lib.templatetags.ui import relative_time
 
@@ -49,9 +47,3 @@ def utc_datetime(moment: dt.datetime | None) -> str:
         return ""
     moment = moment.astimezone(dt.UTC)
     return f"{moment:%b} {moment.day}, {moment:%Y, %H:%M} UTC"
-
-
-@register.filter(is_safe=True)
-def break_underscore(text: str) -> SafeString:
-    """A long Token Key may wrap after an underscore rather than mid-word (<wbr> after each)."""
-    return mark_safe(escape(text).replace("_", "_<wbr>"))
