@@ -275,6 +275,14 @@ def test_component_screenshots_for_the_design_document(
     card = page.locator("main tbody tr").first
     screenshot(page, "design-row-actions", clip=clip_around(card, pad=8))
 
+    page.set_viewport_size(DESKTOP)
+    page.goto(url(live_server, paths, "tokens/activity/"))
+    event = page.locator("main details.event-more").filter(has_text="changed the value of")
+    event.locator("summary").click()
+    link = event.get_by_role("link", name="Open DB_PASSWORD")
+    expect(link.locator(".token-key")).to_have_attribute("title", "DB_PASSWORD")
+    screenshot(page, "design-token-key", clip=clip_around(event, pad=4))
+
 
 # --- The Tokens home: whole keys on a desktop, three whole tokens on a phone's first screen --
 
