@@ -295,8 +295,9 @@ KEYS_NOT_WHOLE = """(scope) => Array.from(document.querySelectorAll(scope + " .t
     range.selectNodeContents(key);
     const lines = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
     const style = getComputedStyle(key);
-    // An inline key would have its link's underline drawn through it; an inline block not.
-    const underlined = style.display === "inline" || style.textDecorationLine.includes("underline");
+    // An inline key in a link has the link's underline drawn through it; an inline block not.
+    const underlined = (style.display === "inline" && key.closest("a") !== null)
+      || style.textDecorationLine.includes("underline");
     return lines.size > 1 || key.scrollWidth > key.clientWidth + 1 || underlined;
   })
   .map((key) => key.textContent)"""
