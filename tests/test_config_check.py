@@ -54,8 +54,8 @@ def results(page: str) -> dict[str, list[tuple[str, str, str]]]:
     found = {}
     for name, body in re.findall(r'<h3 class="h6[^"]*">([^:<]+):(.*?)</div>', page, re.S):
         rows = re.findall(
-            r'<tr><td>([^<]+)</td><td><span class="token-key" title="([^"]+)">.*?</span></td>'
-            r"<td>([^<]+)</td></tr>",
+            r'<tr><td[^>]*>([^<]+)</td><td[^>]*><span class="token-key" title="([^"]+)">.*?</span>'
+            r"</td><td[^>]*>([^<]+)</td></tr>",
             body,
         )
         found[name.strip()] = rows
