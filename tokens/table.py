@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import F, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, Window
+from django.db.models import F, Max, Min, OuterRef, Q, Subquery, Value, Window
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
@@ -341,7 +341,7 @@ def sort_links(workspace: Workspace, filters: TokenFilterForm) -> dict[str, dict
 if TYPE_CHECKING:
 
     class RowRelations(TypedDict):
-        """What table_tokens prefetches onto each token, as plain lists."""
+        """What with_relations puts on each token, as plain lists."""
 
         scope_products: list[Product]
         scope_apps: list[App]
@@ -350,14 +350,60 @@ if TYPE_CHECKING:
     type TableToken = WithAnnotations[Token, RowRelations]
 
 
-def table_tokens(tokens: TokenQuerySet) -> QuerySet[TableToken]:
-    """What a row needs from the database: everything but the ciphertext, and the relations
-    prefetched into plain lists (one query each, whatever the page size)."""
-    return tokens.defer("ciphertext").prefetch_related(
-        Prefetch("products", Product.objects.only("id", "name"), to_attr="scope_products"),
-        Prefetch("apps", App.objects.only("id", "name"), to_attr="scope_apps"),
-        Prefetch("environments", Environment.objects.only("id", "name", "slug"), to_attr="envs"),
-    )
+def table_tokens(tokens: TokenQuerySet) -> TokenQuerySet:
+    """What a row needs of the tokens' own table: everything but the ciphertext. Their
+    products, apps and environments come next, from `with_relations`."""
+    return tokens.defer("ciphertext")
+
+
+# Each relation a row shows: its attribute on the token, the link table, the item's model.
+RELATIONS: tuple[tuple[str, Any, type[Environment | Product | App]], ...] = (
+    ("envs", Token.environments.through, Environment),
+    ("scope_products", Token.products.through, Product),
+    ("scope_apps", Token.apps.through, App),
+)
+
+
+def with_relations(tokens: Iterable[Token]) -> list[TableToken]:
+    """`tokens` with their environments, products and apps as plain lists by name (`envs`,
+    `scope_products`, `scope_apps`; each item with its id, name and slug): one query whatever
+    their number, each environment, product or app made once (a prefetch per relation took
+    three queries and made an object per link)."""
+    tokens = list(tokens)
+    if not tokens:
+        return []
+    pks = [token.pk for token in tokens]
+    links = [
+        through.objects.filter(token_id__in=pks)
+        .annotate(
+            relation=Value(attribute),
+            item_name=F(f"{model._meta.model_name}__name"),
+            item_slug=F(f"{model._meta.model_name}__slug"),
+        )
+        .values_list(
+            "relation", "token_id", f"{model._meta.model_name}_id", "item_name", "item_slug"
+        )
+        .order_by()
+        for attribute, through, model in RELATIONS
+    ]
+    lists: dict[Any, dict[str, list[Any]]] = {
+        token.pk: {attribute: [] for attribute, _, _ in RELATIONS} for token in tokens
+    }
+    models = {attribute: model for attribute, _, model in RELATIONS}
+    items: dict[tuple[str, int], Any] = {}
+    for attribute, token_id, item_id, name, slug in (
+        links[0].union(*links[1:], all=True).order_by("item_name", "relation")
+    ):
+        item = items.get((attribute, item_id))
+        if item is None:
+            item = items[attribute, item_id] = models[attribute].from_db(
+                None, ["id", "name", "slug"], (item_id, name, slug)
+            )
+        lists[token_id][attribute].append(item)
+    for token in tokens:
+        for attribute, related in lists[token.pk].items():
+            setattr(token, attribute, related)
+    return cast("list[TableToken]", tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,20 +472,20 @@ def scope_of(token: TableToken) -> Scope:
 
 def key_groups(workspace: Workspace, tokens: list[TableToken]) -> dict[str, KeyGroup]:
     """The page's tokens and every other token of their keys, by key: one query when no key
-    of the page has a token off the page, four when some have, whatever their number."""
+    of the page has a token off the page, two when some have, whatever their number."""
     others = table_tokens(
         Token.objects.for_workspace(workspace)
         .filter(key__in={token.key for token in tokens})
         .exclude(pk__in=[token.pk for token in tokens])
     )
     groups: dict[str, KeyGroup] = {}
-    for token in [*tokens, *others]:
+    for token in [*tokens, *with_relations(others)]:
         groups.setdefault(token.key, KeyGroup([])).tokens.append(token)
     return groups
 
 
 def table_rows(
-    tokens: Iterable[TableToken],
+    tokens: Iterable[Token],
     workspace: Workspace,
     now: dt.datetime,
     highlight: str = "",
@@ -451,7 +497,7 @@ def table_rows(
     of the page's keys are read once (`key_groups`), to name each row by key and environments
     when its key has several tokens, and to offer "Add for another environment" where one of
     `environment_ids` (the workspace's) is still free for the row's key and scope."""
-    tokens = list(tokens)
+    tokens = with_relations(tokens)
     placeholder = str(uuid.UUID(int=0))
     actions = {
         name: reverse(f"tokens:{name}", args=[workspace.slug, placeholder])
