@@ -596,6 +596,8 @@ EXPIRY_BADGES = {
     ExpiryState.NONE: "",
 }
 NEVER = '<span class="text-body-secondary">Never</span>'
+# Each type's label, as get_type_display gives it (which builds this dict again for each call).
+TYPE_LABELS: dict[str, str] = dict(TokenType.choices)
 
 
 def expiry_html(row: TokenRow, now: dt.datetime, reminder: Reminder | None) -> str:
@@ -666,6 +668,7 @@ def row_html(
             f'aria-label="Select {label}"></td>\n'
         )
     key, reference = text(token.key), text(token.reference)
+    type_label = text(TYPE_LABELS.get(token.type, token.type))
     hint = ""
     if token.value_hint:
         hint = (
@@ -700,7 +703,7 @@ def row_html(
         f'{reference}" title="Copy {reference}"><i aria-hidden="true" class="bi bi-copy"></i>'
         "</button>\n</div>\n</td>\n"
         '<td class="col-type" data-label="Type">\n'
-        f'<div><span class="type-label">{text(token.get_type_display())}</span>{hint}</div>\n'
+        f'<div><span class="type-label">{type_label}</span>{hint}</div>\n'
         "</td>\n"
         f'<td class="col-description" data-label="Description">{description}</td>\n'
         f'<td class="col-scope" data-label="Scope">\n{scope_html(row)}\n</td>\n'
