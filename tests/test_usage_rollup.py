@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -222,3 +222,40 @@ def test_a_read_commits_without_waiting_for_the_disk_unless_durable_reads(
     settings.COFFER_DURABLE_READS = True
     assert read(key) == 200
     assert seen == ["off", "on"]
+
+
+@pytest.mark.postgres
+def test_a_roll_up_gives_way_to_a_change_holding_a_token(on_postgresql, workspace, settings):
+    """A revoke or a bulk change holding a token's row: the roll-up waits at most LOCK_WAIT,
+    leaves the records for later (the read that triggered it is not failed), and the next
+    roll-up folds them."""
+    token = TokenFactory(workspace=workspace, key="DB_URL", value="postgres://u:p@db/app")
+    _, key = make_access_key(workspace)
+    settings.COFFER_USAGE_ROLLUP_SECONDS = 3600
+    usage._last_roll_up = time.monotonic()
+    assert read(key) == 200
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_token() -> None:
+        try:
+            with transaction.atomic():
+                Token.objects.locked().get(pk=token.pk)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_token)
+    holder.start()
+    try:
+        assert holding.wait(timeout=30)
+        started = time.monotonic()
+        usage.settle()  # does not raise
+        assert time.monotonic() - started < 5
+        assert UseRecord.objects.count() == 1, "left for later"
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    usage.settle()
+    assert not UseRecord.objects.exists()
+    assert TokenUsage.objects.get(token=token).use_count == 1

@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import threading
 import time
 import uuid
@@ -41,13 +42,16 @@ from typing import Any, cast
 
 import django.dispatch
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.http import HttpRequest, HttpResponse
 
 from tokens.models import Token, TokenUsage, UseContext, UseRecord
 
+logger = logging.getLogger("coffer.usage")
+
 OTHER_SOURCES = "(other)"
 BATCH = 5000  # records per roll-up transaction
+LOCK_WAIT = "200ms"  # the longest a roll-up waits for a row another transaction holds
 _LOCK_ID = 0x43_4F_46_55  # PostgreSQL advisory lock of the roll-up ("COFU")
 
 # Sent by `roll_up` inside its transaction: {credential ref: CredentialUse} for the API
@@ -188,9 +192,19 @@ def roll_up_if_due() -> None:
         return
     try:
         _last_roll_up = now
-        roll_up(wait=False)
+        _roll_up_or_leave_it(wait=False)
     finally:
         _due_lock.release()
+
+
+def _roll_up_or_leave_it(*, wait: bool) -> None:
+    """`roll_up`, except that a failure (a lock held too long, the database gone) is logged and
+    leaves the records pending for the next roll-up: it never fails the read or the page that
+    asked (the read has committed; the page shows usage as last folded)."""
+    try:
+        roll_up(wait=wait)
+    except DatabaseError as error:
+        logger.warning("Usage roll-up left for later: %s", type(error).__name__)
 
 
 def settle() -> None:
@@ -199,7 +213,7 @@ def settle() -> None:
     if connection.in_atomic_block and connection.needs_rollback:
         return
     if UseRecord.objects.exists():
-        roll_up(wait=True)
+        _roll_up_or_leave_it(wait=True)
 
 
 # --- the roll-up --------------------------------------------------------------------------------
@@ -240,6 +254,10 @@ def _roll_up_batch(*, wait: bool, batch: int) -> int | None:
                     cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_LOCK_ID])
                     if not cursor.fetchone()[0]:
                         return None
+                # A roll-up never holds up a person's change: past LOCK_WAIT on a row lock
+                # (a revoke or a bulk change holding a token), it gives up and the records
+                # wait for the next one (and it is never the one a deadlock costs the change).
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_WAIT])
                 if own_transaction:  # usage is bookkeeping: no need to wait for the disk
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
             cursor.execute(_take_sql(), [batch])
@@ -295,6 +313,16 @@ def _fold(rows: list[tuple]) -> None:
             if token_id not in tokens or tokens[token_id] < bundle.last:
                 tokens[token_id] = bundle.last
     with connection.cursor() as cursor:
+        # The tokens' rows first (their last use), then their usage rows: the order a change
+        # takes them in (a delete locks the token, then deletes its usage rows), so the two
+        # never wait for each other in turn; and past LOCK_WAIT the roll-up gives up.
+        by_moment: dict[dt.datetime, list[uuid.UUID]] = {}
+        for token_id, last in tokens.items():
+            by_moment.setdefault(last, []).append(token_id)
+        for last, ids in by_moment.items():
+            when = connection.ops.adapt_datetimefield_value(last)
+            marked: list[Any] = [when, *(_db_id(token_id) for token_id in ids), when]
+            cursor.execute(_mark_used_sql(len(ids)), marked)
         for context, groups in contexts.items():
             env_id, prod_id, app_id, key, actor, source = context
             env, prod, app = names[context]
@@ -315,13 +343,6 @@ def _fold(rows: list[tuple]) -> None:
                     ids=[_db_id(token_id) for token_id in ids],
                 )
                 cursor.execute(_usage_upsert_sql(connection.vendor, len(ids)), params)
-        by_moment: dict[dt.datetime, list[uuid.UUID]] = {}
-        for token_id, last in tokens.items():
-            by_moment.setdefault(last, []).append(token_id)
-        for last, ids in by_moment.items():
-            when = connection.ops.adapt_datetimefield_value(last)
-            marked: list[Any] = [when, *(_db_id(token_id) for token_id in ids), when]
-            cursor.execute(_mark_used_sql(len(ids)), marked)
     if credentials:
         credentials_used.send(sender=UseRecord, uses=credentials)
 
