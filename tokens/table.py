@@ -1,7 +1,8 @@
 """What the Tokens table shows: its search, filters, sort and pages (`TokenFilterForm`, read
-from the query string), the sortable column headings (`sort_links`) and its rows (`table_rows`).
+from the query string), the sortable column headings (`sort_links`), its rows (`table_rows`,
+with `with_relations`) and each row's markup (`row_html`, which `{% token_row %}` writes).
 
-Formatting (dates, relative times, where a long key may wrap) is in the template filters of
+Other formatting (dates in dialogs, relative times) is in the template filters of
 tokens/templatetags/tokens_extras.py; the rules (status, expiry state) are on the model.
 """
 
