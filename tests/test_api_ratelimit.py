@@ -13,7 +13,7 @@ from django.db import connection
 from access import keys
 from api import ratelimit
 from api.models import RateLimitWindow
-from tests.api_helpers import api_setup, get_values, post_resolve
+from tests.api_helpers import api_setup, fresh_rate_limit_window, get_values, post_resolve
 from tests.factories import make_access_key
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +96,7 @@ def test_past_the_key_limit_429_with_retry_after(client, workspace, settings, ba
     settings.COFFER_API_RATE_LIMIT = 3
     setup = api_setup(workspace)
     _, other = make_access_key(workspace, name="other")
+    fresh_rate_limit_window(margin=5)
     assert [get_values(client, setup.key).status_code for _ in range(3)] == [200] * 3
     refused = post_resolve(client, setup.key, "$Secret{DB_URL}")
     assert refused.status_code == 429
@@ -193,6 +194,7 @@ def test_on_postgresql_the_key_is_counted_in_its_lookup_and_refused_past_the_lim
     settings.COFFER_API_RATE_LIMIT = 3
     setup = api_setup(workspace)
     _, other = make_access_key(workspace, name="other")
+    fresh_rate_limit_window(margin=5)
     assert get_values(client, setup.key).status_code == 200  # also forgets ended windows
     # The lookup (with its prefix's failures and its own count), then the read's transaction:
     # BEGIN, the key's check, the tokens, the usage record, the audit event, COMMIT.

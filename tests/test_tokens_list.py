@@ -7,7 +7,13 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from tests.factories import AppFactory, ProductFactory, TokenFactory, bulk_tokens
+from tests.factories import (
+    AppFactory,
+    EnvironmentFactory,
+    ProductFactory,
+    TokenFactory,
+    bulk_tokens,
+)
 from tests.helpers import HTMX, MANAGERS, ROLES, selected_tab, text, url
 from tokens.models import Token, TokenType
 
@@ -92,6 +98,37 @@ def test_table_shows_every_column(workspace, owner_client):
     assert "in 6\xa0months" in page
     assert "All products &amp; apps" not in page
     assert 'class="status status-active">Active<' in page
+
+
+def test_rows_escape_what_people_typed(workspace, owner_client):
+    """A row is written in Python (tokens.table.row_html), not by the template's autoescape:
+    a description, product, app and environment name with markup in it show as text."""
+    hostile = "<script>alert(\"x\")</script> & 'quoted' for the card processor"
+    product = ProductFactory(workspace=workspace, name='<b>"Pay"</b>')
+    app = AppFactory(workspace=workspace, name="<img src=x onerror=alert(1)>")
+    environment = EnvironmentFactory(workspace=workspace, name='<i>"Edge"</i>', slug="edge")
+    TokenFactory(
+        workspace=workspace,
+        key="HOSTILE_KEY",
+        description=hostile,
+        products=[product],
+        apps=[app],
+        environments=[environment],
+    )
+    production = workspace.environments.get(slug="production")
+    TokenFactory(workspace=workspace, key="HOSTILE_KEY", environments=[production])  # shared key
+    page = text(owner_client.get(url("list", workspace)))
+    escaped = (
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;quoted&#x27; for the card "
+        "processor"
+    )
+    assert f'<span class="description" title="{escaped}" tabindex="0">{escaped}</span>' in page
+    assert "<script>alert" not in page
+    assert "&lt;b&gt;&quot;Pay&quot;&lt;/b&gt;</span>" in page and '<b>"Pay"' not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;</span>" in page and "<img src=x" not in page
+    assert ">&lt;i&gt;&quot;Edge&quot;&lt;/i&gt;</span>" in page and '<i>"Edge"' not in page
+    # The label naming the row's environments, in its attributes, is escaped too.
+    assert 'aria-label="Edit HOSTILE_KEY (&lt;i&gt;&quot;Edge&quot;&lt;/i&gt;)"' in page
 
 
 def test_unscoped_tokens_say_all_products_and_apps_and_never(workspace, owner_client, token):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from lib.htmx import wants_fragment
 from lib.views import signed_in_view
 from tokens.models import ExpiryState, Token, TokenStatus
-from tokens.table import scope_of, table_tokens
+from tokens.table import scope_of, table_tokens, with_relations
 from workspaces.access import get_workspace_for
 from workspaces.http import AuthenticatedHttpRequest
 from workspaces.models import Environment, Workspace
@@ -103,9 +103,11 @@ def compare_rows(
     environments: list[Environment],
     now: dt.datetime,
 ) -> list[Row]:
-    """A row per key of `keys`, a cell per environment: four queries whatever their number."""
-    tokens = table_tokens(
-        Token.objects.for_workspace(workspace).filter(key__in=keys).order_by("created_at", "pk")
+    """A row per key of `keys`, a cell per environment: two queries whatever their number."""
+    tokens = with_relations(
+        table_tokens(
+            Token.objects.for_workspace(workspace).filter(key__in=keys).order_by("created_at", "pk")
+        )
     )
     create_url = reverse("tokens:create", args=[workspace.slug])
     placeholder = str(uuid.UUID(int=0))

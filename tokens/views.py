@@ -71,11 +71,10 @@ def token_list(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     tokens = table_tokens(filters.apply(Token.objects.for_workspace(workspace), now))
     page = Paginator(tokens, filters.page_size).get_page(request.GET.get("page"))
     highlight = request.GET.get("highlight", "")
-    # The template walks the page's rows: its tokens, each made a TokenRow once. The stub's
-    # Page holds one type of item throughout, so it sees this swap as a wrong assignment.
+    # The template walks the page's rows: its tokens, each made a TokenRow once.
     environment_ids = [env.pk for env in filters.environments]
     rows = table_rows(page.object_list, workspace, now, highlight, environment_ids=environment_ids)
-    page.object_list = rows  # type: ignore[assignment]
+    page.object_list = rows
 
     def page_url(number: int) -> str:
         return list_url(workspace, {**filters.values, **({"page": number} if number > 1 else {})})

@@ -18,6 +18,7 @@ phone it may wrap after an underscore only. An extra class may be given: `{% tok
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 
 from django import template
@@ -60,10 +61,16 @@ def absolute_utc(moment: dt.date | dt.datetime) -> str:
 @register.simple_tag(takes_context=True)
 def when(context: template.Context, moment: dt.date | dt.datetime | None) -> SafeString | str:
     """`{% when token.expires_at %}`: <time> showing "in 3 weeks", its UTC time on hover/focus."""
+    now = context.get("now")
+    return when_html(moment, now if isinstance(now, dt.datetime) else None)
+
+
+def when_html(moment: dt.date | dt.datetime | None, now: dt.datetime | None) -> SafeString | str:
+    """What `{% when %}` writes, for markup built in Python (the Tokens table's rows): the
+    <time> of `moment` against `now` (the clock's when None); "" for no moment."""
     if moment is None or moment == "":
         return ""
-    now = context.get("now")
-    if not isinstance(now, dt.datetime):
+    if now is None:
         now = timezone.now()
     if isinstance(moment, dt.datetime):
         machine = moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
@@ -73,12 +80,10 @@ def when(context: template.Context, moment: dt.date | dt.datetime | None) -> Saf
     absolute = absolute_utc(moment)
     # The title is the hover's tooltip and what a screen reader adds as the date's description;
     # keyboard focus shows data-utc (coffer.css), as a title never appears on focus.
-    return format_html(
-        '<time class="when" datetime="{}" title="{}" data-utc="{}" tabindex="0">{}</time>',
-        machine,
-        absolute,
-        absolute,
-        relative,
+    machine, absolute, relative = html.escape(machine), html.escape(absolute), html.escape(relative)
+    return mark_safe(
+        f'<time class="when" datetime="{machine}" title="{absolute}" data-utc="{absolute}" '
+        f'tabindex="0">{relative}</time>'
     )
 
 

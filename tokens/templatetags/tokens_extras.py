@@ -10,8 +10,10 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
 from lib.templatetags.ui import relative_time
+from tokens.table import Reminder, TokenRow, row_html, wrappable_key
 
 register = template.Library()
 
@@ -47,3 +49,21 @@ def utc_datetime(moment: dt.datetime | None) -> str:
         return ""
     moment = moment.astimezone(dt.UTC)
     return f"{moment:%b} {moment.day}, {moment:%Y, %H:%M} UTC"
+
+
+@register.filter(is_safe=True)
+def break_underscore(text: str) -> SafeString:
+    """A long Token Key may wrap after an underscore rather than mid-word (<wbr> after each)."""
+    return wrappable_key(text)
+
+
+@register.simple_tag(takes_context=True)
+def token_row(
+    context: template.Context, row: TokenRow, reminder: Reminder | None = None
+) -> SafeString:
+    """`{% token_row row reminder %}`: one row of the Tokens table, written by
+    tokens.table.row_html; `reminder` is the token's next expiry reminder (or None), shown
+    unless the token is revoked or the workspace has turned reminders off."""
+    if row.token.is_revoked or not context["workspace"].reminders_enabled:
+        reminder = None
+    return row_html(row, can_manage=context["can_manage"], now=context["now"], reminder=reminder)
