@@ -179,4 +179,4 @@ def test_each_key_in_an_events_details_opens_activity_filtered_on_it(workspace, 
     page = text(owner_client.get(url("audit:activity", workspace)))
 
     link = '<a class="event-key-link" href="/w/acme/tokens/activity/?token=DB_URL">'
-    assert link + '<code class="event-key">DB_<wbr>URL</code></a>' in page
+    assert link + '<span class="token-key event-key" title="DB_URL">DB_<wbr>URL</span></a>' in page

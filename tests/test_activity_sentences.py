@@ -305,7 +305,10 @@ def test_the_page_shows_the_sentence_and_its_details_with_names(workspace, owner
     assert event_sentences(page) == [
         "ci-deploy resolved PROD_DB_PASSWORD in Production from 10.0.0.7"
     ]
-    assert '<code class="event-key" title="PROD_DB_PASSWORD">PROD_DB_PASSWORD</code>' in page
+    assert (
+        '<span class="token-key event-key" title="PROD_DB_PASSWORD">'
+        "PROD_<wbr>DB_<wbr>PASSWORD</span>" in page
+    )
     assert "<dt>Recorded as</dt><dd>access key ci-deploy (cfr_AbCd…)</dd>" in page
     assert "<dt>Source</dt><dd>API values request</dd>" in page
     assert "<dt>Environment</dt><dd>Production</dd>" in page

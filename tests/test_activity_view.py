@@ -69,7 +69,10 @@ def test_activity_rows_link_to_their_token(workspace, viewer_client):
     gone.delete_token()
     page = text(viewer_client.get(url("audit:activity", workspace)))
     detail = url("detail", workspace, kept)
-    link = f'<a class="event-key-link" href="{detail}">Open <code class="event-key">KEPT_KEY</code>'
+    link = (
+        f'<a class="event-key-link" href="{detail}">Open '
+        '<span class="token-key event-key" title="KEPT_KEY">KEPT_<wbr>KEY</span>'
+    )
     assert link in page, "the details link the token's page"
     assert "system deleted GONE_KEY" in event_sentences(page), "its events keep its key"
     assert f'/tokens/{gone.pk}/"' not in page, "but no link to a page that is gone"

@@ -50,11 +50,13 @@ def tokens(workspace):
 
 
 def results(page: str) -> dict[str, list[tuple[str, str, str]]]:
-    """Environment name -> (line:column, reference, reason) of each failing reference."""
+    """Environment name -> (where, reference, reason) of each failing reference."""
     found = {}
     for name, body in re.findall(r'<h3 class="h6[^"]*">([^:<]+):(.*?)</div>', page, re.S):
         rows = re.findall(
-            r"<tr><td>([^<]+)</td><td><code>([^<]+)</code></td><td>([^<]+)</td></tr>", body
+            r'<tr><td[^>]*>([^<]+)</td><td[^>]*><span class="token-key" title="([^"]+)">.*?</span>'
+            r"</td><td[^>]*>([^<]+)</td></tr>",
+            body,
         )
         found[name.strip()] = rows
     return found
@@ -80,7 +82,7 @@ def test_each_environment_lists_what_would_fail_and_why(workspace, owner_client,
         "$Secret{NOWHERE}",
         "$Secret{not a key}",
     ]
-    assert found["Sandbox"][0][0] == "2:5"
+    assert found["Sandbox"][0][0] == "line 2, column 5"  # not "2:5": it would read as a time
     assert "malformed reference" in page
 
 

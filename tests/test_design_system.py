@@ -95,3 +95,30 @@ def test_no_template_comment_spans_lines():
         if "{#" in line and "#}" not in line.split("{#", 1)[1]
     ]
     assert not found, found
+
+
+def test_a_token_key_is_one_component():
+    """{% token_key %}: the key whole in its title, a break only after an underscore (used on a
+    phone), escaped; `with_token_key` shows the key of a title the same way."""
+    rendered = Template("{% token_key key %} {{ title|with_token_key:key }}").render(
+        Context({"key": "DB_<PASSWORD>", "title": "Revoke DB_<PASSWORD> (Production)?"})
+    )
+    key = '<span class="token-key" title="DB_&lt;PASSWORD&gt;">DB_<wbr>&lt;PASSWORD&gt;</span>'
+    assert rendered == f"{key} Revoke {key} (Production)?"
+    extra = Template('{% token_key "A_B" "event-key" %}').render(Context())
+    assert extra == '<span class="token-key event-key" title="A_B">A_<wbr>B</span>'
+
+
+def test_templates_show_token_keys_through_the_component():
+    """No template writes a Token Key by hand in monospace: {% token_key %} keeps it whole on a
+    desktop and its underscores visible in a link (docs/design.md)."""
+    by_hand = re.compile(
+        r'class="[^"]*font-monospace[^"]*">\{\{ *(token\.key|key|row\.key|entry\.key)'
+    )
+    found = [
+        f"{path.relative_to(ROOT)}: {line.strip()[:80]}"
+        for path in (ROOT / "templates").rglob("*.html")
+        for line in path.read_text().splitlines()
+        if by_hand.search(line) or "|break_underscore" in line
+    ]
+    assert not found, found

@@ -1,14 +1,11 @@
-"""The Tokens page's template filters: dates in UTC, one-unit relative times, wrappable keys."""
+"""The Tokens page's template filters: dates in UTC, one-unit relative times."""
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
 
-from django.template import Context, Template
-
 from tokens.templatetags.tokens_extras import (
-    break_underscore,
     relative_to,
     utc_date,
     utc_datetime,
@@ -16,14 +13,6 @@ from tokens.templatetags.tokens_extras import (
 )
 
 NOW = dt.datetime(2026, 12, 2, 14, 5, tzinfo=dt.UTC)
-
-
-def test_a_long_key_may_wrap_after_each_underscore_and_stays_escaped():
-    assert break_underscore("PAYMENT_API_KEY") == "PAYMENT_<wbr>API_<wbr>KEY"
-    rendered = Template("{% load tokens_extras %}{{ key|break_underscore }}").render(
-        Context({"key": "<b>_X"})
-    )
-    assert rendered == "&lt;b&gt;_<wbr>X"
 
 
 def test_relative_times_use_one_unit():

@@ -228,7 +228,7 @@ def test_bulk_confirmation_lists_each_tokens_environments(workspace, owner_clien
     live, test = stripe(workspace, "production", LIVE), stripe(workspace, "sandbox", TEST)
     data = {"action": "revoke", "tokens": [str(live.pk), str(test.pk)]}
     page = text(owner_client.post(url("bulk", workspace), data, headers=HTMX))
-    assert '<span class="font-monospace">STRIPE_SECRET</span> <span' in page
+    assert '<span class="token-key" title="STRIPE_SECRET">STRIPE_<wbr>SECRET</span> <span' in page
     assert "(Production)</span>" in page and "(Sandbox)</span>" in page
 
 

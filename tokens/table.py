@@ -709,6 +709,7 @@ def row_html(
     return mark_safe(
         f'<tr data-token-id="{pk}" class="{classes}">\n{select}'
         '<td class="col-key" data-label="Key">\n<div class="key-line">\n'
+        # {% token_key %}'s markup (lib/templatetags/ui.py), written here for the row's speed
         f'<span class="token-key" title="{key}">{wrappable_key(token.key)}</span>\n'
         f'<button type="button" class="copy-ref" data-copy="{reference}" aria-label="Copy '
         f'{reference}" title="Copy {reference}"><i aria-hidden="true" class="bi bi-copy"></i>'

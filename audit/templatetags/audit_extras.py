@@ -14,19 +14,19 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from django import template
-from django.utils.html import escape, format_html, format_html_join
-from django.utils.safestring import SafeString, mark_safe
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from audit.models import AuditEvent
 from audit.models import source_label as _source_label
 from audit.wording import NO_NAMES, CatalogNames, DetailLine, Part, detail_lines, sentence_parts
-from lib.templatetags.ui import when
+from lib.templatetags.ui import token_key_html, when
 
 register = template.Library()
 
 
 def key_html(key: str, href: str = "") -> SafeString:
-    code = format_html('<code class="event-key" title="{}">{}</code>', key, key)
+    code = token_key_html(key, "event-key")
     return format_html('<a class="event-key-link" href="{}">{}</a>', href, code) if href else code
 
 
@@ -69,9 +69,7 @@ def keys_html(line: DetailLine, activity_url: str = "") -> SafeString:
     to Activity filtered on it."""
     pieces = []
     for key in line.keys:
-        code = format_html(
-            '<code class="event-key">{}</code>', mark_safe(escape(key).replace("_", "_<wbr>"))
-        )
+        code = token_key_html(key, "event-key")
         if activity_url:
             href = f"{activity_url}?{urlencode({'token': key})}"
             code = format_html('<a class="event-key-link" href="{}">{}</a>', href, code)

@@ -8,6 +8,11 @@ top right (secondary ones first, the primary one last, rightmost).
 ago", "in 3 weeks") with the absolute UTC time on hover and on keyboard focus, and for screen
 readers (its description). `now` comes from the template context when the view set one (every
 row of a table then agrees), else from the clock.
+
+`{% token_key key %}` is the one way a Token Key (or any identifier that stands for one, such as
+a `$Secret{KEY}` reference) is shown: monospace and never broken inside on a desktop (whole on
+one line, or cut with an ellipsis where a column must stay narrow, whole in its title); on a
+phone it may wrap after an underscore only. An extra class may be given: `{% token_key key "x" %}`.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import re
 from django import template
 from django.template.loader import render_to_string
 from django.utils import timezone
-from django.utils.html import escape
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince, timeuntil
 
@@ -102,3 +107,26 @@ def page_header(content: SafeString, title: str, *, description: str = "") -> st
             "actions": mark_safe(content.strip()),  # the template's own markup
         },
     )
+
+
+def token_key_html(key: str, extra_class: str = "") -> SafeString:
+    """`<span class="token-key" title="KEY">KEY</span>`, a break opportunity after each
+    underscore (used on a phone's card only: a desktop keeps the key on one line)."""
+    classes = f"token-key {extra_class}".strip()
+    broken = mark_safe(escape(key).replace("_", "_<wbr>"))
+    return format_html('<span class="{}" title="{}">{}</span>', classes, key, broken)
+
+
+@register.simple_tag
+def token_key(key: str, extra_class: str = "") -> SafeString:
+    return token_key_html(str(key), extra_class)
+
+
+@register.filter
+def with_token_key(text: str, key: str) -> SafeString:
+    """`{{ title|with_token_key:token.key }}`: the text, its (first) Token Key shown as one."""
+    escaped, escaped_key = str(escape(text)), str(escape(key))
+    if not key or escaped_key not in escaped:
+        return mark_safe(escaped)
+    before, after = escaped.split(escaped_key, 1)
+    return mark_safe(before + token_key_html(str(key)) + after)

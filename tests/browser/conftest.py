@@ -84,9 +84,11 @@ def pytest_configure(config):
 def no_native_dialogs(request, monkeypatch):
     """Coffer asks its questions in the page (one <dialog>, docs/design.md): a native alert(),
     confirm(), prompt() or beforeunload dialog in any page of any browser test fails that test.
-    Every context the test opens (the `page` fixture's or its own) is watched."""
+    Every context the test opens (the `page` fixture's, its own through `browser.new_context()`
+    or `browser.new_page()`) is watched. It yields what it saw (tests/browser/test_shell.py
+    checks that it sees)."""
     if "browser" not in request.fixturenames and "page" not in request.fixturenames:
-        yield
+        yield []
         return
     browser = request.getfixturevalue("browser")
     seen: list[str] = []
@@ -100,9 +102,16 @@ def no_native_dialogs(request, monkeypatch):
         context.on("dialog", on_dialog)
         return context
 
-    new_context = browser.new_context
+    new_context, new_page = browser.new_context, browser.new_page
+
+    def watched_page(*args, **kwargs):
+        page = new_page(*args, **kwargs)
+        watch(page.context)
+        return page
+
     monkeypatch.setattr(browser, "new_context", lambda *a, **kw: watch(new_context(*a, **kw)))
-    yield
+    monkeypatch.setattr(browser, "new_page", watched_page)
+    yield seen
     if seen:
         pytest.fail("A native dialog appeared (use the in-page dialog): " + "; ".join(seen))
 

@@ -4,6 +4,8 @@
 - one date format: every date or time on a page reads relative ("2 days ago") from one <time>
   element that gives the UTC time on hover and focus, and no other date is written anywhere;
 - axe-core finds nothing serious at 1280 and 390 px (with the in-page question open too);
+- every Token Key is whole at 1280 px (one line, not cut) and keeps its underscores (no link
+  underline drawn through it), on every page and dialog that shows keys;
 - screenshots of the pages and components for the docs (`make screenshots` keeps them).
 """
 
@@ -34,13 +36,55 @@ LISTS = [
     ("access-keys", "tokens/access-keys/", ["Revoke"]),
     ("workload-identities", "tokens/workload-identities/", ["Delete"]),
 ]
+
+
+def check_configuration(page: Page) -> None:
+    """A checked configuration: its results, one reference resolving and one failing."""
+    page.get_by_label("Paste a configuration").fill(
+        "DATABASE_PASSWORD=$Secret{DB_PASSWORD}\nSTRIPE=$Secret{STRIPE_SECRET}\n"
+        "MISSING=$Secret{NOT_IN_ACME}\n"
+    )
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.get_by_role("heading", name="Results")).to_be_visible()
+
+
+def preview_import(page: Page) -> None:
+    page.get_by_label("Paste the contents of a .env file").fill(
+        "SERVICE_API_KEY=one\nDB_PASSWORD=two\nnot a binding\n"
+    )
+    page.get_by_role("button", name="Preview import").click()
+    expect(page.get_by_role("heading", name="Preview import")).to_be_visible()
+
+
+def open_every_event(page: Page) -> None:
+    page.evaluate(
+        "() => document.querySelectorAll('details.event-more').forEach(d => d.open = true)"
+    )
+
+
+# (name, path under /w/acme/ (or absolute), what a person does there first, or None)
 PAGES = [
-    *[(name, path) for name, path, _ in LISTS],
-    ("reminders", "reminders/"),
-    ("account", "/account/"),
-    ("tokens", "tokens/"),
-    ("activity", "tokens/activity/"),
+    *[(name, path, None) for name, path, _ in LISTS],
+    ("reminders", "reminders/", None),
+    ("tokens", "tokens/", None),
+    ("tokens-revoked", "tokens/?revoked=1", None),
+    ("activity", "tokens/activity/", open_every_event),
+    ("compare", "tokens/compare/", None),
+    ("compare-missing", "tokens/compare/?missing=on", None),
+    ("check", "tokens/check/", None),
+    ("check-results", "tokens/check/", check_configuration),
+    ("import", "tokens/import/", None),
+    ("import-preview", "tokens/import/", preview_import),
+    ("workspace-two-factor", "members/two-factor/", None),
+    ("workspace-sso", "members/sso/", None),
+    ("account", "/account/", None),
+    ("two-factor-setup", "/accounts/2fa/totp/activate/", None),
+    ("password-change", "/accounts/password/change/", None),
+    ("email-change", "/accounts/email/", None),
+    ("reauthenticate", "/accounts/reauthenticate/", None),
+    ("workspace-home", "/", None),  # a member of no workspace yet (zed)
 ]
+SIGNED_IN_AS = {"workspace-home": "zed"}
 
 # Dates written by hand: "2026-12-02", "Dec 2, 2026", "Dec 2", "14:05 UTC".
 MONTH = r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
@@ -110,12 +154,18 @@ def test_every_row_action_is_on_the_phone_screen(
     screenshot(page, f"phone-{name}", full_page=True)
 
 
-@pytest.mark.parametrize(("name", "path"), PAGES)
-def test_one_date_format(page: Page, live_server, transactional_db, axe, screenshot, name, path):
+@pytest.mark.parametrize(("name", "path", "then"), PAGES, ids=[c[0] for c in PAGES])
+def test_page_as_a_person_sees_it(
+    page: Page, live_server, transactional_db, axe, screenshot, name, path, then
+):
+    """One date format, nothing serious for axe at 1280 and 390 px, no sideways scroll on the
+    phone, a screenshot at both sizes."""
     paths = full_world()
-    sign_in(page, live_server, "olivia")
+    sign_in(page, live_server, SIGNED_IN_AS.get(name, "olivia"))
     page.goto(url(live_server, paths, path))
     expect(page.locator("main h1")).to_be_visible()
+    if then:
+        then(page)
 
     text = page.evaluate(VISIBLE_TEXT_OUTSIDE_DATES)
     written = [found.group(0) for found in HAND_WRITTEN_DATE.finditer(text)]
@@ -129,7 +179,11 @@ def test_one_date_format(page: Page, live_server, transactional_db, axe, screens
     axe(page)
     screenshot(page, f"page-{name}", full_page=True)
     page.set_viewport_size(PHONE)
+    page.wait_for_timeout(100)
+    width = page.evaluate("() => document.scrollingElement.scrollWidth")
+    assert width <= PHONE["width"], f"{name}: the page scrolls sideways on a phone ({width} px)"
     axe(page)
+    screenshot(page, f"page-{name}-phone", full_page=True)
 
 
 def test_a_date_gives_its_utc_time_on_hover_and_keyboard_focus(
@@ -221,16 +275,30 @@ def test_component_screenshots_for_the_design_document(
     card = page.locator("main tbody tr").first
     screenshot(page, "design-row-actions", clip=clip_around(card, pad=8))
 
+    page.set_viewport_size(DESKTOP)
+    page.goto(url(live_server, paths, "tokens/activity/"))
+    event = page.locator("main details.event-more").filter(has_text="changed the value of")
+    event.locator("summary").click()
+    link = event.get_by_role("link", name="Open DB_PASSWORD")
+    expect(link.locator(".token-key")).to_have_attribute("title", "DB_PASSWORD")
+    screenshot(page, "design-token-key", clip=clip_around(event, pad=4))
+
 
 # --- The Tokens home: whole keys on a desktop, three whole tokens on a phone's first screen --
 
-# Each Token Key of the table that is drawn on more than one line, or cut short.
-KEYS_NOT_WHOLE = """() => Array.from(document.querySelectorAll("main tbody .token-key"))
+# Each Token Key shown on the page ({% token_key %}) that is drawn on more than one line, cut
+# short, or with a link's underline through it (hiding its underscores).
+KEYS_NOT_WHOLE = """(scope) => Array.from(document.querySelectorAll(scope + " .token-key"))
+  .filter((key) => key.getClientRects().length)
   .filter((key) => {
     const range = document.createRange();
     range.selectNodeContents(key);
     const lines = new Set(Array.from(range.getClientRects()).map((r) => Math.round(r.top)));
-    return lines.size > 1 || key.scrollWidth > key.clientWidth + 1;
+    const style = getComputedStyle(key);
+    // An inline key in a link has the link's underline drawn through it; an inline block not.
+    const underlined = (style.display === "inline" && key.closest("a") !== null)
+      || style.textDecorationLine.includes("underline");
+    return lines.size > 1 || key.scrollWidth > key.clientWidth + 1 || underlined;
   })
   .map((key) => key.textContent)"""
 
@@ -260,7 +328,7 @@ def test_tokens_rows_are_whole_and_keys_unbroken_on_a_desktop(
     table = page.get_by_role("table", name="Tokens in Acme")
     expect(table.get_by_role("row")).to_have_count(7)  # the headings and six tokens
 
-    assert page.evaluate(KEYS_NOT_WHOLE) == [], f"keys broken or cut at {width} px"
+    assert page.evaluate(KEYS_NOT_WHOLE, "main tbody") == [], f"keys broken or cut at {width} px"
     card = page.locator("main .card-table")
     assert card.evaluate("(c) => c.scrollWidth <= c.clientWidth"), f"sideways scroll at {width}"
     for n in range(1, 7):
@@ -296,3 +364,57 @@ def test_tokens_first_phone_screen_shows_search_filters_and_three_whole_tokens(
     assert page.evaluate("() => document.scrollingElement.scrollWidth") <= PHONE["width"]
     axe(page)
     screenshot(page, "design-tokens-phone")
+
+
+def bulk_revoke(page: Page) -> None:
+    page.locator("main [data-bulk-item]").nth(0).check()
+    page.locator("main [data-bulk-item]").nth(1).check()
+    page.get_by_role("button", name="Revoke selected").click()
+
+
+def click(name: str | re.Pattern[str]):
+    def then(page: Page) -> None:
+        page.get_by_role("link", name=name).first.click()
+
+    return then
+
+
+# (name, path under /w/acme/, what a person does there first, the keys it must show whole)
+KEY_PAGES = [
+    ("tokens", "tokens/", None, ["DB_PASSWORD", "STRIPE_SECRET"]),
+    ("token-page", "{detail}", None, ["DB_PASSWORD"]),
+    ("activity", "tokens/activity/", open_every_event, ["DB_PASSWORD"]),
+    ("compare", "tokens/compare/", None, ["DB_PASSWORD", "STRIPE_SECRET"]),
+    ("check-results", "tokens/check/", check_configuration, ["$Secret{NOT_IN_ACME}"]),
+    ("import-preview", "tokens/import/", preview_import, ["SERVICE_API_KEY", "DB_PASSWORD"]),
+    ("revoke-dialog", "tokens/", click("Revoke DB_PASSWORD"), ["DB_PASSWORD"]),
+    ("delete-dialog", "tokens/", click("Delete DB_PASSWORD"), ["DB_PASSWORD"]),
+    ("edit-dialog", "tokens/", click("Edit DB_PASSWORD"), ["DB_PASSWORD"]),
+    ("bulk-revoke-dialog", "tokens/", bulk_revoke, []),
+    ("restore-dialog", "{detail}", click(re.compile(r"^Restore version")), ["DB_PASSWORD"]),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "then", "keys"), KEY_PAGES, ids=[c[0] for c in KEY_PAGES])
+def test_keys_are_whole_at_1280(
+    page: Page, live_server, transactional_db, screenshot, name, path, then, keys
+):
+    """No Token Key broken inside at 1280 px, nor cut, nor its underscores hidden by a link's
+    underline, on every page and dialog that shows keys."""
+    paths = full_world()
+    sign_in(page, live_server, "olivia")
+    page.goto(url(live_server, paths, path))
+    if then:
+        then(page)
+    scope = "main"
+    if name.endswith("-dialog"):
+        scope = "#modal"
+        expect(page.locator("#modal .token-key").first).to_be_visible()
+        page.wait_for_timeout(350)
+    shown = page.locator(f"{scope} .token-key")
+    expect(shown.first).to_be_visible()
+    texts = shown.all_text_contents()
+    for key in keys:
+        assert key in texts, f"{name}: {key} is not shown as a Token Key ({texts})"
+    assert page.evaluate(KEYS_NOT_WHOLE, scope) == [], f"{name}: keys broken or cut at 1280 px"
+    screenshot(page, f"keys-{name}", full_page=True)
