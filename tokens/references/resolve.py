@@ -9,17 +9,19 @@ forms, raising ResolveError when it fails.
 
 Fail closed: every problem in the text is collected (malformed references, unknown, revoked,
 expired, wrong-environment and out-of-scope tokens, every occurrence); then no value leaves this
-module, no token is marked used and no "Resolved" event is written. On success the tokens'
-`last_used_at` and usage rows are written and one audit event is recorded (through
-`AuditEvent.record`, so its listeners hear of it) *before* the values are returned; if that
-write fails, or a value cannot be decrypted, ResolveError is raised and the whole transaction
-rolls back.
+module, no token is marked used and no "Resolved" event is written. On success one usage
+record is appended (tokens/usage.py, which folds the records into usage later) and one audit
+event is recorded (through `AuditEvent.record`, so its listeners hear of it) *before* the
+values are returned; if that write fails, or a value cannot be decrypted, ResolveError is raised
+and the whole transaction rolls back.
 
-One transaction, from counting the API credential's use (`record_use`, which re-checks and locks
-its row) to the audit event; the lookup locks the usable tokens' rows (`SELECT ... FOR UPDATE`
-on PostgreSQL; SQLite serialises writers anyway): a concurrent `Token.revoke()`, which locks the
-token's row too, either commits first and the resolve reports "token revoked", or waits until
-the resolve has committed.
+One transaction, from re-checking the API credential (`hold`) to the audit event, and no row
+in it updated: the credential's row and the usable tokens' rows are locked `FOR KEY SHARE` on
+PostgreSQL (SQLite serialises writers anyway), so reads never wait for each other, while a
+concurrent `Token.revoke()` (or an edit, a delete: each locks the token's row `FOR UPDATE`
+first) either commits first and the resolve reports "token revoked", or waits until the
+resolve has committed. A read's transaction that is its own commits without waiting for the
+disk (`Request.without_waiting`).
 
 A Token Key may name several tokens of a workspace (one per environment, or per scope that
 cannot meet): for each referenced key the lookup fetches the candidates and keeps the one usable
@@ -371,7 +373,6 @@ class _Sealed(NamedTuple):
     value_version: int
     workspace: Workspace
     workspace_id: int
-    row_id: Any  # the id as the database gave it, for the writes
 
 
 @dataclass
@@ -400,7 +401,7 @@ def _look_up(keys: set[str] | None, request: Request, at: dt.datetime, *, lock: 
     found: dict[str, list[_Sealed]] = {}
     for pk, key, ciphertext, version, _, _ in rows:
         if keys is None or key in keys:
-            sealed = _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id, pk)
+            sealed = _Sealed(to_uuid(pk), key, ciphertext, version, workspace, workspace_id)
             found.setdefault(key, []).append(sealed)
     data_key = None
     if rows and rows[0][4] is not None:  # every row carries the same (wrapped) data key
