@@ -29,6 +29,7 @@ from django.utils import timezone
 from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
 from audit.models import AuditAction, AuditEvent
+from lib import prepared
 from tokens.models import (
     DESCRIPTION_MAX_LENGTH,
     description_errors,
@@ -130,7 +131,7 @@ class AccessKeyManager(_AccessKeyManagerBase):
         (with `prefix_params`) is a WITH clause the statement starts with, which `scalar` may
         read (the API counts the key's request in it: api/ratelimit.py)."""
         sql = _key_lookup_sql(connection.vendor, scalar, prefix)
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(sql, [*prefix_params, *params, keys.hash_key(key)])
             value, *row = cursor.fetchone()
         if row[0] is None:  # no such key
@@ -372,7 +373,7 @@ class AccessKey(BoundContext):
         (False). The use itself is counted from the request's usage record
         (tokens/usage.py), not here: no request updates the key's row."""
         when = connection.ops.adapt_datetimefield_value(at)
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(_hold_sql(connection.vendor), [self.pk, when])
             return cursor.fetchone() is not None
 

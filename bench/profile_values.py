@@ -24,6 +24,7 @@ import cProfile
 import io
 import os
 import pstats
+import re
 import secrets
 import shutil
 import sys
@@ -89,15 +90,28 @@ class Statements:
         self.count = 0
         self.seconds = 0.0
         self.kinds: Counter[str] = Counter()
+        self.by_table: Counter[str] = Counter()
+        self.time_by_table: Counter[str] = Counter()
 
     def __call__(self, execute, sql, params, many, context):
         began = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.seconds += time.perf_counter() - began
+            took = time.perf_counter() - began
+            self.seconds += took
             self.count += 1
-            self.kinds[sql.split(None, 1)[0].upper() if sql.strip() else "?"] += 1
+            kind = sql.split(None, 1)[0].upper() if sql.strip() else "?"
+            self.kinds[kind] += 1
+            label = f"{kind} {statement_table(sql)}"
+            self.by_table[label] += 1
+            self.time_by_table[label] += took
+
+
+def statement_table(sql: str) -> str:
+    """The first table a statement names, to tell the statements apart in the report."""
+    found = re.search(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', sql, re.IGNORECASE)
+    return found.group(1) if found else "-"
 
 
 def main() -> int:
@@ -149,6 +163,9 @@ def main() -> int:
             f"them: {statements.seconds * 1000 / n:.2f} ms per request, "
             f"{statements.seconds / wall:.0%} of the wall time"
         )
+        for label, seconds in statements.time_by_table.most_common():
+            count = statements.by_table[label]
+            print(f"    {label}: {count / n:g} per request, {seconds * 1e6 / count:.0f} us each")
         print(f"  load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
         with connection.cursor() as cursor:

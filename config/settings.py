@@ -187,6 +187,13 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The few statements of every API read are prepared once per connection (lib/prepared.py);
+# false for a pooler that cannot carry prepared statements (PgBouncer in transaction mode
+# before 1.21). psycopg prepares nothing while the connection's prepare_threshold is None
+# (Django's default); only lib/prepared.py's cursor asks for it.
+COFFER_DB_PREPARED = env_bool("COFFER_DB_PREPARED", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and COFFER_DB_PREPARED:
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers and one writer work at once; a busy timeout instead of "database is locked".
     DATABASES["default"]["OPTIONS"] = {

@@ -35,6 +35,7 @@ from access import keys
 from access.context import NAME_MAX_LENGTH, BoundContext, limit_errors
 from access.models import add_uses, uses_of_kind
 from audit.models import AuditAction, AuditEvent
+from lib import prepared
 from lib.safe_fetch import UnsafeURL, check_url
 from tokens.models import DESCRIPTION_MAX_LENGTH, UseContext, description_errors
 from tokens.usage import CredentialUse, credential_ref
@@ -466,7 +467,7 @@ class WorkloadCredential(models.Model):
         sql, params = found.query.sql_with_params()
         if connection.vendor == "postgresql":
             sql += " FOR KEY SHARE"
-        with connection.cursor() as cursor:
+        with prepared.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone() is not None
 

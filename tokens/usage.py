@@ -45,6 +45,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.http import HttpRequest, HttpResponse
 
+from lib import prepared
 from tokens.models import Token, TokenUsage, UseContext, UseRecord
 
 logger = logging.getLogger("coffer.usage")
@@ -143,7 +144,7 @@ def append(use: Use, *, without_waiting: bool = False) -> None:
         use.credential,
         address,
     ]
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(_append_sql(connection.vendor, without_waiting), params)
 
 
@@ -154,6 +155,12 @@ def _append_sql(vendor: str, without_waiting: bool) -> str:
     columns = ", ".join(_column(UseRecord, name) for name in _APPENDED)
     values = _placeholders(len(_APPENDED))
     if without_waiting and vendor == "postgresql":
+        # Each value cast to its column's type: a prepared statement's parameters in a SELECT
+        # list would otherwise be typed text (lib/prepared.py binds them on the server).
+        values = ", ".join(
+            f"CAST(%s AS {UseRecord._meta.get_field(name).db_type(connection)})"
+            for name in _APPENDED
+        )
         return (
             f"INSERT INTO {table} ({columns}) SELECT {values} "
             "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS without_waiting"

@@ -57,6 +57,7 @@ from django.views.decorators.debug import sensitive_variables
 from audit.models import AuditAction, AuditEvent
 from keys.crypto import CryptoError, MasterKeyError, plaintext_length
 from keys.models import WorkspaceKey
+from lib import prepared
 from lib.compiled import CompiledQuery
 from lib.text import printable
 from tokens import usage
@@ -492,7 +493,7 @@ def _usable_rows(
         values["product"] = product.pk
     if app is not None:
         values["app"] = app.pk
-    with connection.cursor() as cursor:
+    with prepared.cursor() as cursor:
         cursor.execute(compiled.sql, compiled.params(values))
         return cursor.fetchall()
 
