@@ -16,10 +16,16 @@ to another (PgBouncer in transaction mode before 1.21) breaks them. `COFFER_DB_P
 turns them off (the ordinary cursor); psycopg only prepares when the connection's
 `prepare_threshold` is not None, which config/settings.py sets from the same setting. On SQLite
 it is the ordinary cursor.
+
+A migration that changes a column a prepared statement returns, run while a server is still up,
+makes that statement fail on its connection until it is prepared again: the request that meets
+it fails (503 on the API) and its connection is closed when the request ends
+(tests/test_prepared_statements.py).
 """
 
 from __future__ import annotations
 
+import time
 from functools import cache
 from typing import Any
 
@@ -54,6 +60,16 @@ def _preparing_class() -> type:
         prepared."""
 
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            return super().execute(query, params, prepare=True)
+            try:
+                return super().execute(query, params, prepare=True)
+            except psycopg.errors.FeatureNotSupported:
+                # "cached plan must not change result type": a migration changed a column
+                # this statement returns, under a server still running (a rolling deploy).
+                # The statement stays prepared in this session and would fail every time
+                # (psycopg forgets its statements on a rollback, not after a failure in
+                # autocommit): this request fails (a 503), and Django closes the connection
+                # when it ends, so the next one prepares the statement anew.
+                connection.close_at = time.monotonic()
+                raise
 
     return Preparing

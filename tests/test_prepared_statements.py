@@ -5,10 +5,12 @@ statements) prepares nothing and reads the same."""
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 
+from access.models import AccessKey
 from audit.models import AuditAction, AuditEvent
 from tests.api_helpers import get_values
 from tests.factories import TokenFactory, UserFactory, make_access_key
@@ -62,6 +64,41 @@ def test_nothing_is_prepared_when_prepared_statements_are_off(on_postgresql, wor
     assert read(key) == {"DB_URL": "postgres://u:p@db/app"}
     assert prepared_statements() == set()
     assert AuditEvent.objects.filter(action=AuditAction.RESOLVED).count() == 2
+
+
+@pytest.mark.postgres
+def test_a_column_changed_under_a_running_server_fails_one_request_not_every_one(
+    on_postgresql, workspace
+):
+    """A migration that changes a column a prepared statement returns (a rolling deploy: the
+    old server still runs) makes that statement fail in every later execution on the session
+    ("cached plan must not change result type"). The read that meets it is a 503; the
+    connection is closed when its request ends, and the next read prepares anew."""
+    TokenFactory(workspace=workspace, key="DB_URL", value="postgres://u:p@db/app")
+    _, key = make_access_key(workspace)
+    assert read(key) == {"DB_URL": "postgres://u:p@db/app"}  # the key's lookup is prepared
+    connection.close_at = None  # a kept connection (CONN_MAX_AGE=None): only an error closes it
+
+    settings_dict = connection.settings_dict
+    other = psycopg.connect(
+        dbname=settings_dict["NAME"],
+        host=settings_dict["HOST"] or None,
+        port=settings_dict["PORT"] or None,
+        user=settings_dict["USER"] or None,
+        autocommit=True,
+    )
+    with other:
+        other.execute("ALTER TABLE access_accesskey ALTER COLUMN name TYPE text")
+        try:
+            failed = get_values(Client(), key)
+            assert failed.status_code == 503
+            assert connection.close_at is not None
+            connection.close_if_unusable_or_obsolete()  # what Django does as the request ends
+            assert read(key) == {"DB_URL": "postgres://u:p@db/app"}
+        finally:
+            connection.close()
+            length = AccessKey._meta.get_field("name").max_length
+            other.execute(f"ALTER TABLE access_accesskey ALTER COLUMN name TYPE varchar({length})")
 
 
 @pytest.mark.django_db
