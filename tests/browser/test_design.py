@@ -318,6 +318,43 @@ def demo_tokens() -> None:
     )
 
 
+def test_a_cut_key_is_whole_while_its_copy_button_has_the_keyboard(
+    page: Page, live_server, transactional_db, screenshot
+):
+    """The longest key (128 characters) is cut at 1280 px; a keyboard user who tabs to its
+    copy button sees it whole (a mouse user has its title), and cut again once they move on."""
+    from tests.factories import TokenFactory
+
+    demo_tokens()
+    workspace = Workspace.objects.get(slug="acme")
+    long_key = "PAYMENTS_GATEWAY_" + "X" * 111
+    TokenFactory(
+        workspace=workspace,
+        key=long_key,
+        environments=[workspace.environments.get(slug="production")],
+    )
+    page.set_viewport_size(DESKTOP)
+    sign_in(page, live_server, "olivia")
+    key = page.locator("main tbody .token-key", has_text=long_key)
+    cut = "(k) => k.scrollWidth > k.clientWidth + 1"
+    assert key.evaluate(cut), "the 128-character key is not cut at 1280 px"
+
+    copy = page.get_by_role("button", name=f"Copy $Secret{{{long_key}}}")
+    for _ in range(80):  # by the keyboard alone, as a keyboard user gets there
+        if copy.evaluate("(b) => b === document.activeElement"):
+            break
+        page.keyboard.press("Tab")
+    else:
+        raise AssertionError("Tab never reached the long key's copy button")
+    assert not key.evaluate(cut), "the key is still cut while its copy button has the focus"
+    box = key.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= DESKTOP["width"]
+    screenshot(page, "tokens-long-key-focused")
+
+    page.keyboard.press("Tab")
+    assert key.evaluate(cut), "the key stays whole after the focus moved on"
+
+
 @pytest.mark.parametrize("width", [1280, 1440])
 def test_tokens_rows_are_whole_and_keys_unbroken_on_a_desktop(
     page: Page, live_server, transactional_db, screenshot, width
