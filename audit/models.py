@@ -293,9 +293,9 @@ class AuditEvent(models.Model):
         """Write this new event: what `save(force_insert=True)` sends, one INSERT whose SQL is
         made once from the model's fields and prepared once per connection (lib/prepared.py),
         instead of compiled for each event (every API read writes one)."""
-        fields = _inserted_fields()
-        params = [
-            field.get_db_prep_save(getattr(self, field.attname), connection) for field in fields
+        params = [  # each value as save() takes it (pre_save: a default, an auto_now)
+            field.get_db_prep_save(field.pre_save(self, True), connection)
+            for field in _inserted_fields()
         ]
         with prepared.cursor() as cursor:
             cursor.execute(_insert_sql(connection.vendor), params)

@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from lib.templatetags.ui import when_html
+from lib.templatetags.ui import when_html, wrappable_key
 from tokens.models import (
     UNUSED_FILTER_DAYS,
     ExpiryState,
@@ -562,11 +562,6 @@ class Reminder(Protocol):
 
     @property
     def label(self) -> str: ...
-
-
-def wrappable_key(key: str) -> SafeString:
-    """A long Token Key may wrap after an underscore rather than mid-word (<wbr> after each)."""
-    return mark_safe(text(key).replace("_", "_<wbr>"))
 
 
 def scope_chip_html(kind: str, name: str) -> str:

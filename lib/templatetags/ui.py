@@ -109,12 +109,16 @@ def page_header(content: SafeString, title: str, *, description: str = "") -> st
     )
 
 
+def wrappable_key(key: str) -> SafeString:
+    """A Token Key, escaped, with a break opportunity after each underscore (<wbr>), which
+    only a phone's card uses: a desktop keeps the key on one line (coffer.css)."""
+    return mark_safe(html.escape(key).replace("_", "_<wbr>"))
+
+
 def token_key_html(key: str, extra_class: str = "") -> SafeString:
-    """`<span class="token-key" title="KEY">KEY</span>`, a break opportunity after each
-    underscore (used on a phone's card only: a desktop keeps the key on one line)."""
+    """`<span class="token-key" title="KEY">KEY</span>` (`wrappable_key` inside)."""
     classes = f"token-key {extra_class}".strip()
-    broken = mark_safe(escape(key).replace("_", "_<wbr>"))
-    return format_html('<span class="{}" title="{}">{}</span>', classes, key, broken)
+    return format_html('<span class="{}" title="{}">{}</span>', classes, key, wrappable_key(key))
 
 
 @register.simple_tag

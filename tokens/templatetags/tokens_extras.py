@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 
 from lib.templatetags.ui import relative_time
-from tokens.table import Reminder, TokenRow, row_html, wrappable_key
+from tokens.table import Reminder, TokenRow, row_html
 
 register = template.Library()
 
@@ -49,12 +49,6 @@ def utc_datetime(moment: dt.datetime | None) -> str:
         return ""
     moment = moment.astimezone(dt.UTC)
     return f"{moment:%b} {moment.day}, {moment:%Y, %H:%M} UTC"
-
-
-@register.filter(is_safe=True)
-def break_underscore(text: str) -> SafeString:
-    """A long Token Key may wrap after an underscore rather than mid-word (<wbr> after each)."""
-    return wrappable_key(text)
 
 
 @register.simple_tag(takes_context=True)
